@@ -1,0 +1,28 @@
+"""Keras model builders, looked up by the name a config gives in `[train] model`.
+
+Every builder takes the input shape, the number of classes, the normalisation statistics of
+the raw input (so the model owns its preprocessing: no training/serving skew) and its own
+keyword options from the config's `[train.model_options]` table, and returns an uncompiled
+tf_keras functional model whose input is the raw feature as float32 and whose output is the
+class probabilities.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from models import cnn
+
+BUILDERS: dict[str, Callable[..., Any]] = {
+    "cnn": cnn.build,
+}
+
+
+def build(name: str, **kwargs: Any):
+    """Build the model registered under `name`."""
+    if name not in BUILDERS:
+        raise ValueError(
+            f"Unknown model {name!r}. Expected one of {sorted(BUILDERS)}; set [train] model "
+            "in the config to one of them."
+        )
+    return BUILDERS[name](**kwargs)

@@ -1,0 +1,121 @@
+"""The artifact store: where stage outputs live, and how they are committed atomically.
+
+Layout under the pipeline root:
+
+    artifacts/<stage>/<cache key>/manifest.json        the stage's record (written last)
+    artifacts/<stage>/<cache key>/<output>/manifest.json  one artifact per output
+    staging/<stage>-<cache key>-<pid>/                  work in progress, never trusted
+    scratch/<stage>-<cache key>/                        state that survives a kill (checkpoints)
+    runs/<run id>.json, runs/latest.json                run summaries
+
+A stage writes into staging; the manifests are written last and the folder is renamed into
+place in one `os.rename`, so a crash leaves only staging debris, which no lookup reads.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import pathlib
+import shutil
+import time
+from types import ModuleType
+from typing import Any
+
+from pipeline.stage import Artifact, Context, StageConfig
+
+MANIFEST = "manifest.json"
+
+
+class Store:
+    def __init__(self, root: str | os.PathLike):
+        self.root = pathlib.Path(root).resolve()
+
+    def stage_dir(self, stage: str, key: str) -> pathlib.Path:
+        return self.root / "artifacts" / stage / key
+
+    def scratch_dir(self, stage: str, key: str) -> pathlib.Path:
+        return self.root / "scratch" / f"{stage}-{key}"
+
+    def lookup(self, stage: str, key: str) -> dict[str, Any] | None:
+        """The committed stage manifest for this key, or None if there is none."""
+        manifest = self.stage_dir(stage, key) / MANIFEST
+        if not manifest.is_file():
+            return None
+        return json.loads(manifest.read_text())
+
+    def artifacts(self, stage: str, key: str) -> dict[str, Artifact]:
+        base = self.stage_dir(stage, key)
+        record = self.lookup(stage, key)
+        if record is None:
+            raise FileNotFoundError(f"No committed artifacts for stage {stage!r} key {key}")
+        return {name: Artifact.load(base / name) for name in record["outputs"]}
+
+    def execute(
+        self,
+        module: ModuleType,
+        key: str,
+        inputs: dict[str, Artifact],
+        config: StageConfig,
+        context: Context,
+        record: dict[str, Any] | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Artifact]]:
+        """Run one stage into staging and commit its outputs; returns (properties, artifacts).
+
+        On any exception the staging folder is removed and nothing is committed.
+        """
+        staging = self.root / "staging" / f"{module.NAME}-{key}-{os.getpid()}"
+        if staging.exists():
+            shutil.rmtree(staging)
+        outputs = {name: staging / name for name in module.OUTPUTS}
+        for path in outputs.values():
+            path.mkdir(parents=True)
+        context.scratch_dir.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        try:
+            properties = module.run(inputs, outputs, config, context) or {}
+            json.dumps(properties)  # fail here, not after commit, if a stage returns non-JSON
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        seconds = round(time.monotonic() - started, 3)
+        created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        for name, kind in module.OUTPUTS.items():
+            _write_json(
+                outputs[name] / MANIFEST,
+                {
+                    "kind": kind,
+                    "stage": module.NAME,
+                    "output": name,
+                    "key": key,
+                    "created": created,
+                    "run_id": context.run_id,
+                    "properties": properties,
+                },
+            )
+        stage_record = {
+            "stage": module.NAME,
+            "version": module.VERSION,
+            "key": key,
+            "created": created,
+            "run_id": context.run_id,
+            "seconds": seconds,
+            "outputs": {name: kind for name, kind in module.OUTPUTS.items()},
+            "inputs": {name: str(artifact.path) for name, artifact in inputs.items()},
+            "properties": properties,
+            **(record or {}),
+        }
+        _write_json(staging / MANIFEST, stage_record)
+        target = self.stage_dir(module.NAME, key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():  # an equal result committed meanwhile by another process
+            shutil.rmtree(staging, ignore_errors=True)
+        else:
+            os.rename(staging, target)
+        shutil.rmtree(context.scratch_dir, ignore_errors=True)
+        return stage_record["properties"], self.artifacts(module.NAME, key)
+
+
+def _write_json(path: pathlib.Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,128 @@
+"""Shared fixtures: a tiny real Fashion-MNIST sample and each stage's artifact built from it.
+
+The chain of fixtures runs the real stages (Beam, Keras, the TFLite converter) once per test
+session on 300 training and 100 test images cut from data/fashion_mnist, so every stage test
+works on real artifacts without paying for the whole quickstart.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib
+import os
+import pathlib
+import struct
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import pytest  # noqa: E402
+
+from pipeline.stage import Artifact, Context, Runtime  # noqa: E402
+from pipeline.store import Store  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "fashion_mnist"
+CLASS_NAMES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+
+
+def write_idx_subset(source: pathlib.Path, target: pathlib.Path, count: int) -> None:
+    """Write the first `count` records of an IDX gz file as a new, valid IDX gz file."""
+    raw = gzip.decompress(source.read_bytes())
+    magic = struct.unpack(">I", raw[:4])[0]
+    ndim = magic & 0xFF
+    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    record = 1
+    for dim in dims[1:]:
+        record *= dim
+    header = struct.pack(">I", magic) + struct.pack(f">{ndim}I", count, *dims[1:])
+    body = raw[4 + 4 * ndim : 4 + 4 * ndim + count * record]
+    target.write_bytes(gzip.compress(header + body, mtime=0))
+
+
+@pytest.fixture(scope="session")
+def tiny_fashion_mnist(tmp_path_factory) -> dict[str, str]:
+    """IDX gz files with the first 300 train and 100 test records of the committed sample."""
+    folder = tmp_path_factory.mktemp("tiny_fashion_mnist")
+    files = {}
+    for split, prefix, count in (("train", "train", 300), ("test", "t10k", 100)):
+        for part in ("images", "labels"):
+            name = f"{prefix}-{part}-idx{3 if part == 'images' else 1}-ubyte.gz"
+            write_idx_subset(SAMPLE / name, folder / name, count)
+            files[f"{split}_{part}"] = str(folder / name)
+    return files
+
+
+class StageRunner:
+    """Runs a stage module through the real Store (staging, manifests, atomic commit)."""
+
+    def __init__(self, root: pathlib.Path):
+        self.store = Store(root)
+        self.count = 0
+
+    def __call__(self, stage_name: str, inputs: dict[str, Artifact], config: dict, seed: int = 7):
+        module = importlib.import_module(f"components.{stage_name}")
+        parsed = module.Config.model_validate(config, context={"base_dir": REPO})
+        self.count += 1
+        key = f"test{self.count:04d}"
+        context = Context(
+            pipeline_name="tests",
+            run_id=f"test-run-{self.count}",
+            seed=seed,
+            runtime=Runtime(),
+            scratch_dir=self.store.scratch_dir(stage_name, key),
+        )
+        return self.store.execute(module, key, inputs, parsed, context)
+
+
+@pytest.fixture(scope="session")
+def run_stage(tmp_path_factory) -> StageRunner:
+    return StageRunner(tmp_path_factory.mktemp("store"))
+
+
+def ingest_config(files: dict[str, str]) -> dict:
+    return {
+        "source": "idx",
+        "train_images": files["train_images"],
+        "train_labels": files["train_labels"],
+        "test_images": files["test_images"],
+        "test_labels": files["test_labels"],
+        "class_names": list(CLASS_NAMES),
+        "validation_fraction": 0.2,
+    }
+
+
+@pytest.fixture(scope="session")
+def examples_artifact(run_stage, tiny_fashion_mnist) -> Artifact:
+    _, artifacts = run_stage("ingest", {}, ingest_config(tiny_fashion_mnist))
+    return artifacts["examples"]
+
+
+@pytest.fixture(scope="session")
+def statistics_artifacts(run_stage, examples_artifact) -> dict[str, Artifact]:
+    _, artifacts = run_stage("statistics", {"examples": examples_artifact}, {})
+    return artifacts
+
+
+@pytest.fixture(scope="session")
+def model_artifact(run_stage, examples_artifact, statistics_artifacts) -> Artifact:
+    inputs = {"examples": examples_artifact, **statistics_artifacts}
+    _, artifacts = run_stage("train", inputs, {"epochs": 2, "batch_size": 32})
+    return artifacts["model"]
+
+
+@pytest.fixture(scope="session")
+def evaluation_artifact(run_stage, examples_artifact, model_artifact) -> Artifact:
+    inputs = {"examples": examples_artifact, "model": model_artifact}
+    _, artifacts = run_stage("evaluate", inputs, {"min_accuracy": 0.0})
+    return artifacts["evaluation"]
+
+
+@pytest.fixture(scope="session")
+def tflite_artifact(run_stage, examples_artifact, model_artifact) -> Artifact:
+    inputs = {"examples": examples_artifact, "model": model_artifact}
+    _, artifacts = run_stage("quantize", inputs, {"representative_examples": 50})
+    return artifacts["tflite"]
