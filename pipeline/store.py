@@ -60,10 +60,13 @@ class Store:
         config: StageConfig,
         context: Context,
         record: dict[str, Any] | None = None,
+        replace: bool = False,
     ) -> tuple[dict[str, Any], dict[str, Artifact]]:
         """Run one stage into staging and commit its outputs; returns (properties, artifacts).
 
-        On any exception the staging folder is removed and nothing is committed.
+        On any exception the staging folder is removed and nothing is committed. With
+        `replace` (--no-cache), a committed result under the same key is swapped out for the
+        new one only once the new one is complete.
         """
         staging = self.root / "staging" / f"{module.NAME}-{key}-{os.getpid()}"
         if staging.exists():
@@ -109,7 +112,12 @@ class Store:
         _write_json(staging / MANIFEST, stage_record)
         target = self.stage_dir(module.NAME, key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():  # an equal result committed meanwhile by another process
+        if target.exists() and replace:
+            retired = target.with_name(f".{key}-replaced-{os.getpid()}")
+            os.rename(target, retired)
+            os.rename(staging, target)
+            shutil.rmtree(retired, ignore_errors=True)
+        elif target.exists():  # an equal result committed meanwhile by another process
             shutil.rmtree(staging, ignore_errors=True)
         else:
             os.rename(staging, target)

@@ -1,0 +1,60 @@
+"""Cache keys: a stage runs again only when something that can change its result changed.
+
+key = sha256 of (stage name and version, its validated config, the pipeline seed, the keys of
+its input artifacts, the source of its own modules, and for a source stage the content of the
+raw files it reads). Runtime settings (Beam runner, strategy) are deliberately left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import pathlib
+from types import ModuleType
+from typing import Any
+
+from pipeline.stage import Artifact, StageConfig
+
+
+def source_files(module: ModuleType) -> list[pathlib.Path]:
+    """The stage module's file plus every module or package named in its CODE tuple."""
+    files = [pathlib.Path(module.__file__)]
+    for name in getattr(module, "CODE", ()):
+        dependency = importlib.import_module(name)
+        path = pathlib.Path(dependency.__file__)
+        if path.name == "__init__.py":
+            files.extend(sorted(path.parent.rglob("*.py")))
+        else:
+            files.append(path)
+    return sorted(set(files))
+
+
+def code_hash(module: ModuleType) -> str:
+    digest = hashlib.sha256()
+    for path in source_files(module):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def stage_key(
+    module: ModuleType,
+    config: StageConfig,
+    seed: int,
+    inputs: dict[str, Artifact],
+) -> tuple[str, dict[str, Any]]:
+    """Returns (key, the parts it was computed from) so manifests can show why a key changed."""
+    parts = {
+        "stage": module.NAME,
+        "version": module.VERSION,
+        "config": config.model_dump(mode="json"),
+        "seed": seed,
+        "inputs": {name: artifact.key for name, artifact in sorted(inputs.items())},
+        "code": code_hash(module),
+    }
+    fingerprint = getattr(module, "fingerprint", None)
+    if fingerprint is not None:
+        parts["data"] = fingerprint(config)
+    blob = json.dumps(parts, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16], parts

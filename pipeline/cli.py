@@ -1,0 +1,151 @@
+"""The `edgepipe` command: run a pipeline, show what exists, inspect an artifact."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import pathlib
+import sys
+
+# Before TensorFlow is ever imported: Keras 2 (see models/keras.py) and no C++ info spam.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pipeline import config as config_module  # noqa: E402
+from pipeline import dag, runner  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="edgepipe", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run_parser = commands.add_parser("run", help="run a pipeline config")
+    _add_config_arguments(run_parser)
+    run_parser.add_argument("--no-cache", action="store_true", help="run every stage again")
+
+    status_parser = commands.add_parser("status", help="list the artifacts that exist for a config")
+    _add_config_arguments(status_parser)
+
+    inspect_parser = commands.add_parser("inspect", help="print an artifact's manifest readably")
+    inspect_parser.add_argument("path", help="an artifact folder, its manifest.json or a run summary")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "inspect":
+            return inspect(pathlib.Path(args.path))
+        config = config_module.load(
+            args.config,
+            dag.stage_modules(),
+            overrides=args.set,
+            root=args.root,
+            beam_options=args.beam_option,
+        )
+        if args.command == "status":
+            return status(config)
+        summary = runner.run(config, no_cache=args.no_cache)
+    except config_module.ConfigError as error:
+        print(f"edgepipe: {error}", file=sys.stderr)
+        return 2
+    except runner.StageFailed as error:
+        print(f"edgepipe: {error}", file=sys.stderr)
+        return 1
+    _print_summary(summary)
+    return 0 if summary["status"] == "succeeded" else 1
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="pipeline config, e.g. configs/quickstart.toml")
+    parser.add_argument("--root", help="artifact root (overrides [pipeline] root)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        help="override a config value, e.g. --set train.epochs=3 (repeatable)",
+    )
+    parser.add_argument(
+        "--beam-option", action="append", default=[], metavar="KEY=VALUE",
+        help="a Beam pipeline option, e.g. --beam-option direct_num_workers=2 (repeatable)",
+    )
+
+
+def _print_summary(summary: dict) -> None:
+    print(f"\nrun {summary['run_id']}: {summary['status']} in {summary['seconds']:.1f} s")
+    for stage in summary["stages"]:
+        print(f"  {stage['name']:<11} {stage['status']:<8} {stage.get('seconds', 0):7.1f} s")
+    for stage in summary["stages"]:
+        metrics = stage.get("metrics", {})
+        if stage["name"] == "evaluate" and "accuracy" in metrics:
+            verdict = "BLESSED" if metrics.get("blessed") else "NOT BLESSED"
+            print(f"\ntest accuracy {metrics['accuracy']:.4f}: {verdict} ({metrics.get('reason', '')})")
+        if stage["name"] == "quantize":
+            for variant in metrics.get("variants", []):
+                print(
+                    f"  {variant['name']:<14} {variant['size_bytes'] / 1024:8.1f} KB"
+                    f"  accuracy {variant['accuracy']:.4f}  p50 {variant['latency_ms_p50']:.3f} ms"
+                )
+        if stage["name"] == "report" and stage.get("artifacts"):
+            print(f"\nreport: {stage['artifacts']['report']}/report.html")
+    print(f"summary: {summary['root']}/runs/latest.json")
+
+
+def status(config: config_module.PipelineConfig) -> int:
+    print(f"pipeline {config.name!r} ({config.path}), artifacts under {config.root}")
+    for node, key, _, _, record in runner.plan(config):
+        if record is None:
+            print(f"  {node.stage:<11} missing   key {key}: will run")
+        else:
+            print(
+                f"  {node.stage:<11} committed key {key}: run {record['run_id']}, "
+                f"{record['seconds']:.1f} s, {record['created']}"
+            )
+    latest = config.root / "runs" / "latest.json"
+    if latest.is_file():
+        summary = json.loads(latest.read_text())
+        print(f"latest run: {summary['run_id']} {summary['status']} in {summary['seconds']:.1f} s")
+    return 0
+
+
+def inspect(path: pathlib.Path) -> int:
+    manifest_path = path / "manifest.json" if path.is_dir() else path
+    if not manifest_path.is_file():
+        print(f"edgepipe: {path} has no manifest.json: not a committed artifact", file=sys.stderr)
+        return 2
+    manifest = json.loads(manifest_path.read_text())
+    folder = manifest_path.parent
+    if "kind" in manifest:
+        print(f"{manifest['kind']} artifact, output {manifest['output']!r} of stage {manifest['stage']!r}")
+    elif "stage" in manifest:
+        print(f"stage {manifest['stage']!r} (version {manifest['version']}), outputs {manifest['outputs']}")
+    elif "run_id" in manifest:
+        print(f"run summary of pipeline {manifest['pipeline']!r}")
+    for field in ("key", "run_id", "created", "seconds", "status"):
+        if field in manifest:
+            print(f"  {field:<10} {manifest[field]}")
+    properties = manifest.get("properties")
+    if properties:
+        print("properties:")
+        print(_indent(json.dumps(properties, indent=2)))
+    if "stages" in manifest:
+        for stage in manifest["stages"]:
+            print(f"  {stage['name']:<11} {stage['status']:<8} {stage.get('seconds', 0):7.1f} s")
+    if manifest_path.name == "manifest.json":
+        print("files:")
+        for file in sorted(folder.rglob("*")):
+            if file.is_file():
+                print(f"  {file.relative_to(folder)}  ({file.stat().st_size:,} bytes)")
+    return 0
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

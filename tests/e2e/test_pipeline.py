@@ -1,0 +1,162 @@
+"""The whole pipeline through the `edgepipe` command, on a tiny real sample.
+
+Covers what a user relies on: one command runs every stage, a second run reuses everything,
+a config change re-runs only the stages downstream of it, a failing or killed stage leaves
+nothing a later run would trust, and the run summary has the documented fields.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from pipeline import cli
+from tests.conftest import REPO
+
+STAGES = ["ingest", "statistics", "train", "evaluate", "quantize", "report"]
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tiny_fashion_mnist, tmp_path_factory) -> pathlib.Path:
+    """The quickstart config pointed at the tiny sample, with one short epoch."""
+    folder = tmp_path_factory.mktemp("e2e")
+    text = (REPO / "configs" / "quickstart.toml").read_text()
+    for key, path in tiny_fashion_mnist.items():
+        name = pathlib.Path(path).name
+        text = text.replace(f'"../data/fashion_mnist/{name}"', f'"{path}"')
+    text = text.replace('root = "../artifacts/quickstart"', f'root = "{folder / "root"}"')
+    text = text.replace("epochs = 8", "epochs = 1").replace("min_accuracy = 0.80", "min_accuracy = 0.30")
+    text = text.replace("representative_examples = 200", "representative_examples = 20")
+    path = folder / "tiny.toml"
+    path.write_text(text)
+    return path
+
+
+def run_cli(*args: str) -> dict:
+    assert cli.main(list(args)) == 0
+    return latest_summary(args[1])
+
+
+def latest_summary(config_path: str) -> dict:
+    text = pathlib.Path(config_path).read_text()
+    root = text.split('root = "', 1)[1].split('"', 1)[0]
+    return json.loads((pathlib.Path(root) / "runs" / "latest.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def first_run(tiny_config) -> dict:
+    return run_cli("run", str(tiny_config))
+
+
+def statuses(summary: dict) -> dict[str, str]:
+    return {stage["name"]: stage["status"] for stage in summary["stages"]}
+
+
+def test_first_run_runs_every_stage_and_writes_summary(first_run, tiny_config):
+    assert first_run["status"] == "succeeded"
+    assert statuses(first_run) == {name: "ran" for name in STAGES}
+    assert first_run["pipeline"] == "quickstart"
+    assert first_run["seconds"] > 0
+    runs = pathlib.Path(first_run["root"]) / "runs"
+    assert json.loads((runs / f"{first_run['run_id']}.json").read_text()) == first_run
+    for stage in first_run["stages"]:
+        assert set(stage) >= {"name", "status", "seconds", "artifacts", "metrics"}
+        for path in stage["artifacts"].values():
+            assert (pathlib.Path(path) / "manifest.json").is_file()
+    metrics = {stage["name"]: stage["metrics"] for stage in first_run["stages"]}
+    assert 0.3 <= metrics["evaluate"]["accuracy"] <= 1.0
+    variants = {variant["name"] for variant in metrics["quantize"]["variants"]}
+    assert variants == {"float32", "dynamic_range", "float16", "int8"}
+    tflite_dir = pathlib.Path(first_run["stages"][4]["artifacts"]["tflite"])
+    for variant in json.loads((tflite_dir / "variants.json").read_text()):
+        assert set(variant) >= {"name", "path", "size_bytes", "accuracy", "agreement", "latency_ms_p50", "ops"}
+        assert (tflite_dir / variant["path"]).stat().st_size == variant["size_bytes"]
+    report_dir = pathlib.Path(first_run["stages"][5]["artifacts"]["report"])
+    assert (report_dir / "report.html").stat().st_size > 10_000
+
+
+def test_second_run_is_fully_cached(first_run, tiny_config):
+    second = run_cli("run", str(tiny_config))
+    assert statuses(second) == {name: "cached" for name in STAGES}
+    for before, after in zip(first_run["stages"], second["stages"]):
+        assert before["artifacts"] == after["artifacts"]
+        assert before["metrics"] == after["metrics"]
+
+
+def test_config_change_reruns_only_downstream(first_run, tiny_config):
+    changed = run_cli("run", str(tiny_config), "--set", "evaluate.min_accuracy=0.99")
+    assert statuses(changed) == {
+        "ingest": "cached", "statistics": "cached", "train": "cached",
+        "evaluate": "ran", "quantize": "cached", "report": "ran",
+    }
+    evaluate = changed["stages"][3]["metrics"]
+    assert evaluate["blessed"] is False
+    # The Beam runner is a runtime setting: it changes where work runs, not the result.
+    same = run_cli("run", str(tiny_config), "--beam-option", "direct_num_workers=2")
+    assert statuses(same) == {name: "cached" for name in STAGES}
+
+
+def test_status_and_inspect(first_run, tiny_config, capsys):
+    assert cli.main(["status", str(tiny_config)]) == 0
+    out = capsys.readouterr().out
+    for name in STAGES:
+        assert f"{name:<11} committed" in out
+    model_dir = first_run["stages"][2]["artifacts"]["model"]
+    assert cli.main(["inspect", model_dir]) == 0
+    out = capsys.readouterr().out
+    assert "Model artifact, output 'model' of stage 'train'" in out
+    assert "saved_model/saved_model.pb" in out
+
+
+def test_failed_stage_commits_nothing(first_run, tiny_config, monkeypatch):
+    from components import quantize
+
+    def broken_run(inputs, outputs, config, context):
+        (outputs["tflite"] / "half-written.tflite").write_bytes(b"partial")
+        raise RuntimeError("converter exploded")
+
+    monkeypatch.setattr(quantize, "run", broken_run)
+    args = ["run", str(tiny_config), "--set", "quantize.representative_examples=21"]
+    assert cli.main(args) == 1
+    failed = latest_summary(str(tiny_config))
+    assert failed["status"] == "failed"
+    assert statuses(failed)["quantize"] == "failed"
+    assert statuses(failed)["report"] == "skipped"
+    assert "converter exploded" in failed["stages"][4]["error"]
+    root = pathlib.Path(failed["root"])
+    key = failed["stages"][4]["key"]
+    assert not (root / "artifacts" / "quantize" / key).exists()
+    assert not list((root / "staging").glob("quantize-*"))
+    monkeypatch.undo()
+    fixed = run_cli(*args)
+    assert statuses(fixed)["quantize"] == "ran"
+    assert statuses(fixed)["train"] == "cached"
+
+
+def test_killed_stage_leaves_nothing_trusted(first_run, tiny_config):
+    """SIGKILL mid-training: no Model artifact for that key; the next run trains again."""
+    args = [sys.executable, "-m", "pipeline", "run", str(tiny_config), "--set", "train.epochs=30"]
+    process = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if "train: epoch 1/30" in line or "epoch 1/30" in line:
+            break
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert any("epoch 1/30" in line for line in seen), "".join(seen)
+    summary_before = latest_summary(str(tiny_config))
+    root = pathlib.Path(summary_before["root"])
+    staging = list((root / "staging").glob("train-*"))
+    assert staging, "a killed run leaves its staging folder (debris, never read)"
+    key = staging[0].name.split("-")[1]
+    assert not (root / "artifacts" / "train" / key).exists()
+    # The next run removes the debris and trains again instead of trusting it.
+    again = run_cli("run", str(tiny_config), "--set", "train.epochs=2")
+    assert statuses(again)["train"] == "ran"
+    assert not list((root / "staging").glob("train-*"))
