@@ -18,8 +18,10 @@ from pipeline.stage import Artifact, StageConfig
 
 
 def source_files(module: ModuleType) -> list[pathlib.Path]:
-    """The stage module's file plus every module or package named in its CODE tuple."""
+    """The stage module's file, every module or package named in its CODE tuple, and the
+    non-Python files (templates) named in CODE_FILES, relative to the module's folder."""
     files = [pathlib.Path(module.__file__)]
+    files += [pathlib.Path(module.__file__).parent / name for name in getattr(module, "CODE_FILES", ())]
     for name in getattr(module, "CODE", ()):
         dependency = importlib.import_module(name)
         path = pathlib.Path(dependency.__file__)

@@ -33,12 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     inspect_parser.add_argument("path", help="an artifact folder, its manifest.json or a run summary")
 
     args = parser.parse_args(argv)
+    # Our progress at INFO; Beam, TFDS and TensorFlow only when something is wrong.
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(message)s",
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    logging.getLogger("edgepipe").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         if args.command == "inspect":
             return inspect(pathlib.Path(args.path))

@@ -9,6 +9,8 @@ A stage is a plain module, not a class to subclass. It defines:
     Config: type[StageConfig]      frozen pydantic model; every field can change results
     CODE: tuple[str, ...]          optional: extra modules or packages whose source is part
                                    of the cache key (the stage module itself always is)
+    CODE_FILES: tuple[str, ...]    optional: other files beside the module (templates) whose
+                                   content is part of the cache key
     def run(inputs, outputs, config, context) -> dict   (JSON-able properties)
     def fingerprint(config) -> str optional: hash of the raw data a source stage reads
 

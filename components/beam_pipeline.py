@@ -1,0 +1,31 @@
+"""One way for every Beam stage to create its pipeline from the runtime settings.
+
+For the default DirectRunner we pick Beam's portable FnApiRunner ourselves. Since Beam 2.6x
+the DirectRunner first tries the Prism runner, which downloads a binary from GitHub at run
+time: offline that fails after a network timeout and falls back, and online it runs code
+nobody pinned. The FnApiRunner is what the DirectRunner falls back to for batch pipelines
+and it honours --direct_running_mode and --direct_num_workers. Any other runner (Dataflow,
+Flink, Spark, Prism) is passed to Beam unchanged.
+"""
+
+from __future__ import annotations
+
+from pipeline.stage import Runtime
+
+
+def create_pipeline(runtime: Runtime):
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    options = PipelineOptions(runtime.beam_pipeline_options())
+    if runtime.beam_runner != "DirectRunner":
+        return beam.Pipeline(options=options)
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    provision_info = fn_runner.ExtendedProvisionInfo(
+        beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
+    )
+    return beam.Pipeline(runner=fn_runner.FnApiRunner(provision_info=provision_info), options=options)

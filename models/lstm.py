@@ -1,0 +1,48 @@
+"""Recurrent classifiers for sequences: speech features, sensor series, token embeddings.
+
+Input: a fixed-length (pre-padded) sequence [steps, channels] of raw float32 values, with
+per-channel normalisation inside the model. Built so TFLite conversion keeps each LSTM as
+one fused UNIDIRECTIONAL_SEQUENCE_LSTM op: no Masking layer (masks become a while loop), and
+the converter is given a fixed batch size of 1 (see ../shared/DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from models.keras import keras
+
+
+def build(
+    input_shape: Sequence[int],
+    num_classes: int,
+    mean,
+    variance,
+    units: Sequence[int] = (64,),
+    bidirectional: bool = False,
+    conv_filters: int = 0,
+    conv_kernel_size: int = 3,
+    dropout: float = 0.2,
+) -> keras.Model:
+    """Returns an uncompiled model from raw float32 sequences to class probabilities.
+
+    `units` stacks one LSTM per entry; all but the last return sequences. `conv_filters > 0`
+    adds a Conv1D front end that learns local patterns before the recurrence.
+    """
+    inputs = keras.Input(shape=tuple(input_shape), dtype="float32", name="sequence")
+    x = keras.layers.Normalization(axis=-1, mean=mean, variance=variance, name="normalize")(inputs)
+    if conv_filters:
+        x = keras.layers.Conv1D(
+            conv_filters, conv_kernel_size, padding="same", activation="relu", name="conv"
+        )(x)
+    for index, count in enumerate(units):
+        layer = keras.layers.LSTM(
+            count, return_sequences=index < len(units) - 1, name=f"lstm{index + 1}"
+        )
+        if bidirectional:
+            layer = keras.layers.Bidirectional(layer, name=f"bilstm{index + 1}")
+        x = layer(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name=f"dropout{index + 1}")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="lstm")

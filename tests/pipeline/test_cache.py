@@ -1,0 +1,71 @@
+"""Cache keys change exactly when something that can change a stage's result changes."""
+
+import pathlib
+import shutil
+
+from pipeline import cache, config, dag
+from pipeline.stage import Artifact
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+QUICKSTART = REPO / "configs" / "quickstart.toml"
+
+
+def keys(**kwargs) -> dict[str, str]:
+    loaded = config.load(QUICKSTART, dag.stage_modules(), **kwargs)
+    from pipeline import runner
+
+    return {node.stage: key for node, key, *_ in runner.plan(loaded)}
+
+
+def test_keys_are_stable_and_ignore_runtime_settings(tmp_path):
+    base = keys()
+    assert base == keys()
+    assert base == keys(beam_options=["direct_num_workers=2"], root=str(tmp_path))
+    assert base == keys(overrides=["runtime.strategy=default"])
+
+
+def test_a_config_change_moves_only_its_stage_and_downstream():
+    base = keys()
+    changed = keys(overrides=["train.epochs=3"])
+    same = [name for name in base if base[name] == changed[name]]
+    assert same == ["ingest", "statistics"]
+    assert dag.downstream("train") == ["evaluate", "quantize", "report"]
+
+
+def test_seed_changes_every_key():
+    base = keys()
+    reseeded = keys(overrides=["pipeline.seed=43"])
+    assert all(base[name] != reseeded[name] for name in base)
+
+
+def test_raw_data_content_is_part_of_the_ingest_key(tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(REPO / "data" / "fashion_mnist", data)
+    overrides = [
+        f'ingest.{key}="{data}/{name}"'
+        for key, name in [
+            ("train_images", "train-images-idx3-ubyte.gz"),
+            ("train_labels", "train-labels-idx1-ubyte.gz"),
+            ("test_images", "t10k-images-idx3-ubyte.gz"),
+            ("test_labels", "t10k-labels-idx1-ubyte.gz"),
+        ]
+    ]
+    before = keys(overrides=overrides)
+    labels = data / "t10k-labels-idx1-ubyte.gz"
+    labels.write_bytes(labels.read_bytes() + b"\0")
+    after = keys(overrides=overrides)
+    assert after["ingest"] != before["ingest"]
+    assert after["train"] != before["train"]
+
+
+def test_stage_source_is_part_of_the_key(tmp_path, monkeypatch):
+    module = dag.stage_modules()["evaluate"]
+    loaded = config.load(QUICKSTART, dag.stage_modules())
+    inputs = {"examples": Artifact(tmp_path, "Examples", "k1", {}), "model": Artifact(tmp_path, "Model", "k2", {})}
+    key, parts = cache.stage_key(module, loaded.stages["evaluate"], 0, inputs)
+    copy = tmp_path / "evaluate.py"
+    copy.write_text(pathlib.Path(module.__file__).read_text() + "\n# a code change\n")
+    monkeypatch.setattr(module, "__file__", str(copy))
+    changed, _ = cache.stage_key(module, loaded.stages["evaluate"], 0, inputs)
+    assert changed != key
+    assert parts["inputs"] == {"examples": "k1", "model": "k2"}
