@@ -89,7 +89,7 @@ def test_read_idx_and_split_by_hash_transforms(tmp_path):
     files = tiny_idx_files(tmp_path, train_labels=[3, 1, 4, 1, 5, 9, 2, 6], test_labels=[0])
     name = pathlib.Path(files["train_images"]).name
     expected_ids = [f"{name}:{index}" for index in range(8)]
-    with TestPipeline() as pipeline:
+    with TestPipeline(runner="FnApiRunner") as pipeline:  # not Prism: no binary download
         records = pipeline | ingest.ReadIdx("train", files["train_images"], files["train_labels"])
         summary = records | "Summary" >> beam.Map(
             lambda r: (r["id"], r["label"], r["image"].shape, r["source"].endswith(
