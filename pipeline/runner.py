@@ -99,6 +99,10 @@ def run(config: PipelineConfig, no_cache: bool = False, nodes=dag.CLASSIFICATION
                     metrics={},
                 )
                 summary.update(status="failed", failed_stage=node.stage)
+                summary["stages"] += [
+                    {"name": later.stage, "status": "skipped", "seconds": 0.0, "artifacts": {}, "metrics": {}}
+                    for later in nodes[index:]
+                ]
                 _finish(store, summary, started)
                 log.error("[%d/%d] %s failed: %s", index, total, node.stage, error)
                 if isinstance(error, Exception):
