@@ -107,3 +107,15 @@ def _resolve_existing_path(value: str, info: pydantic.ValidationInfo) -> str:
 
 # A config field holding a file or folder that must exist, written relative to the config file.
 ExistingPath = Annotated[str, pydantic.AfterValidator(_resolve_existing_path)]
+
+
+def _resolve_path(value: str, info: pydantic.ValidationInfo) -> str:
+    """Resolve a path against the config file's folder; it need not exist yet."""
+    if "://" in value:
+        return value
+    base = (info.context or {}).get("base_dir", ".")
+    return str((pathlib.Path(base) / value).resolve())
+
+
+# A config field naming a place to write (a registry, say), relative to the config file.
+OutputPath = Annotated[str, pydantic.AfterValidator(_resolve_path)]
