@@ -110,6 +110,9 @@ def run(config: PipelineConfig, no_cache: bool = False, nodes=dag.CLASSIFICATION
                     raise StageFailed(f"stage {node.stage} failed: {error}") from error
                 raise
             entry["status"] = "ran"
+            if properties.get("resumed"):  # e.g. training continued from a checkpoint
+                entry["resumed"] = True
+                summary.setdefault("resumed_stages", []).append(node.stage)
         entry["seconds"] = round(time.monotonic() - stage_started, 3)
         entry["artifacts"] = {
             output: str(store.stage_dir(node.stage, key) / output) for output in node.module.OUTPUTS
