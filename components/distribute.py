@@ -1,8 +1,10 @@
-"""Choose the tf.distribute strategy that training runs under, from the runtime settings.
+"""The tf.distribute side of training: strategy, worker role, sharded input, precision.
 
 The strategy is a runtime setting (where work runs), not part of a stage's config: the same
-model trains on a laptop CPU, several GPUs, several machines or a TPU. TensorFlow is imported
-inside the function so that importing this module stays cheap.
+model trains on a laptop CPU, several GPUs, several machines or a TPU. The input pipeline is
+built per input pipeline (one per worker) through the strategy's InputContext, so workers
+read disjoint shards of the training split. TensorFlow is passed in or imported inside the
+functions so that importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from pipeline.stage import Runtime
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 def choose_strategy(runtime: Runtime) -> tuple[Any, str, int]:
@@ -92,3 +95,65 @@ def _tpu(tf, address: str):
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
+
+
+def worker_role(strategy) -> tuple[bool, str]:
+    """(is this process the chief, a name for it such as "chief", "worker-1").
+
+    Without a cluster (one process) the process is the chief. In a multi-worker cluster the
+    chief is task "chief" if the cluster has one, else worker 0, as in Keras's own rule.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if not cluster or resolver.task_type in (None, "tpu_worker"):
+        return True, "chief"
+    if "chief" in cluster:
+        chief = resolver.task_type == "chief"
+    else:
+        chief = resolver.task_type == "worker" and resolver.task_id == 0
+    return chief, "chief" if chief else f"{resolver.task_type}-{resolver.task_id}"
+
+
+def sharded_dataset(tf, strategy, make_dataset, global_batch: int):
+    """The training input, one pipeline per worker through the strategy's InputContext.
+
+    `make_dataset(input_context, per_replica_batch)` builds the batches of one input
+    pipeline; it must shard by `input_context.input_pipeline_id`, so no two workers read the
+    same examples in an epoch. Returns what model.fit takes (with steps_per_epoch).
+    """
+    if strategy.num_replicas_in_sync == 1 and getattr(strategy, "cluster_resolver", None) is None:
+        # One device, one pipeline: the plain dataset, without the distributed iterator's
+        # per-step overhead.
+        return make_dataset(tf.distribute.InputContext(), global_batch)
+
+    def dataset_fn(input_context):
+        per_replica = input_context.get_per_replica_batch_size(global_batch)
+        return make_dataset(input_context, per_replica)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def barrier(tf, strategy) -> None:
+    """Under multi-worker training, return only once every worker has called this: a
+    cross-worker all-reduce of a constant. A no-op for every other strategy."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        ones = strategy.run(lambda: tf.constant(1.0))
+        strategy.reduce(tf.distribute.ReduceOp.SUM, ones, axis=None)
+
+
+def set_precision(keras, precision: str, strategy_name: str) -> None:
+    """Set Keras's global dtype policy: "float32", or mixed precision where it pays off.
+
+    bfloat16 is TPU's native format (and runs on recent CPUs); float16 needs a GPU, where
+    Keras wraps the optimizer in loss scaling. Builders keep their output layer in float32.
+    """
+    import tensorflow as tf
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"[train] precision {precision!r} is not one of {list(PRECISIONS)}.")
+    if precision == "mixed_float16" and not tf.config.list_logical_devices("GPU"):
+        raise ValueError(
+            "[train] precision = \"mixed_float16\" needs a GPU and none is visible (strategy "
+            f"{strategy_name}); use \"mixed_bfloat16\" on a TPU or CPU, or \"float32\"."
+        )
+    keras.mixed_precision.set_global_policy(precision)

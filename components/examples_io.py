@@ -46,9 +46,21 @@ def class_names(path) -> list[str]:
     return list(_builder_for(path).info.features["label"].names)
 
 
-def input_shape(path) -> tuple[int, ...]:
-    """Shape of one image, e.g. (28, 28, 1)."""
-    return tuple(_builder_for(path).info.features["image"].shape)
+INPUT_FEATURES = ("image", "sequence", "text")
+
+
+def input_feature(path) -> str:
+    """The name of the dataset's one input feature: "image", "sequence" or "text"."""
+    names = [name for name in INPUT_FEATURES if name in _builder_for(path).info.features]
+    if len(names) != 1:
+        raise ValueError(f"{path}: expected exactly one input feature of {INPUT_FEATURES}, "
+                         f"found {names}; was it written by the ingest stage?")
+    return names[0]
+
+
+def input_shape(path) -> tuple:
+    """Shape of one input: (H, W, C) for images, (None, C) for sequences, () for text."""
+    return tuple(_builder_for(path).info.features[input_feature(path)].shape)
 
 
 def _check_split(path, split: str):
@@ -66,26 +78,41 @@ def split_size(path, split: str) -> int:
 
 
 def as_dataset(path, split: str):
-    """tf.data.Dataset of {"id": tf.string, "image": uint8 [H, W, C], "label": int64}."""
+    """tf.data.Dataset of {"id": tf.string, <input feature>, "label": int64}: "image" uint8
+    [H, W, C], "sequence" float32 [steps, C] (steps vary) or "text" tf.string."""
     builder = _check_split(path, split)
     return builder.as_dataset(split=split, shuffle_files=False)
 
 
 def load_numpy(path, split: str) -> dict[str, np.ndarray]:
-    """The whole split in memory: id (str), image uint8 [N, H, W, C], label int64."""
+    """The whole split in memory: id (str), label int64, and the input feature: image uint8
+    [N, H, W, C], sequence an object array of N float32 [steps, C] arrays, or text (str)."""
     import tensorflow_datasets as tfds
 
     builder = _check_split(path, split)
-    size = split_size(path, split)
-    if size == 0:
-        return {
-            "id": np.array([], dtype=str),
-            "image": np.zeros((0, *input_shape(path)), dtype=np.uint8),
-            "label": np.zeros((0,), dtype=np.int64),
-        }
-    batch = tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False, batch_size=-1))
+    feature = input_feature(path)
+    if split_size(path, split) == 0:
+        empty = {"image": np.zeros((0, *input_shape(path)), dtype=np.uint8),
+                 "sequence": np.empty((0,), dtype=object), "text": np.array([], dtype=str)}
+        return {"id": np.array([], dtype=str), feature: empty[feature],
+                "label": np.zeros((0,), dtype=np.int64)}
+    if feature == "image":
+        batch = tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False,
+                                                 batch_size=-1))
+        values = batch["image"].astype(np.uint8, copy=False)
+        ids, labels = batch["id"], batch["label"]
+    else:  # variable-length values: one example at a time
+        examples = list(tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)))
+        ids = [example["id"] for example in examples]
+        labels = np.array([example["label"] for example in examples])
+        if feature == "sequence":
+            values = np.empty((len(examples),), dtype=object)
+            for index, example in enumerate(examples):  # not values[:] = list: no broadcast
+                values[index] = example["sequence"].astype(np.float32, copy=False)
+        else:
+            values = np.array([example["text"].decode("utf-8") for example in examples])
     return {
-        "id": np.array([value.decode("utf-8") for value in batch["id"]]),
-        "image": batch["image"].astype(np.uint8, copy=False),
-        "label": batch["label"].astype(np.int64, copy=False),
+        "id": np.array([value.decode("utf-8") for value in ids]),
+        feature: values,
+        "label": np.asarray(labels).astype(np.int64, copy=False),
     }

@@ -3,11 +3,26 @@
 Shared by the quantize stage (which measures every variant) and by anything else that must run
 a converted model the way a device would: batch 1, quantized inputs fed as integers. LiteRT is
 imported inside the functions that use it, so importing this module stays cheap.
+
+Latency is only meaningful next to the CPU it was measured on: int8 kernels are fast where the
+CPU has integer dot-product instructions (x86 AVX-512 VNNI / AVX-VNNI / AMX, ARM dot-product)
+and XNNPACK accelerates the float path everywhere, so `cpu_description` reports those flags.
+`peak_memory_bytes` runs the model in a fresh Python process that loads only LiteRT and numpy
+(a process that already ran other models reuses freed memory and would show almost nothing):
+the growth of its peak resident set (Linux VmHWM, reset through /proc/self/clear_refs) from
+just before the interpreter maps the file to after the first invoke. That covers the touched
+model pages, the tensor arena and XNNPACK's packed weights; it is a measure of this runtime on
+this machine, not of a microcontroller build.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import pathlib
+import re
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -24,6 +39,60 @@ class Run:
     invoke_seconds: np.ndarray  # float64 [N], one entry per timed invoke()
     input_dtype: str
     output_dtype: str
+    num_threads: int
+
+
+# /proc/cpuinfo flags that decide how fast quantized and float kernels run.
+CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
+                "amx_tile", "amx_int8", "asimd", "asimddp", "i8mm", "sve")
+
+
+def all_cores() -> int:
+    """CPUs this process may run on (its affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def cpu_description(cpuinfo: str | None = None) -> dict:
+    """{"model", "cores", "features": [relevant flags present], "int8_dot_product": bool}.
+
+    Read from /proc/cpuinfo (x86 "flags", ARM "Features"); elsewhere the features are empty
+    and "model" says that they are unknown.
+    """
+    if cpuinfo is None:
+        path = pathlib.Path("/proc/cpuinfo")
+        cpuinfo = path.read_text(errors="replace") if path.is_file() else ""
+    model = re.search(r"^(?:model name|Hardware|CPU part)\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
+    flags_line = re.search(r"^(?:flags|Features)\s*:\s*(.*)$", cpuinfo, re.MULTILINE)
+    flags = set(flags_line.group(1).split()) if flags_line else set()
+    features = [name for name in CPU_FEATURES if name in flags]
+    dot_product = bool({"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"} & flags)
+    return {
+        "model": model.group(1).strip() if model else "unknown (no /proc/cpuinfo)",
+        "cores": all_cores(),
+        "features": features,
+        "int8_dot_product": dot_product,
+    }
+
+
+def _proc_status_kib(field: str) -> int | None:
+    try:
+        match = re.search(rf"^{field}:\s+(\d+) kB", pathlib.Path("/proc/self/status").read_text(),
+                          re.MULTILINE)
+    except OSError:
+        return None
+    return int(match.group(1)) if match else None
+
+
+def _reset_peak_rss() -> bool:
+    """Make VmHWM equal the current RSS (Linux >= 4.0); False where that is not possible."""
+    try:
+        pathlib.Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
 
 
 def op_names(model_content: bytes) -> list[str]:
@@ -93,7 +162,8 @@ def run(
     """Invoke the model once per row of `inputs` (float32, raw values) at batch size 1.
 
     Integer inputs are quantized with the input tensor's (scale, zero_point) and integer outputs
-    dequantized with the output's. Only invoke() is timed, after `warmup` untimed invokes, so
+    dequantized with the output's. Variable tensors (an LSTM's state) are reset before every
+    example, so each is independent, as in the Keras model. Only invoke() is timed, after `warmup` untimed invokes, so
     the latencies exclude copying data in and out.
     """
     from ai_edge_litert.interpreter import Interpreter
@@ -123,6 +193,9 @@ def run(
     outputs = []
     seconds = np.empty(len(feed), dtype=np.float64)
     for index in range(len(feed)):
+        # A fused LSTM keeps its hidden and cell state in variable tensors across invokes:
+        # without a reset, one sequence's final state becomes the next one's initial state.
+        interpreter.reset_all_variables()
         interpreter.set_tensor(input_detail["index"], feed[index : index + 1])
         started = time.perf_counter()
         interpreter.invoke()
@@ -134,4 +207,40 @@ def run(
         invoke_seconds=seconds,
         input_dtype=input_dtype.name,
         output_dtype=np.dtype(output_detail["dtype"]).name,
+        num_threads=num_threads,
     )
+
+
+def peak_memory_bytes(model_path, num_threads: int = 1) -> int | None:
+    """Peak resident-memory growth of loading and first invoking the model in a fresh process.
+
+    None where /proc is unavailable (not Linux) or the probe fails: unknown, not zero.
+    """
+    if not pathlib.Path("/proc/self/clear_refs").exists():
+        return None
+    probe = subprocess.run(
+        [sys.executable, __file__, str(model_path), str(num_threads)],
+        capture_output=True, text=True, check=False,
+    )
+    last = probe.stdout.strip().splitlines()[-1:] or [""]
+    return int(last[0]) if probe.returncode == 0 and last[0].isdigit() else None
+
+
+def _probe_peak_memory(model_path: str, num_threads: int) -> int | None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    if not _reset_peak_rss():
+        return None
+    before = _proc_status_kib("VmRSS")
+    interpreter = Interpreter(model_path=model_path, num_threads=num_threads)
+    interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+    interpreter.invoke()
+    peak = _proc_status_kib("VmHWM")
+    return None if before is None or peak is None else max(0, peak - before) * 1024
+
+
+if __name__ == "__main__":  # the fresh process of peak_memory_bytes
+    measured = _probe_peak_memory(sys.argv[1], int(sys.argv[2]))
+    print("" if measured is None else measured)

@@ -189,3 +189,77 @@ def variant_tradeoff(variants: Sequence[dict], keras_accuracy: float) -> str:
     axes.set_ylabel("test accuracy (%)")
     axes.grid(alpha=0.3)
     return _to_base64_png(figure)
+
+
+def reliability_diagram(bins: Sequence[dict], ece: float) -> str:
+    """Accuracy against confidence per bin (a calibrated model lies on the diagonal), with
+    the share of examples per bin below."""
+    figure = _new_figure(8, 4.6)
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    centres = [(entry["lower"] + entry["upper"]) / 2 for entry in bins]
+    widths = [entry["upper"] - entry["lower"] for entry in bins]
+    filled = [entry for entry in bins if entry["count"]]
+    top.plot([0, 1], [0, 1], ":", color="#555555", label="perfect calibration")
+    top.bar([(e["lower"] + e["upper"]) / 2 for e in filled], [e["accuracy"] for e in filled],
+            [0.92 * (e["upper"] - e["lower"]) for e in filled], color="#1f77b4", alpha=0.8,
+            label="accuracy in bin")
+    top.plot([e["confidence"] for e in filled], [e["accuracy"] for e in filled], "o",
+             color="#ff7f0e", markersize=4, label="mean confidence in bin")
+    top.set_ylim(0, 1)
+    top.set_ylabel("accuracy")
+    top.set_title(f"expected calibration error {ece:.3f}", fontsize=10)
+    top.grid(alpha=0.3)
+    top.legend(frameon=False, fontsize=8, loc="upper left")
+    total = sum(entry["count"] for entry in bins) or 1
+    bottom.bar(centres, [entry["count"] / total for entry in bins],
+               [0.92 * width for width in widths], color="#7f7f7f")
+    bottom.set_xlim(0, 1)
+    bottom.set_xlabel("confidence (top-class probability)")
+    bottom.set_ylabel("share")
+    bottom.grid(alpha=0.3)
+    return _to_base64_png(figure)
+
+
+def length_histogram(histograms: dict[str, dict[str, list[float]]]) -> str:
+    """Per-split distribution of sequence lengths (share of the split per length bin)."""
+    figure = _new_figure(10, 3.0)
+    axes = figure.add_subplot()
+    for split, histogram in histograms.items():
+        counts = np.asarray(histogram["counts"], dtype=float)
+        total = counts.sum()
+        axes.stairs(counts / total if total else counts, np.asarray(histogram["edges"], float),
+                    label=split, color=_split_color(split), linewidth=1.6)
+    axes.set_xlabel("sequence length (steps)")
+    axes.set_ylabel("share of split")
+    axes.grid(alpha=0.3)
+    axes.legend(frameon=False)
+    return _to_base64_png(figure)
+
+
+def series_grid(series: Sequence[np.ndarray], titles: Sequence[str], columns: int,
+                wrong: Sequence[bool] | None = None) -> str:
+    """Small multiples of multivariate series [steps, channels]: one line per channel."""
+    from matplotlib import colormaps
+
+    count = len(series)
+    rows = max(1, -(-count // columns))
+    title_lines = max((title.count("\n") + 1 for title in titles), default=1)
+    figure = _new_figure(2.3 * columns, rows * (1.5 + 0.15 * title_lines))
+    grid = figure.subplots(rows, columns, squeeze=False)
+    palette = colormaps["tab20"]
+    for index, axes in enumerate(grid.flat):
+        if index >= count:
+            axes.set_axis_off()
+            continue
+        values = np.asarray(series[index], dtype=float).reshape(len(series[index]), -1)
+        for channel in range(values.shape[1]):
+            axes.plot(np.arange(len(values)), values[:, channel], linewidth=0.9,
+                      color=palette(channel % 20))
+        is_wrong = bool(wrong[index]) if wrong is not None else False
+        color = WRONG_COLOR if is_wrong else "#333333"
+        axes.set_title(titles[index], fontsize=7.5, color=color)
+        axes.tick_params(labelsize=6)
+        for spine in axes.spines.values():
+            spine.set_color(color if is_wrong else "#bbbbbb")
+            spine.set_linewidth(2.0 if is_wrong else 0.8)
+    return _to_base64_png(figure)

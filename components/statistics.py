@@ -1,14 +1,18 @@
 """Statistics: per-split statistics of an Examples dataset, its schema, and anomalies (Beam).
 
 Each split's TFRecord shards are read with Beam, decoded with the dataset's own TFDS
-features, and summarised by one CombineFn. Pixel statistics are exact: the combiner keeps a
-count per pixel value (0..255), from which min, max, mean, std and the histogram follow.
+features, and summarised by one CombineFn. The statistics are exact: images keep a count per
+pixel value (0..255) and per image size; sequences keep per-channel count, mean and sum of
+squared deviations (merged with Chan's formula), min and max, and a count per length; texts
+keep a count per length.
 
 Outputs follow TFDV's formats (tensorflow_metadata DatasetFeatureStatisticsList and Schema)
-so TFDV and Facets can read them, plus readable JSON. Image statistics describe the decoded
-pixel values, not the PNG bytes. Anomalies: a label outside the schema's domain, an image
-shape or missing values that differ from the schema are errors (the runner halts before
-training); a label distribution that moved away from train's is a warning.
+so TFDV and Facets can read them, plus readable JSON. The schema is inferred from train, or
+read from `schema = path` (a schema saved by an earlier run, maybe edited). Every split is
+checked against it: a feature of another kind, missing values, a wrong image shape or number
+of channels, values outside a float_domain, unknown labels are errors (the runner halts
+before training); a label distribution further from train's than the schema's drift
+threshold is a warning.
 
 TensorFlow, TFDS and Beam are imported inside functions so a cached pipeline does not pay
 for importing them.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import warnings
 from typing import Any
 
 import numpy as np
@@ -25,24 +30,29 @@ import pydantic
 
 from components import examples_io
 from components.beam_pipeline import create_pipeline
-from pipeline.stage import StageConfig
+from pipeline.stage import ExistingPath, StageConfig
 
 NAME = "statistics"
-VERSION = 1
+VERSION = 2
 INPUTS = {"examples": "Examples"}
 OUTPUTS = {"statistics": "Statistics", "schema": "Schema"}
 CODE = ("components.examples_io",)
 
 
-class Config(StageConfig):
-    histogram_bins: int = pydantic.Field(
-        10, ge=1, le=256, description="Equal-width bins of the pixel histogram over 0..255."
-    )
-    label_shift_threshold: float = pydantic.Field(
-        0.1, ge=0.0, le=1.0,
-        description="Max L-infinity distance between train's and another split's normalised "
-        "label distribution before a warning.",
-    )
+with warnings.catch_warnings():  # the key is `schema`, as users write it; BaseModel.schema()
+    warnings.filterwarnings("ignore", message='Field name "schema"')  # is deprecated anyway
+
+    class Config(StageConfig):
+        histogram_bins: int = pydantic.Field(
+            10, ge=1, le=256, description="Equal-width bins of the value and length histograms.")
+        label_shift_threshold: float = pydantic.Field(
+            0.1, ge=0.0, le=1.0,
+            description="Max L-infinity distance between train's and another split's normalised "
+            "label distribution before a warning (written into an inferred schema).",
+        )
+        schema: ExistingPath | None = pydantic.Field(
+            None, description="A saved schema.pbtxt (or a schema artifact folder holding one) to "
+            "validate against instead of inferring one from train.")
 
 
 # ---------------------------------------------------------------- Beam part
@@ -51,58 +61,105 @@ class Config(StageConfig):
 _FEATURES_CACHE: dict = {}
 
 
-def _decode(serialized: bytes, examples_dir: str) -> tuple[np.ndarray | None, int | None]:
-    """(decoded image, label) of one serialized example; None where a value is missing."""
+def _decode(serialized: bytes, examples_dir: str, feature: str):
+    """(decoded input value, label) of one serialized example; None where a value is missing."""
     import tensorflow as tf
 
     if examples_dir not in _FEATURES_CACHE:  # once per worker process
         _FEATURES_CACHE[examples_dir] = examples_io.features(examples_dir)
-    features = _FEATURES_CACHE[examples_dir]
+    spec = _FEATURES_CACHE[examples_dir][feature]
     example = tf.train.Example.FromString(serialized).features.feature
-    encoded = example["image"].bytes_list.value if "image" in example else []
     labels = example["label"].int64_list.value if "label" in example else []
-    image = features["image"].decode_example_np(encoded[0]) if encoded and encoded[0] else None
-    return image, (int(labels[0]) if labels else None)
+    label = int(labels[0]) if labels else None
+    if feature not in example:
+        return None, label
+    if feature == "sequence":
+        values = np.asarray(example[feature].float_list.value, dtype=np.float32)
+        return (spec.decode_example_np(values) if values.size else None), label
+    encoded = example[feature].bytes_list.value
+    if not encoded or not encoded[0]:
+        return None, label
+    if feature == "image":
+        return spec.decode_example_np(encoded[0]), label
+    return encoded[0].decode("utf-8", errors="replace"), label
+
+
+def _count(table: dict, key) -> None:
+    table[key] = table.get(key, 0) + 1
 
 
 class SplitStatistics:
-    """The CombineFn methods over (image, label) pairs; see SplitStatisticsFn below."""
+    """The CombineFn methods over (value, label) pairs; see SplitStatisticsFn below."""
 
-    @staticmethod
-    def create_accumulator():
-        return {"count": 0, "image_missing": 0, "label_missing": 0,
-                "pixel_counts": np.zeros(256, dtype=np.int64), "labels": {}, "shapes": {}}
+    def __init__(self, feature: str, channels: int = 0):
+        self.feature, self.channels = feature, channels
 
-    @staticmethod
-    def add_input(accumulator, element):
-        image, label = element
-        accumulator["count"] += 1
-        if image is None:
-            accumulator["image_missing"] += 1
+    def create_accumulator(self):
+        accumulator = {"count": 0, "value_missing": 0, "label_missing": 0, "labels": {},
+                       "sizes": {}}  # image shapes "HxWxC", sequence/text lengths
+        if self.feature == "image":
+            accumulator["pixel_counts"] = np.zeros(256, dtype=np.int64)
+        elif self.feature == "sequence":
+            accumulator.update(steps=0, mean=np.zeros(self.channels), m2=np.zeros(self.channels),
+                               min=np.full(self.channels, np.inf),
+                               max=np.full(self.channels, -np.inf))
         else:
-            accumulator["pixel_counts"] += np.bincount(image.ravel(), minlength=256)
-            shape = "x".join(map(str, image.shape))
-            accumulator["shapes"][shape] = accumulator["shapes"].get(shape, 0) + 1
+            accumulator["words"] = 0
+        return accumulator
+
+    def add_input(self, accumulator, element):
+        value, label = element
+        accumulator["count"] += 1
         if label is None:
             accumulator["label_missing"] += 1
         else:
-            accumulator["labels"][label] = accumulator["labels"].get(label, 0) + 1
+            _count(accumulator["labels"], label)
+        if value is None:
+            accumulator["value_missing"] += 1
+        elif self.feature == "image":
+            accumulator["pixel_counts"] += np.bincount(value.ravel(), minlength=256)
+            _count(accumulator["sizes"], "x".join(map(str, value.shape)))
+        elif self.feature == "sequence":
+            _count(accumulator["sizes"], len(value))
+            values = value.astype(np.float64)
+            mean = values.mean(axis=0)
+            self._merge_moments(accumulator, len(values), mean, ((values - mean) ** 2).sum(0),
+                                values.min(axis=0), values.max(axis=0))
+        else:
+            _count(accumulator["sizes"], len(value))
+            accumulator["words"] += len(value.split())
         return accumulator
 
-    @classmethod
-    def merge_accumulators(cls, accumulators):
-        merged = cls.create_accumulator()
+    @staticmethod
+    def _merge_moments(accumulator, steps, mean, m2, low, high):
+        """Chan et al.'s parallel update of count, mean and M2 (sum of squared deviations)."""
+        total = accumulator["steps"] + steps
+        if not steps:
+            return
+        delta = mean - accumulator["mean"]
+        accumulator["mean"] = accumulator["mean"] + delta * steps / total
+        accumulator["m2"] = accumulator["m2"] + m2 + delta**2 * accumulator["steps"] * steps / total
+        accumulator["steps"] = total
+        accumulator["min"] = np.minimum(accumulator["min"], low)
+        accumulator["max"] = np.maximum(accumulator["max"], high)
+
+    def merge_accumulators(self, accumulators):
+        merged = self.create_accumulator()
         for accumulator in accumulators:
-            for key in ("count", "image_missing", "label_missing", "pixel_counts"):
-                merged[key] += accumulator[key]
-            for key in ("labels", "shapes"):
+            for key in ("count", "value_missing", "label_missing", "pixel_counts", "words"):
+                if key in merged:
+                    merged[key] += accumulator[key]
+            for key in ("labels", "sizes"):
                 for value, count in accumulator[key].items():
                     merged[key][value] = merged[key].get(value, 0) + count
+            if self.feature == "sequence":
+                self._merge_moments(merged, accumulator["steps"], accumulator["mean"],
+                                    accumulator["m2"], accumulator["min"], accumulator["max"])
         return merged
 
-    @staticmethod
-    def extract_output(accumulator):
-        return {**accumulator, "pixel_counts": accumulator["pixel_counts"].tolist()}
+    def extract_output(self, accumulator):
+        return {key: value.tolist() if isinstance(value, np.ndarray) else value
+                for key, value in accumulator.items()}
 
 
 def __getattr__(name: str):
@@ -119,7 +176,7 @@ def __getattr__(name: str):
     return combine_fn
 
 
-def ComputeSplitStatistics(examples_dir: str):
+def ComputeSplitStatistics(examples_dir: str, feature: str = "image", channels: int = 0):
     """Serialized TFDS examples -> one dict of raw sums (see SplitStatistics)."""
     import apache_beam as beam
 
@@ -127,128 +184,275 @@ def ComputeSplitStatistics(examples_dir: str):
     def compute_split_statistics(serialized):
         return (
             serialized
-            | "Decode" >> beam.Map(_decode, examples_dir)
-            | "Combine" >> beam.CombineGlobally(__getattr__("SplitStatisticsFn")())
+            | "Decode" >> beam.Map(_decode, examples_dir, feature)
+            | "Combine" >> beam.CombineGlobally(
+                __getattr__("SplitStatisticsFn")(feature, channels))
         )
 
     return compute_split_statistics()
 
 
-# ---------------------------------------------------------------- summaries, schema, anomalies
+# ---------------------------------------------------------------- summaries
 
 
-def summarise(sums: dict, class_names: list[str], bins: int) -> dict:
-    """The readable statistics of one split (the statistics.json entry) from raw sums."""
+def _histogram(values, counts, bins: int, low: float, high: float) -> dict:
+    edges = np.linspace(low, high, bins + 1)
+    histogram, _ = np.histogram(values, bins=edges, weights=counts)
+    return {"edges": edges.tolist(), "counts": histogram.astype(int).tolist()}
+
+
+def _lengths(sizes: dict, bins: int) -> dict:
+    """min/max/mean, histogram and exact distribution of per-example lengths."""
+    if not sizes:
+        return {"min": None, "max": None, "mean": None, "histogram": {"edges": [], "counts": []},
+                "distribution": {}}
+    lengths = np.array(sorted(sizes), dtype=np.int64)
+    counts = np.array([sizes[length] for length in lengths])
+    low, high = int(lengths[0]), int(lengths[-1])
+    return {"min": low, "max": high, "mean": float(lengths @ counts / counts.sum()),
+            "histogram": _histogram(lengths, counts, min(bins, high - low + 1), low, high),
+            "distribution": {str(length): int(count) for length, count in zip(lengths, counts)}}
+
+
+def _summarise_image(sums: dict, bins: int) -> dict:
     values = np.arange(256)
     counts = np.asarray(sums["pixel_counts"], dtype=np.int64)
     total = int(counts.sum())
     present = np.flatnonzero(counts)
     mean = float(values @ counts / total) if total else 0.0
     variance = float(((values - mean) ** 2) @ counts / total) if total else 0.0
-    edges = np.linspace(0.0, 255.0, bins + 1)
-    histogram, _ = np.histogram(values, bins=edges, weights=counts)
-    shapes = sorted(sums["shapes"], key=sums["shapes"].get, reverse=True)
+    shapes = sorted(sums["sizes"], key=sums["sizes"].get, reverse=True)
+    return {
+        "type": "image",
+        "shape": [int(dim) for dim in shapes[0].split("x")] if shapes else [],
+        "shapes": {shape: sums["sizes"][shape] for shape in shapes},  # size distribution
+        "min": int(present[0]) if total else None,
+        "max": int(present[-1]) if total else None,
+        "mean": mean, "std": variance ** 0.5, "zeros": int(counts[0]), "num_values": total,
+        "missing": sums["value_missing"],
+        "histogram": _histogram(values, counts, bins, 0.0, 255.0),
+    }
+
+
+def _summarise_sequence(sums: dict, bins: int, channels: int) -> dict:
+    steps = sums["steps"]
+    return {
+        "type": "sequence", "channels": channels,
+        "length": _lengths({int(k): v for k, v in sums["sizes"].items()}, bins),
+        "mean": [float(v) for v in sums["mean"]] if steps else [],
+        "std": [float(np.sqrt(v / steps)) for v in sums["m2"]] if steps else [],
+        "min": [float(v) for v in sums["min"]] if steps else [],
+        "max": [float(v) for v in sums["max"]] if steps else [],
+        "num_steps": steps, "missing": sums["value_missing"],
+    }
+
+
+def _summarise_text(sums: dict, bins: int) -> dict:
+    present = sums["count"] - sums["value_missing"]
+    return {"type": "text", "length": _lengths({int(k): v for k, v in sums["sizes"].items()},
+                                               bins),
+            "mean_words": sums["words"] / present if present else None,
+            "missing": sums["value_missing"]}
+
+
+def summarise(sums: dict, class_names: list[str], bins: int, feature: str = "image",
+              channels: int = 0) -> dict:
+    """The readable statistics of one split (the statistics.json entry) from raw sums."""
+    labels = {int(label): count for label, count in sums["labels"].items()}
     distribution = {name: 0 for name in class_names}
-    for label, count in sorted(sums["labels"].items()):
+    for label, count in sorted(labels.items()):
         name = class_names[label] if 0 <= label < len(class_names) else str(label)
         distribution[name] = distribution.get(name, 0) + count
+    value = {"image": lambda: _summarise_image(sums, bins),
+             "sequence": lambda: _summarise_sequence(sums, bins, channels),
+             "text": lambda: _summarise_text(sums, bins)}[feature]()
     return {
         "num_examples": sums["count"],
         "features": {
-            "image": {
-                "type": "image",
-                "shape": [int(dim) for dim in shapes[0].split("x")] if shapes else [],
-                "shapes": {shape: sums["shapes"][shape] for shape in shapes},
-                "min": int(present[0]) if total else None,
-                "max": int(present[-1]) if total else None,
-                "mean": mean,
-                "std": variance ** 0.5,
-                "zeros": int(counts[0]),
-                "num_values": total,
-                "missing": sums["image_missing"],
-                "histogram": {"edges": edges.tolist(), "counts": histogram.astype(int).tolist()},
-            },
+            feature: value,
             "label": {
-                "type": "label",
-                "missing": sums["label_missing"],
+                "type": "label", "missing": sums["label_missing"],
                 "distribution": distribution,
-                "out_of_domain": {str(label): count for label, count in sums["labels"].items()
+                "out_of_domain": {str(label): count for label, count in labels.items()
                                   if not 0 <= label < len(class_names)},
             },
         },
     }
 
 
+def _add_histogram(histogram, edges, counts, kind):
+    histogram.type = kind
+    for low, high, count in zip(edges, edges[1:], counts):
+        histogram.buckets.add(low_value=low, high_value=high, sample_count=count)
+
+
 def to_proto(summaries: dict):
     """DatasetFeatureStatisticsList with one DatasetFeatureStatistics per split."""
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
+    Stats = statistics_pb2.FeatureNameStatistics
     result = statistics_pb2.DatasetFeatureStatisticsList()
     for split, summary in summaries.items():
         dataset = result.datasets.add(name=split, num_examples=summary["num_examples"])
-        image, label = summary["features"]["image"], summary["features"]["label"]
-        present = summary["num_examples"] - image["missing"]
-        feature = dataset.features.add(type=statistics_pb2.FeatureNameStatistics.INT)
-        feature.path.step.append("image")
-        stats = feature.num_stats
-        stats.common_stats.num_non_missing = present
-        stats.common_stats.num_missing = image["missing"]
-        stats.common_stats.tot_num_values = image["num_values"]
-        per_example = image["num_values"] / present if present else 0
-        stats.common_stats.min_num_values = stats.common_stats.max_num_values = int(per_example)
-        stats.common_stats.avg_num_values = per_example
-        stats.mean, stats.std_dev, stats.num_zeros = image["mean"], image["std"], image["zeros"]
-        stats.min, stats.max = image["min"] or 0, image["max"] or 0
-        histogram = stats.histograms.add(type=statistics_pb2.Histogram.STANDARD)
-        edges = image["histogram"]["edges"]
-        for low, high, count in zip(edges, edges[1:], image["histogram"]["counts"]):
-            histogram.buckets.add(low_value=low, high_value=high, sample_count=count)
-        feature.custom_stats.add(name="shape", str=json.dumps(image["shape"]))
-
-        feature = dataset.features.add(type=statistics_pb2.FeatureNameStatistics.INT)
-        feature.path.step.append("label")
-        labelled = sum(label["distribution"].values())
-        feature.num_stats.common_stats.num_non_missing = labelled
-        feature.num_stats.common_stats.num_missing = label["missing"]
-        rank = feature.custom_stats.add(name="label_distribution").rank_histogram
-        for index, (name, count) in enumerate(label["distribution"].items()):
-            rank.buckets.add(low_rank=index, high_rank=index, label=name, sample_count=count)
+        for name, stats in summary["features"].items():
+            present = summary["num_examples"] - stats["missing"]
+            kind = {"image": Stats.INT, "sequence": Stats.FLOAT, "text": Stats.STRING,
+                    "label": Stats.INT}[stats["type"]]
+            feature = dataset.features.add(type=kind)
+            feature.path.step.append(name)
+            if stats["type"] == "text":
+                common = feature.string_stats.common_stats
+                feature.string_stats.avg_length = stats["length"]["mean"] or 0.0
+            else:
+                common = feature.num_stats.common_stats
+            common.num_non_missing, common.num_missing = present, stats["missing"]
+            if stats["type"] == "image":
+                per_example = stats["num_values"] / present if present else 0
+                common.tot_num_values = stats["num_values"]
+                common.min_num_values = common.max_num_values = int(per_example)
+                common.avg_num_values = per_example
+                numbers = feature.num_stats
+                numbers.mean, numbers.std_dev, numbers.num_zeros = (
+                    stats["mean"], stats["std"], stats["zeros"])
+                numbers.min, numbers.max = stats["min"] or 0, stats["max"] or 0
+                _add_histogram(numbers.histograms.add(), stats["histogram"]["edges"],
+                               stats["histogram"]["counts"], statistics_pb2.Histogram.STANDARD)
+                feature.custom_stats.add(name="shape", str=json.dumps(stats["shape"]))
+                feature.custom_stats.add(name="shapes", str=json.dumps(stats["shapes"]))
+            elif stats["type"] == "sequence" and stats["num_steps"]:
+                channels, steps = stats["channels"], stats["num_steps"]
+                common.tot_num_values = steps * channels
+                common.min_num_values = stats["length"]["min"] * channels
+                common.max_num_values = stats["length"]["max"] * channels
+                common.avg_num_values = steps * channels / present
+                _add_histogram(common.num_values_histogram,
+                               [edge * channels for edge in stats["length"]["histogram"]["edges"]],
+                               stats["length"]["histogram"]["counts"],
+                               statistics_pb2.Histogram.STANDARD)
+                means, stds = np.array(stats["mean"]), np.array(stats["std"])
+                overall = float(means.mean())
+                numbers = feature.num_stats
+                numbers.mean = overall
+                numbers.std_dev = float(np.sqrt(np.mean(stds**2 + (means - overall) ** 2)))
+                numbers.min, numbers.max = min(stats["min"]), max(stats["max"])
+                for key in ("mean", "std", "min", "max", "length"):
+                    feature.custom_stats.add(name=f"per_channel_{key}" if key != "length"
+                                             else "length", str=json.dumps(stats[key]))
+            elif stats["type"] == "label":
+                rank = feature.custom_stats.add(name="label_distribution").rank_histogram
+                for index, (label, count) in enumerate(stats["distribution"].items()):
+                    rank.buckets.add(low_rank=index, high_rank=index, label=label,
+                                     sample_count=count)
+                common.num_non_missing = sum(stats["distribution"].values())
     return result
 
 
-def infer_schema(train: dict, class_names: list[str]):
-    """Schema from train: a PNG image of train's shape and a categorical label 0..K-1."""
+# ---------------------------------------------------------------- schema and anomalies
+
+
+def infer_schema(train: dict, class_names: list[str], threshold: float):
+    """Schema from train: the input feature's kind and shape, a categorical label 0..K-1 with
+    its names, and the drift threshold of the label distribution."""
     from tensorflow_metadata.proto.v0 import schema_pb2
 
     schema = schema_pb2.Schema()
-    for name in ("id", "image"):
-        feature = schema.feature.add(name=name, type=schema_pb2.BYTES)
-        feature.presence.min_fraction = 1.0
-        feature.value_count.min = feature.value_count.max = 1
-    schema.feature[0].annotation.comment.append("Stable record id '<source file>:<index>'.")
-    image = schema.feature[1]
-    image.image_domain.SetInParent()
-    image.annotation.comment.append(
-        f"PNG-encoded uint8 image, decoded shape {train['image']['shape']}.")
-    image.annotation.tag.append("shape:" + ",".join(map(str, train["image"]["shape"])))
+    ident = schema.feature.add(name="id", type=schema_pb2.BYTES)
+    ident.annotation.comment.append("Stable record id '<source file>:<index>'.")
+    name = next(key for key in train if key != "label")
+    stats = train[name]
+    feature = schema.feature.add(name=name, type=schema_pb2.FLOAT if name == "sequence"
+                                 else schema_pb2.BYTES)
+    if name == "image":
+        feature.image_domain.SetInParent()
+        feature.annotation.comment.append(
+            f"PNG-encoded uint8 image, decoded shape {stats['shape']}.")
+        feature.annotation.tag.append("shape:" + ",".join(map(str, stats["shape"])))
+    elif name == "sequence":
+        feature.annotation.comment.append(
+            f"float32 series, steps x {stats['channels']} channels, flattened step-major. "
+            "Add a float_domain {min, max} here to reject values outside it.")
+        feature.annotation.tag.append(f"shape:-1,{stats['channels']}")
+    else:
+        feature.natural_language_domain.SetInParent()
+    for added in (ident, feature):
+        added.presence.min_fraction = 1.0
+        if added is ident or name != "sequence":
+            added.value_count.min = added.value_count.max = 1
     label = schema.feature.add(name="label", type=schema_pb2.INT)
     label.presence.min_fraction = 1.0
     label.value_count.min = label.value_count.max = 1
     label.int_domain.name, label.int_domain.is_categorical = "label", True
     label.int_domain.min, label.int_domain.max = 0, len(class_names) - 1
     label.annotation.comment.append("Class index; names in the string domain 'class_names'.")
+    label.drift_comparator.infinity_norm.threshold = threshold
     schema.string_domain.add(name="class_names", value=class_names)
     return schema
 
 
-def find_anomalies(summaries: dict, class_names: list[str], threshold: float) -> list[dict]:
-    """Anomalies of each split against the schema (train's shape, the label domain)."""
-    anomalies = []
-    train = summaries["train"]["features"]
-    train_total = max(sum(train["label"]["distribution"].values()), 1)
-    for split, summary in summaries.items():
-        image, label = summary["features"]["image"], summary["features"]["label"]
+def load_schema(path: str):
+    """A saved Schema text proto (the file, or a schema artifact folder holding schema.pbtxt)."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
 
+    file = pathlib.Path(path)
+    file = file / "schema.pbtxt" if file.is_dir() else file
+    try:
+        return text_format.Parse(file.read_text(), schema_pb2.Schema())
+    except (OSError, text_format.ParseError) as error:
+        raise ValueError(f"[statistics] schema = {file}: not a readable Schema text proto "
+                         f"({error}); point it at the schema.pbtxt of an earlier run.") from None
+
+
+def expectations(schema, default_threshold: float) -> dict:
+    """What the checks need from a Schema proto."""
+    features = {feature.name: feature for feature in schema.feature}
+    name = next((key for key in ("image", "sequence", "text") if key in features), None)
+    expected = {"feature": name, "shape": None, "low": None, "high": None,
+                "class_names": [], "threshold": default_threshold}
+    if name:
+        for tag in features[name].annotation.tag:
+            if tag.startswith("shape:"):
+                expected["shape"] = [int(dim) for dim in tag[len("shape:"):].split(",")]
+        if features[name].HasField("float_domain"):
+            domain = features[name].float_domain
+            expected["low"] = domain.min if domain.HasField("min") else None
+            expected["high"] = domain.max if domain.HasField("max") else None
+    for domain in schema.string_domain:
+        if domain.name == "class_names":
+            expected["class_names"] = list(domain.value)
+    label = features.get("label")
+    if label is not None and label.drift_comparator.HasField("infinity_norm"):
+        expected["threshold"] = label.drift_comparator.infinity_norm.threshold
+    return expected
+
+
+def _value_anomalies(name: str, stats: dict, expected: dict, report) -> None:
+    if name == "image" and expected["shape"]:
+        other = {shape: count for shape, count in stats["shapes"].items()
+                 if shape != "x".join(map(str, expected["shape"]))}
+        if other:
+            report("image", "error", f"image shapes {other} (shape: count) differ from "
+                   f"the schema's {expected['shape']}")
+    if name == "sequence" and stats["num_steps"]:
+        if expected["shape"] and stats["channels"] != expected["shape"][-1]:
+            report("sequence", "error", f"{stats['channels']} channels, the schema expects "
+                   f"{expected['shape'][-1]}")
+        low, high = min(stats["min"]), max(stats["max"])
+        if expected["low"] is not None and low < expected["low"]:
+            report("sequence", "error", f"value {low:g} is below the schema's float_domain "
+                   f"min {expected['low']:g} (out of range)")
+        if expected["high"] is not None and high > expected["high"]:
+            report("sequence", "error", f"value {high:g} is above the schema's float_domain "
+                   f"max {expected['high']:g} (out of range)")
+
+
+def find_anomalies(summaries: dict, class_names: list[str], expected: dict) -> list[dict]:
+    """Anomalies of each split against the schema's expectations."""
+    anomalies = []
+    train_labels = summaries["train"]["features"]["label"]["distribution"]
+    train_total = max(sum(train_labels.values()), 1)
+    known = expected["class_names"] or class_names
+    for split, summary in summaries.items():
         def report(feature, severity, description):
             anomalies.append({"split": split, "feature": feature, "severity": severity,
                               "description": description})
@@ -256,29 +460,34 @@ def find_anomalies(summaries: dict, class_names: list[str], threshold: float) ->
         if summary["num_examples"] == 0:
             report("*", "warning", "the split is empty")
             continue
-        for feature, stats in (("image", image), ("label", label)):
+        (name,) = [key for key in summary["features"] if key != "label"]
+        label = summary["features"]["label"]
+        if expected["feature"] and name != expected["feature"]:
+            report(name, "error", f"the examples hold a {name!r} feature but the schema "
+                   f"expects {expected['feature']!r}")
+        for feature, stats in ((name, summary["features"][name]), ("label", label)):
             if stats["missing"]:
                 report(feature, "error", f"{stats['missing']} of {summary['num_examples']} "
                        "examples have no value; the schema requires one in every example")
-        other_shapes = {shape: count for shape, count in image["shapes"].items()
-                        if shape != "x".join(map(str, train["image"]["shape"]))}
-        if other_shapes:
-            report("image", "error", f"image shapes {other_shapes} (shape: count) differ from "
-                   f"the schema's {train['image']['shape']}")
+        _value_anomalies(name, summary["features"][name], expected, report)
         if label["out_of_domain"]:
             report("label", "error", f"labels outside the domain 0..{len(class_names) - 1}: "
                    f"{label['out_of_domain']} (label: count)")
+        unknown = {name: count for name, count in label["distribution"].items()
+                   if count and name not in known and name not in label["out_of_domain"]}
+        if unknown:
+            report("label", "error", f"unknown labels {unknown} (label: count); the schema's "
+                   f"class_names are {known}")
         if split != "train":
             total = max(sum(label["distribution"].values()), 1)
             distance, worst = max(
-                (abs(label["distribution"].get(name, 0) / total
-                     - train["label"]["distribution"].get(name, 0) / train_total), name)
-                for name in set(label["distribution"]) | set(train["label"]["distribution"])
-            )
-            if distance > threshold:
+                (abs(label["distribution"].get(key, 0) / total
+                     - train_labels.get(key, 0) / train_total), key)
+                for key in set(label["distribution"]) | set(train_labels))
+            if distance > expected["threshold"]:
                 report("label", "warning", f"label distribution differs from train's by "
                        f"{distance:.3f} (L-infinity, class {worst!r}), more than "
-                       f"label_shift_threshold={threshold}")
+                       f"the threshold {expected['threshold']:g}")
     return anomalies
 
 
@@ -292,8 +501,11 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     examples_dir = str(inputs["examples"].path)
     class_names = examples_io.class_names(examples_dir)
     splits = examples_io.split_names(examples_dir)
+    feature = examples_io.input_feature(examples_dir)
+    shape = examples_io.input_shape(examples_dir)
+    channels = int(shape[-1]) if feature == "sequence" else 0
     sums_dir = pathlib.Path(context.scratch_dir) / "sums"
-    context.log.info("statistics: reading splits %s of %s", splits, examples_dir)
+    context.log.info("statistics: reading splits %s of %s (%s)", splits, examples_dir, feature)
 
     with create_pipeline(context.runtime) as pipeline:
         for split in splits:
@@ -301,21 +513,26 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
                 pipeline
                 | f"Read{split.title()}" >> beam.io.ReadFromTFRecord(
                     f"{examples_dir}/*-{split}.tfrecord-*-of-*")
-                | f"Statistics{split.title()}" >> ComputeSplitStatistics(examples_dir)
+                | f"Statistics{split.title()}" >> ComputeSplitStatistics(
+                    examples_dir, feature, channels)
                 | f"ToJson{split.title()}" >> beam.Map(json.dumps)
                 | f"Write{split.title()}" >> beam.io.WriteToText(
                     str(sums_dir / split), file_name_suffix=".json", shard_name_template="")
             )
 
-    summaries = {}
-    for split in splits:
-        sums = json.loads((sums_dir / f"{split}.json").read_text())
-        sums["labels"] = {int(label): count for label, count in sums["labels"].items()}
-        summaries[split] = summarise(sums, class_names, config.histogram_bins)
+    summaries = {split: summarise(json.loads((sums_dir / f"{split}.json").read_text()),
+                                  class_names, config.histogram_bins, feature, channels)
+                 for split in splits}
     if "train" not in summaries or summaries["train"]["num_examples"] == 0:
         raise ValueError(f"{examples_dir} has no training examples: the schema is inferred "
                          "from the train split; check the ingest stage's inputs.")
-    anomalies = find_anomalies(summaries, class_names, config.label_shift_threshold)
+    if config.schema:
+        schema = load_schema(config.schema)
+    else:
+        schema = infer_schema(summaries["train"]["features"], class_names,
+                              config.label_shift_threshold)
+    anomalies = find_anomalies(
+        summaries, class_names, expectations(schema, config.label_shift_threshold))
 
     statistics_dir = pathlib.Path(outputs["statistics"])
     schema_dir = pathlib.Path(outputs["schema"])
@@ -324,7 +541,6 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
         json.dumps({"splits": summaries}, indent=2) + "\n")
     (statistics_dir / "anomalies.json").write_text(
         json.dumps({"anomalies": anomalies}, indent=2) + "\n")
-    schema = infer_schema(summaries["train"]["features"], class_names)
     (schema_dir / "schema.pbtxt").write_text(text_format.MessageToString(schema))
 
     errors = [anomaly for anomaly in anomalies if anomaly["severity"] == "error"]
@@ -333,12 +549,17 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
                             "%(description)s", anomaly)
     properties: dict[str, Any] = {
         "num_examples": {split: summary["num_examples"] for split, summary in summaries.items()},
+        "input_feature": feature,
+        "schema": config.schema or "inferred from train",
         "anomalies": {"errors": len(errors), "warnings": len(anomalies) - len(errors)},
     }
     if errors:
         properties["halt"] = "\n".join(
-            [f"statistics found {len(errors)} error anomalies in {examples_dir}:"]
+            [f"statistics found {len(errors)} error anomalies in {examples_dir}"
+             + (f" against the schema {config.schema}" if config.schema else "") + ":"]
             + [f"- {a['split']}/{a['feature']}: {a['description']}" for a in errors]
-            + ["See anomalies.json in the statistics artifact; fix the data and re-run ingest."]
+            + ["See anomalies.json in the statistics artifact; fix the data and re-run ingest"
+               + (", or update the saved schema if the change is intended." if config.schema
+                  else ".")]
         )
     return properties

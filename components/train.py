@@ -1,10 +1,12 @@
 """Train stage: fit a Keras model from the models registry under a tf.distribute strategy.
 
-The model owns its normalisation (mean and variance of the training images, read from the
-statistics artifact), and the exported SavedModel takes raw uint8 pixels, so serving feeds
-exactly what ingest stored. Training state is backed up every epoch in the scratch directory:
-a killed run resumes where it stopped. TensorFlow is imported inside `run` so that a cached
-pipeline never pays for importing it.
+The model owns its normalisation (read from the statistics artifact: a pixel mean/variance
+for images, per-channel ones for sequences), and the exported SavedModel takes the raw input
+(uint8 pixels, or float32 sequences padded by components/model_inputs.py), so serving feeds
+what ingest stored. The batch size is per replica; the learning rate follows the configured
+scaling rule. Training state is backed up every epoch in the scratch directory: a killed run
+resumes where it stopped. Under multi-worker training only the chief commits the artifact.
+TensorFlow is imported inside `run` so that a cached pipeline never pays for importing it.
 """
 
 from __future__ import annotations
@@ -15,18 +17,18 @@ import math
 import pathlib
 import shutil
 import time
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 
-from components import examples_io
+from components import examples_io, model_inputs
 from pipeline.stage import StageConfig
 
 NAME = "train"
-VERSION = 1
+VERSION = 2
 INPUTS = {"examples": "Examples", "statistics": "Statistics", "schema": "Schema"}
 OUTPUTS = {"model": "Model"}
-CODE = ("models", "components.distribute", "components.examples_io")
+CODE = ("models", "components.distribute", "components.examples_io", "components.model_inputs")
 
 PROGRESS_SECONDS = 10.0  # during long epochs, log step progress at most this often
 
@@ -40,77 +42,180 @@ class Config(StageConfig):
     epochs: int = pydantic.Field(10, ge=1)
     # Examples per replica per step; the global batch is this times the number of replicas.
     batch_size: int = pydantic.Field(64, ge=1)
-    # Adam learning rate.
+    # Adam learning rate for one replica (before lr_scaling).
     learning_rate: float = pydantic.Field(1e-3, gt=0)
+    # How the learning rate follows the replica count: "none" keeps it, "linear" multiplies
+    # it by the number of replicas (the global batch grows by the same factor).
+    lr_scaling: Literal["none", "linear"] = "none"
+    # "constant", or "cosine": decay from the learning rate to 0 over all training steps.
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     # Size of the shuffle buffer over the training split (>= split size = a full shuffle).
     shuffle_buffer: int = pydantic.Field(10000, ge=1)
+    # Sequences: steps every example is padded or truncated to; default the longest training
+    # sequence in the statistics. Ignored for images.
+    sequence_length: int | None = pydantic.Field(None, ge=1)
+    # Sequences: "pre" pads before the series and keeps the last steps of longer ones (an
+    # LSTM then ends on real data), "post" pads after and keeps the first steps.
+    padding: Literal["pre", "post"] = "pre"
+    # Compute dtype policy: "float32", "mixed_bfloat16" (TPU, recent CPUs) or "mixed_float16"
+    # (GPUs only); variables and the output stay float32.
+    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
+
+
+class WorkerFinished(SystemExit):
+    """A non-chief worker finished its share of multi-worker training: the chief commits the
+    artifact, so this process stops the pipeline cleanly (exit status 0) without committing."""
+
+    def __init__(self, message: str):
+        super().__init__(0)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     import tensorflow as tf
 
     import models
-    from components.distribute import choose_strategy
+    from components import distribute
     from models.keras import keras
 
     examples = inputs["examples"].path
     model_dir = pathlib.Path(outputs["model"])
     class_names = examples_io.class_names(examples)
-    input_shape = tuple(int(size) for size in examples_io.input_shape(examples))
-    mean, std = _image_statistics(inputs["statistics"].path)
-    _check_model_options(models, config)
+    spec = model_inputs.input_spec(examples, inputs["statistics"].path, config.sequence_length,
+                                   config.padding)
+    _check_model(models, config, spec["input_feature"])
 
-    strategy, strategy_description, replicas = choose_strategy(context.runtime)
-    chief = _is_chief(strategy)
+    strategy, strategy_description, replicas = distribute.choose_strategy(context.runtime)
+    chief, role = distribute.worker_role(strategy)
     global_batch = config.batch_size * replicas
+    learning_rate = config.learning_rate * (replicas if config.lr_scaling == "linear" else 1)
+    train_size = examples_io.split_size(examples, "train")
+    steps = max(1, math.ceil(train_size / global_batch))
     context.log.info(
-        "training %s on %s, %d replica(s), global batch %d",
-        config.model, strategy_description, replicas, global_batch,
+        "training %s on %s (%s), %d replica(s), global batch %d, learning rate %g",
+        config.model, strategy_description, role, replicas, global_batch, learning_rate,
     )
 
     keras.utils.set_random_seed(context.seed)
-    train_size = examples_io.split_size(examples, "train")
-    validation_size = examples_io.split_size(examples, "validation")
-    train_data = _dataset(tf, examples, "train", global_batch, config.shuffle_buffer, context.seed)
-    validation_data = (
-        _dataset(tf, examples, "validation", global_batch, None, context.seed)
-        if validation_size
-        else None
+    static = strategy_description.startswith("tpu")  # TPUs need full, static batches
+    train_data = distribute.sharded_dataset(
+        tf, strategy,
+        lambda input_context, batch: _dataset(tf, examples, "train", spec, batch, config,
+                                              context.seed, input_context),
+        global_batch,
     )
+    validation_data = None
+    if examples_io.split_size(examples, "validation"):
+        validation_data = _dataset(tf, examples, "validation", spec, global_batch, config,
+                                   context.seed, None, drop_remainder=static)
 
-    with strategy.scope():
-        model = models.build(
-            config.model,
-            input_shape=input_shape,
-            num_classes=len(class_names),
-            mean=mean,
-            variance=std**2,
-            **config.model_options,
-        )
-        model.compile(
-            optimizer=keras.optimizers.Adam(config.learning_rate),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
+    distribute.set_precision(keras, config.precision, strategy_description)
+    try:
+        with strategy.scope():
+            model = models.build(
+                config.model, input_shape=spec["input_shape"], num_classes=len(class_names),
+                **spec["normalization"], **config.model_options,
+            )
+            rate = learning_rate
+            if config.lr_schedule == "cosine":
+                rate = keras.optimizers.schedules.CosineDecay(learning_rate,
+                                                              config.epochs * steps)
+            model.compile(optimizer=keras.optimizers.Adam(rate),
+                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        fitted = _fit(tf, keras, model, train_data, validation_data, steps, config, context,
+                      chief, role)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    progress, work_dir = fitted["progress"], fitted["work_dir"]
+    epochs_history = fitted["history"]
 
+    history = {
+        metric: [epochs_history.get(str(epoch), {}).get(metric) for epoch in range(config.epochs)]
+        for metric in ("loss", "accuracy", "val_loss", "val_accuracy")
+        if metric in epochs_history.get(str(config.epochs - 1), {})
+    }
+    final = {metric: values[-1] for metric, values in history.items()}
+    params = int(model.count_params())
+    # Under multi-worker training every worker must save (the saves are collective); only the
+    # chief writes into the artifact, the others into their own scratch folder.
+    target = model_dir if chief else work_dir / "model"
+    target.mkdir(parents=True, exist_ok=True)
+    model.save(target / "model.keras")
+    _export_serving(tf, model, spec, target / "saved_model")
+    # The chief commits (and the runner then removes the shared scratch folder) only once
+    # every worker has finished writing there.
+    distribute.barrier(tf, strategy)
+    if not chief:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        message = (f"{role} finished training ({config.epochs} epochs, final loss "
+                   f"{final.get('loss')!r}); the chief commits the model, so this worker stops "
+                   "here.")
+        context.log.info(message)
+        raise WorkerFinished(message)
+    shutil.copytree(work_dir / "logs", model_dir / "logs")
+    _write_json(model_dir / "history.json", history)
+    _write_json(model_dir / "model.json", {
+        "model": config.model,
+        "model_options": config.model_options,
+        **{key: value for key, value in spec.items() if key != "normalization"},
+        "class_names": class_names,
+        "normalization": spec["normalization"],
+        "params": params,
+        "strategy": strategy_description,
+        "replicas": replicas,
+        "global_batch_size": global_batch,
+        "learning_rate": learning_rate,
+        "lr_scaling": config.lr_scaling,
+        "lr_schedule": config.lr_schedule,
+        "precision": config.precision,
+        "epochs": config.epochs,
+        "resumed_from_epoch": fitted["resumed_from_epoch"],
+    })
+    context.log.info("saved model (%d parameters) to %s", params, model_dir)
+    return {
+        "params": params,
+        "epochs": config.epochs,
+        "strategy": strategy_description,
+        "replicas": replicas,
+        "global_batch_size": global_batch,
+        "learning_rate": learning_rate,
+        "final": final,
+        "resumed": fitted["resumed_from_epoch"] is not None,
+        "resumed_from_epoch": fitted["resumed_from_epoch"],
+        "seconds_per_epoch": progress.mean_epoch_seconds(),
+    }
+
+
+def _fit(tf, keras, model, train_data, validation_data, steps: int, config: Config, context,
+         chief: bool, role: str) -> dict[str, Any]:
+    """model.fit with backup/resume, NaN detection, progress and TensorBoard logs.
+
+    Each worker keeps its history and logs in its own scratch folder; the backup folder is
+    shared (BackupAndRestore itself separates the chief's checkpoint from the others').
+    """
     scratch = pathlib.Path(context.scratch_dir)
     backup_dir = scratch / "backup"
+    work_dir = scratch if chief else scratch / role
     resumed = tf.train.latest_checkpoint(str(backup_dir / "chief")) is not None
     if resumed:
         context.log.info("resuming from the training backup in %s", backup_dir)
-    history_path = scratch / "history.json"
+    history_path = work_dir / "history.json"
     # TensorBoard writes to scratch so the curves of a killed run survive into the resumed one.
-    logs_dir = scratch / "logs"
+    logs_dir = work_dir / "logs"
     if not resumed:  # leftovers of a run killed before its first backup describe nothing
         _clear(history_path, logs_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
     epochs_history = _read_json(history_path)
-    progress = _progress_callback(keras, context.log, config.epochs,
-                                  math.ceil(train_size / global_batch), epochs_history,
+    progress = _progress_callback(keras, context.log, config.epochs, steps, epochs_history,
                                   history_path)
     model.fit(
         train_data,
         validation_data=validation_data,
         epochs=config.epochs,
+        steps_per_epoch=steps,
         verbose=0,
         # Progress records the epoch before BackupAndRestore commits it, so a kill between
         # the two re-runs that epoch rather than losing its history entry.
@@ -129,92 +234,62 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
             f"model_options {config.model_options}). No model was saved; lower [train] "
             "learning_rate or check the model options and the input statistics."
         )
-
-    history = {
-        metric: [epochs_history.get(str(epoch), {}).get(metric) for epoch in range(config.epochs)]
-        for metric in ("loss", "accuracy", "val_loss", "val_accuracy")
-        if metric in epochs_history.get(str(config.epochs - 1), {})
-    }
-    final = {metric: values[-1] for metric, values in history.items()}
-    params = int(model.count_params())
-    # Under multi-worker training every worker must save (the saves are collective); only the
-    # chief writes into the artifact, the others into scratch.
-    target = model_dir if chief else scratch / "non_chief_model"
-    target.mkdir(parents=True, exist_ok=True)
-    model.save(target / "model.keras")
-    _export_serving(tf, model, input_shape, target / "saved_model")
-    if chief:
-        shutil.copytree(logs_dir, model_dir / "logs")
-        _write_json(model_dir / "history.json", history)
-        _write_json(model_dir / "model.json", {
-            "model": config.model,
-            "model_options": config.model_options,
-            "input_shape": list(input_shape),
-            "input_dtype": "uint8",
-            "class_names": class_names,
-            "normalization": {"mean": mean, "variance": std**2},
-            "params": params,
-            "strategy": strategy_description,
-            "replicas": replicas,
-            "global_batch_size": global_batch,
-            "epochs": config.epochs,
-        })
-    context.log.info("saved model (%d parameters) to %s", params, model_dir)
-    return {
-        "params": params,
-        "epochs": config.epochs,
-        "strategy": strategy_description,
-        "replicas": replicas,
-        "final": final,
-        "resumed": resumed,
-        "seconds_per_epoch": progress.mean_epoch_seconds(),
-    }
+    first_epoch = progress.first_epoch if progress.first_epoch is not None else config.epochs
+    return {"progress": progress, "work_dir": work_dir, "history": epochs_history,
+            "resumed_from_epoch": first_epoch if resumed else None}
 
 
-def _dataset(tf, examples, split: str, global_batch: int, shuffle_buffer: int | None, seed: int):
-    """(float32 image, label) batches; shuffled with the stage seed when a buffer is given.
+def _dataset(tf, examples, split: str, spec: dict, batch_size: int, config: Config, seed: int,
+             input_context=None, drop_remainder: bool = False):
+    """(float32 input, label) batches of one split, through tf.data.
 
-    The decoded images are cached as uint8 (a quarter of the memory of float32) and cast per
-    batch, so only the first epoch pays for decoding the PNGs.
+    With an InputContext (training) the split is sharded per input pipeline, shuffled with the
+    stage seed and repeated (fit counts steps); without one (validation) it is read once and
+    Keras shards it by data. Decoded examples are cached (images as uint8, a quarter of
+    float32's memory, cast per batch), so only the first epoch pays for decoding.
     """
-    data = examples_io.as_dataset(examples, split).map(
-        lambda record: (record["image"], record["label"]), num_parallel_calls=tf.data.AUTOTUNE
-    ).cache()
-    if shuffle_buffer:
-        data = data.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    data = data.batch(global_batch).map(
-        lambda images, labels: (tf.cast(images, tf.float32), labels),
+    feature = spec["input_feature"]
+    data = examples_io.as_dataset(examples, split)
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        data = data.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    if feature == "sequence":
+        length = spec["input_shape"][0]
+
+        def element(record):
+            return (model_inputs.pad_sequence_tensor(tf, record["sequence"], length,
+                                                     spec["padding"], spec["padding_value"]),
+                    record["label"])
+    else:
+        def element(record):
+            return record["image"], record["label"]
+    data = data.map(element, num_parallel_calls=tf.data.AUTOTUNE).cache()
+    if input_context is not None:
+        data = data.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        data = data.repeat()
+        drop_remainder = True  # repeated: every batch is full anyway
+    data = data.batch(batch_size, drop_remainder=drop_remainder).map(
+        lambda values, labels: (tf.cast(values, tf.float32), labels),
         num_parallel_calls=tf.data.AUTOTUNE,
     ).prefetch(tf.data.AUTOTUNE)
-    # The splits may be a single shard: shard by element when several workers read them.
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return data.with_options(options)
+    if input_context is None:  # the splits may be a single shard: shard by element
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA)
+        data = data.with_options(options)
+    return data
 
 
-def _image_statistics(statistics_dir: pathlib.Path) -> tuple[float, float]:
-    """Mean and standard deviation of the training images' pixels, from statistics.json."""
-    path = pathlib.Path(statistics_dir) / "statistics.json"
-    try:
-        image = json.loads(path.read_text())["splits"]["train"]["features"]["image"]
-        mean, std = float(image["mean"]), float(image["std"])
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ValueError(
-            f"{path}: cannot read splits.train.features.image.mean/std ({error!r}); the train "
-            "stage normalises with them. Re-run the statistics stage on these examples."
-        ) from error
-    if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
-        raise ValueError(
-            f"{path}: train image statistics mean={mean}, std={std}; expected finite values "
-            "and std > 0 (a constant image split cannot be normalised). Check the ingested data."
-        )
-    return mean, std
-
-
-def _check_model_options(models, config: Config) -> None:
-    """Reject unknown model options before training starts, listing the valid ones."""
+def _check_model(models, config: Config, feature: str) -> None:
+    """Reject a model that does not take this input, or unknown options, before training."""
     if config.model not in models.BUILDERS:
         models.build(config.model)  # raises the registry's error naming the valid models
+    takes = models.INPUT_FEATURES.get(config.model)
+    if takes != feature:
+        fitting = sorted(name for name, kind in models.INPUT_FEATURES.items() if kind == feature)
+        raise ValueError(
+            f"[train] model {config.model!r} takes {takes!r} inputs but the examples hold "
+            f"{feature!r}; set [train] model to one of {fitting}."
+        )
     parameters = inspect.signature(models.BUILDERS[config.model]).parameters
     allowed = [name for name in parameters
                if name not in ("input_shape", "num_classes", "mean", "variance")]
@@ -226,25 +301,20 @@ def _check_model_options(models, config: Config) -> None:
         )
 
 
-def _is_chief(strategy) -> bool:
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.cluster_spec().as_dict():
-        return True
-    if "chief" in resolver.cluster_spec().as_dict():
-        return resolver.task_type == "chief"
-    return resolver.task_type == "worker" and resolver.task_id == 0
-
-
-def _export_serving(tf, model, input_shape, path: pathlib.Path) -> None:
-    """SavedModel whose serving signature takes raw uint8 images, as a deployment feeds them."""
+def _export_serving(tf, model, spec: dict, path: pathlib.Path) -> None:
+    """SavedModel whose serving signature takes the raw input as a deployment feeds it:
+    `image` uint8 [None, H, W, C] or `sequence` float32 [None, T, C] (padded)."""
     module = tf.Module()
     # Track the variables, not the Keras model: saving a Keras model object here would make
     # tf.saved_model.save trace all of Keras's own functions too.
     module.variables_to_save = list(model.variables)
+    feature = spec["input_feature"]
+    signature = tf.TensorSpec([None, *spec["input_shape"]], tf.as_dtype(spec["input_dtype"]),
+                              name=feature)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, *input_shape], tf.uint8, name="image")])
-    def serve(image):
-        return {"probabilities": model(tf.cast(image, tf.float32), training=False)}
+    @tf.function(input_signature=[signature])
+    def serve(values):
+        return {"probabilities": model(tf.cast(values, tf.float32), training=False)}
 
     module.serve = serve
     tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
@@ -276,9 +346,12 @@ def _progress_callback(keras, log, epochs: int, steps: int, history: dict,
 
     class Progress(keras.callbacks.Callback):
         nan_epoch: int | None = None
+        first_epoch: int | None = None  # the epoch fit started at: > 0 after a resume
         seconds: list[float] = []
 
         def on_epoch_begin(self, epoch, logs=None):
+            if self.first_epoch is None:
+                self.first_epoch = epoch
             self.epoch = epoch
             self.started = self.last_report = time.monotonic()
 

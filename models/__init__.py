@@ -1,21 +1,27 @@
 """Keras model builders, looked up by the name a config gives in `[train] model`.
 
 Every builder takes the input shape, the number of classes, the normalisation statistics of
-the raw input (so the model owns its preprocessing: no training/serving skew) and its own
-keyword options from the config's `[train.model_options]` table, and returns an uncompiled
-tf_keras functional model whose input is the raw feature as float32 and whose output is the
-class probabilities.
+the raw input (so the model owns its preprocessing: no training/serving skew; a scalar mean
+and variance for images, per-channel lists for sequences) and its own keyword options from
+the config's `[train.model_options]` table, and returns an uncompiled tf_keras functional
+model whose input is the raw feature as float32 and whose output is the class probabilities
+(a float32 layer named "probabilities", also under mixed precision).
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from models import cnn
+from models import cnn, cnn_bn, lstm
 
 BUILDERS: dict[str, Callable[..., Any]] = {
     "cnn": cnn.build,
+    "cnn_bn": cnn_bn.build,
+    "lstm": lstm.build,
 }
+
+# The input feature each builder takes (see components/examples_io.INPUT_FEATURES).
+INPUT_FEATURES: dict[str, str] = {"cnn": "image", "cnn_bn": "image", "lstm": "sequence"}
 
 
 def build(name: str, **kwargs: Any):

@@ -1,9 +1,12 @@
 """Recurrent classifiers for sequences: speech features, sensor series, token embeddings.
 
-Input: a fixed-length (pre-padded) sequence [steps, channels] of raw float32 values, with
-per-channel normalisation inside the model. Built so TFLite conversion keeps each LSTM as
-one fused UNIDIRECTIONAL_SEQUENCE_LSTM op: no Masking layer (masks become a while loop), and
-the converter is given a fixed batch size of 1 (see ../shared/DESIGN.md).
+Input: a fixed-length (padded, see components/model_inputs.py) sequence [steps, channels] of
+raw float32 values, with per-channel normalisation inside the model. Built so TFLite
+conversion keeps each LSTM as one fused UNIDIRECTIONAL_SEQUENCE_LSTM op: no Masking layer
+(masks become a while loop), no recurrent dropout (it leaves the fusable Keras LSTM kernel),
+and the converter is given a fixed batch size of 1 (see ../shared/DESIGN.md). Bidirectional
+layers are available but convert with REVERSE_V2 ops around two fused LSTMs and are measured
+less faithful after conversion: prefer unidirectional stacks for int8 deployment.
 """
 
 from __future__ import annotations
@@ -23,12 +26,19 @@ def build(
     conv_filters: int = 0,
     conv_kernel_size: int = 3,
     dropout: float = 0.2,
+    dense_units: int = 0,
 ) -> keras.Model:
-    """Returns an uncompiled model from raw float32 sequences to class probabilities.
+    """Returns an uncompiled model from raw float32 sequences [steps, channels] to class
+    probabilities.
 
+    `mean` and `variance` are per-channel lists from the statistics of the training split.
     `units` stacks one LSTM per entry; all but the last return sequences. `conv_filters > 0`
-    adds a Conv1D front end that learns local patterns before the recurrence.
+    adds a Conv1D front end that learns local patterns before the recurrence. `dropout` follows
+    every LSTM (and the dense layer); `dense_units > 0` adds a ReLU layer before the output.
     """
+    if not units:
+        raise ValueError("lstm: model option `units` is empty; give one size per LSTM layer, "
+                         "e.g. units = [64].")
     inputs = keras.Input(shape=tuple(input_shape), dtype="float32", name="sequence")
     x = keras.layers.Normalization(axis=-1, mean=mean, variance=variance, name="normalize")(inputs)
     if conv_filters:
@@ -44,5 +54,12 @@ def build(
         x = layer(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"dropout{index + 1}")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    if dense_units:
+        x = keras.layers.Dense(dense_units, activation="relu", name="dense")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name="dense_dropout")(x)
+    # float32 output even under a mixed-precision policy: softmax in half precision is lossy.
+    outputs = keras.layers.Dense(
+        num_classes, activation="softmax", dtype="float32", name="probabilities"
+    )(x)
     return keras.Model(inputs, outputs, name="lstm")

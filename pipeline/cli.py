@@ -15,6 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pipeline import config as config_module  # noqa: E402
 from pipeline import dag, runner  # noqa: E402
+from serving import server as serving_server  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     inspect_parser = commands.add_parser("inspect", help="print an artifact's manifest readably")
     inspect_parser.add_argument("path", help="an artifact folder, its manifest.json or a run summary")
 
+    serve_parser = commands.add_parser(
+        "serve", help="serve a model registry over HTTP (TensorFlow Serving's REST API)"
+    )
+    serving_server.add_arguments(serve_parser)
+
     args = parser.parse_args(argv)
     # Our progress at INFO; Beam, TFDS and TensorFlow only when something is wrong.
     logging.basicConfig(
@@ -44,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "inspect":
             return inspect(pathlib.Path(args.path))
+        if args.command == "serve":
+            return serving_server.serve(args)
         config = config_module.load(
             args.config,
             dag.stage_modules(),
@@ -61,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edgepipe: {error}", file=sys.stderr)
         return 1
     _print_summary(summary)
-    return 0 if summary["status"] == "succeeded" else 1
+    return 0 if summary["status"] in ("succeeded", "worker_finished") else 1
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,6 +100,11 @@ def _print_summary(summary: dict) -> None:
                     f"  {variant['name']:<14} {variant['size_bytes'] / 1024:8.1f} KB"
                     f"  accuracy {variant['accuracy']:.4f}  p50 {variant['latency_ms_p50']:.3f} ms"
                 )
+        if stage["name"] == "quantize" and metrics.get("deployable"):
+            deployable = metrics["deployable"]
+            print(f"  deployable: {deployable.get('variant')} ({deployable.get('reason', '')})")
+        if stage["name"] == "push" and metrics:
+            print(f"\npush: {metrics.get('reason') or metrics}")
         if stage["name"] == "report" and stage.get("artifacts"):
             print(f"\nreport: {stage['artifacts']['report']}/report.html")
     print(f"summary: {summary['root']}/runs/latest.json")

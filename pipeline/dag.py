@@ -44,6 +44,7 @@ CLASSIFICATION = (
             "tflite": TFLITE,
         },
     ),
+    Node("push", {"model": MODEL, "evaluation": EVALUATION, "tflite": TFLITE, "examples": EXAMPLES}),
 )
 
 

@@ -90,6 +90,21 @@ def run(config: PipelineConfig, no_cache: bool = False, nodes=dag.CLASSIFICATION
                     node.module, key, inputs, config.stages[node.stage], context,
                     record={"key_parts": parts}, replace=no_cache,
                 )
+            except SystemExit as error:
+                if error.code not in (0, None):
+                    raise
+                # A non-chief worker of multi-worker training: its share is done and the
+                # chief commits the artifact. Stop cleanly; the stages after it are the chief's.
+                entry.update(status="worker_finished", seconds=round(time.monotonic() - stage_started, 3),
+                             artifacts={}, metrics={})
+                summary["stages"] += [
+                    {"name": later.stage, "status": "skipped", "seconds": 0.0, "artifacts": {}, "metrics": {}}
+                    for later in nodes[index:]
+                ]
+                summary["status"] = "worker_finished"
+                _finish(store, summary, started)
+                log.info("[%d/%d] %s: this worker's share is done; the chief commits", index, total, node.stage)
+                return summary
             except BaseException as error:
                 entry.update(
                     status="failed",

@@ -12,7 +12,7 @@ import pytest
 
 from components import examples_io, ingest
 from pipeline.stage import Context, Runtime
-from tests.conftest import CLASS_NAMES, ingest_config
+from tests.conftest import CLASS_NAMES, REPO, ingest_config
 
 
 def write_idx(path: pathlib.Path, array: np.ndarray) -> str:
@@ -81,42 +81,46 @@ def test_split_assignment_is_deterministic_and_stable_when_data_is_added():
     assert {ingest.assign_split(record_id, "test", 0.5) for record_id in ids[:100]} == {"test"}
 
 
-def test_read_idx_and_split_by_hash_transforms(tmp_path):
+def decode_example(serialized: bytes) -> tuple[str, int, tuple]:
+    import tensorflow as tf
+
+    feature = tf.train.Example.FromString(serialized).features.feature
+    image = tf.io.decode_png(feature["image"].bytes_list.value[0]).numpy()
+    return (feature["id"].bytes_list.value[0].decode(), feature["label"].int64_list.value[0],
+            image.shape)
+
+
+def test_read_chunks_and_route_records_transforms(tmp_path):
     import apache_beam as beam
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
 
-    files = tiny_idx_files(tmp_path, train_labels=[3, 1, 4, 1, 5, 9, 2, 6], test_labels=[0])
+    labels = [3, 1, 4, 1, 5, 9, 2, 6, 12]  # 12 is not a class of the 10
+    files = tiny_idx_files(tmp_path, train_labels=labels, test_labels=[0])
     name = pathlib.Path(files["train_images"]).name
-    expected_ids = [f"{name}:{index}" for index in range(8)]
+    ids = [f"{name}:{index}" for index in range(9)]
+    config = ingest.Config.model_validate({**ingest_config(files), "validation_fraction": 0.5})
+    info = {"feature": "image", "shape": [28, 28, 1], "class_names": list(CLASS_NAMES)}
     with TestPipeline(runner="FnApiRunner") as pipeline:  # not Prism: no binary download
-        records = pipeline | ingest.ReadIdx("train", files["train_images"], files["train_labels"])
-        summary = records | "Summary" >> beam.Map(
-            lambda r: (r["id"], r["label"], r["image"].shape, r["source"].endswith(
-                f"train-labels-idx1-ubyte.gz:{r['id'].rsplit(':', 1)[1]}")))
-        assert_that(summary, equal_to([
-            (record_id, label, (28, 28, 1), True)
-            for record_id, label in zip(expected_ids, [3, 1, 4, 1, 5, 9, 2, 6])
-        ]))
-        splits = records | ingest.SplitByHash(0.5)
+        routed = (pipeline | ingest.ReadChunks(config, "train", info)
+                  | ingest.RouteRecords(config, info))
         for split in ("train", "validation"):
-            expected = [i for i in expected_ids if ingest.assign_split(i, "train", 0.5) == split]
-            assert_that(splits[split] | f"Ids{split}" >> beam.Map(lambda r: r["id"]),
+            expected = [(record_id, label, (28, 28, 1))
+                        for record_id, label in zip(ids[:8], labels)
+                        if ingest.assign_split(record_id, "train", 0.5) == split]
+            assert_that(routed[split] | f"Decode{split}" >> beam.Map(decode_example),
                         equal_to(expected), label=f"Check{split}")
-        assert_that(splits["test"], equal_to([]), label="CheckTest")
+        assert_that(routed.test, equal_to([]), label="CheckTest")
+        assert_that(routed.read, equal_to([("train", 9)]), label="CheckRead")
+        assert_that(routed.quarantine | beam.Map(json.loads), equal_to([{
+            "source": f"{files['train_labels']}:8", "id": ids[8], "split": "train",
+            "reason": "label_out_of_range",
+            "detail": "label 12 is not in 0..9 (class_names has 10 entries)"}]),
+            label="CheckQuarantine")
 
 
-def test_corrupt_files_fail_naming_the_file(run_stage, tiny_fashion_mnist, tmp_path):
-    truncated = tmp_path / "train-images-idx3-ubyte.gz"
-    data = pathlib.Path(tiny_fashion_mnist["train_images"]).read_bytes()
-    truncated.write_bytes(data[: len(data) // 2])
-    # A valid gzip whose header promises 300 images but whose body holds 299.
-    short = tmp_path / "short-images-idx3-ubyte.gz"
-    raw = gzip.decompress(data)
-    short.write_bytes(gzip.compress(raw[: len(raw) - 28 * 28], mtime=0))
+def test_corrupt_files_fail_naming_the_file(run_stage, tiny_fashion_mnist):
     cases = [
-        ({"train_images": str(truncated)}, "truncated or corrupt"),
-        ({"train_images": str(short)}, "declares 300 records"),
         ({"train_images": tiny_fashion_mnist["train_labels"]}, "magic number"),
         ({"test_labels": tiny_fashion_mnist["train_labels"]}, "100 images but .* 300 labels"),
     ]
@@ -126,6 +130,46 @@ def test_corrupt_files_fail_naming_the_file(run_stage, tiny_fashion_mnist, tmp_p
             run_stage("ingest", {}, ingest_config(files))
         bad_file = next(iter(change.values()))
         assert bad_file in str(error.value)
+
+
+def test_truncated_files_keep_complete_records_and_quarantine_the_rest(
+        run_stage, tiny_fashion_mnist, tmp_path):
+    data = pathlib.Path(tiny_fashion_mnist["train_images"]).read_bytes()
+    truncated = tmp_path / "train-images-idx3-ubyte.gz"  # a download cut in the middle
+    truncated.write_bytes(data[: len(data) // 2])
+    raw = gzip.decompress(data)
+    short = tmp_path / "t10k-images-idx3-ubyte.gz"  # valid gzip, header says 100, holds 97
+    test_raw = gzip.decompress(pathlib.Path(tiny_fashion_mnist["test_images"]).read_bytes())
+    short.write_bytes(gzip.compress(test_raw[: len(test_raw) - 3 * 28 * 28], mtime=0))
+    files = {**tiny_fashion_mnist, "train_images": str(truncated), "test_images": str(short)}
+    config = {**ingest_config(files), "max_quarantine_fraction": 1.0}
+    properties, artifacts = run_stage("ingest", {}, config)
+
+    kept = len(ingest.read_idx_available(str(truncated), "images", 3)[0])
+    assert 0 < kept < 300
+    rejected = [json.loads(line) for line in (artifacts["examples"].path / "quarantine"
+                                              / "records.jsonl").read_text().splitlines()]
+    assert sorted(record["source"] for record in rejected) == sorted(
+        [f"{files['train_labels']}:{index}" for index in range(kept, 300)]
+        + [f"{files['test_labels']}:{index}" for index in (97, 98, 99)])
+    assert {record["reason"] for record in rejected} == {"truncated_file"}
+    assert "gzip stream is truncated" in rejected[0]["detail"] or \
+        "declares 100 records" in rejected[0]["detail"]
+    assert properties["accounting"] == {
+        "train": {"read": 300, "written": kept, "quarantined": 300 - kept,
+                  "by_reason": {"truncated_file": 300 - kept}},
+        "test": {"read": 100, "written": 97, "quarantined": 3,
+                 "by_reason": {"truncated_file": 3}},
+    }
+    # The records that survived are the original ones, byte for byte.
+    train = examples_io.load_numpy(artifacts["examples"].path, "train")
+    indices = [int(record_id.rsplit(":", 1)[1]) for record_id in train["id"]]
+    np.testing.assert_array_equal(train["image"][..., 0], np.frombuffer(
+        raw[16:], np.uint8).reshape(300, 28, 28)[indices])
+
+    with pytest.raises(ValueError, match="truncated_file") as error:
+        run_stage("ingest", {}, {**config, "max_quarantine_fraction": 0.01})
+    assert str(truncated) in str(error.value) and "max_quarantine_fraction" in str(error.value)
 
 
 def test_out_of_range_labels_are_quarantined_and_counted(run_stage, tmp_path):
@@ -180,3 +224,34 @@ def test_fingerprint_follows_raw_content(tiny_fashion_mnist, tmp_path):
         ingest_config({**tiny_fashion_mnist, "test_labels": str(changed)}))
     assert ingest.fingerprint(config) == ingest.fingerprint(config)
     assert ingest.fingerprint(config) != ingest.fingerprint(other)
+
+
+def test_keys_of_another_source_are_config_errors():
+    import pydantic
+
+    vowels = "data/japanese_vowels/JapaneseVowels_TRAIN.ts"
+    with pytest.raises(pydantic.ValidationError, match="label_column are not used by source "
+                       "'ts'; it takes train, test"):
+        ingest.Config.model_validate({"source": "ts", "train": vowels, "label_column": "y"},
+                                     context={"base_dir": REPO})
+    with pytest.raises(pydantic.ValidationError, match="source 'csv' needs label_column"):
+        ingest.Config.model_validate({"source": "csv", "train": vowels},
+                                     context={"base_dir": REPO})
+
+
+def test_a_file_changed_while_read_fails_and_commits_nothing(run_stage, tmp_path, monkeypatch):
+    source = tmp_path / "vowels_TRAIN.ts"
+    source.write_bytes((REPO / "data/japanese_vowels/JapaneseVowels_TRAIN.ts").read_bytes())
+    create_pipeline = ingest.create_pipeline
+
+    def append_while_reading(runtime):  # another process appends a series meanwhile
+        with source.open("a") as stream:
+            stream.write(source.read_text().splitlines()[-1] + "\n")
+        return create_pipeline(runtime)
+
+    monkeypatch.setattr(ingest, "create_pipeline", append_while_reading)
+    committed = set(run_stage.store.root.glob("artifacts/ingest/*"))
+    with pytest.raises(RuntimeError, match="changed while ingest read them") as error:
+        run_stage("ingest", {}, {"source": "ts", "train": str(source)})
+    assert str(source) in str(error.value) and "re-run" in str(error.value)
+    assert set(run_stage.store.root.glob("artifacts/ingest/*")) == committed

@@ -1,4 +1,8 @@
-"""The quantize stage: every TFLite variant converts, runs on LiteRT and is measured honestly."""
+"""The quantize stage: every TFLite variant converts, runs on LiteRT and is measured honestly.
+
+CNN variants use the session's Fashion-MNIST fixture; LSTM variants a JapaneseVowels model
+trained for one epoch through the real ingest, statistics and train stages.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,12 @@ import numpy as np
 import pydantic
 import pytest
 
-from components import litert_measure, quantize
+from components import deploy_policy, litert_measure, quantize, tflite_metadata
+from tests.conftest import REPO
 
-ALL = ("float32", "dynamic_range", "float16", "int8")
+ALL = ("float32", "dynamic_range", "float16", "int8", "int16x8", "qat_int8")
+JAPANESE_VOWELS = REPO / "data" / "japanese_vowels"
+LSTM_VARIANTS = ("float32", "dynamic_range", "float16", "int8", "qat_int8")
 
 
 def variants_by_name(artifact) -> dict[str, dict]:
@@ -31,6 +38,10 @@ def test_every_variant_converts_runs_and_is_recorded(tflite_artifact, examples_a
         assert record["num_examples"] == test_size
         assert 0.0 <= record["accuracy"] <= 1.0 and 0.0 <= record["agreement"] <= 1.0
         assert 0.0 < record["latency_ms_p50"] <= record["latency_ms_p99"]
+        assert 0.0 < record["latency_ms_p50_all_cores"] <= record["latency_ms_p99_all_cores"]
+        assert record["threads_all_cores"] == litert_measure.all_cores()
+        assert 0 < record["gzip_size_bytes"] < record["size_bytes"]
+        assert record["peak_memory_bytes"] > 0  # Linux: measured in a fresh process
         assert record["builtin_only"] is True
         assert "CONV_2D" in record["ops"] and record["ops"] == sorted(set(record["ops"]))
         # Every file really loads and runs on the LiteRT interpreter.
@@ -38,6 +49,45 @@ def test_every_variant_converts_runs_and_is_recorded(tflite_artifact, examples_a
         assert run.probabilities.shape == (2, 10)
         assert run.input_dtype == record["input_dtype"]
         assert run.output_dtype == record["output_dtype"]
+
+
+def test_latency_is_reported_with_this_cpus_features(tflite_artifact):
+    flags = set()
+    for line in open("/proc/cpuinfo"):
+        if line.startswith(("flags", "Features")):
+            flags = set(line.split(":", 1)[1].split())
+    cpu = tflite_artifact.properties["cpu"]
+    assert set(cpu["features"]) == flags & set(litert_measure.CPU_FEATURES)
+    assert cpu["int8_dot_product"] == bool({"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"} & flags)
+    assert all(record["cpu"] == cpu for record in variants_by_name(tflite_artifact).values())
+
+
+def test_cpu_description_reads_arm_and_x86_flags():
+    arm = "processor : 0\nFeatures : fp asimd evtstrm aes asimddp sve\nCPU part : 0xd0c\n"
+    assert litert_measure.cpu_description(arm)["features"] == ["asimd", "asimddp", "sve"]
+    assert litert_measure.cpu_description(arm)["int8_dot_product"] is True
+    x86 = "model name : Some CPU\nflags : fpu sse avx2 fma\n"
+    described = litert_measure.cpu_description(x86)
+    assert (described["model"], described["features"]) == ("Some CPU", ["avx2", "fma"])
+    assert described["int8_dot_product"] is False
+
+
+def test_each_variant_carries_its_input_description(tflite_artifact, model_artifact):
+    from ai_edge_litert.interpreter import Interpreter
+
+    class_names = json.loads((model_artifact.path / "model.json").read_text())["class_names"]
+    for name, record in variants_by_name(tflite_artifact).items():
+        path = tflite_artifact.path / record["path"]
+        sidecar = json.loads((tflite_artifact.path / record["metadata"]).read_text())
+        assert record["metadata"] == f"{name}.json"
+        assert tflite_metadata.read_embedded(path.read_bytes()) == sidecar
+        assert sidecar["class_names"] == class_names
+        detail = Interpreter(model_path=str(path)).get_input_details()[0]
+        assert sidecar["input"]["dtype"] == np.dtype(detail["dtype"]).name == record["input_dtype"]
+        assert sidecar["input"]["shape"] == [1, 28, 28, 1]
+        assert (sidecar["input"]["scale"], sidecar["input"]["zero_point"]) == pytest.approx(
+            detail["quantization"])
+        assert sidecar["input"]["raw_range"] == [0.0, 255.0]  # raw pixels, as ingest stores
 
 
 def test_int8_variant_is_full_integer_builtin_small_and_faithful(tflite_artifact):
@@ -52,6 +102,33 @@ def test_int8_variant_is_full_integer_builtin_small_and_faithful(tflite_artifact
     assert int8["builtin_only"] and not any(op.startswith("Flex") for op in int8["ops"])
     assert int8["size_bytes"] <= 0.30 * records["float32"]["size_bytes"]
     assert int8["agreement"] >= 0.9
+
+
+def test_int16x8_variant_has_16_bit_activations_and_float_io(tflite_artifact):
+    from ai_edge_litert.interpreter import Interpreter
+
+    record = variants_by_name(tflite_artifact)["int16x8"]
+    interpreter = Interpreter(model_path=str(tflite_artifact.path / "int16x8.tflite"))
+    dtypes = {np.dtype(tensor["dtype"]).name for tensor in interpreter.get_tensor_details()}
+    assert {"int16", "int8"} <= dtypes  # 16-bit activations, 8-bit weights
+    assert (record["input_dtype"], record["output_dtype"]) == ("float32", "float32")
+    assert record["agreement"] >= 0.9
+
+
+def test_uint8_io_is_chosen_by_config(run_stage, examples_artifact, model_artifact):
+    from ai_edge_litert.interpreter import Interpreter
+
+    inputs = {"examples": examples_artifact, "model": model_artifact}
+    config = {"variants": ["float32", "int8"], "int8_io": "uint8", "representative_examples": 50,
+              "max_test_examples": 20}
+    _, artifacts = run_stage("quantize", inputs, config)
+    record = variants_by_name(artifacts["tflite"])["int8"]
+    assert (record["input_dtype"], record["output_dtype"]) == ("uint8", "uint8")
+    detail = Interpreter(model_path=str(artifacts["tflite"].path / "int8.tflite")).get_input_details()[0]
+    assert detail["dtype"] == np.uint8
+    # Raw pixels 0..255 map onto uint8 almost one to one.
+    assert detail["quantization"][0] == pytest.approx(1.0, rel=0.01)
+    assert record["agreement"] >= 0.9
 
 
 def test_float32_variant_reproduces_keras(tflite_artifact, model_artifact, examples_artifact):
@@ -75,25 +152,26 @@ def test_properties_summarise_variants_against_keras(tflite_artifact):
     assert [variant["name"] for variant in properties["variants"]] == list(ALL)
     for variant in properties["variants"]:
         record = records[variant["name"]]
-        for key in ("size_bytes", "accuracy", "agreement", "latency_ms_p50"):
+        for key in ("size_bytes", "gzip_size_bytes", "accuracy", "agreement", "latency_ms_p50",
+                    "latency_ms_p50_all_cores"):
             assert variant[key] == record[key]
     if records["float32"]["agreement"] == 1.0:  # same predictions, so the same accuracy
         assert properties["keras_accuracy"] == pytest.approx(records["float32"]["accuracy"])
 
 
-def test_int8_calibration_follows_seed_and_config(
-    run_stage, examples_artifact, model_artifact, tflite_artifact
-):
-    inputs = {"examples": examples_artifact, "model": model_artifact}
-    config = {"variants": ["int8"], "representative_examples": 50, "max_test_examples": 20}
-    _, same_seed = run_stage("quantize", inputs, config, seed=7)
-    _, other_seed = run_stage("quantize", inputs, config, seed=8)
-    same = same_seed["tflite"].path
-    assert sorted(path.name for path in same.glob("*.tflite")) == ["int8.tflite"]
-    assert variants_by_name(same_seed["tflite"])["int8"]["num_examples"] == 20
-    fixture_bytes = (tflite_artifact.path / "int8.tflite").read_bytes()  # fixture ran with seed 7
-    assert (same / "int8.tflite").read_bytes() == fixture_bytes
-    assert (other_seed["tflite"].path / "int8.tflite").read_bytes() != fixture_bytes
+def test_deployable_variant_follows_the_default_policy(tflite_artifact):
+    deployable = json.loads((tflite_artifact.path / "deployable.json").read_text())
+    records = json.loads((tflite_artifact.path / "variants.json").read_text())
+    keras_accuracy = tflite_artifact.properties["keras_accuracy"]
+    within = [record for record in records
+              if 100 * (keras_accuracy - record["accuracy"]) <= 1.0 + 1e-9]
+    smallest = min(within, key=lambda record: record["size_bytes"])
+    assert deployable["variant"] == smallest["name"]
+    assert deployable["path"] == smallest["path"] and (tflite_artifact.path / deployable["path"]).is_file()
+    assert deployable["policy"]["name"] == "smallest_within"
+    assert deployable["policy"]["max_accuracy_drop_points"] == 1.0
+    assert smallest["name"] in deployable["reason"]
+    assert tflite_artifact.properties["deployable"] == deployable
 
 
 @pytest.mark.parametrize(
@@ -104,6 +182,10 @@ def test_int8_calibration_follows_seed_and_config(
         ({"variants": []}, "empty"),
         ({"representative_examples": 0}, "greater than or equal to 1"),
         ({"num_thread": 2}, "num_thread"),
+        ({"int8_io": "int16"}, "int8_io"),
+        ({"pruning_sparsity": 1.0}, "less than 1"),
+        ({"deploy_policy": "best"}, "smallest_within"),
+        ({"max_accuracy_drop_points": -1}, "greater than or equal to 0"),
     ],
 )
 def test_config_rejects_bad_values(config, message):
@@ -122,3 +204,106 @@ def test_conversion_failure_names_the_variant_and_the_reason():
     model = keras.Model(inputs, outputs)
     with pytest.raises(RuntimeError, match=r"(?s)variant 'float32' failed.*MatrixDeterminant"):
         quantize.convert(model, "float32", np.zeros((2, 3, 3), np.float32))
+
+
+# ---------------------------------------------------------------- LSTM (issue 4)
+
+
+@pytest.fixture(scope="module")
+def vowels_model(run_stage):
+    """(examples, model) artifacts: JapaneseVowels through ingest, statistics, 1 epoch of train."""
+    _, ingested = run_stage("ingest", {}, {
+        "source": "ts",
+        "train": str(JAPANESE_VOWELS / "JapaneseVowels_TRAIN.ts"),
+        "test": str(JAPANESE_VOWELS / "JapaneseVowels_TEST.ts"),
+    })
+    examples = ingested["examples"]
+    _, statistics = run_stage("statistics", {"examples": examples}, {})
+    _, trained = run_stage("train", {"examples": examples, **statistics},
+                           {"model": "lstm", "epochs": 1, "batch_size": 32,
+                            "model_options": {"units": [32]}})
+    return examples, trained["model"]
+
+
+@pytest.fixture(scope="module")
+def vowels_tflite(run_stage, vowels_model):
+    examples, model = vowels_model
+    config = {"variants": list(LSTM_VARIANTS), "representative_examples": 50,
+              "max_test_examples": 60}
+    properties, artifacts = run_stage("quantize", {"examples": examples, "model": model}, config)
+    return properties, artifacts["tflite"]
+
+
+def test_every_lstm_variant_is_one_fused_op_with_builtin_ops_only(vowels_tflite):
+    properties, artifact = vowels_tflite
+    records = variants_by_name(artifact)
+    assert tuple(records) == LSTM_VARIANTS
+    for name in ("float32", "dynamic_range", "float16", "int8"):
+        record = records[name]
+        assert record["ops"].count("UNIDIRECTIONAL_SEQUENCE_LSTM") == 1
+        assert "WHILE" not in record["ops"] and record["builtin_only"] is True
+        assert not any(op.startswith("Flex") for op in record["ops"])
+        assert record["num_examples"] == 60 and record["latency_ms_p50"] > 0
+        content = (artifact.path / record["path"]).read_bytes()
+        sidecar = tflite_metadata.read_embedded(content)
+        assert sidecar["input"]["feature"] == "sequence" and sidecar["input"]["padding"] == "pre"
+        assert sidecar["reset_variables_between_examples"] is True
+        shape = sidecar["input"]["shape"]
+        run = litert_measure.run(content, np.zeros((3, *shape[1:]), np.float32), warmup=0)
+        assert run.probabilities.shape == (3, 9)
+    assert records["float32"]["agreement"] >= 0.99
+    assert (records["int8"]["input_dtype"], records["int8"]["output_dtype"]) == ("int8", "int8")
+    assert records["int8"]["agreement"] >= 0.8
+    assert properties["deployable"]["variant"] in records
+
+
+def test_lstm_state_does_not_leak_from_one_example_into_the_next(vowels_model, vowels_tflite):
+    from components import examples_io, model_inputs
+    from models.keras import keras
+
+    examples, model = vowels_model
+    model_json = json.loads((model.path / "model.json").read_text())
+    # Short (heavily padded) series after long ones: where a carried-over state shows most.
+    test = examples_io.load_numpy(examples.path, "test")
+    order = np.argsort([-len(series) for series in test["sequence"]])
+    inputs = model_inputs.prepare(model_json, test["sequence"][np.r_[order[:15], order[-15:]]])
+    expected = keras.models.load_model(model.path / "model.keras").predict(inputs, verbose=0)
+    content = (vowels_tflite[1].path / "float32.tflite").read_bytes()
+    actual = litert_measure.run(content, inputs, warmup=3).probabilities
+    np.testing.assert_allclose(actual, expected, atol=1e-4)
+
+
+def test_qat_on_an_lstm_is_skipped_with_the_documented_message(vowels_tflite):
+    from components import qat
+
+    properties, artifact = vowels_tflite
+    skipped = variants_by_name(artifact)["qat_int8"]
+    assert set(skipped) == {"name", "skipped"}
+    assert skipped["skipped"] == qat.QAT_UNSUPPORTED.format(layers="lstm1 (LSTM)")
+    assert not (artifact.path / "qat_int8.tflite").exists()
+    assert properties["skipped_variants"] == [skipped]
+    assert "qat_int8" not in [variant["name"] for variant in properties["variants"]]
+
+
+def test_int16x8_lstm_fails_saying_why_and_which_variants_work(vowels_model):
+    from models.keras import keras
+
+    _, model = vowels_model
+    lstm = keras.models.load_model(model.path / "model.keras")
+    representative = np.zeros((4, *lstm.input_shape[1:]), np.float32)
+    with pytest.raises(RuntimeError) as raised:
+        quantize.convert(lstm, "int16x8", representative)
+    message = str(raised.value)
+    assert "variant 'int16x8' failed" in message and "UNIDIRECTIONAL_SEQUENCE_LSTM" in message
+    assert "int8 and dynamic_range variants" in message and "no variant is ever replaced" in message
+
+
+def test_a_policy_no_variant_satisfies_fails_the_stage_with_the_table(run_stage, vowels_model):
+    examples, model = vowels_model
+    # QAT cannot run on the LSTM, so no variant is measured and none can be deployed.
+    config = {"variants": ["qat_int8"], "max_test_examples": 10, "representative_examples": 10}
+    with pytest.raises(deploy_policy.PolicyNotSatisfied) as raised:
+        run_stage("quantize", {"examples": examples, "model": model}, config)
+    message = str(raised.value)
+    assert message.startswith("[quantize] deploy policy 'smallest_within'")
+    assert "qat_int8  skipped: quantization-aware training skipped" in message

@@ -7,16 +7,23 @@ import csv
 import html
 import html.parser
 import json
+import pathlib
 import re
 import shutil
 import struct
 
 import pytest
 
-from components import report
+from components import report, report_sections
 from pipeline.stage import Artifact
+from tests.conftest import REPO
 
 LOW_CONFIDENCE = 7  # not the default (12), so the test sees the config being honoured
+IMAGE_FIGURES = (
+    "fig-label-distribution", "fig-pixel-histogram", "fig-training-examples",
+    "fig-training-curves", "fig-confusion-matrix", "fig-reliability", "fig-low-confidence",
+    "fig-confident-wrong", "fig-conv-filters", "fig-activation-maps", "fig-variant-tradeoff",
+)
 
 
 class PageParser(html.parser.HTMLParser):
@@ -66,20 +73,18 @@ def _predictions(evaluation_artifact) -> list[dict]:
 def test_page_shows_confusion_matrix_and_a_row_per_variant(report_run, tflite_artifact):
     page = report_run["page"]
     figure_ids = [attrs["id"] for attrs in page.find("figure")]
-    assert "fig-confusion-matrix" in figure_ids
-    for expected in ("fig-label-distribution", "fig-pixel-histogram", "fig-training-examples",
-                     "fig-training-curves", "fig-low-confidence", "fig-variant-tradeoff"):
-        assert expected in figure_ids
+    assert figure_ids == list(IMAGE_FIGURES)
     assert len(page.find("figcaption")) == len(figure_ids)
     rows = page.find("tr", class_="variant")
     assert [row["data-variant"] for row in rows] == [v["name"] for v in _variants(tflite_artifact)]
-    for name in ("header", "data", "training", "evaluation", "low-confidence", "quantization"):
+    for name in ("header", "overview", "data", "training", "evaluation", "low-confidence",
+                 "network", "quantization", "blessing"):
         assert [attrs for tag, attrs in page.tags if attrs.get("id") == name], name
 
 
 def test_every_image_is_an_embedded_png_with_alt_text(report_run):
     images = report_run["page"].find("img")
-    assert len(images) == 7
+    assert len(images) == len(IMAGE_FIGURES)
     for image in images:
         assert image["alt"].strip() and image["id"]
         prefix = "data:image/png;base64,"
@@ -170,3 +175,192 @@ def test_missing_blessing_file_is_a_clear_error(run_stage, tmp_path, examples_ar
               "tflite": tflite_artifact}
     with pytest.raises(ValueError, match="expected exactly one of BLESSED or NOT_BLESSED"):
         run_stage("report", inputs, {})
+
+
+def test_run_overview_shows_each_upstream_stage_and_whether_it_was_reused(
+        report_run, examples_artifact, model_artifact):
+    rows = report_run["page"].find("tr", class_="stage")
+    assert [row["data-stage"] for row in rows] == ["ingest", "statistics", "train", "evaluate",
+                                                   "quantize"]
+    # Every fixture stage ran under its own run id, so from the report's run all were reused.
+    assert all("cached" in row["class"].split() for row in rows)
+    stages = {row["stage"]: row for row in report_run["summary"]["stages"]}
+    train_record = json.loads((model_artifact.path.parent / "manifest.json").read_text())
+    assert stages["train"]["seconds"] == train_record["seconds"] > 0
+    assert stages["train"]["run_id"] == train_record["run_id"]
+    assert stages["ingest"]["key"] == examples_artifact.key
+
+
+def test_stage_runs_tell_this_run_from_the_cache(model_artifact, evaluation_artifact):
+    run_id = json.loads((model_artifact.path.parent / "manifest.json").read_text())["run_id"]
+    rows = report_sections.stage_runs({"model": model_artifact, "evaluation": evaluation_artifact},
+                                      run_id)
+    assert [(row["stage"], row["cached"]) for row in rows] == [("train", False),
+                                                                ("evaluate", True)]
+
+
+def test_evaluation_section_shows_calibration_slices_pairs_and_gates(report_run,
+                                                                    evaluation_artifact):
+    metrics = json.loads((evaluation_artifact.path / "metrics.json").read_text())
+    summary, text, page = report_run["summary"], report_run["html"], report_run["page"]
+    assert summary["ece"] == pytest.approx(metrics["calibration"]["ece"])
+    assert summary["top_k_accuracy"] == metrics["top_k_accuracy"]
+    assert f"{metrics['calibration']['ece']:.3f}" in text
+    assert len(page.find("tr", class_="confused-pair")) == len(metrics["confused_pairs"])
+    assert [table["data-slice"] for table in page.find("table", class_="slice-table")] == [
+        "brightness"]
+    gates = page.find("tr", class_="gate")
+    assert [gate["data-gate"] for gate in gates] == ["absolute", "relative"]
+    assert "no registry configured" in text
+    assert summary["blessing_gates"] == metrics["blessing"]["gates"]
+
+
+def test_confidently_wrong_gallery_shows_the_surest_mistakes(report_run, evaluation_artifact):
+    items = report_run["page"].find("tr", class_="confident-wrong-item")
+    singled = json.loads((evaluation_artifact.path / "singled_out.json").read_text())
+    expected = [row["id"] for row in singled["most_confidently_wrong"][:LOW_CONFIDENCE]]
+    assert expected and [item["data-id"] for item in items] == expected
+    assert all("wrong" in item["class"].split() for item in items)
+    assert report_run["summary"]["most_confidently_wrong_ids"] == expected
+
+
+def test_inside_the_network_shows_the_first_convolution(report_run, model_artifact):
+    from models.keras import keras
+
+    model = keras.models.load_model(model_artifact.path / "model.keras")
+    conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+    assert report_run["summary"]["network"] == "cnn"
+    filters = conv.get_weights()[0].shape[-1]
+    assert f"<code>{conv.name}</code> has {filters} filters" in report_run["html"]
+
+
+def test_lstm_hidden_states_come_from_the_trained_weights():
+    import numpy as np
+
+    from components import report_network
+    from models import lstm
+    from models.keras import keras
+
+    batch = np.random.default_rng(0).normal(size=(4, 9, 3)).astype("float32")
+    for bidirectional in (False, True):
+        model = lstm.build((9, 3), 5, np.zeros(3), np.ones(3), units=(6, 4),
+                           bidirectional=bidirectional)
+        layer = model.get_layer("bilstm1" if bidirectional else "lstm1")
+        states = report_network.lstm_states(model, layer, batch)
+        assert states.shape == (4, 9, 12 if bidirectional else 6)
+        # The first layer already returns sequences here: the copy must reproduce them exactly.
+        expected = keras.Model(model.inputs, layer.output)(batch).numpy()
+        np.testing.assert_allclose(states, expected, atol=1e-6)
+        # A last LSTM returns only its final state: it is the copy's last step.
+        last = model.get_layer("bilstm2" if bidirectional else "lstm2")
+        final = keras.Model(model.inputs, last.output)(batch).numpy()
+        np.testing.assert_allclose(report_network.lstm_states(model, last, batch)[:, -1, :4],
+                                   final[:, :4], atol=1e-6)
+
+
+def test_declared_deployable_variant_and_skipped_variants_are_shown(
+        run_stage, tmp_path, examples_artifact, statistics_artifacts, model_artifact,
+        evaluation_artifact, tflite_artifact):
+    copy = tmp_path / "tflite"
+    shutil.copytree(tflite_artifact.path, copy)
+    variants = _variants(tflite_artifact)
+    variants.append({"name": "int16x8", "skipped": "not supported by this converter build"})
+    (copy / "variants.json").write_text(json.dumps(variants))
+    (copy / "deployable.json").write_text(json.dumps(
+        {"name": "float16", "policy": "max_drop_points=0.5", "reason": "policy says so"}))
+    inputs = {"examples": examples_artifact, "statistics": statistics_artifacts["statistics"],
+              "model": model_artifact, "evaluation": evaluation_artifact,
+              "tflite": Artifact.load(copy)}
+    properties, artifacts = run_stage("report", inputs, {})
+    summary = json.loads((artifacts["report"].path / "summary.json").read_text())
+    assert properties["deployable_variant"] == "float16"
+    assert summary["deployable_variant"]["reason"] == "policy says so"
+    assert summary["deployable_variant"]["source"] == "deployable.json"
+    assert summary["skipped_variants"] == [{"name": "int16x8",
+                                            "reason": "not supported by this converter build"}]
+    text = (artifacts["report"].path / "report.html").read_text()
+    assert "skipped: not supported by this converter build" in text
+
+    (copy / "deployable.json").write_text(json.dumps({"name": "int4"}))
+    with pytest.raises(ValueError, match="deployable.json names variant 'int4'"):
+        run_stage("report", inputs, {})
+
+
+# --- The sequence path: a tiny JapaneseVowels pipeline, LSTM, its report --------------------
+
+SEQUENCE_FIGURES = (
+    "fig-label-distribution", "fig-sequence-lengths", "fig-training-examples",
+    "fig-training-curves", "fig-confusion-matrix", "fig-reliability", "fig-low-confidence",
+    "fig-confident-wrong", "fig-hidden-states", "fig-variant-tradeoff",
+)
+
+
+def _subset_ts(source: pathlib.Path, target: pathlib.Path, every: int) -> None:
+    """The header and every `every`-th series of a .ts file: all nine speakers, few series."""
+    lines = source.read_text().splitlines()
+    start = next(index for index, line in enumerate(lines) if line.strip().lower() == "@data") + 1
+    target.write_text("\n".join(lines[:start] + lines[start::every]) + "\n")
+
+
+_SEQUENCE_RUNS: dict[int, dict] = {}
+
+
+def build_sequence_report(run_stage, tmp_path_factory) -> dict:
+    """ingest (ts) → statistics → train (LSTM) → evaluate → quantize → report, all real and
+    tiny; built once per test session (the browser test reuses it)."""
+    if id(run_stage) not in _SEQUENCE_RUNS:
+        _SEQUENCE_RUNS[id(run_stage)] = _sequence_pipeline(run_stage,
+                                                           tmp_path_factory.mktemp("vowels"))
+    return _SEQUENCE_RUNS[id(run_stage)]
+
+
+def _sequence_pipeline(run_stage, folder: pathlib.Path) -> dict:
+    data = REPO / "data" / "japanese_vowels"
+    _subset_ts(data / "JapaneseVowels_TRAIN.ts", folder / "train.ts", every=3)  # 90 series
+    _subset_ts(data / "JapaneseVowels_TEST.ts", folder / "test.ts", every=5)    # 74 series
+    _, artifacts = run_stage("ingest", {}, {"source": "ts", "train": str(folder / "train.ts"),
+                                            "test": str(folder / "test.ts")})
+    examples = artifacts["examples"]
+    _, statistics = run_stage("statistics", {"examples": examples}, {})
+    _, artifacts = run_stage("train", {"examples": examples, **statistics},
+                             {"model": "lstm", "model_options": {"units": [16]}, "epochs": 3,
+                              "batch_size": 16})
+    model = artifacts["model"]
+    _, artifacts = run_stage("evaluate", {"examples": examples, "model": model}, {})
+    evaluation = artifacts["evaluation"]
+    _, artifacts = run_stage("quantize", {"examples": examples, "model": model},
+                             {"variants": ["float32"], "representative_examples": 20,
+                              "max_accuracy_drop_points": 100.0})
+    inputs = {"examples": examples, "statistics": statistics["statistics"], "model": model,
+              "evaluation": evaluation, "tflite": artifacts["tflite"]}
+    properties, artifacts = run_stage("report", inputs, {"low_confidence_examples": 4})
+    return {"properties": properties, "report": artifacts["report"], "evaluation": evaluation,
+            "examples": examples}
+
+
+@pytest.fixture(scope="module")
+def sequence_report(run_stage, tmp_path_factory):
+    if not (REPO / "data" / "japanese_vowels" / "JapaneseVowels_TRAIN.ts").is_file():
+        pytest.skip("data/japanese_vowels is not in this checkout")
+    return build_sequence_report(run_stage, tmp_path_factory)
+
+
+def test_sequence_report_draws_series_lengths_and_hidden_states(sequence_report):
+    text = (sequence_report["report"].path / "report.html").read_text()
+    page = PageParser()
+    page.feed(text)
+    summary = json.loads((sequence_report["report"].path / "summary.json").read_text())
+    assert summary["input_feature"] == "sequence" and summary["network"] == "lstm"
+    figures = [attrs["id"] for attrs in page.find("figure")]
+    expected = [name for name in SEQUENCE_FIGURES
+                if name != "fig-confident-wrong" or summary["most_confidently_wrong_ids"]]
+    assert figures == expected
+    for image in page.find("img"):
+        data = base64.b64decode(image["src"].split(",", 1)[1], validate=True)
+        assert min(_png_size(data)) >= 150
+    # The evaluation sliced by sequence length, and the report shows that table.
+    assert [table["data-slice"] for table in page.find("table", class_="slice-table")] == ["length"]
+    metrics = json.loads((sequence_report["evaluation"].path / "metrics.json").read_text())
+    rows = metrics["slices"]["length"]["rows"]
+    assert sum(row["num_examples"] for row in rows) == metrics["num_examples"] == 74
+    assert len(page.find("tr", class_="low-confidence-item")) == 4

@@ -9,6 +9,7 @@ import numpy as np
 
 from components import examples_io
 from pipeline.stage import Artifact
+from tests.components.sources.conftest import vowels_examples  # noqa: F401  (fixture)
 from tests.components.test_ingest import tiny_idx_files
 from tests.conftest import CLASS_NAMES, ingest_config
 
@@ -111,3 +112,79 @@ def test_out_of_domain_label_and_wrong_shape_halt_the_pipeline(run_stage, exampl
     assert properties["anomalies"]["errors"] == 2
     assert "test/label" in properties["halt"] and "12" in properties["halt"]
     assert "14x14x1" in properties["halt"]
+
+
+def test_sequence_statistics_agree_with_numpy(run_stage, vowels_examples):
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    _, examples = vowels_examples
+    properties, artifacts = run_stage("statistics", {"examples": examples}, {})
+    statistics = load_json(artifacts["statistics"].path / "statistics.json")["splits"]
+    for split in ("train", "validation", "test"):
+        data = examples_io.load_numpy(examples.path, split)
+        values = np.concatenate(list(data["sequence"])).astype(np.float64)
+        lengths = [len(series) for series in data["sequence"]]
+        sequence = statistics[split]["features"]["sequence"]
+        assert sequence["type"] == "sequence" and sequence["channels"] == 12
+        np.testing.assert_allclose(sequence["mean"], values.mean(axis=0), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(sequence["std"], values.std(axis=0), rtol=1e-9)
+        np.testing.assert_array_equal(sequence["min"], values.min(axis=0))
+        np.testing.assert_array_equal(sequence["max"], values.max(axis=0))
+        assert sequence["length"]["distribution"] == {
+            str(length): lengths.count(length) for length in sorted(set(lengths))}
+        assert (sequence["length"]["min"], sequence["length"]["max"]) == (min(lengths),
+                                                                          max(lengths))
+        assert sum(sequence["length"]["histogram"]["counts"]) == len(lengths)
+        assert sequence["missing"] == 0
+    assert properties["input_feature"] == "sequence" and properties["anomalies"]["errors"] == 0
+
+    protos = statistics_pb2.DatasetFeatureStatisticsList.FromString(
+        (artifacts["statistics"].path / "statistics.pb").read_bytes())
+    train = {f.path.step[0]: f for f in protos.datasets[0].features}
+    common = train["sequence"].num_stats.common_stats
+    assert common.min_num_values == 12 * statistics["train"]["features"]["sequence"]["length"]["min"]
+    assert sum(b.sample_count for b in common.num_values_histogram.buckets) == \
+        statistics["train"]["num_examples"]
+    assert "shape:-1,12" in (artifacts["schema"].path / "schema.pbtxt").read_text()
+
+
+def test_saved_schema_turns_violations_into_errors(run_stage, vowels_examples, tmp_path):
+    """The schema workflow: save the inferred schema, tighten it, validate new data with it."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    _, examples = vowels_examples
+    _, first = run_stage("statistics", {"examples": examples}, {})
+    schema = text_format.Parse((first["schema"].path / "schema.pbtxt").read_text(),
+                               schema_pb2.Schema())
+    features = {feature.name: feature for feature in schema.feature}
+    features["sequence"].float_domain.min = -1.5  # channel 1 of the real data goes to -1.85
+    features["sequence"].float_domain.max = 5.0
+    del schema.string_domain[0].value[8]  # speaker 9 no longer a known class
+    saved = tmp_path / "schema.pbtxt"
+    saved.write_text(text_format.MessageToString(schema))
+
+    properties, artifacts = run_stage("statistics", {"examples": examples},
+                                      {"schema": str(saved)})
+    errors = [a for a in load_json(artifacts["statistics"].path / "anomalies.json")["anomalies"]
+              if a["severity"] == "error"]
+    speaker_nine = {split: bool((examples_io.load_numpy(examples.path, split)["label"] == 8).any())
+                    for split in ("train", "validation", "test")}
+    assert {(a["split"], a["feature"]) for a in errors} == {
+        (split, "sequence") for split in speaker_nine} | {
+        (split, "label") for split, present in speaker_nine.items() if present}
+    assert "below the schema's float_domain min -1.5" in properties["halt"]
+    assert "unknown labels {'9':" in properties["halt"]
+    assert str(saved) in properties["halt"]
+    assert (artifacts["schema"].path / "schema.pbtxt").read_text() == saved.read_text()
+
+
+
+def test_saved_schema_of_another_feature_kind_halts(run_stage, vowels_examples,
+                                                    examples_artifact):
+    _, examples = vowels_examples
+    _, sequence = run_stage("statistics", {"examples": examples}, {})
+    properties, _ = run_stage("statistics", {"examples": examples_artifact},
+                              {"schema": str(sequence["schema"].path)})
+    assert "the examples hold a 'image' feature but the schema expects 'sequence'" in \
+        properties["halt"]

@@ -1,4 +1,5 @@
-"""The train stage on the tiny real sample: layout, export, learning, divergence, resume."""
+"""The train stage on tiny real samples: layout, export, learning, divergence, a real
+kill-and-resume, and the sequence path (JapaneseVowels) end to end through the stage."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ import math
 import os
 import pathlib
 import re
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
 
-from components import examples_io
+from components import examples_io, model_inputs
 from pipeline.stage import Context, Runtime
 from tests.conftest import CLASS_NAMES, REPO
 
@@ -126,98 +129,133 @@ def test_progress_is_logged_per_epoch_and_per_step(
     assert any(re.fullmatch(pattern, message) for message in messages), messages
 
 
-class _Crash(Exception):
-    pass
-
-
-class _CrashAfterEpoch(logging.Handler):
-    """Raises out of training when the stage logs the end of a given epoch: a simulated kill."""
-
-    def __init__(self, marker: str):
-        super().__init__()
-        self.marker = marker
-
-    def emit(self, record):
-        if record.getMessage().startswith(self.marker):
-            raise _Crash(self.marker)
-
-
-def test_killed_training_resumes_from_backup(run_stage, examples_artifact, statistics_artifacts):
-    from components import train
-
-    store = run_stage.store
-    inputs = {"examples": examples_artifact, **statistics_artifacts}
-    config = train.Config(epochs=3, batch_size=32, model_options={"filters": [8],
-                                                                    "dense_units": 16})
-    logger = logging.getLogger("edgepipe.test_resume")
-    logger.setLevel(logging.INFO)
-    context = Context("tests", "resume-1", 7, Runtime(), store.scratch_dir("train", "resume"),
-                      log=logger)
-    crash = _CrashAfterEpoch("epoch 3/3")
-    logger.addHandler(crash)
-    try:
-        with pytest.raises(_Crash):
-            store.execute(train, "resume", inputs, config, context)
-    finally:
-        logger.removeHandler(crash)
-    assert store.lookup("train", "resume") is None
-    assert (context.scratch_dir / "backup").is_dir()  # epochs 1 and 2 survive the crash
-
-    properties, artifacts = store.execute(train, "resume", inputs, config, context)
-    assert properties["resumed"] is True
-    history = json.loads((artifacts["model"].path / "history.json").read_text())
-    assert len(history["loss"]) == 3 and all(math.isfinite(value) for value in history["loss"])
-    assert not context.scratch_dir.exists()  # the runner removes scratch once committed
-
-
-MIRRORED_SCRIPT = textwrap.dedent("""
-    import json, sys
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+KILL_SCRIPT = textwrap.dedent("""
+    import logging, sys, time
     from components import train
     from pipeline.stage import Artifact, Context, Runtime
     from pipeline.store import Store
+
+    class SlowEpochs(logging.Handler):  # gives the test time to kill between two epochs
+        def emit(self, record):
+            if " step " not in record.getMessage() and record.getMessage().startswith("epoch"):
+                time.sleep(1.5)
+
     root, examples, statistics, schema = sys.argv[1:]
+    log = logging.getLogger("edgepipe.killed")
+    log.setLevel(logging.INFO)
+    log.addHandler(SlowEpochs())
     store = Store(root)
     inputs = {"examples": Artifact.load(examples), "statistics": Artifact.load(statistics),
               "schema": Artifact.load(schema)}
-    config = train.Config(epochs=1, batch_size=16, model_options={"filters": [8]})
-    context = Context("tests", "mirrored", 7, Runtime(strategy="mirrored"),
-                      store.scratch_dir("train", "mirrored"))
-    properties, _ = store.execute(train, "mirrored", inputs, config, context)
-    print(json.dumps(properties))
+    config = train.Config(epochs=4, batch_size=32, model_options={"filters": [8],
+                                                                    "dense_units": 16})
+    context = Context("tests", "killed", 7, Runtime(), store.scratch_dir("train", "resume"),
+                      log=log)
+    store.execute(train, "resume", inputs, config, context)
 """)
 
 
-def test_mirrored_strategy_trains_on_two_replicas(
+def test_sigkilled_training_resumes_from_the_checkpoint_epoch(
     tmp_path, examples_artifact, statistics_artifacts
 ):
+    import tensorflow as tf
+
+    from components import train
+    from pipeline.store import Store
+
+    store = Store(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_USE_LEGACY_KERAS": "1"}
-    result = subprocess.run(
-        [sys.executable, "-c", MIRRORED_SCRIPT, str(tmp_path), str(examples_artifact.path),
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, str(tmp_path), str(examples_artifact.path),
          str(statistics_artifacts["statistics"].path), str(statistics_artifacts["schema"].path)],
-        capture_output=True, text=True, env=env, cwd=REPO,
+        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    properties = json.loads(result.stdout.strip().splitlines()[-1])
-    assert properties["replicas"] == 2
-    assert properties["strategy"].startswith("mirrored")
-    model_json = json.loads(next(pathlib.Path(tmp_path).glob("artifacts/train/*/model/model.json"))
-                            .read_text())
-    assert model_json["global_batch_size"] == 32
-    assert math.isfinite(properties["final"]["loss"])
+    backup = store.scratch_dir("train", "resume") / "backup" / "chief"
+    while process.poll() is None and tf.train.latest_checkpoint(str(backup)) is None:
+        time.sleep(0.05)
+    assert process.poll() is None, "training ended before a backup existed: " + \
+        process.stderr.read()[-2000:]
+    process.send_signal(signal.SIGKILL)  # mid-run: during the next epoch or the slow log
+    assert process.wait() == -signal.SIGKILL
+    assert store.lookup("train", "resume") is None  # nothing committed by the killed run
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(backup)))
+    epochs_done = int(reader.get_tensor("ckpt_saved_epoch/.ATTRIBUTES/VARIABLE_VALUE")) + 1
+    assert 1 <= epochs_done < 4
+
+    inputs = {"examples": examples_artifact, **statistics_artifacts}
+    config = train.Config(epochs=4, batch_size=32, model_options={"filters": [8],
+                                                                    "dense_units": 16})
+    context = Context("tests", "rerun", 7, Runtime(), store.scratch_dir("train", "resume"),
+                      log=logging.getLogger("edgepipe.rerun"))
+    properties, artifacts = store.execute(train, "resume", inputs, config, context)
+    assert properties["resumed"] is True
+    assert properties["resumed_from_epoch"] == epochs_done  # not 0: it did not start over
+    model_json = json.loads((artifacts["model"].path / "model.json").read_text())
+    assert model_json["resumed_from_epoch"] == epochs_done
+    history = json.loads((artifacts["model"].path / "history.json").read_text())
+    assert len(history["loss"]) == 4 and all(math.isfinite(value) for value in history["loss"])
+    assert not context.scratch_dir.exists()  # the runner removes scratch once committed
 
 
-def test_strategy_choice():
-    from components.distribute import choose_strategy
+def tiny_ts(source: pathlib.Path, target: pathlib.Path, every: int) -> None:
+    """A valid .ts file with every `every`-th series of `source` (all speakers appear)."""
+    lines = source.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().lower() == "@data") + 1
+    target.write_text("\n".join(lines[:start] + lines[start::every]) + "\n")
 
-    strategy, description, replicas = choose_strategy(Runtime(strategy="auto"))
-    assert replicas == 1 and description.startswith("default")
-    _, description, replicas = choose_strategy(Runtime(strategy="one_device"))
-    assert replicas == 1 and description == "one_device (/cpu:0)"
-    with pytest.raises(ValueError, match="Unknown distribution strategy 'gpus'"):
-        choose_strategy(Runtime(strategy="gpus"))
-    if "TF_CONFIG" not in os.environ:
-        with pytest.raises(ValueError, match="needs the TF_CONFIG environment variable"):
-            choose_strategy(Runtime(strategy="multi_worker"))
+
+@pytest.fixture(scope="module")
+def vowels(run_stage, tmp_path_factory):
+    """Examples and statistics of 45 training and 21 test JapaneseVowels series."""
+    folder = tmp_path_factory.mktemp("tiny_vowels")
+    for name, every in (("TRAIN", 6), ("TEST", 18)):
+        tiny_ts(REPO / "data" / "japanese_vowels" / f"JapaneseVowels_{name}.ts",
+                folder / f"{name}.ts", every)
+    _, examples = run_stage("ingest", {}, {"source": "ts", "train": str(folder / "TRAIN.ts"),
+                                           "test": str(folder / "TEST.ts"),
+                                           "validation_fraction": 0.2})
+    _, statistics = run_stage("statistics", {"examples": examples["examples"]}, {})
+    return {"examples": examples["examples"], **statistics}
+
+
+def test_sequence_model_trains_and_serves_padded_float32(run_stage, vowels):
+    _, artifacts = run_stage("train", vowels, {"model": "lstm", "epochs": 1, "batch_size": 8,
+                                               "model_options": {"units": [8]}})
+    path = artifacts["model"].path
+    info = json.loads((path / "model.json").read_text())
+    stats = json.loads((vowels["statistics"].path / "statistics.json").read_text())
+    sequence = stats["splits"]["train"]["features"]["sequence"]
+    longest = sequence["length"]["max"]
+    assert info["input_feature"] == "sequence" and info["input_dtype"] == "float32"
+    assert info["input_shape"] == [longest, 12] and info["padding"] == "pre"
+    assert info["normalization"]["mean"] == pytest.approx(sequence["mean"])
+    assert info["params"] == 4 * (8 * (12 + 8) + 8) + 8 * 9 + 9
+
+    import tensorflow as tf
+
+    from models.keras import keras
+
+    serve = tf.saved_model.load(str(path / "saved_model")).signatures["serving_default"]
+    (name, spec), = serve.structured_input_signature[1].items()
+    assert name == "sequence" and spec.dtype == tf.float32
+    assert spec.shape.as_list() == [None, longest, 12]
+    test = examples_io.load_numpy(vowels["examples"].path, "test")
+    batch = model_inputs.prepare(info, test["sequence"])
+    served = serve(sequence=tf.constant(batch))["probabilities"].numpy()
+    keras_model = keras.models.load_model(path / "model.keras")
+    np.testing.assert_allclose(served, keras_model.predict(batch, verbose=0), atol=1e-5)
+    assert served.shape == (len(test["label"]), 9)
+
+
+def test_sequence_length_and_padding_come_from_config(run_stage, vowels):
+    _, artifacts = run_stage("train", vowels, {
+        "model": "lstm", "epochs": 1, "batch_size": 8, "sequence_length": 10,
+        "padding": "post", "model_options": {"units": [4]}})
+    info = json.loads((artifacts["model"].path / "model.json").read_text())
+    assert info["input_shape"] == [10, 12] and info["padding"] == "post"
+
+
+def test_a_model_for_another_input_kind_is_rejected(run_stage, vowels):
+    with pytest.raises(ValueError, match=r"model 'cnn' takes 'image' inputs but the examples "
+                                         r"hold 'sequence'.*\['lstm'\]"):
+        run_stage("train", vowels, {"model": "cnn", "epochs": 1})

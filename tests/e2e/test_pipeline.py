@@ -18,7 +18,7 @@ import pytest
 from pipeline import cli
 from tests.conftest import REPO
 
-STAGES = ["ingest", "statistics", "train", "evaluate", "quantize", "report"]
+STAGES = ["ingest", "statistics", "train", "evaluate", "quantize", "report", "push"]
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +30,7 @@ def tiny_config(tiny_fashion_mnist, tmp_path_factory) -> pathlib.Path:
         name = pathlib.Path(path).name
         text = text.replace(f'"../data/fashion_mnist/{name}"', f'"{path}"')
     text = text.replace('root = "../artifacts/quickstart"', f'root = "{folder / "root"}"')
+    text = text.replace('registry = "../artifacts/registry"', f'registry = "{folder / "registry"}"')
     text = text.replace("epochs = 8", "epochs = 1").replace("min_accuracy = 0.80", "min_accuracy = 0.30")
     text = text.replace("representative_examples = 200", "representative_examples = 20")
     path = folder / "tiny.toml"
@@ -92,7 +93,7 @@ def test_config_change_reruns_only_downstream(first_run, tiny_config):
     changed = run_cli("run", str(tiny_config), "--set", "evaluate.min_accuracy=0.99")
     assert statuses(changed) == {
         "ingest": "cached", "statistics": "cached", "train": "cached",
-        "evaluate": "ran", "quantize": "cached", "report": "ran",
+        "evaluate": "ran", "quantize": "cached", "report": "ran", "push": "ran",
     }
     evaluate = changed["stages"][3]["metrics"]
     assert evaluate["blessed"] is False

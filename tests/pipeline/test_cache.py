@@ -29,7 +29,7 @@ def test_a_config_change_moves_only_its_stage_and_downstream():
     changed = keys(overrides=["train.epochs=3"])
     same = [name for name in base if base[name] == changed[name]]
     assert same == ["ingest", "statistics"]
-    assert dag.downstream("train") == ["evaluate", "quantize", "report"]
+    assert dag.downstream("train") == ["evaluate", "quantize", "report", "push"]
 
 
 def test_seed_changes_every_key():

@@ -1,0 +1,128 @@
+"""Choose the one TFLite variant to deploy from the measured variants.json records.
+
+Pure functions over the records (no TensorFlow): the policy compares what was measured on the
+machine the stage ran on, never an assumption such as "int8 is faster" (on a CPU without
+integer dot-product instructions it often is not). Only variants that were measured and contain
+builtin ops only are candidates; the accuracy drop is in percentage points below the Keras
+model's accuracy on the same test examples.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+POLICIES = ("smallest_within", "fastest_within")
+# Which measured latency "fastest" means.
+LATENCY_FIELDS = {"one_thread": "latency_ms_p50", "all_cores": "latency_ms_p50_all_cores"}
+TOLERANCE = 1e-9  # accuracies are ratios of counts: compare the drop without float noise
+
+
+class PolicyNotSatisfied(ValueError):
+    """No measured variant meets the deploy policy; the message holds the measured table."""
+
+
+def accuracy_drop_points(record: dict[str, Any], keras_accuracy: float) -> float:
+    """How many percentage points the variant's accuracy is below Keras's (negative: above)."""
+    return 100.0 * (keras_accuracy - record["accuracy"])
+
+
+def choose(
+    records: Sequence[dict[str, Any]],
+    keras_accuracy: float,
+    policy: str,
+    max_accuracy_drop_points: float,
+    latency: str = "one_thread",
+) -> dict[str, Any]:
+    """{"variant", "path", "reason", "policy"} for the variant the policy picks.
+
+    smallest_within: the smallest file among variants at most `max_accuracy_drop_points` below
+    Keras (ties: the faster). fastest_within: the lowest p50 latency (one thread or all cores)
+    among them (ties: the smaller). Raises PolicyNotSatisfied with the table when none qualifies.
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"deploy policy {policy!r} is not one of {POLICIES}.")
+    if latency not in LATENCY_FIELDS:
+        raise ValueError(f"deploy latency {latency!r} is not one of {tuple(LATENCY_FIELDS)}.")
+    latency_field = LATENCY_FIELDS[latency]
+    description = {"name": policy, "max_accuracy_drop_points": max_accuracy_drop_points,
+                   "latency": latency, "keras_accuracy": keras_accuracy}
+    measured = [record for record in records if not record.get("skipped")]
+    candidates = [
+        record for record in measured
+        if record.get("builtin_only", True)
+        and accuracy_drop_points(record, keras_accuracy) <= max_accuracy_drop_points + TOLERANCE
+    ]
+    if not candidates:
+        raise PolicyNotSatisfied(
+            f"deploy policy {policy!r}: no variant is within {max_accuracy_drop_points} accuracy "
+            f"points of the Keras model ({keras_accuracy:.4f}) with builtin ops only. Raise "
+            "[quantize] max_accuracy_drop_points, add the float32 variant, or improve the "
+            "model. Measured:\n" + format_table(records, keras_accuracy)
+        )
+    if policy == "smallest_within":
+        chosen = min(candidates, key=lambda record: (record["size_bytes"], record[latency_field]))
+        why = f"the smallest ({chosen['size_bytes']:,} bytes)"
+    else:
+        chosen = min(candidates, key=lambda record: (record[latency_field], record["size_bytes"]))
+        threads = "1 thread" if latency == "one_thread" else "all cores"
+        why = f"the fastest ({chosen[latency_field]:.4f} ms p50 batch 1, {threads}, measured here)"
+    others = sorted(record["name"] for record in candidates if record is not chosen)
+    reason = (
+        f"{chosen['name']}: {why} of the {len(candidates)} variant(s) within "
+        f"{max_accuracy_drop_points} points of Keras accuracy {keras_accuracy:.4f} (its accuracy "
+        f"{chosen['accuracy']:.4f}, drop {accuracy_drop_points(chosen, keras_accuracy):+.2f} "
+        f"points); other candidates: {', '.join(others) or 'none'}"
+    )
+    return {"variant": chosen["name"], "path": chosen["path"], "reason": reason,
+            "policy": description}
+
+
+COLUMNS = (
+    ("variant", 13), ("size KB", 9), ("gzip KB", 9), ("accuracy", 8), ("drop pt", 7),
+    ("agree", 6), ("p50 1t ms", 9), ("p99 1t ms", 9), ("p50 all", 8), ("p99 all", 8),
+    ("mem MB", 7), ("ops", 0),
+)
+
+
+def format_table(records: Sequence[dict[str, Any]], keras_accuracy: float | None) -> str:
+    """A fixed-width text table of variants.json records (skipped variants with their reason)."""
+    lines = ["  ".join(name.rjust(width) if width else name for name, width in COLUMNS)]
+    for record in records:
+        if record.get("skipped"):
+            lines.append(f"{record['name']:>13}  skipped: {record['skipped']}")
+            continue
+        drop = (f"{accuracy_drop_points(record, keras_accuracy):+.2f}"
+                if keras_accuracy is not None else "?")
+        memory = record.get("peak_memory_bytes")
+        cells = (
+            record["name"], f"{record['size_bytes'] / 1024:.1f}",
+            _kb(record.get("gzip_size_bytes")), f"{record['accuracy']:.4f}", drop,
+            f"{record['agreement']:.4f}", _ms(record.get("latency_ms_p50")),
+            _ms(record.get("latency_ms_p99")), _ms(record.get("latency_ms_p50_all_cores")),
+            _ms(record.get("latency_ms_p99_all_cores")),
+            f"{memory / 2**20:.1f}" if memory is not None else "?",
+            _ops_note(record),
+        )
+        lines.append("  ".join(cell.rjust(width) if width else cell
+                               for cell, (_, width) in zip(cells, COLUMNS)))
+    return "\n".join(lines)
+
+
+def _kb(value) -> str:
+    return f"{value / 1024:.1f}" if value is not None else "?"
+
+
+def _ms(value) -> str:
+    return f"{value:.4f}" if value is not None else "?"
+
+
+def _ops_note(record: dict[str, Any]) -> str:
+    ops = record.get("ops", [])
+    fused = [op for op in ops if "SEQUENCE_LSTM" in op]
+    notes = [f"{record.get('input_dtype', '?')}->{record.get('output_dtype', '?')}"]
+    notes += fused
+    if record.get("sparsity") is not None:
+        notes.append(f"sparsity {record['sparsity']:.2f}")
+    if not record.get("builtin_only", True):
+        notes.append("NON-BUILTIN: " + ",".join(op for op in ops if op.startswith("Flex")))
+    return " ".join(notes)

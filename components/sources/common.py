@@ -1,0 +1,124 @@
+"""Helpers shared by the sources: files on local disks or URIs, snapshots, rejections."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import pathlib
+
+
+def is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def open_binary(path: str):
+    """A readable binary stream of a local path or a URI (no decompression)."""
+    if is_uri(path):
+        from apache_beam.io.filesystems import FileSystems
+
+        return FileSystems.open(path, compression_type="uncompressed")
+    return open(path, "rb")
+
+
+def read_bytes(path: str) -> bytes:
+    with open_binary(path) as stream:
+        return stream.read()
+
+
+def match(pattern: str) -> list[str]:
+    """Sorted files matching a path or glob (local or URI)."""
+    if is_uri(pattern):
+        from apache_beam.io.filesystems import FileSystems
+
+        return sorted(item.path for result in FileSystems.match([pattern])
+                      for item in result.metadata_list)
+    return sorted(path for path in glob.glob(pattern) if os.path.isfile(path))
+
+
+def class_folders(root: str, suffixes: tuple[str, ...]) -> dict[str, list[str]]:
+    """{sub-folder name: sorted files with one of the suffixes} of a one-folder-per-class tree."""
+    if is_uri(root):
+        files = match(root.rstrip("/") + "/*/*")
+    else:
+        if not os.path.isdir(root):
+            raise FileNotFoundError(
+                f"{root}: no such folder; point the config at a folder holding one "
+                "sub-folder per class.")
+        files = sorted(str(path) for path in pathlib.Path(root).glob("*/*") if path.is_file())
+    by_class: dict[str, list[str]] = {}
+    for path in files:
+        by_class.setdefault(pathlib.PurePosixPath(path).parent.name, []).append(path)
+    unused = sorted({pathlib.PurePosixPath(path).suffix for path in files}
+                    - {suffix for suffix in suffixes} - {suffix.upper() for suffix in suffixes})
+    kept = {name: [path for path in paths if path.lower().endswith(suffixes)]
+            for name, paths in sorted(by_class.items())}
+    kept = {name: paths for name, paths in kept.items() if paths}
+    if not kept:
+        raise ValueError(
+            f"{root}: no {'/'.join(suffixes)} files in any sub-folder"
+            + (f" (found only {unused})" if unused else "")
+            + "; expected <root>/<class name>/<file>, one sub-folder per class.")
+    return kept
+
+
+def file_state(path: str) -> tuple[int, float]:
+    """(size, modification time) of a file: what must not change while a source is read."""
+    if is_uri(path):
+        from apache_beam.io.filesystems import FileSystems
+
+        metadata = FileSystems.match([path])[0].metadata_list[0]
+        return metadata.size_in_bytes, metadata.last_updated_in_seconds
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns
+
+
+def snapshot(files: dict[str, list[str]]) -> dict[str, tuple[int, float]]:
+    return {path: file_state(path) for paths in files.values() for path in paths}
+
+
+def check_unchanged(before: dict[str, tuple[int, float]]) -> None:
+    """Fail if a file changed (or vanished) between the two snapshots: the data is torn."""
+    changed = []
+    for path, state in before.items():
+        try:
+            now = file_state(path)
+        except (OSError, IndexError):
+            changed.append(f"{path} (removed)")
+            continue
+        if now != state:
+            changed.append(f"{path} (size/mtime {state} -> {now})")
+    if changed:
+        raise RuntimeError(
+            f"{len(changed)} source file(s) changed while ingest read them: "
+            + "; ".join(changed[:5])
+            + ". The written examples would mix old and new data, so nothing was committed; "
+            "re-run once the files are complete (write new data elsewhere and move it in).")
+
+
+def fingerprint(files: dict[str, list[str]]) -> str:
+    """sha256 over each file's origin, name and content."""
+    digest = hashlib.sha256()
+    for origin, paths in sorted(files.items()):
+        for path in paths:
+            digest.update(f"{origin}\0{path}\0".encode())
+            with open_binary(path) as stream:
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def rejection(record_id: str, source: str, origin: str, reason: str, detail: str) -> dict:
+    return {"id": record_id, "source": source, "origin": origin, "reason": reason,
+            "detail": detail}
+
+
+def label_index(value: str, names: list[str], record_id: str, source: str, origin: str):
+    """(index, None) for a known label; (None, rejection) for an empty or unknown one."""
+    value = value.strip()
+    if not value:
+        return None, rejection(record_id, source, origin, "missing_label", "the label is empty")
+    if value not in names:
+        return None, rejection(record_id, source, origin, "unknown_label",
+                               f"label {value!r} is not one of {names}")
+    return names.index(value), None

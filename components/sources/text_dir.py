@@ -1,0 +1,63 @@
+"""`text_dir`: one sub-folder per class of .txt files; each file is one example ("text").
+
+The id is "<class>/<file name>", stable when files are added. A file that is not valid text
+in the configured encoding, or holds only whitespace, is quarantined.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+from components.sources.common import class_folders, read_bytes, rejection
+
+KIND = "text_dir"
+FIELDS = ("train", "test", "encoding")
+REQUIRED = ("train",)
+CHUNK_FILES = 500
+
+
+def _by_class(config) -> dict[str, dict[str, list[str]]]:
+    found = {"train" if config.test else "all": class_folders(config.train, (".txt",))}
+    if config.test:
+        found["test"] = class_folders(config.test, (".txt",))
+    return found
+
+
+def files(config) -> dict[str, list[str]]:
+    return {origin: [path for paths in classes.values() for path in paths]
+            for origin, classes in _by_class(config).items()}
+
+
+def describe(config) -> dict:
+    by_class = _by_class(config)
+    first = by_class["train" if config.test else "all"]
+    return {"feature": "text", "class_names": list(config.class_names or sorted(first)),
+            "encoding": config.encoding}
+
+
+def read_units(config, origin: str) -> list:
+    items = [(name, path) for name, paths in _by_class(config)[origin].items() for path in paths]
+    return [(origin, items[start:start + CHUNK_FILES])
+            for start in range(0, len(items), CHUNK_FILES)]
+
+
+def read_unit(unit, config, info):
+    yield unit
+
+
+def expand(chunk, info):
+    origin, items = chunk
+    for class_name, path in items:
+        record_id = f"{class_name}/{pathlib.PurePosixPath(path).name}"
+        if class_name not in info["class_names"]:
+            yield rejection(record_id, path, origin, "unknown_label",
+                            f"class folder {class_name!r} is not one of {info['class_names']}")
+            continue
+        try:
+            text = read_bytes(path).decode(info["encoding"])
+        except UnicodeDecodeError as error:
+            yield rejection(record_id, path, origin, "undecodable_text",
+                            f"not valid {info['encoding']} text: {error}")
+            continue
+        yield {"id": record_id, "source": path, "origin": origin,
+               "label": info["class_names"].index(class_name), "text": text}

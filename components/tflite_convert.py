@@ -1,0 +1,87 @@
+"""TFLite conversion recipes of the quantize stage's variants, from a fixed batch-1 signature.
+
+Every variant is converted from a concrete function with batch size 1 and the model's float32
+input (normalisation stays inside the model). A dynamic batch dimension breaks LSTM
+conversion, and the Keras model must be passed to the converter as well for each LSTM to
+become one fused sequence-LSTM op. A recipe that cannot be done fails with the reason and the
+variants that would work; none silently falls back to another (no float fallback under int8
+or int16x8). TensorFlow is imported inside the functions that use it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# The converter recipe of each variant; fine-tuned variants convert like full int8.
+RECIPES = {"qat_int8": "int8", "pruned_int8": "int8"}
+FUSED_LSTM_OPS = ("UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM")
+
+
+def check_recurrent(model, variant: str, ops: list[str]) -> None:
+    """An LSTM must become a fused sequence-LSTM op, never a WHILE loop or a Flex op."""
+    recurrent = [layer.name for layer in model.submodules
+                 if type(layer).__name__ in ("LSTM", "GRU", "SimpleRNN")]
+    if not recurrent:
+        return
+    fused = [op for op in ops if op in FUSED_LSTM_OPS]
+    loose = [op for op in ops if op == "WHILE" or op.startswith("Flex")]
+    if not fused or loose:
+        raise RuntimeError(
+            f"variant {variant!r}: the recurrent layer(s) {recurrent} converted to ops {ops}, "
+            f"not one fused {' or '.join(FUSED_LSTM_OPS)} op with builtin ops only. Only LSTM "
+            "layers without masking fuse (GRU and SimpleRNN do not); use an LSTM model, or "
+            "remove the variant from [quantize] variants."
+        )
+
+
+# Why a recipe can fail on some models, and which variants do work there.
+CONVERSION_HINTS = {
+    "int16x8": "16x8 quantization has no kernels for some ops in this TensorFlow (sequence "
+    "LSTMs among them); the int8 and dynamic_range variants convert such models with builtin "
+    "ops: remove int16x8 from [quantize] variants",
+}
+
+
+def convert(model, variant: str, representative: np.ndarray, int8_io: str = "int8") -> bytes:
+    """The TFLite flatbuffer of one variant; raises naming the variant if conversion fails."""
+    import tensorflow as tf
+
+    example_shape = tuple(model.input_shape[1:])
+    recipe = RECIPES.get(variant, variant)
+
+    @tf.function
+    def serve(inputs):
+        return model(inputs, training=False)
+
+    # Fixed batch 1: the shape a device invokes with, and the one LSTMs need to convert.
+    signature = tf.TensorSpec((1, *example_shape), tf.float32, name=model.input_names[0])
+    function = serve.get_concrete_function(signature)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
+    if recipe != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if recipe == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if recipe in ("int8", "int16x8"):
+
+        def representative_dataset():
+            for row in representative:
+                yield [row[np.newaxis].astype(np.float32)]
+
+        converter.representative_dataset = representative_dataset
+    if recipe == "int8":
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = converter.inference_output_type = getattr(tf, int8_io)
+    if recipe == "int16x8":
+        # No TFLITE_BUILTINS beside it: an op without a 16x8 kernel fails, never stays float.
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        ]
+    try:
+        return converter.convert()
+    except Exception as error:  # the converter raises several unrelated types
+        hint = CONVERSION_HINTS.get(variant, "Remove the variant from [quantize] variants or "
+                                    "change the model")
+        raise RuntimeError(
+            f"TFLite conversion of variant {variant!r} failed ({type(error).__name__}): {error}. "
+            f"{hint}; no variant is ever replaced by a fallback."
+        ) from error

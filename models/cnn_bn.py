@@ -1,0 +1,57 @@
+"""A stronger convolutional classifier: conv-conv-pool blocks with batch normalisation.
+
+Each block is two 3x3 convolutions (batch normalisation, ReLU) and a 2x2 max pool, followed by
+dropout; then a dense layer and the softmax output. With the default two blocks of 32 and 64
+filters it has about 470k parameters on 28x28x1 inputs. The convolutions have no bias: the
+batch normalisation after them supplies it, and the TFLite converter folds each batch
+normalisation into its convolution, so the deployed model is as small as a plain CNN of the
+same shape and quantizes to int8 as one conv op per layer.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from models.keras import keras
+
+
+def build(
+    input_shape: Sequence[int],
+    num_classes: int,
+    mean: float,
+    variance: float,
+    filters: Sequence[int] = (32, 64),
+    convs_per_block: int = 2,
+    kernel_size: int = 3,
+    block_dropout: float = 0.25,
+    dense_units: int = 128,
+    dropout: float = 0.4,
+) -> keras.Model:
+    """Returns an uncompiled model from raw float32 pixels to class probabilities.
+
+    `filters` gives one block per entry; `block_dropout` follows each block's pooling and
+    `dropout` the dense layer. `mean`/`variance` are the raw pixels' training statistics.
+    """
+    inputs = keras.Input(shape=tuple(input_shape), dtype="float32", name="image")
+    x = keras.layers.Normalization(mean=mean, variance=variance, name="normalize")(inputs)
+    for block, count in enumerate(filters, start=1):
+        for conv in range(1, convs_per_block + 1):
+            name = f"block{block}_conv{conv}"
+            x = keras.layers.Conv2D(count, kernel_size, padding="same", use_bias=False,
+                                    name=name)(x)
+            x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+            x = keras.layers.ReLU(name=f"{name}_relu")(x)
+        x = keras.layers.MaxPooling2D(name=f"block{block}_pool")(x)
+        if block_dropout:
+            x = keras.layers.Dropout(block_dropout, name=f"block{block}_dropout")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(dense_units, use_bias=False, name="dense")(x)
+    x = keras.layers.BatchNormalization(name="dense_bn")(x)
+    x = keras.layers.ReLU(name="dense_relu")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
+    # float32 output even under a mixed-precision policy: softmax in half precision is lossy.
+    outputs = keras.layers.Dense(
+        num_classes, activation="softmax", dtype="float32", name="probabilities"
+    )(x)
+    return keras.Model(inputs, outputs, name="cnn_bn")

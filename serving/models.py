@@ -1,0 +1,121 @@
+"""Which model versions are served, and loading new ones from the registry without a restart.
+
+A poller lists the registry every few seconds. A new version is loaded and checked (a warm-up
+predict) beside the served ones; only then is it published, by replacing one dict with another
+(readers never lock and never see a half-loaded version). Requests already running keep the
+version object they started with. A version that fails to load is reported in the status API
+and not retried; the previous one keeps serving. The latest `keep_versions` loaded versions
+stay available under /versions/<v>.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import threading
+from typing import Any
+
+from serving import registry
+from serving.runtime import ModelVersion, load
+
+log = logging.getLogger("edgepipe.serve")
+
+
+class NotFound(Exception):
+    """An unknown model or version: the message lists what is served."""
+
+
+class Models:
+    def __init__(self, registry_path: str, names: list[str] | None = None, runtime: str = "litert",
+                 workers: int = 2, keep_versions: int = 1):
+        self.registry = registry_path
+        self.names = list(names or [])  # empty: every model in the registry
+        self.runtime = runtime
+        self.workers = workers
+        self.keep_versions = max(1, keep_versions)
+        self.served: dict[str, dict[int, ModelVersion]] = {}  # replaced whole, never mutated
+        self.states: dict[str, dict[int, dict[str, str]]] = {}  # name -> version -> state, error
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def get(self, name: str, version: int | None = None) -> ModelVersion:
+        versions = self.served.get(name)
+        if not versions:
+            raise NotFound(f"Servable not found for request: {'Latest' if version is None else 'Specific'}"
+                           f"({name}{'' if version is None else f', {version}'}); models served: {sorted(self.served)}")
+        if version is None:
+            return versions[max(versions)]
+        if version not in versions:
+            raise NotFound(f"Servable not found for request: Specific({name}, {version}); "
+                           f"versions of {name!r} served: {sorted(versions)}")
+        return versions[version]
+
+    def ready(self) -> bool:
+        wanted = self.names or list(self.served)
+        return bool(wanted) and all(self.served.get(name) for name in wanted)
+
+    def status(self, name: str, version: int | None = None) -> list[dict[str, Any]]:
+        """TF Serving's model_version_status entries, newest first."""
+        states = self.states.get(name)
+        if not states or (version is not None and version not in states):
+            raise NotFound(f"Could not find any versions of model {name}"
+                           + ("" if version is None else f" with version {version}")
+                           + f"; models known: {sorted(self.states)}")
+        chosen = [version] if version is not None else sorted(states, reverse=True)
+        return [
+            {"version": str(number), "state": states[number]["state"],
+             "status": {"error_code": "OK" if not states[number]["error"] else "UNKNOWN",
+                        "error_message": states[number]["error"]}}
+            for number in chosen
+        ]
+
+    def refresh(self) -> None:
+        """Load what the registry has that is not served yet; drop what fell out of the window."""
+        with self._refresh_lock:
+            names = self.names or registry.model_names(self.registry)
+            for name in names:
+                try:
+                    self._refresh_model(name)
+                except Exception as error:  # an unreadable registry must not stop the poller
+                    log.error("refreshing model %r from %s failed: %s", name, self.registry, error)
+
+    def _refresh_model(self, name: str) -> None:
+        available = registry.list_versions(self.registry, name)
+        states = self.states.setdefault(name, {})
+        failed = {version for version, state in states.items() if state["error"]}
+        wanted = [version for version in available if version not in failed][-self.keep_versions:]
+        current = dict(self.served.get(name, {}))
+        for version in wanted:
+            if version in current:
+                continue
+            states[version] = {"state": "LOADING", "error": ""}
+            path = pathlib.Path(registry.version_path(self.registry, name, version))
+            try:
+                current[version] = load(name, version, path, self.runtime, self.workers)
+            except Exception as error:
+                states[version] = {"state": "END", "error": f"{type(error).__name__}: {error}"}
+                log.error("model %s version %d failed to load, not served: %s", name, version, error)
+                continue
+            states[version] = {"state": "AVAILABLE", "error": ""}
+            log.info("model %s version %d loaded and checked in %.2f s (%s)", name, version,
+                     current[version].load_seconds, self.runtime)
+        # Nothing wanted could be loaded (or the listing came back empty): keep what serves.
+        keep = {version for version in wanted if version in current} or set(current)
+        for version in set(current) - keep:
+            del current[version]
+            states[version] = {"state": "END", "error": ""}
+            log.info("model %s version %d unloaded", name, version)
+        self.served = {**self.served, name: current}  # one assignment: the switch
+
+    def poll(self, seconds: float) -> threading.Thread:
+        """Refresh every `seconds` in a daemon thread until stop()."""
+        def loop() -> None:
+            while not self._stop.wait(seconds):
+                self.refresh()
+
+        thread = threading.Thread(target=loop, name="registry-poller", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,143 @@
+"""Parse and check a TensorFlow Serving predict request against the model's input spec.
+
+The body is {"instances": [...]} (row format: one entry per example, a tensor or an object
+{"<input name>": tensor}) or {"inputs": tensor | {"<input name>": tensor}} (columnar format),
+with an optional "signature_name" that must be "serving_default". Every problem raises
+RequestError with the HTTP status and a message saying what was expected; nothing here
+trusts the client.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+
+SIGNATURE = "serving_default"
+
+
+class RequestError(Exception):
+    """A request the service refuses: `status` is the HTTP status code (4xx)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """What one example must look like: from the version's model.json."""
+
+    name: str  # "image" | "sequence" | ...
+    shape: tuple[int, ...]  # one example, e.g. (28, 28, 1); for sequences (T, C)
+    dtype: str  # "uint8" | "float32"
+    variable_length: bool  # sequences: any number of steps, padded/truncated to T
+
+    @classmethod
+    def from_model_json(cls, model_json: dict) -> "InputSpec":
+        name = model_json.get("input_feature", "image")
+        return cls(
+            name=name,
+            shape=tuple(int(size) for size in model_json["input_shape"]),
+            dtype=model_json.get("input_dtype", "uint8" if name == "image" else "float32"),
+            variable_length=name == "sequence",
+        )
+
+    def describe(self) -> str:
+        dims = ["steps", *map(str, self.shape[1:])] if self.variable_length else list(map(str, self.shape))
+        return f"{self.dtype} [{', '.join(dims)}]"
+
+
+@dataclasses.dataclass(frozen=True)
+class Parsed:
+    values: list[np.ndarray]  # one array per example, checked against the spec
+    columnar: bool  # answer with "outputs" (columnar) instead of "predictions" (row)
+
+
+def parse_body(body: bytes) -> dict:
+    try:
+        request = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise RequestError(400, "The request body is not UTF-8 text: send a JSON object.") from None
+    except json.JSONDecodeError as error:
+        raise RequestError(
+            400, f"The request body is not valid JSON ({error.msg} at line {error.lineno} column "
+            f"{error.colno}); expected {{\"instances\": [...]}} or {{\"inputs\": ...}}."
+        ) from None
+    if not isinstance(request, dict):
+        raise RequestError(
+            400, f"The request body is a JSON {type(request).__name__}; expected an object "
+            "{\"instances\": [...]} or {\"inputs\": ...}."
+        )
+    return request
+
+
+def parse_predict(request: dict, spec: InputSpec, max_instances: int) -> Parsed:
+    signature = request.get("signature_name", SIGNATURE)
+    if signature != SIGNATURE:
+        raise RequestError(400, f"Unknown signature_name {signature!r}: this model has only {SIGNATURE!r}.")
+    unknown = sorted(set(request) - {"signature_name", "instances", "inputs"})
+    if unknown:
+        raise RequestError(400, f"Unknown request keys {unknown}; expected \"instances\" or \"inputs\" (and optionally \"signature_name\").")
+    if ("instances" in request) == ("inputs" in request):
+        raise RequestError(400, "A predict request has exactly one of \"instances\" (row format) or \"inputs\" (columnar format).")
+    columnar = "inputs" in request
+    if columnar:
+        batch = _unwrap_named(request["inputs"], spec, "inputs")
+        if not isinstance(batch, list):
+            raise RequestError(400, f"\"inputs\" must hold a list of examples, each {spec.describe()}; got a {type(batch).__name__}.")
+        rows = batch
+    else:
+        rows = request["instances"]
+        if not isinstance(rows, list):
+            raise RequestError(400, f"\"instances\" must be a list of examples, each {spec.describe()}; got a {type(rows).__name__}.")
+        rows = [_unwrap_named(row, spec, f"instances[{index}]") for index, row in enumerate(rows)]
+    if not rows:
+        raise RequestError(400, "The request holds no examples; send at least one.")
+    if len(rows) > max_instances:
+        raise RequestError(413, f"The request holds {len(rows)} examples; at most {max_instances} are accepted per request: split the batch.")
+    return Parsed([_example(row, spec, index) for index, row in enumerate(rows)], columnar)
+
+
+def _unwrap_named(value, spec: InputSpec, where: str):
+    if isinstance(value, dict):
+        if set(value) != {spec.name}:
+            raise RequestError(400, f"{where} names inputs {sorted(value)}; this model has one input, {spec.name!r} ({spec.describe()}).")
+        return value[spec.name]
+    return value
+
+
+def _example(row, spec: InputSpec, index: int) -> np.ndarray:
+    try:
+        array = np.asarray(row)
+    except ValueError:  # ragged nested lists
+        raise RequestError(400, f"Example {index} is a ragged list; expected a tensor of {spec.describe()}.") from None
+    shape_ok = (
+        array.ndim == len(spec.shape) and array.shape[0] >= 1 and array.shape[1:] == spec.shape[1:]
+        if spec.variable_length else array.shape == spec.shape
+    )
+    if not shape_ok:
+        raise RequestError(400, f"Example {index} has shape {list(array.shape)}; expected {spec.describe()}.")
+    if array.dtype == bool or array.dtype.kind not in "iuf":
+        raise RequestError(400, f"Example {index} holds {_kind(array)} values; expected {spec.describe()} numbers.")
+    if spec.dtype == "uint8":
+        if array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
+            raise RequestError(400, f"Example {index} holds fractional numbers; expected uint8 integers 0..255.")
+        if array.min() < 0 or array.max() > 255:
+            raise RequestError(400, f"Example {index} has values in [{_num(array.min())}, {_num(array.max())}]; expected uint8 integers 0..255.")
+        return array.astype(np.uint8)
+    if not np.all(np.isfinite(array)):
+        raise RequestError(400, f"Example {index} holds NaN or infinite values; expected finite {spec.dtype} numbers.")
+    return array.astype(np.float32)
+
+
+def _kind(array: np.ndarray) -> str:
+    return {"b": "boolean", "U": "string", "S": "string", "O": "mixed or null"}.get(array.dtype.kind, array.dtype.name)
+
+
+def _num(value) -> str:
+    value = float(value)
+    return str(int(value)) if math.isfinite(value) and value == int(value) else str(value)

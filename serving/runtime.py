@@ -1,0 +1,149 @@
+"""One loaded model version: its files, its input spec, and the runtime that predicts with it.
+
+The default runtime is the version's model.tflite on LiteRT: a pool of interpreters (one per
+worker; a request holds one for its whole batch), inputs prepared by components.model_inputs
+(the one place that pads and casts) and quantized with the input tensor's scale and zero point
+when the variant is integer. The SavedModel runtime is an option and the only thing in this
+package that imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import queue
+import time
+from typing import Any
+
+import numpy as np
+
+from components import model_inputs
+from components.litert_measure import dequantize_output, quantize_input
+from serving.requests import InputSpec
+
+RUNTIMES = ("litert", "saved_model")
+
+
+class LiteRTRuntime:
+    """Interpreters over one .tflite model; predict() is safe from many threads at once."""
+
+    def __init__(self, path: pathlib.Path, workers: int):
+        from ai_edge_litert.interpreter import Interpreter
+
+        content = path.read_bytes()
+        self.pool: queue.SimpleQueue = queue.SimpleQueue()
+        for _ in range(workers):
+            interpreter = Interpreter(model_content=content, num_threads=1)
+            interpreter.allocate_tensors()
+            self.pool.put(interpreter)
+        interpreter = self.pool.get()
+        self.pool.put(interpreter)
+        self.input = interpreter.get_input_details()[0]
+        self.output = interpreter.get_output_details()[0]
+        self.input_dtype = np.dtype(self.input["dtype"])
+        self.batch_size = int(self.input["shape"][0])
+        self.example_shape = tuple(int(size) for size in self.input["shape"][1:])
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """float32 model inputs [N, ...] -> float32 outputs [N, ...], one invoke per example."""
+        if batch.shape[1:] != self.example_shape:
+            raise ValueError(f"the interpreter takes examples of shape {self.example_shape}, got {batch.shape[1:]}")
+        if np.issubdtype(self.input_dtype, np.integer):
+            scale, zero_point = self.input["quantization"]
+            feed = quantize_input(batch, self.input_dtype, scale, zero_point)
+        else:
+            feed = batch.astype(self.input_dtype, copy=False)
+        input_index, output_index = self.input["index"], self.output["index"]
+        interpreter = self.pool.get()
+        try:
+            outputs = []
+            for row in range(len(feed)):
+                # Stateful ops (the fused LSTM) keep their state across invoke() calls: every
+                # example must start from zero state, as it did in Keras.
+                interpreter.reset_all_variables()
+                interpreter.set_tensor(input_index, feed[row : row + 1])
+                interpreter.invoke()
+                outputs.append(interpreter.get_tensor(output_index)[0])
+        finally:
+            self.pool.put(interpreter)
+        scale, zero_point = self.output["quantization"]
+        return dequantize_output(np.stack(outputs), scale, zero_point)
+
+
+class SavedModelRuntime:
+    """The version's SavedModel through its serving_default signature (needs TensorFlow)."""
+
+    def __init__(self, path: pathlib.Path, spec: InputSpec):
+        import tensorflow as tf
+
+        self.tf = tf
+        self.function = tf.saved_model.load(str(path)).signatures["serving_default"]
+        self.spec = spec
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        feed = self.tf.constant(batch.astype(self.spec.dtype))
+        return self.function(**{self.spec.name: feed})["probabilities"].numpy()
+
+
+@dataclasses.dataclass
+class ModelVersion:
+    name: str
+    version: int
+    path: pathlib.Path
+    metadata: dict[str, Any]
+    model_json: dict[str, Any]
+    spec: InputSpec
+    class_names: list[str]
+    runtime_name: str
+    runtime: Any
+    load_seconds: float = 0.0
+
+    def predict(self, values: list[np.ndarray]) -> np.ndarray:
+        """Checked examples (serving.requests) -> probabilities float32 [N, classes]."""
+        batch = model_inputs.prepare(self.model_json, _stack(values, self.spec))
+        return self.runtime.predict(batch)
+
+
+def load(name: str, version: int, path: pathlib.Path, runtime: str, workers: int) -> ModelVersion:
+    """Load a registry version and check it with a warm-up predict; raises if it is unusable."""
+    started = time.monotonic()
+    metadata = _read_json(path / "metadata.json")
+    model_json = _read_json(path / "model.json")
+    spec = InputSpec.from_model_json(model_json)
+    if runtime == "litert":
+        engine = LiteRTRuntime(path / "model.tflite", workers)
+    elif runtime == "saved_model":
+        engine = SavedModelRuntime(path / "saved_model", spec)
+    else:
+        raise ValueError(f"unknown runtime {runtime!r}; expected one of {RUNTIMES}")
+    class_names = list(metadata.get("class_names") or model_json["class_names"])
+    loaded = ModelVersion(name, version, path, metadata, model_json, spec, class_names, runtime, engine)
+    warm_up(loaded)
+    loaded.load_seconds = round(time.monotonic() - started, 3)
+    return loaded
+
+
+def warm_up(model: ModelVersion) -> None:
+    """One predict on a blank example: the output must be one finite probability per class."""
+    blank = np.zeros(model.spec.shape, dtype=model.spec.dtype)
+    probabilities = model.predict([blank])
+    expected = (1, len(model.class_names))
+    if probabilities.shape != expected:
+        raise ValueError(
+            f"{model.path}: the warm-up predict returned shape {probabilities.shape}, expected "
+            f"{expected} (one probability per class in metadata.json)"
+        )
+    if not np.all(np.isfinite(probabilities)):
+        raise ValueError(f"{model.path}: the warm-up predict returned non-finite values")
+
+
+def _stack(values: list[np.ndarray], spec: InputSpec):
+    # Sequences of several lengths stay a list: model_inputs.prepare pads them.
+    return values if spec.variable_length else np.stack(values)
+
+
+def _read_json(path: pathlib.Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: not a complete registry version")
+    return json.loads(path.read_text())

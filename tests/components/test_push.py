@@ -1,0 +1,192 @@
+"""The push stage and the registry it writes, on the session's real artifacts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+
+import pytest
+
+from components import push
+from pipeline.stage import Artifact
+from serving import registry
+from tests.conftest import CLASS_NAMES, REPO
+
+
+@pytest.fixture(scope="module")
+def push_inputs(examples_artifact, model_artifact, evaluation_artifact, tflite_artifact):
+    return {"examples": examples_artifact, "model": model_artifact,
+            "evaluation": evaluation_artifact, "tflite": tflite_artifact}
+
+
+@pytest.fixture(scope="module")
+def not_blessed(run_stage, examples_artifact, model_artifact) -> Artifact:
+    _, artifacts = run_stage("evaluate", {"examples": examples_artifact, "model": model_artifact},
+                             {"min_accuracy": 1.0})
+    assert (artifacts["evaluation"].path / "NOT_BLESSED").is_file()
+    return artifacts["evaluation"]
+
+
+def copy_artifact(artifact: Artifact, target) -> Artifact:
+    shutil.copytree(artifact.path, target)
+    return Artifact.load(target)
+
+
+def test_blessed_model_is_pushed_with_its_lineage(run_stage, push_inputs, tmp_path):
+    properties, artifacts = run_stage("push", push_inputs, {"registry": str(tmp_path)})
+
+    assert properties["pushed"] is True and properties["created"] is True
+    assert properties["model_name"] == "tests" and properties["version"] == 1
+    version = tmp_path / "tests" / "1"
+    assert properties["path"] == str(version)
+    assert sorted(path.name for path in version.iterdir()) == [
+        "labels.txt", "metadata.json", "model.json", "model.tflite", "model.tflite.json", "saved_model"]
+    assert (version / "saved_model" / "saved_model.pb").is_file()
+    # The variant quantize chose, with its sidecar description.
+    chosen = json.loads((push_inputs["tflite"].path / "deployable.json").read_text())
+    assert properties["variant"] == chosen["variant"]
+    tflite = push_inputs["tflite"].path / chosen["path"]
+    assert (version / "model.tflite").read_bytes() == tflite.read_bytes()
+    assert (version / "model.tflite.json").read_text() == tflite.with_suffix(".json").read_text()
+    assert (version / "labels.txt").read_text().splitlines() == list(CLASS_NAMES)
+
+    metadata = registry.read_metadata(tmp_path, "tests", 1)
+    evaluation = json.loads((push_inputs["evaluation"].path / "metrics.json").read_text())
+    assert metadata["version"] == 1 and metadata["pipeline"] == "tests"
+    assert metadata["run_id"].startswith("test-run-")
+    assert metadata["examples_key"] == push_inputs["examples"].key
+    assert metadata["model_key"] == push_inputs["model"].key
+    assert metadata["metrics"]["accuracy"] == evaluation["accuracy"]
+    assert metadata["variant"] == chosen["variant"] and metadata["tflite"]["name"] == chosen["variant"]
+    assert metadata["deployable"]["reason"] == chosen["reason"]
+    assert metadata["class_names"] == list(CLASS_NAMES)
+    assert metadata["input"] == {"name": "image", "shape": [28, 28, 1], "dtype": "uint8"}
+    assert metadata["pushed"].endswith("+00:00")
+    assert registry.latest_version(tmp_path, "tests") == 1
+    assert registry.model_names(tmp_path) == ["tests"]
+    recorded = json.loads((artifacts["pushed"].path / "pushed.json").read_text())
+    assert recorded["version"] == 1 and recorded["registry"] == str(tmp_path)
+
+
+def test_pushing_the_same_model_again_adds_no_version(run_stage, push_inputs, tmp_path):
+    run_stage("push", push_inputs, {"registry": str(tmp_path), "model_name": "fashion"})
+    properties, _ = run_stage("push", push_inputs, {"registry": str(tmp_path), "model_name": "fashion"})
+    assert properties["pushed"] is True and properties["created"] is False
+    assert properties["version"] == 1 and "already in the registry" in properties["reason"]
+    assert registry.list_versions(tmp_path, "fashion") == [1]
+    assert sorted(path.name for path in (tmp_path / "fashion").iterdir()) == [".push.lock", "1"]
+
+
+def test_not_blessed_model_is_refused_and_the_registry_is_untouched(
+        run_stage, push_inputs, not_blessed, tmp_path):
+    run_stage("push", push_inputs, {"registry": str(tmp_path)})
+    before = sorted(str(path) for path in tmp_path.rglob("*"))
+    reason = (not_blessed.path / "NOT_BLESSED").read_text().splitlines()[0]
+
+    properties, artifacts = run_stage("push", {**push_inputs, "evaluation": not_blessed},
+                                      {"registry": str(tmp_path)})
+
+    assert properties["pushed"] is False
+    assert properties["reason"] == f"model not blessed, push refused: {reason}"
+    assert sorted(str(path) for path in tmp_path.rglob("*")) == before
+    assert json.loads((artifacts["pushed"].path / "pushed.json").read_text())["pushed"] is False
+
+
+def test_no_registry_configured_pushes_nothing(run_stage, push_inputs):
+    properties, _ = run_stage("push", push_inputs, {})
+    assert properties == {"pushed": False, "reason": "no registry configured: set [push] registry",
+                          "registry": ""}
+
+
+@pytest.mark.parametrize("deployable, expected", [
+    ({"variant": "float32", "path": "float32.tflite"}, "float32"),  # quantize's choice
+    (None, "int8"),  # no choice recorded (an older quantize): int8, else float32
+])
+def test_the_chosen_variant_and_its_sidecar_are_pushed(run_stage, push_inputs, tmp_path, deployable, expected):
+    tflite = copy_artifact(push_inputs["tflite"], tmp_path / "tflite")
+    (tflite.path / "deployable.json").unlink()
+    if deployable:
+        (tflite.path / "deployable.json").write_text(json.dumps(deployable))
+    (tflite.path / f"{expected}.json").write_text('{"note": "sidecar"}')
+    registry_dir = tmp_path / "registry"
+    properties, _ = run_stage("push", {**push_inputs, "tflite": tflite}, {"registry": str(registry_dir)})
+    version = registry_dir / "tests" / "1"
+    assert properties["variant"] == expected
+    assert (version / "model.tflite").read_bytes() == (tflite.path / f"{expected}.tflite").read_bytes()
+    assert json.loads((version / "model.tflite.json").read_text()) == {"note": "sidecar"}
+
+
+def test_deployable_json_naming_a_missing_file_says_so(run_stage, push_inputs, tmp_path):
+    tflite = copy_artifact(push_inputs["tflite"], tmp_path / "tflite")
+    (tflite.path / "deployable.json").write_text(json.dumps({"variant": "int4"}))
+    with pytest.raises(FileNotFoundError, match="int4.tflite, which does not exist"):
+        run_stage("push", {**push_inputs, "tflite": tflite}, {"registry": str(tmp_path / "r")})
+    assert not (tmp_path / "r" / "tests").exists() or registry.list_versions(tmp_path / "r", "tests") == []
+
+
+def test_registry_is_relative_to_the_config_file_and_names_are_checked(tmp_path):
+    assert push.Config.model_validate({"registry": "../artifacts/registry"},
+                                      context={"base_dir": REPO / "configs"}).registry == str(REPO / "artifacts" / "registry")
+    assert push.Config(registry="gs://bucket/registry").registry == "gs://bucket/registry"
+    with pytest.raises(ValueError, match="model_name"):
+        push.Config(registry=str(tmp_path), model_name="../elsewhere")
+
+
+def write_files(folder):
+    """A version's payload, big enough that a half-written copy would be noticed."""
+    (folder / "model.tflite").write_bytes(b"\0" * 100_000)
+
+
+def test_concurrent_pushes_get_distinct_versions(tmp_path):
+    results = []
+
+    def push_one(index: int) -> None:
+        results.append(registry.publish(tmp_path, "m", write_files, {"model_key": f"key-{index}"}))
+
+    threads = [threading.Thread(target=push_one, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(result["version"] for result in results) == list(range(1, 9))
+    assert registry.list_versions(tmp_path, "m") == list(range(1, 9))
+    keys = {registry.read_metadata(tmp_path, "m", version)["model_key"] for version in range(1, 9)}
+    assert keys == {f"key-{index}" for index in range(8)}
+    assert not [path for path in (tmp_path / "m").iterdir() if path.name.startswith(".draft")]
+
+
+def test_a_version_being_written_is_invisible_until_complete(tmp_path):
+    writing, release = threading.Event(), threading.Event()
+
+    def slow_fill(folder):
+        write_files(folder)
+        writing.set()
+        release.wait()
+
+    thread = threading.Thread(target=registry.publish, args=(tmp_path, "m", slow_fill, {"model_key": "k"}))
+    thread.start()
+    writing.wait()
+    assert registry.list_versions(tmp_path, "m") == [] and registry.latest_version(tmp_path, "m") is None
+    assert registry.model_names(tmp_path) == []
+    release.set()
+    thread.join()
+    assert registry.list_versions(tmp_path, "m") == [1]
+    assert (tmp_path / "m" / "1" / "model.tflite").stat().st_size == 100_000
+
+
+def test_read_metadata_of_a_missing_version_names_what_exists(tmp_path):
+    registry.publish(tmp_path, "m", write_files, {"model_key": "k"})
+    with pytest.raises(FileNotFoundError, match=r"no complete version 7 .*\(versions: \[1\]\)"):
+        registry.read_metadata(tmp_path, "m", 7)
+
+
+def test_gfile_registry_through_tensorflow_filesystems(run_stage, push_inputs):
+    # ram:// is TensorFlow's in-memory file system: the same tf.io.gfile path as gs://.
+    uri = "ram://registry-test"
+    properties, _ = run_stage("push", push_inputs, {"registry": uri})
+    assert properties["pushed"] is True and properties["path"] == f"{uri}/tests/1"
+    assert registry.list_versions(uri, "tests") == [1]
+    assert registry.read_metadata(uri, "tests", 1)["model_key"] == push_inputs["model"].key
+    again, _ = run_stage("push", push_inputs, {"registry": uri})
+    assert again["created"] is False and registry.list_versions(uri, "tests") == [1]

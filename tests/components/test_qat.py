@@ -1,0 +1,100 @@
+"""Fine-tuning optimisations: quantization-aware training and magnitude pruning with tfmot."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from components import litert_measure, qat
+
+LOG = logging.getLogger("test")
+
+
+def records_of(artifact) -> dict[str, dict]:
+    return {record["name"]: record
+            for record in json.loads((artifact.path / "variants.json").read_text())}
+
+
+def test_qat_on_the_cnn_converts_to_full_int8_and_runs(tflite_artifact, examples_artifact):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from components import examples_io
+
+    record = records_of(tflite_artifact)["qat_int8"]
+    path = tflite_artifact.path / "qat_int8.tflite"
+    interpreter = Interpreter(model_path=str(path))
+    assert interpreter.get_input_details()[0]["dtype"] == np.int8
+    assert interpreter.get_output_details()[0]["dtype"] == np.int8
+    assert record["builtin_only"] and "CONV_2D" in record["ops"]
+    assert record["size_bytes"] <= 0.30 * records_of(tflite_artifact)["float32"]["size_bytes"]
+    test = examples_io.load_numpy(examples_artifact.path, "test")
+    run = litert_measure.run(path.read_bytes(), test["image"][:50].astype(np.float32), warmup=0)
+    accuracy = float(np.mean(np.argmax(run.probabilities, axis=1) == test["label"][:50]))
+    assert accuracy >= 0.3  # 10 classes: far above chance after 2 epochs on 240 images
+    assert record["accuracy"] >= 0.3
+
+
+def test_qat_fake_quantizes_every_layer_but_the_raw_input_normalisation(
+    model_artifact, examples_artifact
+):
+    from models.keras import keras
+
+    model = keras.models.load_model(model_artifact.path / "model.keras")
+    model_json = json.loads((model_artifact.path / "model.json").read_text())
+    data = qat.training_dataset(examples_artifact.path, model_json, 64, seed=1).take(2)
+    before = [weight.copy() for weight in model.get_weights()]
+    qat_model = qat.quantization_aware(model, data, epochs=1, learning_rate=1e-4, log=LOG)
+    names = [layer.name for layer in qat_model.layers]
+    assert names[:2] == ["image", "normalize"]
+    assert all(name.startswith("quant_") for name in names[2:])
+    # Fine-tuning trains a copy: the trained model is left as it was.
+    assert all(np.array_equal(old, new) for old, new in zip(before, model.get_weights()))
+
+
+def test_training_dataset_reads_the_whole_train_split_in_seeded_order(
+    model_artifact, examples_artifact
+):
+    from components import examples_io
+
+    model_json = json.loads((model_artifact.path / "model.json").read_text())
+
+    def labels(seed):
+        data = qat.training_dataset(examples_artifact.path, model_json, 50, seed)
+        batches = list(data.as_numpy_iterator())
+        assert batches[0][0].dtype == np.float32 and batches[0][0].shape[1:] == (28, 28, 1)
+        return np.concatenate([batch_labels for _, batch_labels in batches])
+
+    first = labels(3)
+    assert len(first) == examples_io.split_size(examples_artifact.path, "train")
+    assert np.array_equal(first, labels(3)) and not np.array_equal(first, labels(4))
+
+
+def test_qat_refuses_an_lstm_before_training_with_the_documented_message():
+    from models import lstm
+
+    model = lstm.build((29, 12), 9, np.zeros(12), np.ones(12), units=(8,))
+    with pytest.raises(qat.QatUnsupported) as raised:
+        qat.quantization_aware(model, None, epochs=1, learning_rate=1e-4, log=LOG)
+    assert str(raised.value) == qat.QAT_UNSUPPORTED.format(layers="lstm1 (LSTM)")
+    assert "post-training 'int8' variant" in str(raised.value)
+
+
+def test_pruning_reaches_the_target_sparsity_and_compresses(
+    run_stage, examples_artifact, model_artifact, tflite_artifact
+):
+    inputs = {"examples": examples_artifact, "model": model_artifact}
+    # The tiny fixture model loses accuracy when pruned: accept any drop, deploying it anyway.
+    config = {"variants": ["pruned_int8"], "pruning_sparsity": 0.6, "pruning_epochs": 1,
+              "representative_examples": 50, "max_test_examples": 20,
+              "max_accuracy_drop_points": 100.0}
+    _, artifacts = run_stage("quantize", inputs, config)
+    pruned = records_of(artifacts["tflite"])["pruned_int8"]
+    int8 = records_of(tflite_artifact)["int8"]
+    assert pruned["sparsity"] == pytest.approx(0.6, abs=0.01)
+    assert pruned["input_dtype"] == "int8" and pruned["builtin_only"]
+    # Zeros cost bytes in the flatbuffer but compress: the gzip size shows the saving.
+    assert pruned["size_bytes"] == pytest.approx(int8["size_bytes"], rel=0.02)
+    assert pruned["gzip_size_bytes"] < 0.8 * int8["gzip_size_bytes"]
