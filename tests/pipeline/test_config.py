@@ -98,3 +98,10 @@ def test_invalid_toml_is_reported_with_file(tmp_path):
     path = write_config(tmp_path, "[pipeline\nname = 1")
     with pytest.raises(config.ConfigError, match="not valid TOML"):
         load(path)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.toml")), ids=lambda path: path.name)
+def test_every_committed_config_validates(path):
+    loaded = load(path)
+    assert loaded.name
+    assert set(loaded.stages) == set(dag.stage_modules())
