@@ -122,3 +122,16 @@ def label_index(value: str, names: list[str], record_id: str, source: str, origi
         return None, rejection(record_id, source, origin, "unknown_label",
                                f"label {value!r} is not one of {names}")
     return names.index(value), None
+
+
+def folder_records(items, origin: str, names: list[str]):
+    """For class-per-folder sources: (record id, path, label index, None) per file, or
+    (record id, path, None, rejection) for a file in a folder that names no known class."""
+    for class_name, path in items:
+        record_id = f"{class_name}/{pathlib.PurePosixPath(path).name}"
+        if class_name in names:
+            yield record_id, path, names.index(class_name), None
+        else:
+            yield record_id, path, None, rejection(
+                record_id, path, origin, "unknown_label",
+                f"class folder {class_name!r} is not one of {names}")

@@ -8,11 +8,10 @@ or truncated PNG/JPEG) are quarantined with the decoder's message.
 from __future__ import annotations
 
 import io
-import pathlib
 
 import numpy as np
 
-from components.sources.common import class_folders, read_bytes, rejection
+from components.sources.common import class_folders, folder_records, read_bytes, rejection
 
 KIND = "image_dir"
 FIELDS = ("train", "test", "image_shape", "resize")
@@ -95,15 +94,12 @@ def decode(data: bytes, shape, resize: bool) -> tuple[np.ndarray | None, str, st
 
 def expand(chunk, info):
     origin, items, resize = chunk
-    for class_name, path in items:
-        record_id = f"{class_name}/{pathlib.PurePosixPath(path).name}"
-        if class_name not in info["class_names"]:
-            yield rejection(record_id, path, origin, "unknown_label",
-                            f"class folder {class_name!r} is not one of {info['class_names']}")
+    for record_id, path, label, rejected in folder_records(items, origin, info["class_names"]):
+        if rejected:
+            yield rejected
             continue
         image, reason, detail = decode(read_bytes(path), info["shape"], resize)
         if image is None:
             yield rejection(record_id, path, origin, reason, detail)
         else:
-            yield {"id": record_id, "source": path, "origin": origin,
-                   "label": info["class_names"].index(class_name), "image": image}
+            yield {"id": record_id, "source": path, "origin": origin, "label": label, "image": image}

@@ -6,9 +6,8 @@ in the configured encoding, or holds only whitespace, is quarantined.
 
 from __future__ import annotations
 
-import pathlib
 
-from components.sources.common import class_folders, read_bytes, rejection
+from components.sources.common import class_folders, folder_records, read_bytes, rejection
 
 KIND = "text_dir"
 FIELDS = ("train", "test", "encoding")
@@ -47,11 +46,9 @@ def read_unit(unit, config, info):
 
 def expand(chunk, info):
     origin, items = chunk
-    for class_name, path in items:
-        record_id = f"{class_name}/{pathlib.PurePosixPath(path).name}"
-        if class_name not in info["class_names"]:
-            yield rejection(record_id, path, origin, "unknown_label",
-                            f"class folder {class_name!r} is not one of {info['class_names']}")
+    for record_id, path, label, rejected in folder_records(items, origin, info["class_names"]):
+        if rejected:
+            yield rejected
             continue
         try:
             text = read_bytes(path).decode(info["encoding"])
@@ -59,5 +56,4 @@ def expand(chunk, info):
             yield rejection(record_id, path, origin, "undecodable_text",
                             f"not valid {info['encoding']} text: {error}")
             continue
-        yield {"id": record_id, "source": path, "origin": origin,
-               "label": info["class_names"].index(class_name), "text": text}
+        yield {"id": record_id, "source": path, "origin": origin, "label": label, "text": text}
