@@ -171,11 +171,14 @@ def _route_chunk(chunk, kind: str, info: dict, validation_fraction: float,
         yield beam.pvalue.TaggedOutput("read", (origin, count))
 
 
-def ReadChunks(config: Config, origin: str, info: dict):
-    """PBegin -> chunks of raw records of one origin, spread over the workers."""
+def ReadChunks(config: Config, info: dict):
+    """PBegin -> chunks of raw records of every origin, spread over the workers. Each chunk
+    carries its origin, so one chain serves train and test: the workers share one stage
+    instead of waiting for each other at the end of a per-origin stage."""
     import apache_beam as beam
 
-    units = SOURCES[config.source].read_units(config, origin)
+    source = SOURCES[config.source]
+    units = [unit for origin in source.files(config) for unit in source.read_units(config, origin)]
 
     @beam.ptransform_fn
     def read_chunks(pbegin):
@@ -243,29 +246,23 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
                      len(before), {o: len(p) for o, p in files.items()}, info["feature"])
     (folder / "quarantine").mkdir()
 
-    # One chain per origin, with no Flatten of the examples: each split is written by exactly
-    # one origin, and a Flatten would make the runner materialise every record between steps.
+    # One chain for every origin, with no Flatten of the examples: a Flatten would make the
+    # runner materialise every record between steps.
     with create_pipeline(context.runtime) as pipeline:
-        read_counts, rejected_lines = [], []
-        for origin in files:
-            step = origin.title()
-            routed = (pipeline | f"Read{step}" >> ReadChunks(config, origin, info)
-                      | f"Route{step}" >> RouteRecords(config, info))
-            read_counts.append(routed.read)
-            rejected_lines.append(routed.quarantine)
-            for split in SPLITS_OF_ORIGIN[origin]:
-                _ = routed[split] | f"Write{split.title()}" >> beam.io.WriteToTFRecord(
-                    str(folder / f"{DATASET_NAME}-{split}.tfrecord"),
-                    num_shards=config.num_shards, shard_name_template="-SSSSS-of-NNNNN")
-        _ = (read_counts | "MergeCounts" >> beam.Flatten()
+        routed = (pipeline | "Read" >> ReadChunks(config, info)
+                  | "Route" >> RouteRecords(config, info))
+        for split in SPLITS:
+            _ = routed[split] | f"Write{split.title()}" >> beam.io.WriteToTFRecord(
+                str(folder / f"{DATASET_NAME}-{split}.tfrecord"),
+                num_shards=config.num_shards, shard_name_template="-SSSSS-of-NNNNN")
+        _ = (routed.read
              | "CountRead" >> beam.CombinePerKey(sum)
              | "ReadJson" >> beam.Map(json.dumps)
              | "WriteRead" >> beam.io.WriteToText(str(scratch / "read"), file_name_suffix=".jsonl",
                                                   num_shards=1, shard_name_template=""))
-        _ = (rejected_lines | "MergeQuarantine" >> beam.Flatten()
-             | "WriteQuarantine" >> beam.io.WriteToText(
-                 str(folder / "quarantine" / "records"), file_name_suffix=".jsonl",
-                 num_shards=1, shard_name_template=""))
+        _ = routed.quarantine | "WriteQuarantine" >> beam.io.WriteToText(
+            str(folder / "quarantine" / "records"), file_name_suffix=".jsonl",
+            num_shards=1, shard_name_template="")
 
     common.check_unchanged(before)
     split_infos = _split_infos(folder)

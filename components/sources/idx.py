@@ -156,10 +156,12 @@ _ARRAYS: dict = {}
 
 
 def _arrays(images_path: str, labels_path: str):
-    """(images, labels, problem) of a file pair, read once per worker process."""
+    """(images, labels, problem) of a file pair, read once per worker process (chunks of the
+    train and test pairs arrive interleaved, so both pairs stay in memory)."""
     key = (images_path, labels_path)
     if key not in _ARRAYS:
-        _ARRAYS.clear()  # keep one pair in memory
+        if len(_ARRAYS) >= 2:  # a long-lived worker that moved on to other files
+            _ARRAYS.clear()
         images, _, image_problem = read_idx_available(images_path, "images", 3)
         labels, _, label_problem = read_idx_available(labels_path, "labels", 1)
         problem = "; ".join(f"{path}: {problem}" for path, problem in

@@ -102,7 +102,7 @@ def test_read_chunks_and_route_records_transforms(tmp_path):
     config = ingest.Config.model_validate({**ingest_config(files), "validation_fraction": 0.5})
     info = {"feature": "image", "shape": [28, 28, 1], "class_names": list(CLASS_NAMES)}
     with TestPipeline(runner="FnApiRunner") as pipeline:  # not Prism: no binary download
-        routed = (pipeline | ingest.ReadChunks(config, "train", info)
+        routed = (pipeline | ingest.ReadChunks(config, info)
                   | ingest.RouteRecords(config, info))
         for split in ("train", "validation"):
             expected = [(record_id, label, (28, 28, 1))
@@ -110,8 +110,10 @@ def test_read_chunks_and_route_records_transforms(tmp_path):
                         if ingest.assign_split(record_id, "train", 0.5) == split]
             assert_that(routed[split] | f"Decode{split}" >> beam.Map(decode_example),
                         equal_to(expected), label=f"Check{split}")
-        assert_that(routed.test, equal_to([]), label="CheckTest")
-        assert_that(routed.read, equal_to([("train", 9)]), label="CheckRead")
+        test_name = pathlib.Path(files["test_images"]).name
+        assert_that(routed.test | "DecodeTest" >> beam.Map(decode_example),
+                    equal_to([(f"{test_name}:0", 0, (28, 28, 1))]), label="CheckTest")
+        assert_that(routed.read, equal_to([("train", 9), ("test", 1)]), label="CheckRead")
         assert_that(routed.quarantine | beam.Map(json.loads), equal_to([{
             "source": f"{files['train_labels']}:8", "id": ids[8], "split": "train",
             "reason": "label_out_of_range",
