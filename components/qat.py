@@ -4,7 +4,9 @@ Both start from a copy of the trained Keras model and fine-tune it on the train 
 through the same examples_io tf.data reader and model_inputs rules as the train stage. Layers
 tfmot's registries know are wrapped; preprocessing layers (the Normalization that keeps raw
 inputs working) stay in float and are calibrated by the converter like post-training int8.
-Any other layer tfmot cannot annotate for QAT (LSTM, Bidirectional, GRU) makes QAT impossible:
+Batch normalisation right after a convolution or dense layer is quantized with it (tfmot's
+layout transforms fold the pair). Any other layer tfmot cannot annotate for QAT (LSTM,
+Bidirectional, GRU, a lone BatchNormalization) makes QAT impossible:
 `QatUnsupported` says so and the stage records the variant as skipped instead of failing.
 TensorFlow and tfmot are imported inside the functions that use them.
 """
@@ -76,15 +78,32 @@ def _compile(model, learning_rate: float) -> None:
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
 
+# tfmot's 8-bit scheme has no quantize config for a lone BatchNormalization, but its layout
+# transforms match Conv2D/DepthwiseConv2D/Dense -> BatchNormalization (-> ReLU) and quantize
+# the pair as one op, the way the TFLite converter folds them.
+BATCH_NORM_PRODUCERS = ("Conv2D", "DepthwiseConv2D", "Dense")
+
+
+def _folded_batch_norm(layer) -> bool:
+    """A BatchNormalization whose only input is a conv or dense layer's output."""
+    if type(layer).__name__ != "BatchNormalization" or len(layer.inbound_nodes) != 1:
+        return False
+    producers = layer.inbound_nodes[0].inbound_layers
+    producers = producers if isinstance(producers, list) else [producers]
+    return (len(producers) == 1 and type(producers[0]).__name__ in BATCH_NORM_PRODUCERS
+            and len(producers[0].outbound_nodes) == 1)
+
+
 def unannotatable_layers(model) -> list[str]:
-    """'name (Class)' of every layer tfmot's default 8-bit QAT registry cannot annotate."""
+    """'name (Class)' of every layer tfmot's default 8-bit QAT scheme cannot annotate."""
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
         default_8bit_quantize_registry,
     )
 
     registry = default_8bit_quantize_registry.Default8BitQuantizeRegistry()
     return [f"{layer.name} ({type(layer).__name__})" for layer in model.layers
-            if type(layer).__name__ not in FLOAT_LAYERS and not registry.supports(layer)]
+            if type(layer).__name__ not in FLOAT_LAYERS and not registry.supports(layer)
+            and not _folded_batch_norm(layer)]
 
 
 def quantization_aware(model, dataset, epochs: int, learning_rate: float,

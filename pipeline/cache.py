@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import json
 import pathlib
 from types import ModuleType
@@ -23,8 +24,13 @@ def source_files(module: ModuleType) -> list[pathlib.Path]:
     files = [pathlib.Path(module.__file__)]
     files += [pathlib.Path(module.__file__).parent / name for name in getattr(module, "CODE_FILES", ())]
     for name in getattr(module, "CODE", ()):
-        dependency = importlib.import_module(name)
-        path = pathlib.Path(dependency.__file__)
+        # find_spec locates the file without running it: `edgepipe status` and a cached run
+        # must not import TensorFlow through a package such as models/.
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise ModuleNotFoundError(f"{module.__name__}.CODE names {name!r}, which is not an "
+                                      "importable module or package; fix the CODE tuple.")
+        path = pathlib.Path(spec.origin)
         if path.name == "__init__.py":
             files.extend(sorted(path.parent.rglob("*.py")))
         else:

@@ -98,3 +98,40 @@ def test_pruning_reaches_the_target_sparsity_and_compresses(
     # Zeros cost bytes in the flatbuffer but compress: the gzip size shows the saving.
     assert pruned["size_bytes"] == pytest.approx(int8["size_bytes"], rel=0.02)
     assert pruned["gzip_size_bytes"] < 0.8 * int8["gzip_size_bytes"]
+
+
+def test_qat_folds_batch_norm_into_its_conv_and_converts_to_int8(model_artifact,
+                                                                 examples_artifact):
+    """cnn_bn (conv -> batch norm -> ReLU blocks) trains quantization-aware and converts to a
+    full-int8 model whose batch norms are folded into the convolutions."""
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    from models import cnn_bn
+
+    model = cnn_bn.build((28, 28, 1), 10, 72.9, 8100.0, filters=(4, 8), dense_units=16)
+    assert qat.unannotatable_layers(model) == []
+    model_json = json.loads((model_artifact.path / "model.json").read_text())
+    data = qat.training_dataset(examples_artifact.path, model_json, 32, seed=1).take(2)
+    qat_model = qat.quantization_aware(model, data, epochs=1, learning_rate=1e-3, log=LOG)
+    converter = tf.lite.TFLiteConverter.from_keras_model(qat_model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([images] for images, _ in data.unbatch()
+                                                .batch(1).take(8))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    interpreter = Interpreter(model_content=converter.convert())
+    ops = [op["op_name"] for op in interpreter._get_ops_details()]
+    assert ops.count("CONV_2D") == 4 and "FULLY_CONNECTED" in ops
+    assert "MUL" not in ops and "ADD" not in ops  # no batch norm left as arithmetic
+
+
+def test_qat_refuses_a_batch_norm_that_follows_no_conv():
+    from models.keras import keras
+
+    inputs = keras.Input((8,), name="features")
+    outputs = keras.layers.Dense(3, activation="softmax")(
+        keras.layers.BatchNormalization(name="lonely_bn")(inputs))
+    with pytest.raises(qat.QatUnsupported, match=r"lonely_bn \(BatchNormalization\)"):
+        qat.quantization_aware(keras.Model(inputs, outputs), None, epochs=1,
+                               learning_rate=1e-4, log=LOG)
