@@ -27,8 +27,8 @@ WORKDIR /opt/edgepipe
 # The serving package's only third-party imports, pinned exactly as in pyproject.toml.
 RUN pip install --no-cache-dir "ai-edge-litert>=2.3,<3" "numpy>=1.26,<3"
 # components: only the numpy-level helpers the server shares with the pipeline (input
-# preparation and quantization), so serving and evaluation cannot disagree.
-COPY components/__init__.py components/model_inputs.py components/examples_io.py components/litert_measure.py ./components/
+# preparation, tokenising and quantization), so serving and evaluation cannot disagree.
+COPY components/__init__.py components/model_inputs.py components/text_tokens.py components/examples_io.py components/litert_measure.py ./components/
 COPY serving ./serving
 RUN useradd --system --uid 10001 edgepipe
 USER edgepipe

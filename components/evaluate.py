@@ -20,14 +20,15 @@ from typing import Any
 import numpy as np
 import pydantic
 
-from components import examples_io, model_inputs
+from components import examples_io, model_inputs, text_tokens
 from pipeline.stage import OutputPath, StageConfig
 
 NAME = "evaluate"
 VERSION = 2
 INPUTS = {"examples": "Examples", "model": "Model"}
 OUTPUTS = {"evaluation": "Evaluation"}
-CODE = ("components.examples_io", "components.model_inputs", "serving.registry")
+CODE = ("components.examples_io", "components.model_inputs", "components.text_tokens",
+        "serving.registry")
 
 BATCH_SIZE = 256  # examples per call of the serving signature; does not change results
 
@@ -51,8 +52,9 @@ class Config(StageConfig):
     # How many lowest-confidence and most confidently wrong test examples to single out.
     singled_out_examples: int = pydantic.Field(12, ge=1)
     # Features to slice the metrics by: "brightness" (images: mean pixel value), "length"
-    # (sequences: number of steps), or another feature of the examples. None slices by the
-    # derived feature of the input kind (brightness for images, length for sequences).
+    # (sequences: number of steps; texts: number of tokens), or another feature of the
+    # examples. None slices by the derived feature of the input kind (brightness for images,
+    # length for sequences and texts).
     slices: tuple[str, ...] | None = None
     # Numeric slice features with more distinct values than this are cut into this many
     # quantile buckets (4 = quartiles of the test split).
@@ -403,10 +405,13 @@ def _slice_features(examples, feature: str, test: dict, config: Config) -> dict[
         if name == "brightness" and feature == "image":
             values = np.stack(test["image"]).reshape(len(test["label"]), -1).mean(axis=1)
             result[name] = (values, "mean pixel value of the image (0..255)")
-        elif name == "length" and feature in ("sequence", "text"):
+        elif name == "length" and feature == "sequence":
             values = np.array([len(value) for value in test[feature]])
-            unit = "steps" if feature == "sequence" else "characters"
-            result[name] = (values, f"length of the {feature} in {unit}")
+            result[name] = (values, "length of the sequence in steps")
+        elif name == "length" and feature == "text":  # what the model reads: tokens
+            values = np.array([len(text_tokens.tokenize(value)) for value in test[feature]])
+            result[name] = (values, "length of the text in tokens (before padding or "
+                                    "truncation to the model's length)")
         elif name == "label":
             raise ValueError(
                 f"[evaluate] slices: {name!r} is the label itself; the per-class metrics "

@@ -145,6 +145,21 @@ def quantize_input(
     return np.clip(quantized, info.min, info.max).astype(dtype)
 
 
+def model_feed(inputs: np.ndarray, input_detail: dict, name: str = "model") -> np.ndarray:
+    """What to set as the input tensor: quantized values for a quantized integer input, ids
+    for an unquantized integer input (token ids), else the values in the input's dtype."""
+    input_dtype = np.dtype(input_detail["dtype"])
+    scale, zero_point = input_detail["quantization"]
+    if np.issubdtype(input_dtype, np.integer) and scale:
+        return quantize_input(inputs.astype(np.float32), input_dtype, scale, zero_point)
+    if np.issubdtype(input_dtype, np.integer) and np.asarray(inputs).dtype.kind not in "iu":
+        raise ValueError(
+            f"{name}: the model takes {input_dtype.name} ids (an unquantized integer input, "
+            f"such as text token ids) but got {np.asarray(inputs).dtype.name} values; prepare "
+            "the inputs with components/model_inputs.py.")
+    return np.asarray(inputs).astype(input_dtype, copy=False)
+
+
 def dequantize_output(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """Integer outputs -> float32 values; float outputs pass through."""
     if np.issubdtype(values.dtype, np.integer) and scale != 0:
@@ -159,12 +174,15 @@ def run(
     warmup: int = 5,
     name: str = "model",
 ) -> Run:
-    """Invoke the model once per row of `inputs` (float32, raw values) at batch size 1.
+    """Invoke the model once per row of `inputs` (float32 raw values, or int32 token ids) at
+    batch size 1.
 
-    Integer inputs are quantized with the input tensor's (scale, zero_point) and integer outputs
-    dequantized with the output's. Variable tensors (an LSTM's state) are reset before every
-    example, so each is independent, as in the Keras model. Only invoke() is timed, after `warmup` untimed invokes, so
-    the latencies exclude copying data in and out.
+    Quantized integer inputs (int8/uint8 with a scale) are quantized with the input tensor's
+    (scale, zero_point); unquantized integer inputs (token ids) are fed as they are. Integer
+    outputs are dequantized with the output's (scale, zero_point). Variable tensors (an LSTM's
+    state) are reset before every example, so each is independent, as in the Keras model. Only
+    invoke() is timed, after `warmup` untimed invokes, so the latencies exclude copying data in
+    and out.
     """
     from ai_edge_litert.interpreter import Interpreter
 
@@ -180,11 +198,7 @@ def run(
             "batch size of 1 and the data's example shape."
         )
     input_dtype = np.dtype(input_detail["dtype"])
-    if np.issubdtype(input_dtype, np.integer):
-        scale, zero_point = input_detail["quantization"]
-        feed = quantize_input(inputs.astype(np.float32), input_dtype, scale, zero_point)
-    else:
-        feed = inputs.astype(input_dtype)
+    feed = model_feed(inputs, input_detail, name)
     out_scale, out_zero_point = output_detail["quantization"]
 
     for _ in range(warmup):

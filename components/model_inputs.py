@@ -1,4 +1,4 @@
-"""The one place that turns examples into a trained model's float32 input batch.
+"""The one place that turns examples into a trained model's input batch.
 
 Every consumer of a model (training, evaluate, quantize, report, serving) goes through here, so
 padding and dtype rules cannot drift apart between them. The rules come from the model's
@@ -9,6 +9,11 @@ model.json:
   length T by its "padding" policy: "pre" puts the padding before the series and, when a series
   is longer than T, keeps its last T steps (an LSTM reads the end last); "post" pads after the
   series and keeps its first T steps. Padding steps hold "padding_value" (0.0 when absent).
+- "text": raw strings, tokenised by components/text_tokens.py with the model's own
+  "vocabulary" (model.json: that is how the vocabulary is embedded in the model for every
+  consumer) into int32 token ids [N, T], padded with id 0 and cut by the same "padding" rule.
+  Rows that already are token ids (lists of ints, as a device or a client may send) are only
+  padded or cut.
 
 `prepare` works on numpy values; `pad_sequence_tensor` is the same rule as TensorFlow ops for
 tf.data pipelines (TensorFlow is passed in, so importing this module stays cheap).
@@ -25,13 +30,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from components import examples_io
+from components import examples_io, text_tokens
 
 PADDINGS = ("pre", "post")
 
 
 def prepare(model_json: dict[str, Any], values) -> np.ndarray:
-    """The model's float32 input batch for `values` (images or variable-length sequences)."""
+    """The model's input batch for `values`: float32 for images and variable-length sequences,
+    int32 token ids for texts (raw strings, or token id lists)."""
     feature = model_json.get("input_feature", "image")
     shape = tuple(model_json["input_shape"])
     if feature == "image":
@@ -46,10 +52,37 @@ def prepare(model_json: dict[str, Any], values) -> np.ndarray:
         length, channels = shape
         return pad_sequences(values, length, channels, model_json.get("padding", "pre"),
                              model_json.get("padding_value", 0.0))
+    if feature == "text":
+        return prepare_text(model_json, values)
     raise ValueError(
-        f"model.json input_feature is {feature!r}; expected 'image' or 'sequence'. Was the "
-        "model written by the train stage of this version?"
+        f"model.json input_feature is {feature!r}; expected 'image', 'sequence' or 'text'. Was "
+        "the model written by the train stage of this version?"
     )
+
+
+def prepare_text(model_json: dict[str, Any], values) -> np.ndarray:
+    """int32 token ids [N, T]: raw strings are tokenised with model.json's vocabulary, rows
+    of token ids (a device's or a client's) are checked against it; both are padded or cut."""
+    (length,) = model_json["input_shape"]
+    vocabulary = model_json.get("vocabulary")
+    if not vocabulary:
+        raise ValueError("model.json of a text model lacks its 'vocabulary' (the token list "
+                         "the train stage embeds); re-run the train stage.")
+    index = text_tokens.token_index(vocabulary)
+    rows = []
+    for number, row in enumerate(values):
+        if isinstance(row, (str, bytes)):  # numpy's str_ and bytes_ are subclasses
+            text = row.decode("utf-8") if isinstance(row, bytes) else str(row)
+            rows.append(text_tokens.ids_of(text, index))
+            continue
+        ids = np.asarray(row)
+        if ids.ndim != 1 or ids.dtype.kind not in "iu" or (
+                ids.size and (ids.min() < 0 or ids.max() >= len(vocabulary))):
+            raise ValueError(
+                f"text example {number} is neither a string nor a list of token ids in "
+                f"0..{len(vocabulary) - 1} (the model's vocabulary); send raw text or ids.")
+        rows.append(ids.tolist())
+    return text_tokens.pad_ids(rows, int(length), model_json.get("padding", "pre"))
 
 
 def pad_sequences(values, length: int, channels: int, padding: str = "pre",
@@ -88,11 +121,15 @@ def pad_sequence_tensor(tf, series, length: int, padding: str = "pre",
 
 def input_spec(examples, statistics_dir, sequence_length: int | None = None,
                padding: str = "pre") -> dict[str, Any]:
-    """The model.json fields that say what the model takes, plus "normalization".
+    """The model.json fields that say what the model takes, plus "normalization" (images and
+    sequences; a text model's embedding takes the vocabulary instead).
 
     Images: the stored shape, uint8, a scalar pixel mean/variance. Sequences: [T, C] with T =
     `sequence_length` or the longest training sequence, float32, per-channel mean/variance,
-    the padding policy and its value (0.0, the raw value clients pad with too).
+    the padding policy and its value (0.0, the raw value clients pad with too). Text: [T]
+    int32 token ids with T = `sequence_length` or the longest training text in tokens (at
+    most MAX_DEFAULT_TEXT_LENGTH), the padding policy, the vocabulary (vocabulary.txt of the
+    statistics artifact) and the tokenizer's description.
     """
     feature = examples_io.input_feature(examples)
     path = pathlib.Path(statistics_dir) / "statistics.json"
@@ -115,10 +152,35 @@ def input_spec(examples, statistics_dir, sequence_length: int | None = None,
         return {"input_feature": "sequence", "input_shape": [length, int(stats["channels"])],
                 "input_dtype": "float32", "padding": padding, "padding_value": 0.0,
                 "normalization": {"mean": mean, "variance": [value ** 2 for value in std]}}
+    if feature == "text":
+        _check_padding(padding)
+        return text_spec(path, stats, sequence_length, padding)
     raise ValueError(
         f"{examples}: the input feature is {feature!r}; the train stage builds models for "
-        "'image' and 'sequence' examples. Ingest images or sequences, or add a text model."
+        "'image', 'sequence' and 'text' examples."
     )
+
+
+# Default text length: the longest training text in tokens, but at most this many tokens
+# (a few very long texts would otherwise make every example mostly padding).
+MAX_DEFAULT_TEXT_LENGTH = 200
+
+
+def text_spec(path: pathlib.Path, stats: dict, sequence_length: int | None,
+              padding: str) -> dict[str, Any]:
+    """Text: [T] int32 token ids; the vocabulary from the statistics artifact."""
+    vocabulary_path = path.parent / text_tokens.VOCABULARY_FILE
+    vocabulary = text_tokens.read_vocabulary(vocabulary_path)
+    if sequence_length is None:
+        longest = (stats.get("tokens") or {}).get("max")
+        if longest is None:
+            raise ValueError(f"{path}: splits.train.features.text.tokens.max is missing (the "
+                             "token lengths); re-run the statistics stage of this version, or "
+                             "set [train] sequence_length.")
+        sequence_length = max(1, min(int(longest), MAX_DEFAULT_TEXT_LENGTH))
+    return {"input_feature": "text", "input_shape": [int(sequence_length)],
+            "input_dtype": "int32", "padding": padding, "vocabulary": vocabulary,
+            "tokenizer": text_tokens.describe(vocabulary, sequence_length, padding)}
 
 
 def _finite(path, feature: str, stats: dict, convert) -> tuple:

@@ -3,16 +3,16 @@
 Post-training variants (float32, dynamic_range, float16, int8, int16x8) convert the trained
 model; fine-tuned ones (qat_int8: quantization-aware training, pruned_int8: magnitude pruning)
 first fine-tune a copy with tensorflow-model-optimization (components.qat). Every variant is
-converted from a concrete function with a fixed batch size of 1 and the model's float32 input
-(normalisation stays inside the model; a dynamic batch dimension breaks LSTM conversion, which
-must give one fused sequence-LSTM op and builtin ops only, or fail saying why). Conversion is
-not always faithful, so each variant runs on the LiteRT interpreter over the test split:
-accuracy, agreement with the Keras model, size and gzip size, batch-1 latency with one thread
-and with all cores, peak memory, ops, and the CPU features the latency depends on. The deploy
-policy (components.deploy_policy) then picks the variant to ship: Q/deployable.json.
-Conversion recipes live in components.tflite_convert. Each .tflite carries its input
-description (components.tflite_metadata), also as a sidecar `<variant>.json`. TensorFlow and
-LiteRT are imported inside the functions that use them.
+converted from a concrete function with a fixed batch size of 1 and the model's own input
+(float32 raw values with the normalisation inside the model, or int32 token ids for text; a
+dynamic batch dimension breaks LSTM conversion, which must give one fused sequence-LSTM op and
+builtin ops only, or fail saying why). Conversion is not always faithful, so each variant runs
+on the LiteRT interpreter over the test split: accuracy, agreement with the Keras model, size
+and gzip size, batch-1 latency with one thread and with all cores, peak memory, ops, and the
+CPU features the latency depends on. The deploy policy (components.deploy_policy) then picks
+the variant to ship: Q/deployable.json. Conversion recipes live in components.tflite_convert.
+Each .tflite carries its input description (components.tflite_metadata), also as a sidecar
+`<variant>.json`. TensorFlow and LiteRT are imported inside the functions that use them.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ INPUTS = {"examples": "Examples", "model": "Model"}
 OUTPUTS = {"tflite": "TFLiteModels"}
 CODE = ("components.litert_measure", "components.examples_io", "components.model_inputs",
         "components.qat", "components.deploy_policy", "components.tflite_metadata",
-        "components.tflite_convert")
+        "components.tflite_convert", "components.text_tokens")
 
 __all__ = ["Config", "run", "quantize_model", "convert"]
 
@@ -59,7 +59,8 @@ class Config(StageConfig):
     )
     int8_io: Literal["int8", "uint8"] = pydantic.Field(
         default="int8", description="Input and output type of the full-integer variants "
-        "(int8, qat_int8, pruned_int8): int8, or uint8 for devices that want unsigned data.")
+        "(int8, qat_int8, pruned_int8): int8, or uint8 for devices that want unsigned data. "
+        "The int32 token-id input of a text model stays int32.")
     representative_examples: int = pydantic.Field(
         default=200, ge=1,
         description="Training examples, drawn with the pipeline seed, that calibrate the int8 "
@@ -75,7 +76,8 @@ class Config(StageConfig):
         default=0.5, gt=0.0, lt=1.0,
         description="Fraction of each prunable layer's weights set to zero (pruned_int8).")
     fine_tune_learning_rate: float = pydantic.Field(
-        default=1e-4, gt=0, description="Adam learning rate of QAT and pruning fine-tuning.")
+        default=1e-4, gt=0, description="Initial Adam learning rate of QAT and pruning "
+        "fine-tuning; it decays to 0 over the fine-tune (cosine).")
     fine_tune_batch_size: int = pydantic.Field(
         default=64, ge=1, description="Batch size of QAT and pruning fine-tuning.")
     deploy_policy: Literal["smallest_within", "fastest_within"] = pydantic.Field(
@@ -142,6 +144,8 @@ def run(
 
     def fine_tune_data():
         keras.utils.set_random_seed(context.seed)
+        if feature == "text":
+            return _text_dataset(model_json, train, config.fine_tune_batch_size, context.seed)
         return qat.training_dataset(examples, model_json, config.fine_tune_batch_size,
                                     context.seed)
 
@@ -184,7 +188,8 @@ def quantize_model(
     """
     from components import litert_measure, qat, tflite_metadata
 
-    test_inputs = test_inputs.astype(np.float32, copy=False)
+    if test_inputs.dtype != np.int32:  # int32 token ids stay ids
+        test_inputs = test_inputs.astype(np.float32, copy=False)
     keras_predictions = np.argmax(model.predict(test_inputs, batch_size=256, verbose=0), axis=1)
     keras_accuracy = float(np.mean(keras_predictions == test_labels))
     log.info("quantize: keras accuracy %.4f on %d test examples", keras_accuracy, len(test_labels))
@@ -199,6 +204,12 @@ def quantize_model(
     for variant in config.variants:
         source, extra = model, {}
         if variant in ("qat_int8", "pruned_int8"):
+            unsupported = qat.unannotatable_layers(model) if variant == "qat_int8" else []
+            if unsupported:  # decided before any fine-tuning data is built
+                reason = qat.QAT_UNSUPPORTED.format(layers=", ".join(unsupported))
+                log.warning("quantize: %s skipped: %s", variant, reason)
+                records.append({"name": variant, "skipped": reason})
+                continue
             if fine_tune_data is None:
                 raise ValueError(f"variant {variant!r} fine-tunes on the train split, but no "
                                  "training data was given to quantize_model.")
@@ -264,6 +275,16 @@ def quantize_model(
         records.append(record)
     (output_dir / "variants.json").write_text(json.dumps(records, indent=2) + "\n")
     return records, keras_accuracy
+
+
+def _text_dataset(model_json: dict, train: dict, batch_size: int, seed: int):
+    """(int32 token ids, label) batches of the train split for fine-tuning a text model."""
+    import tensorflow as tf
+
+    ids = model_inputs.prepare(model_json, train["text"])
+    data = tf.data.Dataset.from_tensor_slices((ids, train["label"]))
+    return data.shuffle(max(len(ids), 1), seed=seed, reshuffle_each_iteration=True).batch(
+        batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def _latencies(seconds: np.ndarray, suffix: str) -> dict[str, float]:

@@ -34,7 +34,7 @@ INPUTS = {
 OUTPUTS = {"report": "Report"}
 CODE = ("components.report_plots", "components.report_plots_network",
         "components.report_sections", "components.report_network", "components.examples_io",
-        "components.model_inputs", "components.litert_measure")
+        "components.model_inputs", "components.litert_measure", "components.text_tokens")
 TEMPLATE = "report_template.html"
 CODE_FILES = (TEMPLATE,)
 

@@ -1,7 +1,8 @@
 """The report's "inside the network" section: what the trained model computes on test examples.
 
 CNN: the first convolution layer's filters and its activation maps for one test example.
-LSTM: the first LSTM layer's hidden state over time for a few test examples, from a sub-model
+LSTM: the first LSTM layer's hidden state over time (over tokens, for text) for a few test
+examples, from a sub-model
 that shares the trained weights but returns the whole sequence of states. The model is the
 tf_keras model file (model.keras); inputs go through components.model_inputs like everywhere
 else. TensorFlow is imported (through models.keras) inside the functions.
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from components import model_inputs, report_plots_network as plots
+from components import model_inputs, report_plots_network as plots, text_tokens
 
 
 def inside(model_dir: pathlib.Path, model_info: dict[str, Any], test: dict, feature: str,
@@ -84,9 +85,14 @@ def _convolution(keras, model, conv, batch: np.ndarray, test: dict, feature: str
 def _recurrent(keras, model, layer, batch: np.ndarray, test: dict, feature: str,
                chosen: list[int], class_names: list[str], model_info: dict) -> dict[str, Any]:
     states = lstm_states(model, layer, batch)
-    lengths = [len(test[feature][index]) for index in chosen]
+    if feature == "text":  # the model reads tokens; a text longer than T fills every step
+        lengths = [len(text_tokens.tokenize(test[feature][index])) for index in chosen]
+        unit = "tokens"
+    else:
+        lengths = [len(test[feature][index]) for index in chosen]
+        unit = "steps"
     titles = [f"{test['id'][index]} — {class_names[int(test['label'][index])]} "
-              f"({lengths[number]} steps)" for number, index in enumerate(chosen)]
+              f"({lengths[number]} {unit})" for number, index in enumerate(chosen)]
     return {
         "kind": "lstm",
         "layer": layer.name,
@@ -94,8 +100,10 @@ def _recurrent(keras, model, layer, batch: np.ndarray, test: dict, feature: str,
         "steps": int(states.shape[1]),
         "padding": model_info.get("padding", "pre"),
         "examples": len(chosen),
+        "step_unit": "token" if feature == "text" else "time step",
         "hidden_figure": plots.hidden_states(states, lengths, titles,
-                                             model_info.get("padding", "pre")),
+                                             model_info.get("padding", "pre"),
+                                             "token" if feature == "text" else "time step"),
     }
 
 

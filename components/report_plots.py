@@ -220,8 +220,9 @@ def reliability_diagram(bins: Sequence[dict], ece: float) -> str:
     return _to_base64_png(figure)
 
 
-def length_histogram(histograms: dict[str, dict[str, list[float]]]) -> str:
-    """Per-split distribution of sequence lengths (share of the split per length bin)."""
+def length_histogram(histograms: dict[str, dict[str, list[float]]],
+                     xlabel: str = "sequence length (steps)") -> str:
+    """Per-split distribution of sequence (or text) lengths (share of the split per bin)."""
     figure = _new_figure(10, 3.0)
     axes = figure.add_subplot()
     for split, histogram in histograms.items():
@@ -229,7 +230,7 @@ def length_histogram(histograms: dict[str, dict[str, list[float]]]) -> str:
         total = counts.sum()
         axes.stairs(counts / total if total else counts, np.asarray(histogram["edges"], float),
                     label=split, color=_split_color(split), linewidth=1.6)
-    axes.set_xlabel("sequence length (steps)")
+    axes.set_xlabel(xlabel)
     axes.set_ylabel("share of split")
     axes.grid(alpha=0.3)
     axes.legend(frameon=False)

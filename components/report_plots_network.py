@@ -64,7 +64,7 @@ def activation_maps(example: np.ndarray, activations: np.ndarray, title: str) ->
 
 
 def hidden_states(states: np.ndarray, lengths: Sequence[int], titles: Sequence[str],
-                  padding: str) -> str:
+                  padding: str, step_name: str = "time step") -> str:
     """Per example, a heat map of every hidden unit (rows) over time steps (columns).
 
     Steps that are padding, not data, are shaded, so activity there is read as such.
@@ -82,6 +82,6 @@ def hidden_states(states: np.ndarray, lengths: Sequence[int], titles: Sequence[s
             axes.axvspan(start, start + padded, color="#888888", alpha=0.55, linewidth=0)
         axes.set_title(title, fontsize=9, loc="left")
         axes.set_ylabel("unit")
-    grid[-1].set_xlabel("time step (shaded: padding)")
+    grid[-1].set_xlabel(f"{step_name} (shaded: padding)")
     figure.colorbar(heat, ax=list(grid), shrink=0.9, label="hidden state")
     return _to_base64_png(figure)

@@ -79,6 +79,15 @@ def data(examples: Artifact, statistics_dir: pathlib.Path, feature: str, class_n
         figures["examples_figure"] = report_plots.series_grid(
             [train["sequence"][index] for index in chosen], names,
             columns=min(6, max(1, len(chosen))))
+    elif feature == "text":
+        figures["lengths_figure"] = report_plots.length_histogram(
+            {split: _feature(statistics, split, "text", statistics_dir)
+             .get("tokens", {}).get("histogram", {"edges": [], "counts": []})
+             for split in splits}, "text length (tokens)")
+        figures["example_texts"] = [{"label": name, "id": str(train["id"][index]),
+                                     "snippet": _snippet(train["text"][index])}
+                                    for name, index in zip(names, chosen)]
+        figures["vocabulary"] = _vocabulary(statistics_dir)
     return {
         **_ingest_counts(examples),
         "feature": feature,
@@ -86,6 +95,17 @@ def data(examples: Artifact, statistics_dir: pathlib.Path, feature: str, class_n
         "anomalies": anomalies,
         **figures,
     }
+
+
+def _vocabulary(statistics_dir: pathlib.Path, shown: int = 30) -> dict[str, Any] | None:
+    """Size and most frequent tokens of the text vocabulary the statistics stage wrote."""
+    from components import text_tokens
+
+    path = statistics_dir / "vocabulary.txt"
+    if not path.is_file():
+        return None
+    tokens = text_tokens.read_vocabulary(path)
+    return {"size": len(tokens), "top": tokens[len(text_tokens.RESERVED):][:shown]}
 
 
 def _ingest_counts(examples: Artifact) -> dict[str, Any]:

@@ -4,7 +4,9 @@ Each split's TFRecord shards are read with Beam, decoded with the dataset's own 
 features, and summarised by one CombineFn. The statistics are exact: images keep a count per
 pixel value (0..255) and per image size; sequences keep per-channel count, mean and sum of
 squared deviations (merged with Chan's formula), min and max, and a count per length; texts
-keep a count per length.
+keep a count per length in characters and, in a second Beam branch (components/vocabulary.py),
+per length in tokens; for the train split that branch also computes the vocabulary of text
+models (`vocabulary.txt` in the statistics artifact).
 
 Outputs follow TFDV's formats (tensorflow_metadata DatasetFeatureStatisticsList and Schema)
 so TFDV and Facets can read them, plus readable JSON. The schema is inferred from train, or
@@ -28,15 +30,15 @@ from typing import Any
 import numpy as np
 import pydantic
 
-from components import examples_io
+from components import examples_io, text_tokens, vocabulary
 from components.beam_pipeline import create_pipeline
 from pipeline.stage import ExistingPath, StageConfig
 
 NAME = "statistics"
-VERSION = 2
+VERSION = 3
 INPUTS = {"examples": "Examples"}
 OUTPUTS = {"statistics": "Statistics", "schema": "Schema"}
-CODE = ("components.examples_io",)
+CODE = ("components.examples_io", "components.vocabulary", "components.text_tokens")
 
 
 with warnings.catch_warnings():  # the key is `schema`, as users write it; BaseModel.schema()
@@ -53,6 +55,12 @@ with warnings.catch_warnings():  # the key is `schema`, as users write it; BaseM
         schema: ExistingPath | None = pydantic.Field(
             None, description="A saved schema.pbtxt (or a schema artifact folder holding one) to "
             "validate against instead of inferring one from train.")
+        vocabulary_size: int = pydantic.Field(
+            10000, ge=3, description="Text: most entries of vocabulary.txt, computed on the "
+            "train split, including [PAD] (id 0) and [UNK] (id 1); rarer tokens map to [UNK].")
+        min_token_count: int = pydantic.Field(
+            1, ge=1, description="Text: a token enters the vocabulary only when it occurs at "
+            "least this often in the train split.")
 
 
 # ---------------------------------------------------------------- Beam part
@@ -249,8 +257,8 @@ def _summarise_sequence(sums: dict, bins: int, channels: int) -> dict:
 
 def _summarise_text(sums: dict, bins: int) -> dict:
     present = sums["count"] - sums["value_missing"]
-    return {"type": "text", "length": _lengths({int(k): v for k, v in sums["sizes"].items()},
-                                               bins),
+    return {"type": "text", "length_unit": "characters",
+            "length": _lengths({int(k): v for k, v in sums["sizes"].items()}, bins),
             "mean_words": sums["words"] / present if present else None,
             "missing": sums["value_missing"]}
 
@@ -303,6 +311,8 @@ def to_proto(summaries: dict):
             if stats["type"] == "text":
                 common = feature.string_stats.common_stats
                 feature.string_stats.avg_length = stats["length"]["mean"] or 0.0
+                if "tokens" in stats:
+                    feature.custom_stats.add(name="token_length", str=json.dumps(stats["tokens"]))
             else:
                 common = feature.num_stats.common_stats
             common.num_non_missing, common.num_missing = present, stats["missing"]
@@ -509,10 +519,14 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
 
     with create_pipeline(context.runtime) as pipeline:
         for split in splits:
+            serialized = pipeline | f"Read{split.title()}" >> beam.io.ReadFromTFRecord(
+                f"{examples_dir}/*-{split}.tfrecord-*-of-*")
+            if feature == "text":  # token lengths, and the vocabulary of the train split
+                _ = serialized | f"Text{split.title()}" >> vocabulary.TextStatistics(
+                    examples_dir, _decode, str(sums_dir / split),
+                    config.vocabulary_size if split == "train" else None, config.min_token_count)
             _ = (
-                pipeline
-                | f"Read{split.title()}" >> beam.io.ReadFromTFRecord(
-                    f"{examples_dir}/*-{split}.tfrecord-*-of-*")
+                serialized
                 | f"Statistics{split.title()}" >> ComputeSplitStatistics(
                     examples_dir, feature, channels)
                 | f"ToJson{split.title()}" >> beam.Map(json.dumps)
@@ -523,6 +537,13 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     summaries = {split: summarise(json.loads((sums_dir / f"{split}.json").read_text()),
                                   class_names, config.histogram_bins, feature, channels)
                  for split in splits}
+    words = None
+    if feature == "text":
+        for split in splits:
+            token_lengths, found = vocabulary.read_results(sums_dir, split)
+            summaries[split]["features"]["text"]["tokens"] = _lengths(token_lengths,
+                                                                      config.histogram_bins)
+            words = found if found is not None else words
     if "train" not in summaries or summaries["train"]["num_examples"] == 0:
         raise ValueError(f"{examples_dir} has no training examples: the schema is inferred "
                          "from the train split; check the ingest stage's inputs.")
@@ -537,11 +558,16 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     statistics_dir = pathlib.Path(outputs["statistics"])
     schema_dir = pathlib.Path(outputs["schema"])
     (statistics_dir / "statistics.pb").write_bytes(to_proto(summaries).SerializeToString())
-    (statistics_dir / "statistics.json").write_text(
-        json.dumps({"splits": summaries}, indent=2) + "\n")
+    readable: dict[str, Any] = {"splits": summaries}
+    if words is not None:
+        readable["vocabulary"] = vocabulary.summary(words, config.vocabulary_size,
+                                                    config.min_token_count)
+    (statistics_dir / "statistics.json").write_text(json.dumps(readable, indent=2) + "\n")
     (statistics_dir / "anomalies.json").write_text(
         json.dumps({"anomalies": anomalies}, indent=2) + "\n")
     (schema_dir / "schema.pbtxt").write_text(text_format.MessageToString(schema))
+    if words is not None:
+        text_tokens.write_vocabulary(statistics_dir / vocabulary.VOCABULARY_FILE, words)
 
     errors = [anomaly for anomaly in anomalies if anomaly["severity"] == "error"]
     for anomaly in anomalies:
@@ -553,6 +579,8 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
         "schema": config.schema or "inferred from train",
         "anomalies": {"errors": len(errors), "warnings": len(anomalies) - len(errors)},
     }
+    if words is not None:
+        properties["vocabulary"] = readable["vocabulary"]
     if errors:
         properties["halt"] = "\n".join(
             [f"statistics found {len(errors)} error anomalies in {examples_dir}"

@@ -1,11 +1,13 @@
 """TFLite conversion recipes of the quantize stage's variants, from a fixed batch-1 signature.
 
-Every variant is converted from a concrete function with batch size 1 and the model's float32
-input (normalisation stays inside the model). A dynamic batch dimension breaks LSTM
-conversion, and the Keras model must be passed to the converter as well for each LSTM to
-become one fused sequence-LSTM op. A recipe that cannot be done fails with the reason and the
-variants that would work; none silently falls back to another (no float fallback under int8
-or int16x8). TensorFlow is imported inside the functions that use it.
+Every variant is converted from a concrete function with batch size 1 and the model's own input
+dtype: float32 raw values (normalisation stays inside the model), or int32 token ids for text
+models, which stay int32 in every variant (full int8 included: ids are indices into the
+embedding, not values to quantize; the embedding becomes a GATHER of quantized rows). A dynamic
+batch dimension breaks LSTM conversion, and the Keras model must be passed to the converter as
+well for each LSTM to become one fused sequence-LSTM op. A recipe that cannot be done fails
+with the reason and the variants that would work; none silently falls back to another (no float
+fallback under int8 or int16x8). TensorFlow is imported inside the functions that use it.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def convert(model, variant: str, representative: np.ndarray, int8_io: str = "int
     import tensorflow as tf
 
     example_shape = tuple(model.input_shape[1:])
+    input_dtype = tf.as_dtype(model.inputs[0].dtype)
     recipe = RECIPES.get(variant, variant)
 
     @tf.function
@@ -54,7 +57,7 @@ def convert(model, variant: str, representative: np.ndarray, int8_io: str = "int
         return model(inputs, training=False)
 
     # Fixed batch 1: the shape a device invokes with, and the one LSTMs need to convert.
-    signature = tf.TensorSpec((1, *example_shape), tf.float32, name=model.input_names[0])
+    signature = tf.TensorSpec((1, *example_shape), input_dtype, name=model.input_names[0])
     function = serve.get_concrete_function(signature)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
     if recipe != "float32":
@@ -65,12 +68,14 @@ def convert(model, variant: str, representative: np.ndarray, int8_io: str = "int
 
         def representative_dataset():
             for row in representative:
-                yield [row[np.newaxis].astype(np.float32)]
+                yield [row[np.newaxis].astype(input_dtype.as_numpy_dtype)]
 
         converter.representative_dataset = representative_dataset
     if recipe == "int8":
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = converter.inference_output_type = getattr(tf, int8_io)
+        converter.inference_output_type = getattr(tf, int8_io)
+        if input_dtype.is_floating:  # integer inputs (token ids) are fed as they are
+            converter.inference_input_type = getattr(tf, int8_io)
     if recipe == "int16x8":
         # No TFLITE_BUILTINS beside it: an op without a 16x8 kernel fails, never stays float.
         converter.target_spec.supported_ops = [

@@ -2,7 +2,9 @@
 
 The description (class names; the input's feature kind, dtype, shape, quantization scale and
 zero point, the raw-value range the model was calibrated on and, for sequences, the padding
-rule; for models with state, such as the fused LSTM, that the state must be reset before each
+rule; for text, the vocabulary and the tokenizer, so a device or the server can turn raw
+strings into the int32 token ids the model takes (components/text_tokens.py states the rule);
+for models with state, such as the fused LSTM, that the state must be reset before each
 example) goes two ways: a sidecar `<variant>.json` next to `<variant>.tflite` (the push stage
 copies it with the model), and the same JSON inside the .tflite file as a TFLite metadata entry
 named "edgepipe_metadata" (the flatbuffer's `metadata` list, which every TFLite runtime
@@ -47,6 +49,23 @@ def describe(
     if feature == "sequence":
         description["input"]["padding"] = model_json.get("padding", "pre")
         description["input"]["padding_value"] = model_json.get("padding_value", 0.0)
+    if feature == "text":
+        from components import text_tokens
+
+        vocabulary = list(model_json["vocabulary"])
+        length = int(model_json["input_shape"][0])
+        padding = model_json.get("padding", "pre")
+        description["input"]["padding"] = padding
+        description["input"]["tokenizer"] = {
+            **text_tokens.describe(vocabulary, length, padding),
+            "rule": "lowercase the text; tokens = every match of token_pattern (Python re); "
+                    "id = the token's index in vocabulary, unknown_id for other tokens; "
+                    "'pre' padding keeps the last `length` ids and puts pad_id before them, "
+                    "'post' keeps the first ones and pads after.",
+        }
+        description["input"]["vocabulary"] = vocabulary
+        # Ids are indices, not values: no quantization applies to them.
+        description["input"]["raw_range"] = [0.0, float(len(vocabulary) - 1)]
     if has_variable_tensors(model_content):
         # The fused LSTM op keeps its state between invokes: a runtime must reset it (LiteRT:
         # interpreter.reset_all_variables()) before each independent example.

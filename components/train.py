@@ -1,12 +1,15 @@
 """Train stage: fit a Keras model from the models registry under a tf.distribute strategy.
 
-The model owns its normalisation (read from the statistics artifact: a pixel mean/variance
-for images, per-channel ones for sequences), and the exported SavedModel takes the raw input
-(uint8 pixels, or float32 sequences padded by components/model_inputs.py), so serving feeds
-what ingest stored. The batch size is per replica; the learning rate follows the configured
-scaling rule. Training state is backed up every epoch in the scratch directory: a killed run
-resumes where it stopped. Under multi-worker training only the chief commits the artifact.
-TensorFlow is imported inside `run` so that a cached pipeline never pays for importing it.
+The model owns its normalisation (read from the statistics artifact: a pixel mean/variance for
+images, per-channel ones for sequences), and the exported SavedModel takes the raw input (uint8
+pixels, or float32 sequences padded by components/model_inputs.py), so serving feeds what
+ingest stored. Text models take int32 token ids: the vocabulary computed by the statistics
+stage goes into model.json (and M/vocabulary.txt), and components/model_inputs.py tokenises raw
+strings with it for every consumer. The batch size is per replica; the learning rate follows
+the configured scaling rule. Training state is backed up every epoch in the scratch directory:
+a killed run resumes where it stopped. Under multi-worker training only the chief commits the
+artifact. TensorFlow is imported inside `run` so that a cached pipeline never pays for
+importing it.
 """
 
 from __future__ import annotations
@@ -21,14 +24,15 @@ from typing import Any, Literal
 
 import pydantic
 
-from components import examples_io, model_inputs
+from components import examples_io, model_inputs, text_tokens
 from pipeline.stage import StageConfig
 
 NAME = "train"
 VERSION = 2
 INPUTS = {"examples": "Examples", "statistics": "Statistics", "schema": "Schema"}
 OUTPUTS = {"model": "Model"}
-CODE = ("models", "components.distribute", "components.examples_io", "components.model_inputs")
+CODE = ("models", "components.distribute", "components.examples_io", "components.model_inputs",
+        "components.text_tokens")
 
 PROGRESS_SECONDS = 10.0  # during long epochs, log step progress at most this often
 
@@ -52,10 +56,11 @@ class Config(StageConfig):
     # Size of the shuffle buffer over the training split (>= split size = a full shuffle).
     shuffle_buffer: int = pydantic.Field(10000, ge=1)
     # Sequences: steps every example is padded or truncated to; default the longest training
-    # sequence in the statistics. Ignored for images.
+    # sequence in the statistics. Text: tokens per example; default the longest training text
+    # in tokens, at most model_inputs.MAX_DEFAULT_TEXT_LENGTH (200). Ignored for images.
     sequence_length: int | None = pydantic.Field(None, ge=1)
-    # Sequences: "pre" pads before the series and keeps the last steps of longer ones (an
-    # LSTM then ends on real data), "post" pads after and keeps the first steps.
+    # Sequences and text: "pre" pads before the series and keeps the last steps (tokens) of
+    # longer ones (an LSTM then ends on real data), "post" pads after and keeps the first.
     padding: Literal["pre", "post"] = "pre"
     # Compute dtype policy: "float32", "mixed_bfloat16" (TPU, recent CPUs) or "mixed_float16"
     # (GPUs only); variables and the output stay float32.
@@ -117,7 +122,7 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
         with strategy.scope():
             model = models.build(
                 config.model, input_shape=spec["input_shape"], num_classes=len(class_names),
-                **spec["normalization"], **config.model_options,
+                **_builder_inputs(spec), **config.model_options,
             )
             rate = learning_rate
             if config.lr_schedule == "cosine":
@@ -144,6 +149,8 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     target = model_dir if chief else work_dir / "model"
     target.mkdir(parents=True, exist_ok=True)
     model.save(target / "model.keras")
+    if spec["input_feature"] == "text":
+        text_tokens.write_vocabulary(target / text_tokens.VOCABULARY_FILE, spec["vocabulary"])
     _export_serving(tf, model, spec, target / "saved_model")
     # The chief commits (and the runner then removes the shared scratch folder) only once
     # every worker has finished writing there.
@@ -162,7 +169,7 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
         "model_options": config.model_options,
         **{key: value for key, value in spec.items() if key != "normalization"},
         "class_names": class_names,
-        "normalization": spec["normalization"],
+        "normalization": spec.get("normalization"),
         "params": params,
         "strategy": strategy_description,
         "replicas": replicas,
@@ -241,7 +248,8 @@ def _fit(tf, keras, model, train_data, validation_data, steps: int, config: Conf
 
 def _dataset(tf, examples, split: str, spec: dict, batch_size: int, config: Config, seed: int,
              input_context=None, drop_remainder: bool = False):
-    """(float32 input, label) batches of one split, through tf.data.
+    """(model input, label) batches of one split, through tf.data: float32 images and
+    sequences, int32 token ids of texts.
 
     With an InputContext (training) the split is sharded per input pipeline, shuffled with the
     stage seed and repeated (fit counts steps); without one (validation) it is read once and
@@ -249,7 +257,13 @@ def _dataset(tf, examples, split: str, spec: dict, batch_size: int, config: Conf
     float32's memory, cast per batch), so only the first epoch pays for decoding.
     """
     feature = spec["input_feature"]
-    data = examples_io.as_dataset(examples, split)
+    if feature == "text":  # small datasets: tokenised in Python by the one tokenizer
+        split_data = examples_io.load_numpy(examples, split)
+        data = tf.data.Dataset.from_tensor_slices({
+            "text": model_inputs.prepare(spec, split_data["text"]),
+            "label": split_data["label"]})
+    else:
+        data = examples_io.as_dataset(examples, split)
     if input_context is not None and input_context.num_input_pipelines > 1:
         data = data.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     if feature == "sequence":
@@ -261,16 +275,17 @@ def _dataset(tf, examples, split: str, spec: dict, batch_size: int, config: Conf
                     record["label"])
     else:
         def element(record):
-            return record["image"], record["label"]
+            return record[feature], record["label"]
     data = data.map(element, num_parallel_calls=tf.data.AUTOTUNE).cache()
     if input_context is not None:
         data = data.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         data = data.repeat()
         drop_remainder = True  # repeated: every batch is full anyway
-    data = data.batch(batch_size, drop_remainder=drop_remainder).map(
-        lambda values, labels: (tf.cast(values, tf.float32), labels),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    ).prefetch(tf.data.AUTOTUNE)
+    data = data.batch(batch_size, drop_remainder=drop_remainder)
+    if feature != "text":  # token ids stay int32
+        data = data.map(lambda values, labels: (tf.cast(values, tf.float32), labels),
+                        num_parallel_calls=tf.data.AUTOTUNE)
+    data = data.prefetch(tf.data.AUTOTUNE)
     if input_context is None:  # the splits may be a single shard: shard by element
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = (
@@ -292,7 +307,8 @@ def _check_model(models, config: Config, feature: str) -> None:
         )
     parameters = inspect.signature(models.BUILDERS[config.model]).parameters
     allowed = [name for name in parameters
-               if name not in ("input_shape", "num_classes", "mean", "variance")]
+               if name not in ("input_shape", "num_classes", "mean", "variance",
+                               "vocabulary_size")]
     unknown = sorted(set(config.model_options) - set(allowed))
     if unknown:
         raise ValueError(
@@ -301,20 +317,30 @@ def _check_model(models, config: Config, feature: str) -> None:
         )
 
 
+def _builder_inputs(spec: dict) -> dict[str, Any]:
+    """What the builder takes besides the shape: normalisation, or a text vocabulary's size."""
+    if spec["input_feature"] == "text":
+        return {"vocabulary_size": len(spec["vocabulary"])}
+    return spec["normalization"]
+
+
 def _export_serving(tf, model, spec: dict, path: pathlib.Path) -> None:
     """SavedModel whose serving signature takes the raw input as a deployment feeds it:
-    `image` uint8 [None, H, W, C] or `sequence` float32 [None, T, C] (padded)."""
+    `image` uint8 [None, H, W, C], `sequence` float32 [None, T, C] (padded) or `tokens`
+    int32 [None, T] (token ids of texts, see components/text_tokens.py)."""
     module = tf.Module()
     # Track the variables, not the Keras model: saving a Keras model object here would make
     # tf.saved_model.save trace all of Keras's own functions too.
     module.variables_to_save = list(model.variables)
     feature = spec["input_feature"]
+    text = feature == "text"
     signature = tf.TensorSpec([None, *spec["input_shape"]], tf.as_dtype(spec["input_dtype"]),
-                              name=feature)
+                              name="tokens" if text else feature)
 
     @tf.function(input_signature=[signature])
     def serve(values):
-        return {"probabilities": model(tf.cast(values, tf.float32), training=False)}
+        inputs = values if text else tf.cast(values, tf.float32)
+        return {"probabilities": model(inputs, training=False)}
 
     module.serve = serve
     tf.saved_model.save(module, str(path), signatures={"serving_default": serve})

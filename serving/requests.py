@@ -2,9 +2,11 @@
 
 The body is {"instances": [...]} (row format: one entry per example, a tensor or an object
 {"<input name>": tensor}) or {"inputs": tensor | {"<input name>": tensor}} (columnar format),
-with an optional "signature_name" that must be "serving_default". Every problem raises
-RequestError with the HTTP status and a message saying what was expected; nothing here
-trusts the client.
+with an optional "signature_name" that must be "serving_default". A text model takes, per
+example, the raw text (a JSON string, tokenised by the server with the model's vocabulary) or
+its T int token ids (already tokenised and padded, as the TFLite model takes them). Every
+problem raises RequestError with the HTTP status and a message saying what was expected;
+nothing here trusts the client.
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ class RequestError(Exception):
 class InputSpec:
     """What one example must look like: from the version's model.json."""
 
-    name: str  # "image" | "sequence" | ...
-    shape: tuple[int, ...]  # one example, e.g. (28, 28, 1); for sequences (T, C)
-    dtype: str  # "uint8" | "float32"
+    name: str  # "image" | "sequence" | "text"
+    shape: tuple[int, ...]  # one example, e.g. (28, 28, 1); for sequences (T, C); text (T,)
+    dtype: str  # "uint8" | "float32" | "int32" (text token ids)
     variable_length: bool  # sequences: any number of steps, padded/truncated to T
+    vocabulary_size: int = 0  # text: token ids are 0..vocabulary_size - 1
 
     @classmethod
     def from_model_json(cls, model_json: dict) -> "InputSpec":
@@ -44,16 +47,20 @@ class InputSpec:
             shape=tuple(int(size) for size in model_json["input_shape"]),
             dtype=model_json.get("input_dtype", "uint8" if name == "image" else "float32"),
             variable_length=name == "sequence",
+            vocabulary_size=len(model_json.get("vocabulary") or ()),
         )
 
     def describe(self) -> str:
+        if self.name == "text":
+            return (f"a string (raw text) or {self.shape[0]} int token ids in "
+                    f"0..{self.vocabulary_size - 1}")
         dims = ["steps", *map(str, self.shape[1:])] if self.variable_length else list(map(str, self.shape))
         return f"{self.dtype} [{', '.join(dims)}]"
 
 
 @dataclasses.dataclass(frozen=True)
 class Parsed:
-    values: list[np.ndarray]  # one array per example, checked against the spec
+    values: list  # one array per example (text: a string or ids), checked against the spec
     columnar: bool  # answer with "outputs" (columnar) instead of "predictions" (row)
 
 
@@ -110,7 +117,23 @@ def _unwrap_named(value, spec: InputSpec, where: str):
     return value
 
 
+def _text_example(row, spec: InputSpec, index: int):
+    """A raw string as it is, or exactly T token ids of the vocabulary as int32."""
+    if isinstance(row, str):
+        return row
+    if not isinstance(row, list) or not all(
+            isinstance(value, int) and not isinstance(value, bool) for value in row):
+        raise RequestError(400, f"Example {index} is a {type(row).__name__}; expected {spec.describe()}.")
+    if len(row) != spec.shape[0]:
+        raise RequestError(400, f"Example {index} holds {len(row)} token ids; expected {spec.describe()} (padded by the model's rule), or send the raw text.")
+    if row and (min(row) < 0 or max(row) >= spec.vocabulary_size):
+        raise RequestError(400, f"Example {index} holds token ids in [{min(row)}, {max(row)}]; expected {spec.describe()}.")
+    return np.asarray(row, dtype=np.int32)
+
+
 def _example(row, spec: InputSpec, index: int) -> np.ndarray:
+    if spec.name == "text":
+        return _text_example(row, spec, index)
     try:
         array = np.asarray(row)
     except ValueError:  # ragged nested lists

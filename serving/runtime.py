@@ -2,7 +2,7 @@
 
 The default runtime is the version's model.tflite on LiteRT: a pool of interpreters (one per
 worker; a request holds one for its whole batch), inputs prepared by components.model_inputs
-(the one place that pads and casts) and quantized with the input tensor's scale and zero point
+(the one place that pads and casts, and tokenises texts with the vocabulary in model.json) and quantized with the input tensor's scale and zero point
 when the variant is integer. The SavedModel runtime is an option and the only thing in this
 package that imports TensorFlow.
 """
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from components import model_inputs
-from components.litert_measure import dequantize_output, quantize_input
+from components.litert_measure import dequantize_output, model_feed
 from serving.requests import InputSpec
 
 RUNTIMES = ("litert", "saved_model")
@@ -46,14 +46,11 @@ class LiteRTRuntime:
         self.example_shape = tuple(int(size) for size in self.input["shape"][1:])
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """float32 model inputs [N, ...] -> float32 outputs [N, ...], one invoke per example."""
+        """Model inputs [N, ...] (float32 values, or int32 token ids) -> float32 outputs
+        [N, ...], one invoke per example."""
         if batch.shape[1:] != self.example_shape:
             raise ValueError(f"the interpreter takes examples of shape {self.example_shape}, got {batch.shape[1:]}")
-        if np.issubdtype(self.input_dtype, np.integer):
-            scale, zero_point = self.input["quantization"]
-            feed = quantize_input(batch, self.input_dtype, scale, zero_point)
-        else:
-            feed = batch.astype(self.input_dtype, copy=False)
+        feed = model_feed(batch, self.input)
         input_index, output_index = self.input["index"], self.output["index"]
         interpreter = self.pool.get()
         try:
@@ -80,10 +77,12 @@ class SavedModelRuntime:
         self.tf = tf
         self.function = tf.saved_model.load(str(path)).signatures["serving_default"]
         self.spec = spec
+        # The signature's own input name: "tokens" for a text model, else the feature's.
+        (self.input_name,) = self.function.structured_input_signature[1]
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         feed = self.tf.constant(batch.astype(self.spec.dtype))
-        return self.function(**{self.spec.name: feed})["probabilities"].numpy()
+        return self.function(**{self.input_name: feed})["probabilities"].numpy()
 
 
 @dataclasses.dataclass
@@ -139,8 +138,8 @@ def warm_up(model: ModelVersion) -> None:
 
 
 def _stack(values: list[np.ndarray], spec: InputSpec):
-    # Sequences of several lengths stay a list: model_inputs.prepare pads them.
-    return values if spec.variable_length else np.stack(values)
+    # Sequences of several lengths, and texts, stay a list: model_inputs.prepare pads them.
+    return values if spec.variable_length or spec.name == "text" else np.stack(values)
 
 
 def _read_json(path: pathlib.Path) -> dict[str, Any]:

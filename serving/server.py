@@ -42,7 +42,7 @@ MODEL_URL = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?P<verb>/metadata|:[a-z]+)?$"
 )
 DRAIN_LIMIT = 64 << 20  # a refused body up to this size is read and dropped, keeping the connection usable
-TF_DTYPES = {"uint8": "DT_UINT8", "float32": "DT_FLOAT", "int8": "DT_INT8"}
+TF_DTYPES = {"uint8": "DT_UINT8", "float32": "DT_FLOAT", "int8": "DT_INT8", "int32": "DT_INT32"}
 
 
 class Service:
@@ -238,10 +238,14 @@ def metadata(model) -> dict:
         "outputs": {"probabilities": tensor("float32", [-1, len(model.class_names)], "StatefulPartitionedCall:0")},
         "method_name": "tensorflow/serving/predict",
     }
+    edgepipe = {**model.metadata, "runtime": model.runtime_name, "class_names": model.class_names}
+    if spec.name == "text":  # how the server turns a string into the ids the signature takes
+        edgepipe["text_input"] = {"accepts": spec.describe(),
+                                  "tokenizer": model.model_json.get("tokenizer", {})}
     return {
         "model_spec": {"name": model.name, "signature_name": "", "version": str(model.version)},
         "metadata": {"signature_def": {"signature_def": {SIGNATURE: signature}}},
-        "edgepipe": {**model.metadata, "runtime": model.runtime_name, "class_names": model.class_names},
+        "edgepipe": edgepipe,
     }
 
 

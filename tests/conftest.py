@@ -126,3 +126,66 @@ def tflite_artifact(run_stage, examples_artifact, model_artifact) -> Artifact:
     inputs = {"examples": examples_artifact, "model": model_artifact}
     _, artifacts = run_stage("quantize", inputs, {"representative_examples": 50})
     return artifacts["tflite"]
+
+
+# ---------------------------------------------------------------- text (data/fortunes)
+
+FORTUNES = REPO / "data" / "fortunes"
+FORTUNE_CATEGORIES = ("fortunes", "literature", "riddles")
+TEXT_RECORDS_PER_CATEGORY = 30
+
+
+@pytest.fixture(scope="session")
+def tiny_fortunes(tmp_path_factory) -> pathlib.Path:
+    """A text_dir tree with the first 30 records of each committed fortune file, in the
+    fortune format ("%" lines between records), so tests read real texts quickly."""
+    from components.sources.text_dir import split_records
+
+    root = tmp_path_factory.mktemp("tiny_fortunes")
+    for category in FORTUNE_CATEGORIES:
+        source = FORTUNES / category / f"{category}.txt"
+        records = split_records(source.read_text("utf-8"), "%")[:TEXT_RECORDS_PER_CATEGORY]
+        (root / category).mkdir()
+        (root / category / f"{category}.txt").write_text(
+            "".join(record + "%\n" for record in records), "utf-8")
+    return root
+
+
+@pytest.fixture(scope="session")
+def text_examples_artifact(run_stage, tiny_fortunes) -> Artifact:
+    _, artifacts = run_stage("ingest", {}, {
+        "source": "text_dir", "train": str(tiny_fortunes), "record_separator": "%",
+        "test_fraction": 0.25, "validation_fraction": 0.15})
+    return artifacts["examples"]
+
+
+@pytest.fixture(scope="session")
+def text_statistics_artifacts(run_stage, text_examples_artifact) -> dict[str, Artifact]:
+    _, artifacts = run_stage("statistics", {"examples": text_examples_artifact},
+                             {"min_token_count": 1})
+    return artifacts
+
+
+@pytest.fixture(scope="session")
+def text_model_artifact(run_stage, text_examples_artifact, text_statistics_artifacts) -> Artifact:
+    inputs = {"examples": text_examples_artifact, **text_statistics_artifacts}
+    _, artifacts = run_stage("train", inputs, {
+        "model": "text_lstm", "epochs": 1, "batch_size": 16, "sequence_length": 24,
+        "model_options": {"embedding_dim": 8, "units": [16]}})
+    return artifacts["model"]
+
+
+@pytest.fixture(scope="session")
+def text_evaluation_artifact(run_stage, text_examples_artifact, text_model_artifact) -> Artifact:
+    inputs = {"examples": text_examples_artifact, "model": text_model_artifact}
+    _, artifacts = run_stage("evaluate", inputs, {"min_accuracy": 0.0})
+    return artifacts["evaluation"]
+
+
+@pytest.fixture(scope="session")
+def text_tflite_artifact(run_stage, text_examples_artifact, text_model_artifact) -> Artifact:
+    inputs = {"examples": text_examples_artifact, "model": text_model_artifact}
+    _, artifacts = run_stage("quantize", inputs, {
+        "variants": ["float32", "dynamic_range", "int8", "qat_int8"],
+        "representative_examples": 20, "max_accuracy_drop_points": 100.0})
+    return artifacts["tflite"]

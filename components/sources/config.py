@@ -72,6 +72,11 @@ class Config(StageConfig):
         "(a fixed-length series) or 1 step x N channels (a table row).")
     # text_dir
     encoding: str = pydantic.Field("utf-8", description="text_dir: encoding of the .txt files.")
+    record_separator: str | None = pydantic.Field(
+        None, min_length=1, pattern=r"^[^\r\n]+$",
+        description="text_dir: when set, each .txt file holds many records separated by lines "
+        "consisting of exactly this string (\"%\" for fortune files); record ids become "
+        "'<class>/<file name>:<index>'. Unset: one record per file.")
     # tfrecord (and tfds, where the dataset's own spec is the default)
     feature_key: str | None = pydantic.Field(
         None, description="tfrecord/tfds: key of the input feature in the source examples.")

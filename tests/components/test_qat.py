@@ -126,6 +126,27 @@ def test_qat_folds_batch_norm_into_its_conv_and_converts_to_int8(model_artifact,
     assert "MUL" not in ops and "ADD" not in ops  # no batch norm left as arithmetic
 
 
+def test_folding_batch_norms_keeps_the_function_and_drops_the_layers(examples_artifact):
+    from components import examples_io
+    from models import cnn_bn
+
+    model = cnn_bn.build((28, 28, 1), 10, 72.9, 8100.0, filters=(4, 8), dense_units=16)
+    rng = np.random.default_rng(0)
+    for layer in model.layers:  # trained-looking statistics, not the initial 0/1
+        if type(layer).__name__ == "BatchNormalization":
+            size = layer.moving_mean.shape[0]
+            layer.set_weights([rng.uniform(0.5, 2, size), rng.normal(0, 1, size),
+                               rng.normal(0, 1, size), rng.uniform(0.5, 2, size)])
+    folded = qat.fold_batch_norms(model)
+    kinds = [type(layer).__name__ for layer in folded.layers]
+    assert "BatchNormalization" not in kinds and kinds.count("Conv2D") == 4
+    assert folded.count_params() < model.count_params()
+    images = examples_io.load_numpy(examples_artifact.path, "test")["image"][:32]
+    np.testing.assert_allclose(folded.predict(images.astype(np.float32), verbose=0),
+                               model.predict(images.astype(np.float32), verbose=0),
+                               atol=1e-5)
+
+
 def test_qat_refuses_a_batch_norm_that_follows_no_conv():
     from models.keras import keras
 

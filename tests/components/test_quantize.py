@@ -12,7 +12,8 @@ import numpy as np
 import pydantic
 import pytest
 
-from components import deploy_policy, litert_measure, quantize, tflite_metadata
+from components import (deploy_policy, examples_io, litert_measure, model_inputs, quantize,
+                        tflite_metadata)
 from tests.conftest import REPO
 
 ALL = ("float32", "dynamic_range", "float16", "int8", "int16x8", "qat_int8")
@@ -307,3 +308,53 @@ def test_a_policy_no_variant_satisfies_fails_the_stage_with_the_table(run_stage,
     message = str(raised.value)
     assert message.startswith("[quantize] deploy policy 'smallest_within'")
     assert "qat_int8  skipped: quantization-aware training skipped" in message
+
+
+def test_text_variants_take_int32_ids_and_fuse_the_lstm(text_tflite_artifact,
+                                                        text_model_artifact,
+                                                        text_examples_artifact):
+    from models.keras import keras
+
+    variants = variants_by_name(text_tflite_artifact)
+    for name in ("float32", "dynamic_range", "int8"):
+        record = variants[name]
+        assert record["input_dtype"] == "int32", name  # token ids are never quantized
+        assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in record["ops"], (name, record["ops"])
+        assert {"GATHER", "EMBEDDING_LOOKUP"} & set(record["ops"]), (name, record["ops"])
+        assert "WHILE" not in record["ops"] and record["builtin_only"], (name, record["ops"])
+        assert record["latency_ms_p50"] > 0 and record["num_examples"] == len(
+            examples_io.load_numpy(text_examples_artifact.path, "test")["label"])
+    assert variants["int8"]["output_dtype"] == "int8"
+    assert variants["float32"]["agreement"] == 1.0
+    # QAT cannot annotate the LSTM: skipped with the documented reason, before any data.
+    assert "lstm1 (LSTM)" in variants["qat_int8"]["skipped"]
+
+    # The float32 variant on the interpreter reproduces Keras on the same token ids.
+    model_json = json.loads((text_model_artifact.path / "model.json").read_text())
+    test = examples_io.load_numpy(text_examples_artifact.path, "test")
+    ids = model_inputs.prepare(model_json, test["text"])
+    content = (text_tflite_artifact.path / "float32.tflite").read_bytes()
+    keras_model = keras.models.load_model(text_model_artifact.path / "model.keras")
+    np.testing.assert_allclose(litert_measure.run(content, ids).probabilities,
+                               keras_model.predict(ids, verbose=0), atol=1e-4)
+    with pytest.raises(ValueError, match="int32 ids"):
+        litert_measure.run(content, ids.astype(np.float32))
+
+
+def test_text_variant_metadata_carries_vocabulary_and_tokenizer(text_tflite_artifact,
+                                                                text_model_artifact):
+    from components import text_tokens
+
+    model_json = json.loads((text_model_artifact.path / "model.json").read_text())
+    for name in ("float32", "int8"):
+        sidecar = json.loads((text_tflite_artifact.path / f"{name}.json").read_text())
+        embedded = tflite_metadata.read_embedded(
+            (text_tflite_artifact.path / f"{name}.tflite").read_bytes())
+        assert embedded == sidecar
+        assert sidecar["input"]["feature"] == "text" and sidecar["input"]["dtype"] == "int32"
+        assert sidecar["input"]["vocabulary"] == model_json["vocabulary"]
+        tokenizer = sidecar["input"]["tokenizer"]
+        assert tokenizer["token_pattern"] == text_tokens.TOKEN_PATTERN
+        assert (tokenizer["pad_id"], tokenizer["unknown_id"], tokenizer["length"],
+                tokenizer["padding"]) == (0, 1, 24, "pre")
+        assert sidecar["reset_variables_between_examples"] is True

@@ -364,3 +364,49 @@ def test_sequence_report_draws_series_lengths_and_hidden_states(sequence_report)
     rows = metrics["slices"]["length"]["rows"]
     assert sum(row["num_examples"] for row in rows) == metrics["num_examples"] == 74
     assert len(page.find("tr", class_="low-confidence-item")) == 4
+
+
+@pytest.fixture(scope="module")
+def text_report(run_stage, text_examples_artifact, text_statistics_artifacts,
+                text_model_artifact, text_evaluation_artifact, text_tflite_artifact):
+    inputs = {"examples": text_examples_artifact,
+              "statistics": text_statistics_artifacts["statistics"],
+              "model": text_model_artifact, "evaluation": text_evaluation_artifact,
+              "tflite": text_tflite_artifact}
+    _, artifacts = run_stage("report", inputs, {"low_confidence_examples": 5,
+                                                "network_examples": 2})
+    folder = artifacts["report"].path
+    page = PageParser()
+    text = (folder / "report.html").read_text(encoding="utf-8")
+    page.feed(text)
+    return {"html": text, "page": page,
+            "summary": json.loads((folder / "summary.json").read_text())}
+
+
+def test_text_report_shows_escaped_texts_token_lengths_vocabulary_and_hidden_states(
+        text_report, text_examples_artifact, text_statistics_artifacts):
+    import markupsafe
+
+    from components import examples_io, text_tokens
+
+    summary, text = text_report["summary"], text_report["html"]
+    assert summary["input_feature"] == "text" and summary["network"] == "lstm"
+    figures = [attrs["id"] for attrs in text_report["page"].find("figure")]
+    assert "fig-sequence-lengths" in figures and "fig-hidden-states" in figures
+    assert "fig-low-confidence" not in figures  # texts are shown as text, not drawn
+    assert "Text lengths in tokens per split" in text and "24 tokens" in text
+    # Low-confidence examples appear as their text: HTML-escaped, cut to 160 characters.
+    test = examples_io.load_numpy(text_examples_artifact.path, "test")
+    by_id = dict(zip(test["id"], test["text"]))
+    assert len(summary["lowest_confidence_ids"]) == 5
+    for record_id in summary["lowest_confidence_ids"]:
+        value = by_id[record_id]
+        snippet = value if len(value) <= 160 else value[:159] + "…"
+        assert str(markupsafe.escape(snippet)) in text, record_id
+    # The vocabulary the model embeds, and the token-length slices of the evaluation.
+    vocabulary = text_tokens.read_vocabulary(
+        text_statistics_artifacts["statistics"].path / "vocabulary.txt")
+    assert f"<strong>{len(vocabulary):,}</strong> ids" in text
+    assert f"<code>{vocabulary[2]}</code>" in text
+    assert summary["slices"]["length"]["description"].startswith("length of the text in tokens")
+    assert "at each of the 24 tokens, for 2 test examples" in text

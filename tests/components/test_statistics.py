@@ -188,3 +188,44 @@ def test_saved_schema_of_another_feature_kind_halts(run_stage, vowels_examples,
                               {"schema": str(sequence["schema"].path)})
     assert "the examples hold a 'image' feature but the schema expects 'sequence'" in \
         properties["halt"]
+
+
+def test_text_statistics_write_the_train_vocabulary_and_token_lengths(
+        run_stage, text_examples_artifact, text_statistics_artifacts):
+    import collections
+
+    from components import text_tokens
+
+    folder = text_statistics_artifacts["statistics"].path
+    splits = {split: examples_io.load_numpy(text_examples_artifact.path, split)["text"]
+              for split in ("train", "validation", "test")}
+    train_counts = collections.Counter(
+        token for text in splits["train"] for token in text_tokens.tokenize(text))
+    vocabulary = text_tokens.read_vocabulary(folder / "vocabulary.txt")
+    assert vocabulary == text_tokens.vocabulary_from_counts(train_counts, 10000)
+    # Computed on train only: tokens seen only in the other splits are not in it.
+    held_out_only = {token for split in ("validation", "test") for text in splits[split]
+                     for token in text_tokens.tokenize(text)} - set(train_counts)
+    assert held_out_only and not held_out_only & set(vocabulary)
+    statistics = load_json(folder / "statistics.json")
+    assert statistics["vocabulary"]["size"] == len(vocabulary) == len(train_counts) + 2
+    assert text_statistics_artifacts["statistics"].properties["vocabulary"]["computed_on"] == "train"
+    for split, texts in splits.items():
+        text = statistics["splits"][split]["features"]["text"]
+        lengths = [len(text_tokens.tokenize(value)) for value in texts]
+        assert text["length_unit"] == "characters"
+        assert text["tokens"]["max"] == max(lengths)
+        assert text["tokens"]["distribution"] == {
+            str(length): lengths.count(length) for length in sorted(set(lengths))}
+
+    # A smaller vocabulary keeps the most frequent train tokens (a new statistics run).
+    _, small = run_stage("statistics", {"examples": text_examples_artifact},
+                         {"vocabulary_size": 12, "min_token_count": 2})
+    assert text_tokens.read_vocabulary(small["statistics"].path / "vocabulary.txt") == \
+        text_tokens.vocabulary_from_counts(train_counts, 12, 2)
+
+
+def test_image_statistics_write_no_vocabulary(statistics_artifacts):
+    folder = statistics_artifacts["statistics"].path
+    assert not (folder / "vocabulary.txt").exists()
+    assert "vocabulary" not in load_json(folder / "statistics.json")

@@ -259,3 +259,52 @@ def test_a_model_for_another_input_kind_is_rejected(run_stage, vowels):
     with pytest.raises(ValueError, match=r"model 'cnn' takes 'image' inputs but the examples "
                                          r"hold 'sequence'.*\['lstm'\]"):
         run_stage("train", vowels, {"model": "cnn", "epochs": 1})
+
+
+def test_text_model_trains_on_fortunes_and_embeds_the_vocabulary(
+        text_model_artifact, text_statistics_artifacts, text_examples_artifact):
+    from components import text_tokens
+
+    path = text_model_artifact.path
+    info = json.loads((path / "model.json").read_text())
+    vocabulary = text_tokens.read_vocabulary(
+        text_statistics_artifacts["statistics"].path / "vocabulary.txt")
+    assert info["model"] == "text_lstm" and info["input_feature"] == "text"
+    assert info["input_shape"] == [24] and info["input_dtype"] == "int32"
+    assert info["vocabulary"] == vocabulary == text_tokens.read_vocabulary(path / "vocabulary.txt")
+    assert info["tokenizer"]["token_pattern"] == text_tokens.TOKEN_PATTERN
+    # embedding V*8 + LSTM 4*(16*(8+16)+16) + dense 16*3+3
+    assert info["params"] == len(vocabulary) * 8 + 1600 + 51
+    history = json.loads((path / "history.json").read_text())
+    assert len(history["loss"]) == 1 and math.isfinite(history["loss"][0])
+
+    import tensorflow as tf
+
+    from models.keras import keras
+
+    serve = tf.saved_model.load(str(path / "saved_model")).signatures["serving_default"]
+    (name, spec), = serve.structured_input_signature[1].items()
+    assert name == "tokens" and spec.dtype == tf.int32 and spec.shape.as_list() == [None, 24]
+    test = examples_io.load_numpy(text_examples_artifact.path, "test")
+    ids = model_inputs.prepare(info, test["text"])
+    assert ids.dtype == np.int32 and ids.shape == (len(test["label"]), 24)
+    served = serve(tokens=tf.constant(ids))["probabilities"].numpy()
+    keras_model = keras.models.load_model(path / "model.keras")
+    np.testing.assert_allclose(served, keras_model.predict(ids, verbose=0), atol=1e-5)
+
+
+def test_text_length_defaults_to_the_longest_training_text_in_tokens(
+        run_stage, text_examples_artifact, text_statistics_artifacts):
+    inputs = {"examples": text_examples_artifact, **text_statistics_artifacts}
+    spec = model_inputs.input_spec(text_examples_artifact.path,
+                                   text_statistics_artifacts["statistics"].path)
+    stats = json.loads((text_statistics_artifacts["statistics"].path / "statistics.json")
+                       .read_text())
+    longest = stats["splits"]["train"]["features"]["text"]["tokens"]["max"]
+    assert spec["input_shape"] == [min(longest, model_inputs.MAX_DEFAULT_TEXT_LENGTH)]
+    with pytest.raises(ValueError, match=r"takes 'sequence' inputs but the examples hold "
+                                         r"'text'.*\['text_lstm'\]"):
+        run_stage("train", inputs, {"model": "lstm", "epochs": 1})
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['mean'\]"):
+        run_stage("train", inputs, {"model": "text_lstm", "epochs": 1,
+                                    "model_options": {"mean": 0.0}})

@@ -92,3 +92,65 @@ def test_text_statistics_count_lengths(run_stage, text_run):
             str(length): lengths.count(length) for length in sorted(set(lengths))}
         assert text["mean_words"] == pytest.approx(sum(len(t.split()) for t in texts) / len(texts))
     assert properties["input_feature"] == "text" and properties["anomalies"]["errors"] == 0
+
+
+# ---------------------------------------------------------------- record_separator
+
+
+def test_committed_fortune_files_hold_the_documented_records():
+    from components.sources.text_dir import split_records
+    from tests.conftest import FORTUNES
+
+    counts = {name: split_records((FORTUNES / name / f"{name}.txt").read_text("utf-8"), "%")
+              for name in CATEGORIES}
+    assert {name: len(records) for name, records in counts.items()} == {
+        "fortunes": 431, "literature": 262, "riddles": 128}
+    assert all(record.strip() for records in counts.values() for record in records)
+    assert counts["fortunes"][0] == "A day for firm decisions!!!!!  Or is it?\n"
+
+
+@pytest.fixture(scope="module")
+def separated_run(run_stage, tmp_path_factory):
+    root = tmp_path_factory.mktemp("separated")
+    (root / "jokes").mkdir()
+    (root / "quotes").mkdir()
+    # Three records, an empty one (two separators in a row) and a blank one; the last
+    # separator ends the file, so no record follows it.
+    (root / "jokes" / "a.txt").write_text("one\n%\ntwo\nlines\n%\n%\n  \n%\nthree %\n%\n")
+    # No final separator: the text after the last one is a record; "%%" is not a separator.
+    (root / "quotes" / "b.txt").write_text("%%\n%\nfour\n%\nfive")
+    properties, artifacts = run_stage("ingest", {}, {
+        "source": "text_dir", "train": str(root), "record_separator": "%",
+        "test_fraction": 0.0, "validation_fraction": 0.0, "max_quarantine_fraction": 0.5})
+    return root, properties, artifacts["examples"]
+
+
+def test_record_separator_splits_files_into_records_with_stable_ids(separated_run):
+    _, _, examples = separated_run
+    data = examples_io.load_numpy(examples.path, "train")
+    assert dict(zip(data["id"], data["text"])) == {
+        "jokes/a.txt:0": "one\n", "jokes/a.txt:1": "two\nlines\n", "jokes/a.txt:4": "three %\n",
+        "quotes/b.txt:0": "%%\n", "quotes/b.txt:1": "four\n", "quotes/b.txt:2": "five"}
+    labels = dict(zip(data["id"], data["label"]))
+    assert labels["jokes/a.txt:4"] == 0 and labels["quotes/b.txt:2"] == 1
+
+
+def test_empty_records_are_quarantined_and_counted(separated_run):
+    root, properties, examples = separated_run
+    assert {(record["id"], record["reason"], record["source"])
+            for record in read_quarantine(examples)} == {
+        ("jokes/a.txt:2", "empty_text", f"{root / 'jokes/a.txt'}:2"),
+        ("jokes/a.txt:3", "empty_text", f"{root / 'jokes/a.txt'}:3")}
+    assert properties["accounting"] == {"all": {
+        "read": 8, "written": 6, "quarantined": 2, "by_reason": {"empty_text": 2}}}
+    assert properties["splits"] == {"train": 6, "validation": 0, "test": 0}
+
+
+def test_record_separator_must_be_one_line():
+    from components.sources.config import Config
+
+    with pytest.raises(ValueError, match="record_separator"):
+        Config.model_validate({"source": "text_dir", "train": "/tmp", "record_separator": "%\n"})
+    with pytest.raises(ValueError, match="record_separator"):
+        Config.model_validate({"source": "idx", "record_separator": "%",
+                               "class_names": ["a"]})

@@ -1,0 +1,66 @@
+"""Recurrent classifier for text: token ids -> embedding -> LSTM stack -> class probabilities.
+
+Input: int32 token ids [T] named "tokens", produced by components/text_tokens.py with the
+vocabulary the statistics stage computed on the training split (id 0 pads, id 1 is an unknown
+token). The Embedding has no mask_zero: a mask turns the LSTM into a while loop in TFLite, so
+padding ids are learned like any token instead (pre-padding puts them before the text, where
+the LSTM's final state has moved on from them). After the embedding the layers are those of
+models/lstm.py (unidirectional: each LSTM converts to one fused UNIDIRECTIONAL_SEQUENCE_LSTM op,
+also in full int8; no recurrent dropout, which would leave the fusable kernel).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from models.keras import keras
+
+
+def build(
+    input_shape: Sequence[int],
+    num_classes: int,
+    vocabulary_size: int,
+    embedding_dim: int = 32,
+    units: Sequence[int] = (64,),
+    conv_filters: int = 0,
+    conv_kernel_size: int = 3,
+    dropout: float = 0.2,
+    dense_units: int = 0,
+) -> keras.Model:
+    """Returns an uncompiled model from int32 token ids [T] to class probabilities.
+
+    `vocabulary_size` is the number of ids (the reserved [PAD] and [UNK] included);
+    `embedding_dim` the size of each token's learned vector. `units` stacks one LSTM per entry;
+    `conv_filters > 0` adds a Conv1D over neighbouring tokens first; `dropout` follows the
+    embedding, every LSTM and the dense layer; `dense_units > 0` adds a ReLU layer.
+    """
+    (length,) = tuple(input_shape)
+    if vocabulary_size < 3:
+        raise ValueError(f"text_lstm: vocabulary_size {vocabulary_size} holds no token besides "
+                         "[PAD] and [UNK]; the training texts gave no vocabulary.")
+    if not units:
+        raise ValueError("text_lstm: model option `units` is empty; give one size per LSTM "
+                         "layer, e.g. units = [64].")
+    inputs = keras.Input(shape=(length,), dtype="int32", name="tokens")
+    x = keras.layers.Embedding(vocabulary_size, embedding_dim, name="embedding")(inputs)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
+    if conv_filters:
+        x = keras.layers.Conv1D(
+            conv_filters, conv_kernel_size, padding="same", activation="relu", name="conv"
+        )(x)
+    for index, count in enumerate(units):
+        x = keras.layers.LSTM(
+            count, return_sequences=index < len(units) - 1, name=f"lstm{index + 1}"
+        )(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name=f"dropout{index + 1}")(x)
+    if dense_units:
+        x = keras.layers.Dense(dense_units, activation="relu", name="dense")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name="dense_dropout")(x)
+    # float32 output even under a mixed-precision policy: softmax in half precision is lossy.
+    outputs = keras.layers.Dense(
+        num_classes, activation="softmax", dtype="float32", name="probabilities"
+    )(x)
+    return keras.Model(inputs, outputs, name="text_lstm")
