@@ -1,7 +1,7 @@
 """Is the train stage's tf.data input pipeline the bottleneck? Measured, in one run.
 
 Trains the default CNN for the same fixed number of steps twice per round, from the same
-initial weights: (a) through the train stage's own input pipeline (components.train._dataset
+initial weights: (a) through the train stage's own input pipeline (components.train_data.dataset
 via components.distribute.sharded_dataset: parallel decode, cache, shuffle, batch, prefetch),
 reading the Examples artifact from disk, decoding included; (b) through `model.fit` on the
 same examples already decoded in memory as numpy arrays. Rounds alternate the two orders so
@@ -72,7 +72,7 @@ def main() -> int:
     import tensorflow as tf
 
     import models
-    from components import distribute, examples_io, model_inputs, train
+    from components import distribute, examples_io, model_inputs, train, train_data
     from models.keras import keras
 
     with tempfile.TemporaryDirectory() as folder:
@@ -99,8 +99,8 @@ def main() -> int:
         def through_pipeline() -> float:
             data = distribute.sharded_dataset(
                 tf, strategy,
-                lambda context, batch: train._dataset(tf, examples_path, "train", spec, batch,
-                                                      config, 0, context),
+                lambda context, batch: train_data.dataset(tf, examples_path, "train", spec,
+                                                          batch, config, 0, context),
                 args.batch_size)
             model = build()
             started = time.perf_counter()

@@ -70,14 +70,17 @@ class Config(StageConfig):
         description="Measure on the first N test examples; None measures the whole test split.")
     qat_epochs: int = pydantic.Field(
         default=1, ge=1, description="Epochs of quantization-aware fine-tuning on the train split.")
+    qat_learning_rate: float | None = pydantic.Field(
+        default=None, gt=0, description="Adam learning rate QAT starts from (it decays to 0 "
+        "over qat_epochs, cosine); None: fine_tune_learning_rate.")
     pruning_epochs: int = pydantic.Field(
         default=2, ge=1, description="Epochs of fine-tuning while pruning (pruned_int8).")
     pruning_sparsity: float = pydantic.Field(
         default=0.5, gt=0.0, lt=1.0,
         description="Fraction of each prunable layer's weights set to zero (pruned_int8).")
     fine_tune_learning_rate: float = pydantic.Field(
-        default=1e-4, gt=0, description="Initial Adam learning rate of QAT and pruning "
-        "fine-tuning; it decays to 0 over the fine-tune (cosine).")
+        default=1e-4, gt=0, description="Adam learning rate of QAT and pruning fine-tuning; "
+        "QAT's decays to 0 over its epochs (cosine), pruning's stays constant.")
     fine_tune_batch_size: int = pydantic.Field(
         default=64, ge=1, description="Batch size of QAT and pruning fine-tuning.")
     deploy_policy: Literal["smallest_within", "fastest_within"] = pydantic.Field(
@@ -217,7 +220,8 @@ def quantize_model(
             try:
                 if variant == "qat_int8":
                     source = qat.quantization_aware(model, data, config.qat_epochs,
-                                                    config.fine_tune_learning_rate, log)
+                                                    config.qat_learning_rate
+                                                    or config.fine_tune_learning_rate, log)
                 else:
                     source, sparsity = qat.prune(model, data, config.pruning_epochs,
                                                  config.fine_tune_learning_rate,

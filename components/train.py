@@ -8,8 +8,9 @@ stage goes into model.json (and M/vocabulary.txt), and components/model_inputs.p
 strings with it for every consumer. The batch size is per replica; the learning rate follows
 the configured scaling rule. Training state is backed up every epoch in the scratch directory:
 a killed run resumes where it stopped. Under multi-worker training only the chief commits the
-artifact. TensorFlow is imported inside `run` so that a cached pipeline never pays for
-importing it.
+artifact. This module holds the stage contract, fitting and export; the tf.data input
+pipeline is in components/train_data.py. TensorFlow is imported inside `run` so that a cached
+pipeline never pays for importing it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any, Literal
 
 import pydantic
 
-from components import examples_io, model_inputs, text_tokens
+from components import examples_io, model_inputs, text_tokens, train_data
 from pipeline.stage import StageConfig
 
 NAME = "train"
@@ -32,7 +33,7 @@ VERSION = 2
 INPUTS = {"examples": "Examples", "statistics": "Statistics", "schema": "Schema"}
 OUTPUTS = {"model": "Model"}
 CODE = ("models", "components.distribute", "components.examples_io", "components.model_inputs",
-        "components.text_tokens")
+        "components.text_tokens", "components.train_data")
 
 PROGRESS_SECONDS = 10.0  # during long epochs, log step progress at most this often
 
@@ -106,16 +107,16 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
 
     keras.utils.set_random_seed(context.seed)
     static = strategy_description.startswith("tpu")  # TPUs need full, static batches
-    train_data = distribute.sharded_dataset(
+    training_data = distribute.sharded_dataset(
         tf, strategy,
-        lambda input_context, batch: _dataset(tf, examples, "train", spec, batch, config,
-                                              context.seed, input_context),
+        lambda input_context, batch: train_data.dataset(tf, examples, "train", spec, batch,
+                                                        config, context.seed, input_context),
         global_batch,
     )
     validation_data = None
     if examples_io.split_size(examples, "validation"):
-        validation_data = _dataset(tf, examples, "validation", spec, global_batch, config,
-                                   context.seed, None, drop_remainder=static)
+        validation_data = train_data.dataset(tf, examples, "validation", spec, global_batch,
+                                             config, context.seed, None, drop_remainder=static)
 
     distribute.set_precision(keras, config.precision, strategy_description)
     try:
@@ -130,7 +131,7 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
                                                               config.epochs * steps)
             model.compile(optimizer=keras.optimizers.Adam(rate),
                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        fitted = _fit(tf, keras, model, train_data, validation_data, steps, config, context,
+        fitted = _fit(tf, keras, model, training_data, validation_data, steps, config, context,
                       chief, role)
     finally:
         keras.mixed_precision.set_global_policy("float32")
@@ -244,54 +245,6 @@ def _fit(tf, keras, model, train_data, validation_data, steps: int, config: Conf
     first_epoch = progress.first_epoch if progress.first_epoch is not None else config.epochs
     return {"progress": progress, "work_dir": work_dir, "history": epochs_history,
             "resumed_from_epoch": first_epoch if resumed else None}
-
-
-def _dataset(tf, examples, split: str, spec: dict, batch_size: int, config: Config, seed: int,
-             input_context=None, drop_remainder: bool = False):
-    """(model input, label) batches of one split, through tf.data: float32 images and
-    sequences, int32 token ids of texts.
-
-    With an InputContext (training) the split is sharded per input pipeline, shuffled with the
-    stage seed and repeated (fit counts steps); without one (validation) it is read once and
-    Keras shards it by data. Decoded examples are cached (images as uint8, a quarter of
-    float32's memory, cast per batch), so only the first epoch pays for decoding.
-    """
-    feature = spec["input_feature"]
-    if feature == "text":  # small datasets: tokenised in Python by the one tokenizer
-        split_data = examples_io.load_numpy(examples, split)
-        data = tf.data.Dataset.from_tensor_slices({
-            "text": model_inputs.prepare(spec, split_data["text"]),
-            "label": split_data["label"]})
-    else:
-        data = examples_io.as_dataset(examples, split)
-    if input_context is not None and input_context.num_input_pipelines > 1:
-        data = data.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-    if feature == "sequence":
-        length = spec["input_shape"][0]
-
-        def element(record):
-            return (model_inputs.pad_sequence_tensor(tf, record["sequence"], length,
-                                                     spec["padding"], spec["padding_value"]),
-                    record["label"])
-    else:
-        def element(record):
-            return record[feature], record["label"]
-    data = data.map(element, num_parallel_calls=tf.data.AUTOTUNE).cache()
-    if input_context is not None:
-        data = data.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-        data = data.repeat()
-        drop_remainder = True  # repeated: every batch is full anyway
-    data = data.batch(batch_size, drop_remainder=drop_remainder)
-    if feature != "text":  # token ids stay int32
-        data = data.map(lambda values, labels: (tf.cast(values, tf.float32), labels),
-                        num_parallel_calls=tf.data.AUTOTUNE)
-    data = data.prefetch(tf.data.AUTOTUNE)
-    if input_context is None:  # the splits may be a single shard: shard by element
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.DATA)
-        data = data.with_options(options)
-    return data
 
 
 def _check_model(models, config: Config, feature: str) -> None:
