@@ -41,6 +41,16 @@ def build(
                          "e.g. units = [64].")
     inputs = keras.Input(shape=tuple(input_shape), dtype="float32", name="sequence")
     x = keras.layers.Normalization(axis=-1, mean=mean, variance=variance, name="normalize")(inputs)
+    outputs = recurrent_layers(x, num_classes, units, bidirectional, conv_filters,
+                               conv_kernel_size, dropout, dense_units)
+    return keras.Model(inputs, outputs, name="lstm")
+
+
+def recurrent_layers(x, num_classes: int, units: Sequence[int], bidirectional: bool = False,
+                     conv_filters: int = 0, conv_kernel_size: int = 3, dropout: float = 0.2,
+                     dense_units: int = 0):
+    """The layers after the input's own preprocessing, shared with models/text_lstm.py:
+    optional Conv1D, the LSTM stack with dropout, optional dense layer, softmax output."""
     if conv_filters:
         x = keras.layers.Conv1D(
             conv_filters, conv_kernel_size, padding="same", activation="relu", name="conv"
@@ -59,7 +69,6 @@ def build(
         if dropout:
             x = keras.layers.Dropout(dropout, name="dense_dropout")(x)
     # float32 output even under a mixed-precision policy: softmax in half precision is lossy.
-    outputs = keras.layers.Dense(
+    return keras.layers.Dense(
         num_classes, activation="softmax", dtype="float32", name="probabilities"
     )(x)
-    return keras.Model(inputs, outputs, name="lstm")

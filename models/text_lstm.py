@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from models import lstm
 from models.keras import keras
 
 
@@ -45,22 +46,6 @@ def build(
     x = keras.layers.Embedding(vocabulary_size, embedding_dim, name="embedding")(inputs)
     if dropout:
         x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
-    if conv_filters:
-        x = keras.layers.Conv1D(
-            conv_filters, conv_kernel_size, padding="same", activation="relu", name="conv"
-        )(x)
-    for index, count in enumerate(units):
-        x = keras.layers.LSTM(
-            count, return_sequences=index < len(units) - 1, name=f"lstm{index + 1}"
-        )(x)
-        if dropout:
-            x = keras.layers.Dropout(dropout, name=f"dropout{index + 1}")(x)
-    if dense_units:
-        x = keras.layers.Dense(dense_units, activation="relu", name="dense")(x)
-        if dropout:
-            x = keras.layers.Dropout(dropout, name="dense_dropout")(x)
-    # float32 output even under a mixed-precision policy: softmax in half precision is lossy.
-    outputs = keras.layers.Dense(
-        num_classes, activation="softmax", dtype="float32", name="probabilities"
-    )(x)
+    outputs = lstm.recurrent_layers(x, num_classes, units, False, conv_filters,
+                                    conv_kernel_size, dropout, dense_units)
     return keras.Model(inputs, outputs, name="text_lstm")
