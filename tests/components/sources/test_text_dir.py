@@ -1,4 +1,5 @@
-"""The `text_dir` source on Debian's fortunes (real texts in categories), with bad files."""
+"""The `text_dir` source on Debian's fortunes (real texts in categories, committed in
+data/fortunes), with bad files."""
 
 from __future__ import annotations
 
@@ -8,22 +9,17 @@ import pytest
 
 from components import examples_io
 from tests.components.sources.conftest import read_quarantine
+from tests.conftest import FORTUNES
 
-FORTUNES = pathlib.Path("/usr/share/games/fortunes")
 CATEGORIES = ("fortunes", "literature", "riddles")
 
 
 def corpus() -> dict[str, list[str]]:
-    """Per category, its first 14 texts: the files of Debian's fortunes-min package when
-    installed (entries separated by '%' lines), else short texts written here."""
-    if all((FORTUNES / name).is_file() for name in CATEGORIES):
-        texts = {name: [entry.strip() + "\n" for entry in
-                        (FORTUNES / name).read_text("utf-8").split("\n%\n") if entry.strip()]
-                 for name in CATEGORIES}
-    else:
-        texts = {name: [f"A {name} text, number {index}: {'word ' * index}\n"
-                        for index in range(14)] for name in CATEGORIES}
-    return {name: entries[:14] for name, entries in texts.items()}
+    """Per category, its first 14 texts (entries separated by '%' lines)."""
+    return {name: [entry.strip() + "\n" for entry in
+                   (FORTUNES / name / f"{name}.txt").read_text("utf-8").split("\n%\n")
+                   if entry.strip()][:14]
+            for name in CATEGORIES}
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +95,6 @@ def test_text_statistics_count_lengths(run_stage, text_run):
 
 def test_committed_fortune_files_hold_the_documented_records():
     from components.sources.text_dir import split_records
-    from tests.conftest import FORTUNES
 
     counts = {name: split_records((FORTUNES / name / f"{name}.txt").read_text("utf-8"), "%")
               for name in CATEGORIES}
