@@ -3,7 +3,6 @@ data/fortunes), with bad files."""
 
 from __future__ import annotations
 
-import pathlib
 
 import pytest
 
