@@ -3,7 +3,6 @@ data/fortunes), with bad files."""
 
 from __future__ import annotations
 
-
 import pytest
 
 from components import examples_io
