@@ -3,9 +3,9 @@
 The schema is a tensorflow_metadata Schema (TFDV's format, so TFDV and Facets can read it),
 inferred from the train split's statistics or read from `[statistics] schema = path` (a
 schema saved by an earlier run, maybe edited). Every split's readable statistics (see
-components/statistics.py) are checked against it: a feature of another kind, missing values, a
-wrong image shape or number of channels, values outside a float_domain, unknown labels are
-errors (the runner halts before training); a label distribution further from train's than the
+components/statistics_summary.py) are checked against it: a feature of another kind, missing
+values, a wrong image shape or number of channels, values outside a float_domain, unknown
+labels are errors (the runner halts before training); a label distribution further from train's than the
 schema's drift threshold is a warning.
 
 Kept apart from the Beam computation in components/statistics.py because it works on the

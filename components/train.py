@@ -9,8 +9,9 @@ strings with it for every consumer. The batch size is per replica; the learning 
 the configured scaling rule. Training state is backed up every epoch in the scratch directory:
 a killed run resumes where it stopped. Under multi-worker training only the chief commits the
 artifact. This module holds the stage contract, fitting and export; the tf.data input
-pipeline is in components/train_data.py. TensorFlow is imported inside `run` so that a cached
-pipeline never pays for importing it.
+pipeline is in components/train_data.py, the progress callback (epoch and step logs, the
+history kept in scratch) in components/train_progress.py. TensorFlow is imported inside `run`
+so that a cached pipeline never pays for importing it.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ import json
 import math
 import pathlib
 import shutil
-import time
 from typing import Any, Literal
 
 import pydantic
 
 from components import examples_io, model_inputs, text_tokens, train_data
+from components.train_progress import progress_callback
 from pipeline.stage import StageConfig
 
 NAME = "train"
@@ -33,7 +34,7 @@ VERSION = 2
 INPUTS = {"examples": "Examples", "statistics": "Statistics", "schema": "Schema"}
 OUTPUTS = {"model": "Model"}
 CODE = ("models", "components.distribute", "components.examples_io", "components.model_inputs",
-        "components.text_tokens", "components.train_data")
+        "components.text_tokens", "components.train_data", "components.train_progress")
 
 PROGRESS_SECONDS = 10.0  # during long epochs, log step progress at most this often
 
@@ -217,8 +218,8 @@ def _fit(tf, keras, model, train_data, validation_data, steps: int, config: Conf
         _clear(history_path, logs_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     epochs_history = _read_json(history_path)
-    progress = _progress_callback(keras, context.log, config.epochs, steps, epochs_history,
-                                  history_path)
+    progress = progress_callback(keras, context.log, config.epochs, steps, epochs_history,
+                                 history_path, PROGRESS_SECONDS)
     model.fit(
         train_data,
         validation_data=validation_data,
@@ -313,51 +314,3 @@ def _read_json(path: pathlib.Path) -> dict:
 
 def _write_json(path: pathlib.Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
-
-
-def _progress_callback(keras, log, epochs: int, steps: int, history: dict,
-                       history_path: pathlib.Path):
-    """A callback that logs one line per epoch and, in long epochs, step progress.
-
-    It also keeps the history in scratch after every epoch, keyed by epoch number, so a
-    resumed run (whose fit() only sees the remaining epochs) still returns the whole curve.
-    """
-
-    class Progress(keras.callbacks.Callback):
-        nan_epoch: int | None = None
-        first_epoch: int | None = None  # the epoch fit started at: > 0 after a resume
-        seconds: list[float] = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            if self.first_epoch is None:
-                self.first_epoch = epoch
-            self.epoch = epoch
-            self.started = self.last_report = time.monotonic()
-
-        def on_train_batch_end(self, batch, logs=None):
-            now = time.monotonic()
-            if now - self.last_report >= PROGRESS_SECONDS:
-                self.last_report = now
-                loss = float((logs or {}).get("loss", float("nan")))
-                log.info("epoch %d/%d step %d/%d loss %.4f",
-                         self.epoch + 1, epochs, batch + 1, steps, loss)
-
-        def on_epoch_end(self, epoch, logs=None):
-            seconds = time.monotonic() - self.started
-            self.seconds = [*self.seconds, seconds]
-            logs = {name: float(value) for name, value in (logs or {}).items()}
-            # TerminateOnNaN stops at the bad batch; its loss is then this epoch's loss.
-            if self.nan_epoch is None and not all(
-                math.isfinite(value) for name, value in logs.items() if "loss" in name
-            ):
-                self.nan_epoch = epoch
-            metrics = " ".join(f"{name} {logs[name]:.4f}" for name in
-                               ("loss", "accuracy", "val_loss", "val_accuracy") if name in logs)
-            log.info("epoch %d/%d %s %.1f s", epoch + 1, epochs, metrics, seconds)
-            history[str(epoch)] = {**logs, "seconds": seconds}
-            _write_json(history_path, history)
-
-        def mean_epoch_seconds(self) -> float | None:
-            return round(sum(self.seconds) / len(self.seconds), 3) if self.seconds else None
-
-    return Progress()
