@@ -128,6 +128,22 @@ def tflite_artifact(run_stage, examples_artifact, model_artifact) -> Artifact:
     return artifacts["tflite"]
 
 
+# ---------------------------------------------------------------- sequences (data/japanese_vowels)
+
+JAPANESE_VOWELS = REPO / "data" / "japanese_vowels"
+
+
+@pytest.fixture(scope="session")
+def vowels_examples(run_stage):
+    """(properties, Examples artifact) of the full JapaneseVowels .ts files, ingested once."""
+    properties, artifacts = run_stage("ingest", {}, {
+        "source": "ts",
+        "train": str(JAPANESE_VOWELS / "JapaneseVowels_TRAIN.ts"),
+        "test": str(JAPANESE_VOWELS / "JapaneseVowels_TEST.ts"),
+    })
+    return properties, artifacts["examples"]
+
+
 # ---------------------------------------------------------------- text (data/fortunes)
 
 FORTUNES = REPO / "data" / "fortunes"

@@ -14,10 +14,8 @@ import pytest
 
 from components import (deploy_policy, examples_io, litert_measure, model_inputs, quantize,
                         tflite_metadata)
-from tests.conftest import REPO
 
 ALL = ("float32", "dynamic_range", "float16", "int8", "int16x8", "qat_int8")
-JAPANESE_VOWELS = REPO / "data" / "japanese_vowels"
 LSTM_VARIANTS = ("float32", "dynamic_range", "float16", "int8", "qat_int8")
 
 
@@ -211,14 +209,9 @@ def test_conversion_failure_names_the_variant_and_the_reason():
 
 
 @pytest.fixture(scope="module")
-def vowels_model(run_stage):
+def vowels_model(run_stage, vowels_examples):
     """(examples, model) artifacts: JapaneseVowels through ingest, statistics, 1 epoch of train."""
-    _, ingested = run_stage("ingest", {}, {
-        "source": "ts",
-        "train": str(JAPANESE_VOWELS / "JapaneseVowels_TRAIN.ts"),
-        "test": str(JAPANESE_VOWELS / "JapaneseVowels_TEST.ts"),
-    })
-    examples = ingested["examples"]
+    _, examples = vowels_examples
     _, statistics = run_stage("statistics", {"examples": examples}, {})
     _, trained = run_stage("train", {"examples": examples, **statistics},
                            {"model": "lstm", "epochs": 1, "batch_size": 32,

@@ -9,7 +9,6 @@ import numpy as np
 
 from components import examples_io
 from pipeline.stage import Artifact
-from tests.components.sources.conftest import vowels_examples  # noqa: F401  (fixture)
 from tests.components.test_ingest import tiny_idx_files
 from tests.conftest import CLASS_NAMES, ingest_config
 

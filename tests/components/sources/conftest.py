@@ -1,24 +1,9 @@
-"""Fixtures of the source tests: the committed JapaneseVowels sample ingested once."""
+"""Helpers of the source tests (the JapaneseVowels fixture, shared with other tests, is in
+tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
-
-from tests.conftest import REPO
-
-JAPANESE_VOWELS = REPO / "data" / "japanese_vowels"
-
-
-@pytest.fixture(scope="session")
-def vowels_examples(run_stage):
-    """(properties, Examples artifact) of the full JapaneseVowels .ts files."""
-    properties, artifacts = run_stage("ingest", {}, {
-        "source": "ts",
-        "train": str(JAPANESE_VOWELS / "JapaneseVowels_TRAIN.ts"),
-        "test": str(JAPANESE_VOWELS / "JapaneseVowels_TEST.ts"),
-    })
-    return properties, artifacts["examples"]
-
 
 def read_quarantine(examples) -> list[dict]:
     import json

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from components import examples_io
-from tests.components.sources.conftest import JAPANESE_VOWELS
+from tests.conftest import JAPANESE_VOWELS
 
 
 def parse_series(path):
