@@ -40,20 +40,21 @@ def baseline(files: dict[str, str], out: pathlib.Path, validation_fraction: floa
     """The plain loop: the same examples, serialized and written one by one."""
     import tensorflow as tf
 
-    from components import ingest
+    from edgepipe.components.ingest import records
+    from edgepipe.components.ingest.sources import idx
 
     info = {"feature": "image", "shape": [28, 28, 1], "class_names": CLASS_NAMES}
-    features = ingest.tfds_features(info)
+    features = records.tfds_features(info)
     writers = {split: tf.io.TFRecordWriter(str(out / f"baseline-{split}.tfrecord"))
-               for split in ingest.SPLITS}
-    counts = dict.fromkeys(ingest.SPLITS, 0)
+               for split in records.SPLITS}
+    counts = dict.fromkeys(records.SPLITS, 0)
     for origin in ("train", "test"):
-        images = ingest.read_idx(files[f"{origin}_images"], "images", 3)
-        labels = ingest.read_idx(files[f"{origin}_labels"], "labels", 1)
+        images = idx.read_idx(files[f"{origin}_images"], "images", 3)
+        labels = idx.read_idx(files[f"{origin}_labels"], "labels", 1)
         name = pathlib.Path(files[f"{origin}_images"]).name
         for index, (image, label) in enumerate(zip(images, labels)):
             record_id = f"{name}:{index}"
-            split = ingest.assign_split(record_id, origin, validation_fraction)
+            split = records.assign_split(record_id, origin, validation_fraction)
             writers[split].write(features.serialize_example(
                 {"id": record_id, "image": image[..., None], "label": int(label)}))
             counts[split] += 1
@@ -64,9 +65,9 @@ def baseline(files: dict[str, str], out: pathlib.Path, validation_fraction: floa
 
 def run_ingest(files: dict[str, str], root: pathlib.Path, workers: int,
                validation_fraction: float) -> dict:
-    from components import ingest
-    from pipeline.stage import Context, Runtime
-    from pipeline.store import Store
+    from edgepipe.components.ingest import stage as ingest
+    from edgepipe.pipeline.stage import Context, Runtime
+    from edgepipe.pipeline.store import Store
 
     config = ingest.Config.model_validate({
         "source": "idx", **files, "class_names": CLASS_NAMES,

@@ -1,8 +1,8 @@
 """Is the train stage's tf.data input pipeline the bottleneck? Measured, in one run.
 
 Trains the default CNN for the same fixed number of steps twice per round, from the same
-initial weights: (a) through the train stage's own input pipeline (components.train_data.dataset
-via components.distribute.sharded_dataset: parallel decode, cache, shuffle, batch, prefetch),
+initial weights: (a) through the train stage's own input pipeline
+(components/shared/input_pipeline.py via components/train/distribute.py sharded_dataset: parallel decode, cache, shuffle, batch, prefetch),
 reading the Examples artifact from disk, decoding included; (b) through `model.fit` on the
 same examples already decoded in memory as numpy arrays. Rounds alternate the two orders so
 that load from other processes affects both alike. Prints both throughputs and their ratio
@@ -27,8 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.stage import Artifact, Context, Runtime  # noqa: E402
-from pipeline.store import Store  # noqa: E402
+from edgepipe.pipeline.stage import Artifact, Context, Runtime  # noqa: E402
+from edgepipe.pipeline.store import Store  # noqa: E402
 
 SAMPLE = REPO / "data" / "fashion_mnist"
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -37,7 +37,8 @@ CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 
 def ingest_sample(root: pathlib.Path) -> tuple[Artifact, Artifact]:
     """Examples and Statistics of the committed quickstart sample, made by the real stages."""
-    from components import ingest, statistics
+    from edgepipe.components.ingest import stage as ingest
+    from edgepipe.components.statistics import stage as statistics
 
     store = Store(root)
     config = ingest.Config.model_validate({
@@ -71,9 +72,11 @@ def main() -> int:
 
     import tensorflow as tf
 
-    import models
-    from components import distribute, examples_io, model_inputs, train, train_data
-    from models.keras import keras
+    from edgepipe import models
+    from edgepipe.components.shared import examples_io, input_pipeline
+    from edgepipe.components.train import distribute, input_spec
+    from edgepipe.contracts import model_inputs
+    from edgepipe.models.keras import keras
 
     with tempfile.TemporaryDirectory() as folder:
         if args.examples:
@@ -82,8 +85,7 @@ def main() -> int:
         else:
             examples, stats = ingest_sample(pathlib.Path(folder))
             examples_path, statistics_path = examples.path, stats.path
-        spec = model_inputs.input_spec(examples_path, statistics_path)
-        config = train.Config(batch_size=args.batch_size)
+        spec = input_spec.input_spec(examples_path, statistics_path)
         size = examples_io.split_size(examples_path, "train")
         steps = size // args.batch_size
         strategy = tf.distribute.get_strategy()
@@ -99,8 +101,9 @@ def main() -> int:
         def through_pipeline() -> float:
             data = distribute.sharded_dataset(
                 tf, strategy,
-                lambda context, batch: train_data.dataset(tf, examples_path, "train", spec,
-                                                          batch, config, 0, context),
+                lambda context, batch: input_pipeline.dataset(
+                    tf, examples_path, "train", spec, batch, seed=0, shuffle_buffer=10000,
+                    repeat=True, input_context=context),
                 args.batch_size)
             model = build()
             started = time.perf_counter()

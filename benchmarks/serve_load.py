@@ -34,9 +34,9 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from components import model_inputs  # noqa: E402
-from components.litert_measure import quantize_input  # noqa: E402
-from serving import registry  # noqa: E402
+from edgepipe.contracts import model_inputs  # noqa: E402
+from edgepipe.contracts.litert import quantize_input  # noqa: E402
+from edgepipe.contracts import registry  # noqa: E402
 
 
 def example(model_json: dict) -> np.ndarray:
@@ -69,7 +69,7 @@ def bare_invoke_seconds(tflite: pathlib.Path, model_json: dict, value: np.ndarra
 
 def start_server(registry_dir: str, model: str, workers: int):
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "serve", "--registry", registry_dir, "--model", model,
+        [sys.executable, "-m", "edgepipe", "serve", "--registry", registry_dir, "--model", model,
          "--port", "0", "--workers", str(workers)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )

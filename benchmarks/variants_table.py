@@ -23,7 +23,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # loading a config may import TensorFlow
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from components import deploy_policy  # noqa: E402
+from edgepipe.components.quantize import deploy_policy  # noqa: E402
 
 
 def quantize_artifact(argument: pathlib.Path) -> pathlib.Path:
@@ -35,8 +35,8 @@ def quantize_artifact(argument: pathlib.Path) -> pathlib.Path:
                 return pathlib.Path(stage["artifacts"]["tflite"])
         raise SystemExit(f"{argument}: the run has no committed quantize stage "
                          f"(status {summary.get('status')!r}); run the pipeline to the end.")
-    from pipeline import config as config_module, dag, runner
-    from pipeline.store import Store
+    from edgepipe.pipeline import config as config_module, dag, runner
+    from edgepipe.pipeline.store import Store
 
     config = config_module.load(argument, dag.stage_modules())
     for node, key, _, _, record in runner.plan(config):

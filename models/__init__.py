@@ -7,14 +7,14 @@ the config's `[train.model_options]` table, and returns an uncompiled tf_keras f
 model whose input is the raw feature as float32 and whose output is the class probabilities
 (a float32 layer named "probabilities", also under mixed precision). Text builders take
 `vocabulary_size` instead of mean and variance, and int32 token ids as input (see
-components/text_tokens.py).
+edgepipe.contracts.text_tokens).
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from models import cnn, cnn_bn, lstm, text_lstm
+from edgepipe.models import cnn, cnn_bn, lstm, text_lstm
 
 BUILDERS: dict[str, Callable[..., Any]] = {
     "cnn": cnn.build,
@@ -23,7 +23,7 @@ BUILDERS: dict[str, Callable[..., Any]] = {
     "text_lstm": text_lstm.build,
 }
 
-# The input feature each builder takes (see components/examples_io.INPUT_FEATURES).
+# The input feature each builder takes (see edgepipe.components.shared.examples_io.INPUT_FEATURES).
 INPUT_FEATURES: dict[str, str] = {"cnn": "image", "cnn_bn": "image", "lstm": "sequence",
                                   "text_lstm": "text"}
 

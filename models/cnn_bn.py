@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from models.keras import keras
+from edgepipe.models.keras import keras
 
 
 def build(

@@ -1,7 +1,7 @@
 """The one place that decides which Keras the project uses.
 
 tf_keras (Keras 2) is required: tensorflow-model-optimization does not work with Keras 3,
-and Keras 3 LSTMs convert to TFLite only with Flex ops (see ../shared/DESIGN.md). Setting
+and Keras 3 LSTMs convert to TFLite only with Flex ops (docs/architecture.md and the design notes it cites). Setting
 TF_USE_LEGACY_KERAS before TensorFlow is imported makes `tf.keras` agree with it too.
 """
 

@@ -1,10 +1,10 @@
 """Recurrent classifiers for sequences: speech features, sensor series, token embeddings.
 
-Input: a fixed-length (padded, see components/model_inputs.py) sequence [steps, channels] of
+Input: a fixed-length (padded, see edgepipe.contracts.model_inputs) sequence [steps, channels] of
 raw float32 values, with per-channel normalisation inside the model. Built so TFLite
 conversion keeps each LSTM as one fused UNIDIRECTIONAL_SEQUENCE_LSTM op: no Masking layer
 (masks become a while loop), no recurrent dropout (it leaves the fusable Keras LSTM kernel),
-and the converter is given a fixed batch size of 1 (see ../shared/DESIGN.md). Bidirectional
+and the converter is given a fixed batch size of 1 (docs/architecture.md and the design notes it cites). Bidirectional
 layers are available but convert with REVERSE_V2 ops around two fused LSTMs and are measured
 less faithful after conversion: prefer unidirectional stacks for int8 deployment.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from models.keras import keras
+from edgepipe.models.keras import keras
 
 
 def build(

@@ -1,6 +1,6 @@
 """Recurrent classifier for text: token ids -> embedding -> LSTM stack -> class probabilities.
 
-Input: int32 token ids [T] named "tokens", produced by components/text_tokens.py with the
+Input: int32 token ids [T] named "tokens", produced by edgepipe.contracts.text_tokens with the
 vocabulary the statistics stage computed on the training split (id 0 pads, id 1 is an unknown
 token). The Embedding has no mask_zero: a mask turns the LSTM into a while loop in TFLite, so
 padding ids are learned like any token instead (pre-padding puts them before the text, where
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from models import lstm
-from models.keras import keras
+from edgepipe.models import lstm
+from edgepipe.models.keras import keras
 
 
 def build(

@@ -1,41 +1,48 @@
 """Cache keys: a stage runs again only when something that can change its result changed.
 
 key = sha256 of (stage name and version, its validated config, the pipeline seed, the keys of
-its input artifacts, the source of its own modules, and for a source stage the content of the
-raw files it reads). Runtime settings (Beam runner, strategy) are deliberately left out.
+its input artifacts, the source of its code, and the stage's fingerprint of the world outside
+the artifacts: the raw files a source stage reads, the registry version a gate compares with).
+Runtime settings (Beam runner, strategy) are deliberately left out.
+
+A stage's code is every file of its own package (the folder of components/<stage>/stage.py,
+templates included) plus the shared modules or packages its CODE tuple names.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import importlib.util
 import json
 import pathlib
 from types import ModuleType
 from typing import Any
 
-from pipeline.stage import Artifact, StageConfig
+from edgepipe.pipeline.stage import Artifact, StageConfig
 
 
 def source_files(module: ModuleType) -> list[pathlib.Path]:
-    """The stage module's file, every module or package named in its CODE tuple, and the
-    non-Python files (templates) named in CODE_FILES, relative to the module's folder."""
-    files = [pathlib.Path(module.__file__)]
-    files += [pathlib.Path(module.__file__).parent / name for name in getattr(module, "CODE_FILES", ())]
+    """The files whose content is part of the stage's key (see the module docstring)."""
+    module_file = pathlib.Path(module.__file__)
+    if module_file.name == "stage.py":  # a stage package: all of it
+        files = _package_files(module_file.parent)
+    else:
+        files = [module_file]
     for name in getattr(module, "CODE", ()):
         # find_spec locates the file without running it: `edgepipe status` and a cached run
-        # must not import TensorFlow through a package such as models/.
+        # must not import TensorFlow through a package such as edgepipe.models.
         spec = importlib.util.find_spec(name)
         if spec is None or spec.origin is None:
             raise ModuleNotFoundError(f"{module.__name__}.CODE names {name!r}, which is not an "
                                       "importable module or package; fix the CODE tuple.")
         path = pathlib.Path(spec.origin)
-        if path.name == "__init__.py":
-            files.extend(sorted(path.parent.rglob("*.py")))
-        else:
-            files.append(path)
+        files += _package_files(path.parent) if path.name == "__init__.py" else [path]
     return sorted(set(files))
+
+
+def _package_files(folder: pathlib.Path) -> list[pathlib.Path]:
+    return [path for path in folder.rglob("*")
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"]
 
 
 def code_hash(module: ModuleType) -> str:
@@ -63,6 +70,6 @@ def stage_key(
     }
     fingerprint = getattr(module, "fingerprint", None)
     if fingerprint is not None:
-        parts["data"] = fingerprint(config)
+        parts["data"] = fingerprint(config, inputs)
     blob = json.dumps(parts, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16], parts

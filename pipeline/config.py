@@ -1,22 +1,24 @@
-"""Load, override and validate a pipeline config (TOML) before any stage runs.
+"""Load, override and validate a pipeline config (TOML file or dict) before any stage runs.
 
 Sections: [pipeline] (name, root, seed), [beam] and [runtime] (where and how work runs; not
-part of any cache key), then one section per stage, validated by that stage's own Config.
-Paths in the file are relative to the file's folder; --root on the command line is relative
-to the working directory.
+part of any cache key), [registry] (where blessed models go; handed to every stage whose
+Config has a `registry` field), then one section per stage, validated by that stage's own
+Config. Paths in a file are relative to the file's folder; --root on the command line (and
+the paths of a dict config) are relative to the working directory.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import pathlib
 import sys
 from types import ModuleType
-from typing import Any
+from typing import Any, Mapping
 
 import pydantic
 
-from pipeline.stage import Runtime, StageConfig
+from edgepipe.pipeline.stage import RegistrySettings, Runtime, StageConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,26 +37,35 @@ class PipelineSection(StageConfig):
 
 
 class BeamSection(StageConfig):
-    runner: str = "DirectRunner"
-    # Any Beam PipelineOptions flag without its dashes, e.g. direct_num_workers = 2.
-    options: dict[str, str | int | float | bool] = {}
+    runner: str = pydantic.Field("DirectRunner", description="Beam runner of the Beam stages")
+    options: dict[str, str | int | float | bool] = pydantic.Field(
+        {}, description="any Beam PipelineOptions flag without its dashes, e.g. "
+        "direct_num_workers = 2")
 
 
 class RuntimeSection(StageConfig):
     strategy: str = pydantic.Field(
-        "auto", pattern="^(auto|default|one_device|mirrored|multi_worker|tpu)$"
-    )
-    tpu_address: str = ""
+        "auto", pattern="^(auto|default|one_device|mirrored|multi_worker|tpu)$",
+        description="tf.distribute strategy of training")
+    tpu_address: str = pydantic.Field("", description="TPU name or grpc:// address")
+
+
+# Sections every pipeline has besides its stages, with their models.
+SECTIONS: dict[str, type[StageConfig]] = {
+    "pipeline": PipelineSection, "beam": BeamSection, "runtime": RuntimeSection,
+    "registry": RegistrySettings,
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
-    path: pathlib.Path
+    path: pathlib.Path  # the config file; for a dict config, "<dict>" in the working directory
     name: str
     root: pathlib.Path
     seed: int
     runtime: Runtime
     stages: dict[str, StageConfig]  # stage name -> its validated config
+    registry: RegistrySettings | None = None
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -62,9 +73,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. train.epochs=3")
     dotted, raw = text.split("=", 1)
-    keys = [part.strip() for part in dotted.split(".")]
-    if len(keys) < 2 or not all(keys):
-        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. train.epochs=3")
+    keys = _dotted_keys(dotted, f"--set {text!r}")
     try:
         value = tomllib.loads(f"value = {raw}")["value"]
     except tomllib.TOMLDecodeError:
@@ -72,59 +81,68 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return keys, value
 
 
+def _dotted_keys(dotted: str, where: str) -> list[str]:
+    keys = [part.strip() for part in dotted.split(".")]
+    if len(keys) < 2 or not all(keys):
+        raise ConfigError(f"{where}: expected section.key=value, e.g. train.epochs=3")
+    return keys
+
+
+def read(path: str | pathlib.Path) -> dict[str, Any]:
+    """The raw TOML tables of a config file, or ConfigError naming the file."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Config file not found: {path}. Pass the path of a TOML file, e.g. "
+                          "configs/quickstart.toml.")
+    try:
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start}); save the config "
+                          "as UTF-8.") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+
+
 def load(
-    path: str | pathlib.Path,
+    source: str | pathlib.Path | Mapping[str, Any],
     stage_modules: dict[str, ModuleType],
-    overrides: list[str] = (),
+    overrides: list[str] | Mapping[str, Any] = (),
     root: str | None = None,
     beam_options: list[str] = (),
 ) -> PipelineConfig:
-    """Read and validate everything, or raise ConfigError naming the file and the key."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Config file not found: {path}. Pass the path of a TOML file, e.g. configs/quickstart.toml.")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    for override in overrides:
-        keys, value = parse_override(override)
-        table = data
-        for key in keys[:-1]:
-            table = table.setdefault(key, {})
-            if not isinstance(table, dict):
-                raise ConfigError(f"--set {override!r}: {key} is not a table in {path}")
-        table[keys[-1]] = value
-    for option in beam_options:
-        if "=" not in option:
-            raise ConfigError(f"--beam-option {option!r}: expected key=value, e.g. direct_num_workers=2")
-        key, value = option.split("=", 1)
-        data.setdefault("beam", {}).setdefault("options", {})[key.lstrip("-")] = value
+    """Read and validate everything, or raise ConfigError naming the file and the key.
 
-    known = {"pipeline", "beam", "runtime", *stage_modules}
-    unknown = sorted(set(data) - known)
+    `source` is a TOML file or the same tables as a dict; `overrides` are "section.key=value"
+    strings (values in TOML) or a {"section.key": value} dict.
+    """
+    if isinstance(source, Mapping):
+        path, data = pathlib.Path("<dict>"), copy.deepcopy(dict(source))
+        base_dir = pathlib.Path.cwd()
+    else:
+        path, data = pathlib.Path(source), read(source)
+        base_dir = path.resolve().parent
+    _apply_overrides(data, overrides, path)
+    _apply_beam_options(data, beam_options)
+    unknown = sorted(set(data) - set(SECTIONS) - set(stage_modules))
     if unknown:
-        raise ConfigError(
-            f"{path}: unknown section [{unknown[0]}]. Expected sections: {', '.join(sorted(known))}."
-        )
-    context = {"base_dir": path.resolve().parent}
+        raise ConfigError(f"{path}: unknown section [{unknown[0]}]. Expected sections: "
+                          f"{', '.join(sorted({*SECTIONS, *stage_modules}))}.")
+    context = {"base_dir": base_dir}
     pipeline_section = _validate(path, "pipeline", PipelineSection, data.get("pipeline"), context)
     beam = _validate(path, "beam", BeamSection, data.get("beam", {}), context)
     runtime = _validate(path, "runtime", RuntimeSection, data.get("runtime", {}), context)
-    stages = {
-        name: _validate(path, name, module.Config, data.get(name, {}), context)
-        for name, module in stage_modules.items()
-    }
-    if root is not None:
-        root_path = pathlib.Path(root).resolve()
-    elif pipeline_section.root:
-        root_path = (path.resolve().parent / pipeline_section.root).resolve()
-    else:
-        root_path = pathlib.Path("artifacts", pipeline_section.name).resolve()
+    registry = None
+    if "registry" in data:
+        registry = _validate(path, "registry", RegistrySettings, data["registry"], context)
+        registry = registry.model_copy(
+            update={"model_name": registry.model_name or pipeline_section.name})
+    stages = {name: _validate_stage(path, name, module.Config, data.get(name, {}), registry,
+                                    context)
+              for name, module in stage_modules.items()}
     return PipelineConfig(
         path=path,
         name=pipeline_section.name,
-        root=root_path,
+        root=_root(root, pipeline_section, base_dir),
         seed=pipeline_section.seed,
         runtime=Runtime(
             beam_runner=beam.runner,
@@ -133,7 +151,53 @@ def load(
             tpu_address=runtime.tpu_address,
         ),
         stages=stages,
+        registry=registry,
     )
+
+
+def _apply_overrides(data: dict, overrides, path: pathlib.Path) -> None:
+    pairs = (overrides.items() if isinstance(overrides, Mapping)
+             else [parse_override(text) for text in overrides])
+    for keys, value in pairs:
+        if isinstance(keys, str):
+            keys = _dotted_keys(keys, f"override {keys!r}")
+        table = data
+        for key in keys[:-1]:
+            table = table.setdefault(key, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"override {'.'.join(keys)}: {key} is not a table in {path}")
+        table[keys[-1]] = value
+
+
+def _apply_beam_options(data: dict, beam_options) -> None:
+    for option in beam_options:
+        key, separator, value = option.partition("=")
+        key = key.strip().lstrip("-")
+        if not separator or not key:
+            raise ConfigError(f"--beam-option {option!r}: expected key=value, e.g. "
+                              "direct_num_workers=2")
+        data.setdefault("beam", {}).setdefault("options", {})[key] = value
+
+
+def _root(root: str | None, pipeline_section: PipelineSection, base_dir: pathlib.Path):
+    if root is not None:
+        return pathlib.Path(root).resolve()
+    if pipeline_section.root:
+        return (base_dir / pipeline_section.root).resolve()
+    return pathlib.Path("artifacts", pipeline_section.name).resolve()
+
+
+def _validate_stage(path, name: str, model: type[StageConfig], data, registry, context):
+    """A stage's section; a stage whose Config has a `registry` field gets [registry]."""
+    if "registry" in model.model_fields:
+        moved = sorted({"registry", "model_name"} & set(data or {}))
+        if moved:
+            raise ConfigError(
+                f"{path}: [{name}] {moved[0]}: the registry is configured once, in the "
+                "[registry] section (path, model_name), for evaluate, push and serve; move it "
+                "there.")
+        data = {**(data or {}), "registry": registry}
+    return _validate(path, name, model, data, context)
 
 
 def _validate(path, section, model: type[StageConfig], data, context) -> StageConfig:

@@ -1,7 +1,8 @@
 """The pipeline's wiring: which stage reads which artifact. Orchestration only, no ML.
 
-Each node names a stage module in components/ and maps its input names to (producing stage,
-output name). The order is a valid topological order; the runner follows it.
+Each node names a stage module and maps its input names to (producing stage, output name).
+The order is a valid topological order; the runner follows it, and `runner.plan` checks that
+every input's artifact kind is what the producing stage declares before anything runs.
 """
 
 from __future__ import annotations
@@ -14,11 +15,17 @@ from types import ModuleType
 @dataclasses.dataclass(frozen=True)
 class Node:
     stage: str
+    module_name: str
     inputs: dict[str, tuple[str, str]]
 
     @property
     def module(self) -> ModuleType:
-        return importlib.import_module(f"components.{self.stage}")
+        return importlib.import_module(self.module_name)
+
+
+def component(stage: str) -> str:
+    """The module of a built-in stage: edgepipe.components.<stage>.stage."""
+    return f"edgepipe.components.{stage}.stage"
 
 
 EXAMPLES = ("ingest", "examples")
@@ -29,22 +36,18 @@ EVALUATION = ("evaluate", "evaluation")
 TFLITE = ("quantize", "tflite")
 
 CLASSIFICATION = (
-    Node("ingest", {}),
-    Node("statistics", {"examples": EXAMPLES}),
-    Node("train", {"examples": EXAMPLES, "statistics": STATISTICS, "schema": SCHEMA}),
-    Node("evaluate", {"examples": EXAMPLES, "model": MODEL}),
-    Node("quantize", {"examples": EXAMPLES, "model": MODEL}),
-    Node(
-        "report",
-        {
-            "examples": EXAMPLES,
-            "statistics": STATISTICS,
-            "model": MODEL,
-            "evaluation": EVALUATION,
-            "tflite": TFLITE,
-        },
-    ),
-    Node("push", {"model": MODEL, "evaluation": EVALUATION, "tflite": TFLITE, "examples": EXAMPLES}),
+    Node("ingest", component("ingest"), {}),
+    Node("statistics", component("statistics"), {"examples": EXAMPLES}),
+    Node("train", component("train"),
+         {"examples": EXAMPLES, "statistics": STATISTICS, "schema": SCHEMA}),
+    Node("evaluate", component("evaluate"), {"examples": EXAMPLES, "model": MODEL}),
+    Node("quantize", component("quantize"), {"examples": EXAMPLES, "model": MODEL}),
+    Node("report", component("report"), {
+        "examples": EXAMPLES, "statistics": STATISTICS, "model": MODEL,
+        "evaluation": EVALUATION, "tflite": TFLITE,
+    }),
+    Node("push", component("push"),
+         {"model": MODEL, "evaluation": EVALUATION, "tflite": TFLITE, "examples": EXAMPLES}),
 )
 
 
@@ -59,3 +62,16 @@ def downstream(stage: str, nodes=CLASSIFICATION) -> list[str]:
         if any(producer in affected for producer, _ in node.inputs.values()):
             affected.add(node.stage)
     return [node.stage for node in nodes if node.stage in affected and node.stage != stage]
+
+
+def upstream(stage: str, nodes=CLASSIFICATION) -> list[str]:
+    """Stages whose artifacts `stage` reads, directly or not, in DAG order."""
+    by_name = {node.stage: node for node in nodes}
+    needed: set[str] = set()
+    pending = [stage]
+    while pending:
+        for producer, _ in by_name[pending.pop()].inputs.values():
+            if producer not in needed:
+                needed.add(producer)
+                pending.append(producer)
+    return [node.stage for node in nodes if node.stage in needed]

@@ -1,22 +1,26 @@
-"""Runs the DAG: computes each stage's cache key, reuses or runs it, writes the run summary."""
+"""Runs the DAG: plans every stage's cache key, reuses or runs it, writes the run summary.
+
+`plan` computes every key before anything runs (a key depends only on configs, code, data
+fingerprints and upstream keys) and checks the wiring; `run` walks the plan, running a stage
+whose key has no committed result and reusing one that has. The signals a stage can send
+(halt, resumed, WorkerFinished, an exception) are described in pipeline/stage.py.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
-import json
 import logging
-import os
-import pathlib
 import secrets
-import shutil
 import time
 import traceback
+from types import ModuleType
 from typing import Any
 
-from pipeline import cache, dag
-from pipeline.config import PipelineConfig
-from pipeline.stage import Artifact, Context
-from pipeline.store import Store
+from edgepipe.pipeline import cache, dag
+from edgepipe.pipeline.config import ConfigError, PipelineConfig
+from edgepipe.pipeline.stage import Artifact, Context, WorkerFinished
+from edgepipe.pipeline.store import Store
 
 log = logging.getLogger("edgepipe")
 
@@ -25,153 +29,180 @@ class StageFailed(RuntimeError):
     """A stage raised; the run summary has been written and nothing of it was committed."""
 
 
-def plan(config: PipelineConfig, nodes=dag.CLASSIFICATION):
-    """Yields (node, key, key parts, input artifacts, committed record or None) in order.
+class WiringError(ConfigError):
+    """The DAG connects an output to an input of another artifact kind (or to nothing)."""
 
-    Input artifacts of stages not committed yet are placeholders carrying only their key,
-    which is all a downstream key needs: keys are known before anything runs.
-    """
+
+class MissingInput(ConfigError):
+    """A stage chosen with --stage reads an artifact that no run has committed yet."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """One stage of a plan: its key, its inputs (placeholders carrying their keys until the
+    upstream stage has committed) and its committed record, if the key has one."""
+
+    node: dag.Node
+    module: ModuleType
+    key: str
+    parts: dict[str, Any]
+    inputs: dict[str, Artifact]
+    record: dict[str, Any] | None
+
+
+def check_wiring(nodes=dag.CLASSIFICATION) -> None:
+    """Every input a node wires must be one its stage declares, fed by an earlier stage's
+    output of the same artifact kind; raises WiringError naming the stage and the input."""
+    modules: dict[str, ModuleType] = {}
+    for node in nodes:
+        module = node.module
+        declared = dict(module.INPUTS)
+        if set(declared) != set(node.inputs):
+            raise WiringError(
+                f"stage {node.stage!r} declares inputs {sorted(declared)} but the DAG wires "
+                f"{sorted(node.inputs)}; make pipeline/dag.py and {module.__name__}.INPUTS agree.")
+        for name, (producer, output) in node.inputs.items():
+            if producer not in modules:
+                raise WiringError(f"stage {node.stage!r} input {name!r} comes from {producer!r}, "
+                                  "which is not an earlier stage of the DAG.")
+            kind = modules[producer].OUTPUTS.get(output)
+            if kind != declared[name]:
+                raise WiringError(
+                    f"stage {node.stage!r} input {name!r} expects a {declared[name]} artifact, "
+                    f"but {producer}.{output} is {kind or 'not an output'} "
+                    f"({producer} writes {dict(modules[producer].OUTPUTS)}).")
+        modules[node.stage] = module
+
+
+def plan(config: PipelineConfig, nodes=dag.CLASSIFICATION) -> list[Step]:
+    """Every stage's key, inputs and committed record, in DAG order."""
+    check_wiring(nodes)
     store = Store(config.root)
     produced: dict[tuple[str, str], Artifact] = {}
+    steps = []
     for node in nodes:
         module = node.module
         inputs = {name: produced[source] for name, source in node.inputs.items()}
         key, parts = cache.stage_key(module, config.stages[node.stage], config.seed, inputs)
-        record = store.lookup(node.stage, key)
         for output, kind in module.OUTPUTS.items():
             produced[(node.stage, output)] = Artifact(
-                store.stage_dir(node.stage, key) / output, kind, key, {}
-            )
-        yield node, key, parts, inputs, record
+                store.stage_dir(node.stage, key) / output, kind, key, {})
+        steps.append(Step(node, module, key, parts, inputs, store.lookup(node.stage, key)))
+    return steps
 
 
-def run(config: PipelineConfig, no_cache: bool = False, nodes=dag.CLASSIFICATION) -> dict[str, Any]:
-    """Runs every stage in order; returns the run summary (also written under <root>/runs)."""
+def select(steps: list[Step], stages: list[str] | None) -> list[Step]:
+    """The steps to run: all of them, or exactly the named stages, whose inputs must then be
+    committed already or be produced by another named stage (else MissingInput)."""
+    if not stages:
+        return steps
+    known = [step.node.stage for step in steps]
+    unknown = [name for name in stages if name not in known]
+    if unknown:
+        raise ConfigError(f"unknown stage {unknown[0]!r}: this pipeline's stages are "
+                          f"{', '.join(known)}.")
+    chosen = [step for step in steps if step.node.stage in stages]
+    committed = {step.node.stage for step in steps if step.record is not None}
+    for step in chosen:
+        for name, (producer, _) in step.node.inputs.items():
+            if producer not in committed and producer not in stages:
+                raise MissingInput(
+                    f"stage {step.node.stage!r} reads {name!r} from stage {producer!r}, which "
+                    f"has no committed result for key {step.inputs[name].key} under "
+                    f"{step.inputs[name].path.parent.parent.parent}: run --stage {producer} "
+                    "first (or the whole pipeline).")
+    return chosen
+
+
+def run(config: PipelineConfig, no_cache: bool = False, nodes=dag.CLASSIFICATION,
+        stages: list[str] | None = None) -> dict[str, Any]:
+    """Runs the planned stages in order; returns the run summary (also under <root>/runs)."""
+    steps = select(plan(config, nodes), stages)
     store = Store(config.root)
-    _remove_stale_staging(store)
+    for folder in store.remove_stale_staging():
+        log.info("removed %s, left by a run that did not finish", folder)
     run_id = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
     summary: dict[str, Any] = {
-        "pipeline": config.name,
-        "run_id": run_id,
-        "config": str(config.path.resolve()),
-        "root": str(config.root),
-        "status": "running",
-        "seconds": 0.0,
-        "stages": [],
+        "pipeline": config.name, "run_id": run_id, "config": str(config.path.resolve()),
+        "root": str(config.root), "status": "running", "seconds": 0.0, "stages": [],
     }
+    if stages:
+        summary["selected_stages"] = [step.node.stage for step in steps]
     started = time.monotonic()
+    failed: BaseException | None = None
     log.info("run %s of pipeline %r, artifacts under %s", run_id, config.name, config.root)
-    stopped_by = None
-    total = len(nodes)
-    for index, (node, key, parts, inputs, record) in enumerate(plan(config, nodes), start=1):
-        entry: dict[str, Any] = {"name": node.stage, "key": key}
-        summary["stages"].append(entry)
-        if stopped_by:
-            entry.update(status="skipped", seconds=0.0, artifacts={}, metrics={})
+    for index, step in enumerate(steps, start=1):
+        position = f"[{index}/{len(steps)}] {step.node.stage}"
+        if summary["status"] != "running":
+            summary["stages"].append(_skipped(step))
             continue
-        stage_started = time.monotonic()
-        inputs = {name: Artifact.load(artifact.path) for name, artifact in inputs.items()}
-        if record is not None and not no_cache:
-            properties = record["properties"]
-            entry["status"] = "cached"
-            log.info("[%d/%d] %s: cached (key %s, from run %s)", index, total, node.stage, key, record["run_id"])
-        else:
-            log.info("[%d/%d] %s: running (key %s)", index, total, node.stage, key)
-            context = Context(
-                pipeline_name=config.name,
-                run_id=run_id,
-                seed=config.seed,
-                runtime=config.runtime,
-                scratch_dir=store.scratch_dir(node.stage, key),
-                log=logging.getLogger(f"edgepipe.{node.stage}"),
-            )
-            try:
-                properties, _ = store.execute(
-                    node.module, key, inputs, config.stages[node.stage], context,
-                    record={"key_parts": parts}, replace=no_cache,
-                )
-            except SystemExit as error:
-                if error.code not in (0, None):
-                    raise
-                # A non-chief worker of multi-worker training: its share is done and the
-                # chief commits the artifact. Stop cleanly; the stages after it are the chief's.
-                entry.update(status="worker_finished", seconds=round(time.monotonic() - stage_started, 3),
-                             artifacts={}, metrics={})
-                summary["stages"] += [
-                    {"name": later.stage, "status": "skipped", "seconds": 0.0, "artifacts": {}, "metrics": {}}
-                    for later in nodes[index:]
-                ]
-                summary["status"] = "worker_finished"
-                _finish(store, summary, started)
-                log.info("[%d/%d] %s: this worker's share is done; the chief commits", index, total, node.stage)
-                return summary
-            except BaseException as error:
-                entry.update(
-                    status="failed",
-                    seconds=round(time.monotonic() - stage_started, 3),
-                    error=f"{type(error).__name__}: {error}",
-                    artifacts={},
-                    metrics={},
-                )
-                summary.update(status="failed", failed_stage=node.stage)
-                summary["stages"] += [
-                    {"name": later.stage, "status": "skipped", "seconds": 0.0, "artifacts": {}, "metrics": {}}
-                    for later in nodes[index:]
-                ]
-                _finish(store, summary, started)
-                log.error("[%d/%d] %s failed: %s", index, total, node.stage, error)
-                if isinstance(error, Exception):
-                    log.debug("%s", traceback.format_exc())
-                    raise StageFailed(f"stage {node.stage} failed: {error}") from error
-                raise
-            entry["status"] = "ran"
-            if properties.get("resumed"):  # e.g. training continued from a checkpoint
-                entry["resumed"] = True
-                summary.setdefault("resumed_stages", []).append(node.stage)
-        entry["seconds"] = round(time.monotonic() - stage_started, 3)
-        entry["artifacts"] = {
-            output: str(store.stage_dir(node.stage, key) / output) for output in node.module.OUTPUTS
-        }
-        entry["metrics"] = properties
-        log.info("[%d/%d] %s: %s in %.1f s", index, total, node.stage, entry["status"], entry["seconds"])
-        if properties.get("halt"):
-            stopped_by = node.stage
-            summary["halted_by"] = node.stage
-            log.error("[%d/%d] %s stopped the pipeline:\n%s", index, total, node.stage, properties["halt"])
-    summary["status"] = "halted" if stopped_by else "succeeded"
-    _finish(store, summary, started)
+        entry, failed = _run_step(step, store, config, run_id, no_cache, position)
+        summary["stages"].append(entry)
+        if entry["status"] in ("failed", "worker_finished"):
+            summary["status"] = entry["status"]
+            if entry["status"] == "failed":
+                summary["failed_stage"] = step.node.stage
+        elif entry.get("resumed"):
+            summary.setdefault("resumed_stages", []).append(step.node.stage)
+        if entry["metrics"].get("halt"):
+            summary.update(status="halted", halted_by=step.node.stage)
+            log.error("%s stopped the pipeline:\n%s", position, entry["metrics"]["halt"])
+    if summary["status"] == "running":
+        summary["status"] = "succeeded"
+    summary["seconds"] = round(time.monotonic() - started, 3)
+    store.write_run_summary(summary)
     log.info("run %s %s in %.1f s", run_id, summary["status"], summary["seconds"])
+    if failed is not None:
+        if not isinstance(failed, Exception):  # KeyboardInterrupt and the like
+            raise failed
+        raise StageFailed(f"stage {summary['failed_stage']} failed: {failed}") from failed
     return summary
 
 
-def _finish(store: Store, summary: dict[str, Any], started: float) -> None:
-    summary["seconds"] = round(time.monotonic() - started, 3)
-    runs = store.root / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(summary, indent=2) + "\n"
-    for name in (f"{summary['run_id']}.json", "latest.json"):
-        temporary = runs / f".{name}.tmp"
-        temporary.write_text(text)
-        os.replace(temporary, runs / name)
+def _run_step(step: Step, store: Store, config: PipelineConfig, run_id: str, no_cache: bool,
+              position: str) -> tuple[dict[str, Any], BaseException | None]:
+    """Reuse or run one stage; returns its run-summary entry and, when the stage failed, its
+    exception (which `run` raises once the summary is written)."""
+    entry: dict[str, Any] = {"name": step.node.stage, "key": step.key, "artifacts": {},
+                             "metrics": {}}
+    started = time.monotonic()
+    inputs = {name: Artifact.load(artifact.path) for name, artifact in step.inputs.items()}
+    record = store.lookup(step.node.stage, step.key)
+    if record is not None and not no_cache:
+        properties = record["properties"]
+        entry["status"] = "cached"
+        log.info("%s: cached (key %s, from run %s)", position, step.key, record["run_id"])
+    else:
+        log.info("%s: running (key %s)", position, step.key)
+        context = Context(
+            pipeline_name=config.name, run_id=run_id, seed=config.seed, runtime=config.runtime,
+            scratch_dir=store.scratch_dir(step.node.stage, step.key),
+            log=logging.getLogger(f"edgepipe.{step.node.stage}"),
+        )
+        try:
+            properties, _ = store.execute(step.module, step.key, inputs,
+                                       config.stages[step.node.stage], context,
+                                       record={"key_parts": step.parts}, replace=no_cache)
+        except WorkerFinished as finished:
+            log.info("%s: %s", position, finished)
+            return {**entry, "status": "worker_finished",
+                    "seconds": round(time.monotonic() - started, 3)}, None
+        except BaseException as error:
+            log.error("%s failed: %s", position, error)
+            log.debug("%s", traceback.format_exc())
+            return {**entry, "status": "failed", "error": f"{type(error).__name__}: {error}",
+                    "seconds": round(time.monotonic() - started, 3)}, error
+        entry["status"] = "ran"
+        if properties.get("resumed"):
+            entry["resumed"] = True
+    entry["seconds"] = round(time.monotonic() - started, 3)
+    entry["artifacts"] = {output: str(store.stage_dir(step.node.stage, step.key) / output)
+                          for output in step.module.OUTPUTS}
+    entry["metrics"] = properties
+    log.info("%s: %s in %.1f s", position, entry["status"], entry["seconds"])
+    return entry, None
 
 
-def _remove_stale_staging(store: Store) -> None:
-    """Staging folders of processes that no longer exist are debris of a crash: remove them."""
-    staging = store.root / "staging"
-    if not staging.is_dir():
-        return
-    for folder in staging.iterdir():
-        pid = folder.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-            log.info("removed %s, left by a run that did not finish", folder)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _skipped(step: Step) -> dict[str, Any]:
+    return {"name": step.node.stage, "key": step.key, "status": "skipped", "seconds": 0.0,
+            "artifacts": {}, "metrics": {}}

@@ -1,23 +1,42 @@
-"""The stage contract: what every module in components/ provides and receives.
+"""The stage contract: what a stage module provides, what it receives, and how it signals.
 
-A stage is a plain module, not a class to subclass. It defines:
+A stage is a plain module (components/<stage>/stage.py), not a class to subclass. It defines:
 
     NAME: str                      stage name, also the artifact folder name
     VERSION: int                   bump to invalidate every cached result of the stage
-    INPUTS: dict[str, str]         input name -> artifact kind it expects
+    INPUTS: dict[str, str]         input name -> artifact kind it reads; the DAG wires each
+                                   input to an upstream output, and `runner.plan` checks that
+                                   the upstream stage declares that kind for it
     OUTPUTS: dict[str, str]        output name -> artifact kind it writes
-    Config: type[StageConfig]      frozen pydantic model; every field can change results
-    CODE: tuple[str, ...]          optional: extra modules or packages whose source is part
-                                   of the cache key (the stage module itself always is)
-    CODE_FILES: tuple[str, ...]    optional: other files beside the module (templates) whose
-                                   content is part of the cache key
-    def run(inputs, outputs, config, context) -> dict   (JSON-able properties)
-    def fingerprint(config) -> str optional: hash of the raw data a source stage reads
+    Config: type[StageConfig]      frozen pydantic model of the stage's config section;
+                                   every field can change results
+    CODE: tuple[str, ...]          optional: shared modules or packages outside the stage's
+                                   own package whose source is part of the cache key (every
+                                   file of the stage's own package always is)
+    def run(inputs, outputs, config, context) -> dict      JSON-able properties
+    def fingerprint(config, inputs) -> str                 optional: the state of the world
+                                   outside the artifacts that the result depends on (the raw
+                                   files ingest reads, the registry version evaluate compares
+                                   with); part of the cache key
 
 `run` reads only `inputs` (committed artifacts) and writes only into the empty directories in
-`outputs`. The runner writes the manifests and commits the directories atomically. Stage
-modules import TensorFlow and Beam inside `run`, so a fully cached pipeline never pays for
-importing them.
+`outputs`. The runner writes the manifests and commits the directories; a stage never
+commits anything itself. Stage modules import TensorFlow and Beam inside `run`, so a fully
+cached pipeline never pays for importing them.
+
+Signals from a stage to the runner (nothing else in `run`'s result changes what runs next):
+
+    properties["halt"]: str        a gate stopped the pipeline: the stage's artifact is
+                                   committed (it explains the stop), the run ends with status
+                                   "halted" and the message, and every later stage is skipped
+    properties["resumed"]: bool    the stage continued from work it kept in
+                                   `context.scratch_dir` (a training checkpoint) instead of
+                                   starting over; shown in the run summary
+    raise WorkerFinished           a non-chief worker of multi-worker training finished its
+                                   share: nothing is committed by this process (the chief
+                                   commits), the run ends with status "worker_finished", exit 0
+    raise any other exception      the stage failed: nothing is committed, the run ends with
+                                   status "failed", later stages are skipped
 """
 
 from __future__ import annotations
@@ -37,6 +56,19 @@ class StageConfig(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
 
 
+class WorkerFinished(SystemExit):
+    """Raised by a stage on a non-chief worker of multi-worker training once its share is
+    done: the chief commits the artifact, so this process stops the pipeline cleanly (exit
+    status 0) without committing anything."""
+
+    def __init__(self, message: str):
+        super().__init__(0)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
 @dataclasses.dataclass(frozen=True)
 class Artifact:
     """A committed artifact: a directory with a manifest.json the runner wrote last."""
@@ -45,6 +77,7 @@ class Artifact:
     kind: str
     key: str
     properties: dict[str, Any]
+    run_id: str = ""  # the run that committed it
 
     @classmethod
     def load(cls, path: str | pathlib.Path) -> "Artifact":
@@ -56,7 +89,8 @@ class Artifact:
                 "(an artifact is only valid once the runner has written its manifest)."
             )
         manifest = json.loads(manifest_path.read_text())
-        return cls(path, manifest["kind"], manifest["key"], manifest.get("properties", {}))
+        return cls(path, manifest["kind"], manifest["key"], manifest.get("properties", {}),
+                   manifest.get("run_id", ""))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,3 +153,17 @@ def _resolve_path(value: str, info: pydantic.ValidationInfo) -> str:
 
 # A config field naming a place to write (a registry, say), relative to the config file.
 OutputPath = Annotated[str, pydantic.AfterValidator(_resolve_path)]
+
+
+class RegistrySettings(StageConfig):
+    """The pipeline's `[registry]`: where blessed models are pushed and who they are compared
+    with. The config loader hands it to every stage whose Config has a `registry` field
+    (evaluate's relative gate, push); `edgepipe serve CONFIG` serves it."""
+
+    path: OutputPath = pydantic.Field(
+        description="Registry folder (relative to the config file) or gs:// URI; versions go "
+        "to <path>/<model_name>/<version>/.")
+    model_name: str = pydantic.Field(
+        "", pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]*)?$",
+        description="Name of the model in the registry (its folder, and its URL in the "
+        "service); empty means the pipeline's name.")

@@ -23,7 +23,8 @@ import time
 from types import ModuleType
 from typing import Any
 
-from pipeline.stage import Artifact, Context, StageConfig
+from edgepipe.contracts.artifacts import write_json
+from edgepipe.pipeline.stage import Artifact, Context, StageConfig
 
 MANIFEST = "manifest.json"
 
@@ -62,7 +63,8 @@ class Store:
         record: dict[str, Any] | None = None,
         replace: bool = False,
     ) -> tuple[dict[str, Any], dict[str, Artifact]]:
-        """Run one stage into staging and commit its outputs; returns (properties, artifacts).
+        """Run one stage into staging and commit its outputs; returns (its properties, the
+        committed artifacts).
 
         On any exception the staging folder is removed and nothing is committed. With
         `replace` (--no-cache), a committed result under the same key is swapped out for the
@@ -82,38 +84,38 @@ class Store:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        seconds = round(time.monotonic() - started, 3)
+        self._write_manifests(module, key, staging, inputs, context, properties,
+                              seconds=round(time.monotonic() - started, 3), record=record)
+        self._commit(staging, self.stage_dir(module.NAME, key), replace)
+        shutil.rmtree(context.scratch_dir, ignore_errors=True)
+        return properties, self.artifacts(module.NAME, key)
+
+    @staticmethod
+    def _write_manifests(module: ModuleType, key: str, staging: pathlib.Path,
+                         inputs: dict[str, Artifact], context: Context,
+                         properties: dict[str, Any], seconds: float,
+                         record: dict[str, Any] | None) -> None:
+        """One manifest per output, then the stage's record: the last file written."""
         created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         for name, kind in module.OUTPUTS.items():
-            _write_json(
-                outputs[name] / MANIFEST,
-                {
-                    "kind": kind,
-                    "stage": module.NAME,
-                    "output": name,
-                    "key": key,
-                    "created": created,
-                    "run_id": context.run_id,
-                    "properties": properties,
-                },
-            )
-        stage_record = {
-            "stage": module.NAME,
-            "version": module.VERSION,
-            "key": key,
-            "created": created,
-            "run_id": context.run_id,
-            "seconds": seconds,
-            "outputs": {name: kind for name, kind in module.OUTPUTS.items()},
+            write_json(staging / name / MANIFEST, {
+                "kind": kind, "stage": module.NAME, "output": name, "key": key,
+                "created": created, "run_id": context.run_id, "properties": properties,
+            })
+        write_json(staging / MANIFEST, {
+            "stage": module.NAME, "version": module.VERSION, "key": key, "created": created,
+            "run_id": context.run_id, "seconds": seconds,
+            "outputs": dict(module.OUTPUTS),
             "inputs": {name: str(artifact.path) for name, artifact in inputs.items()},
-            "properties": properties,
-            **(record or {}),
-        }
-        _write_json(staging / MANIFEST, stage_record)
-        target = self.stage_dir(module.NAME, key)
+            "properties": properties, **(record or {}),
+        })
+
+    @staticmethod
+    def _commit(staging: pathlib.Path, target: pathlib.Path, replace: bool) -> None:
+        """Rename the finished staging folder into place, in one step."""
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists() and replace:
-            retired = target.with_name(f".{key}-replaced-{os.getpid()}")
+            retired = target.with_name(f".{target.name}-replaced-{os.getpid()}")
             os.rename(target, retired)
             os.rename(staging, target)
             shutil.rmtree(retired, ignore_errors=True)
@@ -121,9 +123,36 @@ class Store:
             shutil.rmtree(staging, ignore_errors=True)
         else:
             os.rename(staging, target)
-        shutil.rmtree(context.scratch_dir, ignore_errors=True)
-        return stage_record["properties"], self.artifacts(module.NAME, key)
+
+    def write_run_summary(self, summary: dict[str, Any]) -> None:
+        """runs/<run id>.json and runs/latest.json, each replaced in one step."""
+        runs = self.root / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        for name in (f"{summary['run_id']}.json", "latest.json"):
+            write_json(runs / name, summary)
+
+    def latest_run(self) -> dict[str, Any] | None:
+        path = self.root / "runs" / "latest.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def remove_stale_staging(self) -> list[pathlib.Path]:
+        """Staging folders of processes that no longer exist are debris of a crash: remove
+        them; returns what was removed."""
+        staging = self.root / "staging"
+        removed = []
+        for folder in sorted(staging.iterdir()) if staging.is_dir() else []:
+            pid = folder.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+        return removed
 
 
-def _write_json(path: pathlib.Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

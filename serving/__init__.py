@@ -1,5 +1,7 @@
-"""The model registry the push stage writes, and the HTTP microservice that serves it.
+"""The HTTP microservice that serves the model registry the push stage writes.
 
-Nothing in this package imports TensorFlow unless asked to (a gs:// registry, or the SavedModel
-runtime): the serving image has only LiteRT and numpy.
+It imports nothing from the pipeline, the stages or the model builders: what it shares with
+them (the registry layout, model inputs, the tokenizer, LiteRT invocation) is in
+edgepipe.contracts. Nothing here imports TensorFlow unless asked to (the SavedModel runtime):
+the serving image has only LiteRT and numpy.
 """

@@ -1,7 +1,8 @@
-"""`python -m serving --registry DIR`: the same service as `edgepipe serve`, for the serving image."""
+"""`python -m edgepipe.serving --registry DIR`: the same service as `edgepipe serve`, for the
+serving image."""
 
 import sys
 
-from serving.server import main
+from edgepipe.serving.server import main
 
 sys.exit(main())

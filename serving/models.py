@@ -15,8 +15,8 @@ import pathlib
 import threading
 from typing import Any
 
-from serving import registry
-from serving.runtime import ModelVersion, load
+from edgepipe.contracts import registry
+from edgepipe.serving.runtime import ModelVersion, load
 
 log = logging.getLogger("edgepipe.serve")
 

@@ -1,16 +1,16 @@
 """One loaded model version: its files, its input spec, and the runtime that predicts with it.
 
 The default runtime is the version's model.tflite on LiteRT: a pool of interpreters (one per
-worker; a request holds one for its whole batch), inputs prepared by components.model_inputs
-(the one place that pads and casts, and tokenises texts with the vocabulary in model.json) and quantized with the input tensor's scale and zero point
-when the variant is integer. The SavedModel runtime is an option and the only thing in this
-package that imports TensorFlow.
+worker; a request holds one for its whole batch), inputs prepared by
+edgepipe.contracts.model_inputs (the one place that pads and casts, and tokenises texts with
+the vocabulary in model.json) and fed by edgepipe.contracts.litert, exactly as the quantize
+stage measured them. The SavedModel runtime is an option and the only thing in this package
+that imports TensorFlow.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 import queue
 import time
@@ -18,9 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from components import model_inputs
-from components.litert_measure import dequantize_output, model_feed
-from serving.requests import InputSpec
+from edgepipe.contracts import artifacts, litert, model_inputs, registry
+from edgepipe.serving.requests import InputSpec
 
 RUNTIMES = ("litert", "saved_model")
 
@@ -50,22 +49,11 @@ class LiteRTRuntime:
         [N, ...], one invoke per example."""
         if batch.shape[1:] != self.example_shape:
             raise ValueError(f"the interpreter takes examples of shape {self.example_shape}, got {batch.shape[1:]}")
-        feed = model_feed(batch, self.input)
-        input_index, output_index = self.input["index"], self.output["index"]
         interpreter = self.pool.get()
         try:
-            outputs = []
-            for row in range(len(feed)):
-                # Stateful ops (the fused LSTM) keep their state across invoke() calls: every
-                # example must start from zero state, as it did in Keras.
-                interpreter.reset_all_variables()
-                interpreter.set_tensor(input_index, feed[row : row + 1])
-                interpreter.invoke()
-                outputs.append(interpreter.get_tensor(output_index)[0])
+            return litert.invoke_each(interpreter, batch)
         finally:
             self.pool.put(interpreter)
-        scale, zero_point = self.output["quantization"]
-        return dequantize_output(np.stack(outputs), scale, zero_point)
 
 
 class SavedModelRuntime:
@@ -107,8 +95,8 @@ class ModelVersion:
 def load(name: str, version: int, path: pathlib.Path, runtime: str, workers: int) -> ModelVersion:
     """Load a registry version and check it with a warm-up predict; raises if it is unusable."""
     started = time.monotonic()
-    metadata = _read_json(path / "metadata.json")
-    model_json = _read_json(path / "model.json")
+    metadata = registry.read_version_metadata(path)
+    model_json = artifacts.read_model_info(path)
     spec = InputSpec.from_model_json(model_json)
     if runtime == "litert":
         engine = LiteRTRuntime(path / "model.tflite", workers)
@@ -140,9 +128,3 @@ def warm_up(model: ModelVersion) -> None:
 def _stack(values: list[np.ndarray], spec: InputSpec):
     # Sequences of several lengths, and texts, stay a list: model_inputs.prepare pads them.
     return values if spec.variable_length or spec.name == "text" else np.stack(values)
-
-
-def _read_json(path: pathlib.Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: not a complete registry version")
-    return json.loads(path.read_text())

@@ -31,10 +31,10 @@ import threading
 import time
 import urllib.parse
 
-from serving.metrics import Metrics
-from serving.models import Models, NotFound
-from serving.requests import SIGNATURE, RequestError, parse_body, parse_predict
-from serving.runtime import RUNTIMES
+from edgepipe.serving.metrics import Metrics
+from edgepipe.serving.models import Models, NotFound
+from edgepipe.serving.requests import SIGNATURE, RequestError, parse_body, parse_predict
+from edgepipe.serving.runtime import RUNTIMES
 
 log = logging.getLogger("edgepipe.serve")
 
@@ -261,8 +261,8 @@ class Server(http.server.ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--registry", required=True, help="registry folder the push stage writes")
+def add_arguments(parser: argparse.ArgumentParser, registry_required: bool = True) -> None:
+    parser.add_argument("--registry", required=registry_required, help="registry folder the push stage writes")
     parser.add_argument("--model", action="append", default=[], help="serve only this model (repeatable); default: every model in the registry")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 to accept other machines (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8501, help="TCP port, 0 for any free one (default 8501, as TF Serving's REST port)")
@@ -281,7 +281,7 @@ def serve(args: argparse.Namespace) -> int:
         with open(args.api_key_file) as file:
             api_key = file.read().strip()
     if not os.path.isdir(args.registry) and "://" not in args.registry:
-        print(f"edgepipe serve: registry {args.registry} is not a folder; pass the [push] registry of a pipeline.", file=sys.stderr)
+        print(f"edgepipe serve: registry {args.registry} is not a folder; pass the [registry] path of a pipeline, or the pipeline config itself (edgepipe serve CONFIG).", file=sys.stderr)
         return 2
     models = Models(args.registry, args.model, args.runtime, max(1, args.workers), args.keep_versions)
     server = Server((args.host, args.port), Handler)
@@ -311,7 +311,7 @@ def _raise_system_exit(signum, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m edgepipe.serving", description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")

@@ -18,8 +18,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import pytest  # noqa: E402
 
-from pipeline.stage import Artifact, Context, Runtime  # noqa: E402
-from pipeline.store import Store  # noqa: E402
+from edgepipe.pipeline.stage import Artifact, Context, Runtime  # noqa: E402
+from edgepipe.pipeline.store import Store  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "fashion_mnist"
@@ -64,7 +64,7 @@ class StageRunner:
         self.count = 0
 
     def __call__(self, stage_name: str, inputs: dict[str, Artifact], config: dict, seed: int = 7):
-        module = importlib.import_module(f"components.{stage_name}")
+        module = importlib.import_module(f"edgepipe.components.{stage_name}.stage")
         parsed = module.Config.model_validate(config, context={"base_dir": REPO})
         self.count += 1
         key = f"test{self.count:04d}"
@@ -155,7 +155,7 @@ TEXT_RECORDS_PER_CATEGORY = 30
 def tiny_fortunes(tmp_path_factory) -> pathlib.Path:
     """A text_dir tree with the first 30 records of each committed fortune file, in the
     fortune format ("%" lines between records), so tests read real texts quickly."""
-    from components.sources.text_dir import split_records
+    from edgepipe.components.ingest.sources.text_dir import split_records
 
     root = tmp_path_factory.mktemp("tiny_fortunes")
     for category in FORTUNE_CATEGORIES:

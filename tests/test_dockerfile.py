@@ -55,9 +55,18 @@ def pip_requirements(stage: list[tuple[str, str]]) -> list[str]:
     return found
 
 
-def copied(stage: list[tuple[str, str]]) -> list[str]:
-    return [path for instruction, arguments in stage if instruction == "COPY"
-            for path in arguments.split()[:-1]]
+def copied(stage: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(source in the repository, destination relative to the image's working directory)
+    of each COPY; a destination ending in / receives the source under its own name."""
+    pairs = []
+    for instruction, arguments in stage:
+        if instruction != "COPY":
+            continue
+        *sources, destination = arguments.split()
+        for source in sources:
+            target = destination + pathlib.Path(source).name if destination.endswith("/") else destination
+            pairs.append((source, str(pathlib.PurePosixPath(target))))
+    return pairs
 
 
 def test_both_targets_exist_and_share_the_python_version():
@@ -70,10 +79,12 @@ def test_both_targets_exist_and_share_the_python_version():
 
 def test_pipeline_image_installs_the_project_itself():
     stage = stages()["pipeline"]
-    assert pip_requirements(stage) == ["."], "the pipeline image installs pyproject.toml's dependencies, no list of its own"
-    packages = {pattern.rstrip("*") for pattern in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]}
-    assert packages == {"pipeline", "components", "models", "serving"}
-    assert {"pyproject.toml", "README.md", *packages} <= set(copied(stage))
+    assert pip_requirements(stage) == ["/tmp/edgepipe-src"], (
+        "the pipeline image installs pyproject.toml's dependencies, no list of its own")
+    folders = set(PYPROJECT["tool"]["setuptools"]["package-dir"].values())
+    sources = {source for source, destination in copied(stage)
+               if destination.startswith("/tmp/edgepipe-src")}
+    assert {"pyproject.toml", "README.md", *folders} <= sources
 
 
 def test_serving_image_pins_exactly_what_pyproject_pins_and_no_tensorflow():
@@ -97,29 +108,35 @@ def imports_of(path: pathlib.Path) -> set[str]:
     return names
 
 
-def in_image(path: pathlib.Path, files: set[pathlib.Path]) -> bool:
-    return any(path == copy or copy in path.parents for copy in files)
+def build_image_folder(stage, folder: pathlib.Path) -> pathlib.Path:
+    """The files a target copies, laid out as in the image's working directory."""
+    for source, destination in copied(stage):
+        target = folder / destination
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if (REPO / source).is_dir():
+            shutil.copytree(REPO / source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            target.write_bytes((REPO / source).read_bytes())
+    return folder
 
 
-def test_serving_image_holds_every_module_the_service_imports():
+def test_serving_image_holds_every_module_the_service_imports(tmp_path):
     stage = stages()["serving"]
-    files = {pathlib.Path(path) for path in copied(stage)}
-    modules = [path.relative_to(REPO) for copy in files for path in
-               ((REPO / copy).rglob("*.py") if (REPO / copy).is_dir() else [REPO / copy])]
+    image = build_image_folder(stage, tmp_path / "image")
     installed = {IMPORT_NAMES[Requirement(text).name] for text in pip_requirements(stage)}
-    for module in modules:
-        for name in imports_of(REPO / module):
+    for module in sorted(image.rglob("*.py")):
+        for name in imports_of(module):
             top = name.split(".")[0]
             if top in sys.stdlib_module_names or top in installed:
                 continue
             parts = name.split(".")
-            # The longest prefix that is a file of the repo is the module imported.
+            # The longest prefix that is a file of the image is the module imported.
             files_of_name = [path for k in range(len(parts), 0, -1)
                              for path in (pathlib.Path(*parts[:k]).with_suffix(".py"),
                                           pathlib.Path(*parts[:k], "__init__.py"))
-                             if (REPO / path).is_file()]
-            assert files_of_name, f"{module} imports {name}, which is neither installed nor in the repo"
-            assert in_image(files_of_name[0], files), f"{module} imports {name}: COPY {files_of_name[0]} into the serving image"
+                             if (image / path).is_file()]
+            assert files_of_name, (f"{module.relative_to(image)} imports {name}, which is "
+                                   "neither installed nor copied into the serving image")
 
 
 BOOT = """
@@ -134,26 +151,20 @@ class Absent:
             raise ModuleNotFoundError(f"{{name}} is not in the serving image")
 sys.meta_path.insert(0, Absent())
 sys.argv = ["serving", *sys.argv[1:]]
-runpy.run_module("serving", run_name="__main__", alter_sys=True)
+runpy.run_module("edgepipe.serving", run_name="__main__", alter_sys=True)
 """
 
 
 def test_serving_image_files_alone_serve_a_pushed_model(tmp_path, pushed_registry):
     stage = stages()["serving"]
-    image = tmp_path / "image"
-    for path in copied(stage):
-        source = REPO / path
-        target = image / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            target.write_bytes(source.read_bytes())
+    image = build_image_folder(stage, tmp_path / "image")
     installed = {IMPORT_NAMES[Requirement(text).name] for text in pip_requirements(stage)}
     blocked = sorted(set(IMPORT_NAMES.values()) - installed | {"pipeline", "models", "tests"})
+    assert sorted(path.name for path in (image / "edgepipe").iterdir()) == [
+        "__init__.py", "contracts", "serving"]
     (image / "boot.py").write_text(BOOT.format(folder=str(image), blocked=blocked))
 
-    # The image's entrypoint, `python -m serving`, with nothing but the image's files.
+    # The image's entrypoint, `python -m edgepipe.serving`, with nothing but the image's files.
     command = [sys.executable, str(image / "boot.py"), "--registry", str(pushed_registry), "--port", "0"]
     process = subprocess.Popen(command, cwd=image, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

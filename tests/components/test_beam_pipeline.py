@@ -3,8 +3,8 @@
 import pathlib
 import sys
 
-from components.beam_pipeline import create_pipeline
-from pipeline.stage import Runtime
+from edgepipe.components.shared.beam_pipeline import create_pipeline
+from edgepipe.pipeline.stage import Runtime
 
 
 def worker_program(_):

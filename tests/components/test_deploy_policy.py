@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components import deploy_policy
+from edgepipe.components.quantize import deploy_policy
 
 KERAS = 0.90
 

@@ -15,7 +15,7 @@ import textwrap
 
 import pytest
 
-from pipeline.stage import Runtime
+from edgepipe.pipeline.stage import Runtime
 from tests.conftest import REPO
 
 TRAIN_SCRIPT = textwrap.dedent("""
@@ -27,9 +27,9 @@ TRAIN_SCRIPT = textwrap.dedent("""
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from components import train
-    from pipeline.stage import Artifact, Context, Runtime
-    from pipeline.store import Store
+    from edgepipe.components.train import stage as train
+    from edgepipe.pipeline.stage import Artifact, Context, Runtime
+    from edgepipe.pipeline.store import Store
     root, examples, statistics, schema, strategy, config = sys.argv[1:]
     store = Store(root)
     inputs = {"examples": Artifact.load(examples), "statistics": Artifact.load(statistics),
@@ -119,7 +119,7 @@ def test_two_workers_agree_on_the_loss_and_only_the_chief_commits(
 
 
 def test_strategy_choice_and_roles():
-    from components.distribute import choose_strategy, worker_role
+    from edgepipe.components.train.distribute import choose_strategy, worker_role
 
     strategy, description, replicas = choose_strategy(Runtime(strategy="auto"))
     assert replicas == 1 and description.startswith("default")
@@ -144,7 +144,7 @@ def test_float16_without_a_gpu_is_refused_with_the_alternative(
 def test_bfloat16_mixed_precision_trains_and_exports_float32_probabilities(
     run_stage, examples_artifact, statistics_artifacts
 ):
-    from models.keras import keras
+    from edgepipe.models.keras import keras
 
     inputs = {"examples": examples_artifact, **statistics_artifacts}
     properties, artifacts = run_stage("train", inputs, {

@@ -10,7 +10,8 @@ import shutil
 import numpy as np
 import pytest
 
-from components import evaluate, examples_io
+from edgepipe.components.evaluate import stage as evaluate
+from edgepipe.components.shared import examples_io
 from tests.conftest import CLASS_NAMES
 
 
@@ -36,7 +37,7 @@ def test_confusion_matrix_covers_the_test_split(evaluation_artifact, examples_ar
 def test_predictions_csv_agrees_with_metrics_and_the_model(
     evaluation_artifact, examples_artifact, model_artifact
 ):
-    from models.keras import keras
+    from edgepipe.models.keras import keras
 
     rows = _predictions(evaluation_artifact)
     metrics = json.loads((evaluation_artifact.path / "metrics.json").read_text())
@@ -219,14 +220,15 @@ def test_config_is_checked():
         evaluate.Config(min_accuracy=85)
     with pytest.raises(ValueError, match="top_k"):
         evaluate.Config(top_k=(0, 2))
-    assert evaluate.Config(registry="").registry == ""
+    assert evaluate.Config().registry is None
 
 
 # --- The relative gate against a model registry in the push stage's format -----------------
 
 def push(registry: pathlib.Path, name: str, version: int, model_artifact, accuracy: float,
-         examples_key: str) -> pathlib.Path:
-    """A registry version as the push stage writes it: SavedModel, model.json, metadata.json."""
+         examples_key: str, model_key: str = "an-earlier-model") -> pathlib.Path:
+    """A registry version as the push stage writes it: SavedModel, model.json, metadata.json.
+    Its model key is another model's unless given: a model is never its own baseline."""
     model_json = json.loads((model_artifact.path / "model.json").read_text())
     staging = registry / name / f".{version}.partial"
     shutil.copytree(model_artifact.path / "saved_model", staging / "saved_model")
@@ -234,7 +236,7 @@ def push(registry: pathlib.Path, name: str, version: int, model_artifact, accura
     (staging / "metadata.json").write_text(json.dumps({
         "version": version, "pipeline": name, "run_id": f"run-{version}",
         "metrics": {"accuracy": accuracy}, "examples_key": examples_key,
-        "model_key": model_artifact.key, "variant": "float32",
+        "model_key": model_key, "variant": "float32",
         "class_names": model_json["class_names"], "input": {"name": "image"},
         "pushed": "2026-11-01T00:00:00+00:00",
     }))
@@ -255,14 +257,14 @@ def test_weakened_model_is_not_blessed_against_the_pushed_baseline(
         run_stage, tmp_path, examples_artifact, model_artifact, evaluation_artifact, weak_model):
     baseline = evaluation_artifact.properties["accuracy"]
     push(tmp_path, "tests", 1, model_artifact, baseline, examples_artifact.key)
-    config = {"min_accuracy": 0.0, "registry": str(tmp_path), "max_accuracy_drop": 1.0}
+    config = {"min_accuracy": 0.0, "registry": {"path": str(tmp_path), "model_name": "tests"}, "max_accuracy_drop": 1.0}
 
     properties, artifacts = run_stage("evaluate", {"examples": examples_artifact,
                                                    "model": weak_model}, config)
     weak = properties["accuracy"]
     assert 100 * (baseline - weak) > 1.0, "the weakened model must be clearly worse"
     assert properties["blessed"] is False
-    assert "below pushed tests v1" in properties["reason"]
+    assert "below tests v1" in properties["reason"]
     assert "threshold" not in properties["reason"]  # only the failed gate is the reason
     path = artifacts["evaluation"].path
     assert (path / "NOT_BLESSED").read_text().splitlines()[0] == properties["reason"]
@@ -272,25 +274,39 @@ def test_weakened_model_is_not_blessed_against_the_pushed_baseline(
                                     "accuracy": baseline, "source": "metadata"}
     assert relative["drop_points"] == pytest.approx(100 * (baseline - weak))
 
-    # The baseline itself, and anything within the allowed drop, is blessed.
+    # A model as good as the baseline, and anything within the allowed drop, is blessed.
     properties, _ = run_stage("evaluate", {"examples": examples_artifact,
                                            "model": model_artifact}, config)
-    assert properties["blessed"] is True and "equal to pushed tests v1" in properties["reason"]
+    assert properties["blessed"] is True and "equal to tests v1" in properties["reason"]
+
+
+def test_a_model_is_never_its_own_baseline(run_stage, tmp_path, examples_artifact,
+                                           model_artifact, weak_model):
+    """After this model is pushed, its evaluation compares with the version before it, so a
+    second run finds evaluate cached instead of re-judging the model against itself."""
+    push(tmp_path, "tests", 1, weak_model, 0.1, examples_artifact.key, weak_model.key)
+    push(tmp_path, "tests", 2, model_artifact, 0.9, examples_artifact.key, model_artifact.key)
+    config = {"registry": {"path": str(tmp_path), "model_name": "tests"}}
+    _, artifacts = run_stage("evaluate", {"examples": examples_artifact,
+                                          "model": model_artifact}, config)
+    relative = json.loads((artifacts["evaluation"].path / "metrics.json").read_text())[
+        "blessing"]["gates"][1]
+    assert relative["baseline"]["version"] == 1
 
 
 
 def test_push_refuses_the_weakened_model(run_stage, tmp_path, examples_artifact, model_artifact,
                                          evaluation_artifact, tflite_artifact, weak_model):
-    from serving import registry
+    from edgepipe.contracts import registry
 
     push(tmp_path, "tests", 1, model_artifact, evaluation_artifact.properties["accuracy"],
          examples_artifact.key)
     _, artifacts = run_stage("evaluate", {"examples": examples_artifact, "model": weak_model},
-                             {"registry": str(tmp_path)})
+                             {"registry": {"path": str(tmp_path), "model_name": "tests"}})
     assert (artifacts["evaluation"].path / "NOT_BLESSED").is_file()
     inputs = {"examples": examples_artifact, "model": weak_model,
               "evaluation": artifacts["evaluation"], "tflite": tflite_artifact}
-    properties, _ = run_stage("push", inputs, {"registry": str(tmp_path)})
+    properties, _ = run_stage("push", inputs, {"registry": {"path": str(tmp_path), "model_name": "tests"}})
     assert properties["pushed"] is False and "not blessed" in properties["reason"]
     assert registry.list_versions(tmp_path, "tests") == [1]  # nothing new was pushed
 
@@ -299,7 +315,7 @@ def test_relative_gate_re_evaluates_a_baseline_measured_on_other_examples(
         run_stage, tmp_path, examples_artifact, model_artifact, evaluation_artifact):
     # The recorded 0.99 was measured on other data: the gate must not trust it.
     push(tmp_path, "fashion", 3, model_artifact, 0.99, "some-other-examples-key")
-    config = {"registry": str(tmp_path), "model_name": "fashion", "max_accuracy_drop": 0.0}
+    config = {"registry": {"path": str(tmp_path), "model_name": "fashion"}, "max_accuracy_drop": 0.0}
     properties, artifacts = run_stage("evaluate", {"examples": examples_artifact,
                                                    "model": model_artifact}, config)
     relative = json.loads((artifacts["evaluation"].path / "metrics.json").read_text())[
@@ -313,26 +329,28 @@ def test_relative_gate_re_evaluates_a_baseline_measured_on_other_examples(
 def test_relative_gate_says_why_it_was_not_applied(run_stage, tmp_path, examples_artifact,
                                                    model_artifact):
     inputs = {"examples": examples_artifact, "model": model_artifact}
-    properties, artifacts = run_stage("evaluate", inputs, {"registry": str(tmp_path)})
+    properties, artifacts = run_stage("evaluate", inputs, {"registry": {"path": str(tmp_path), "model_name": "tests"}})
     gate = json.loads((artifacts["evaluation"].path / "metrics.json").read_text())[
         "blessing"]["gates"][1]
     assert properties["blessed"] is True and gate["applied"] is False
-    assert "no model named 'tests' has been pushed" in gate["reason"]
+    assert "no earlier version of 'tests'" in gate["reason"]
     assert gate["reason"] in (artifacts["evaluation"].path / "BLESSED").read_text()
 
 
-def test_fingerprint_follows_the_latest_push(tmp_path, examples_artifact, model_artifact):
-    assert evaluate.fingerprint(evaluate.Config()) == ""
-    config = evaluate.Config(registry=str(tmp_path), model_name="tests")
-    empty = evaluate.fingerprint(config)
+def test_fingerprint_follows_the_baseline_not_this_models_own_push(
+        tmp_path, examples_artifact, model_artifact):
+    inputs = {"examples": examples_artifact, "model": model_artifact}
+    assert evaluate.fingerprint(evaluate.Config(), inputs) == ""
+    config = evaluate.Config(registry={"path": str(tmp_path), "model_name": "tests"})
+    empty = evaluate.fingerprint(config, inputs)
     push(tmp_path, "tests", 1, model_artifact, 0.5, examples_artifact.key)
-    first = evaluate.fingerprint(config)
-    push(tmp_path, "tests", 2, model_artifact, 0.6, examples_artifact.key)
-    second = evaluate.fingerprint(config)
+    first = evaluate.fingerprint(config, inputs)
+    push(tmp_path, "tests", 2, model_artifact, 0.6, examples_artifact.key, "yet-another-model")
+    second = evaluate.fingerprint(config, inputs)
     assert len({empty, first, second}) == 3
-    assert evaluate.fingerprint(config) == second  # stable while nothing is pushed
-    # Without a model name every model in the registry counts.
-    assert evaluate.fingerprint(evaluate.Config(registry=str(tmp_path))) != empty
+    assert evaluate.fingerprint(config, inputs) == second  # stable while nothing is pushed
+    push(tmp_path, "tests", 3, model_artifact, 0.7, examples_artifact.key, model_artifact.key)
+    assert evaluate.fingerprint(config, inputs) == second  # its own push is no new baseline
 
 
 def test_integer_slices_get_integer_bucket_edges():

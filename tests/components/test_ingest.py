@@ -10,8 +10,11 @@ import struct
 import numpy as np
 import pytest
 
-from components import examples_io, ingest
-from pipeline.stage import Context, Runtime
+from edgepipe.components.shared import examples_io
+from edgepipe.components.ingest import records
+from edgepipe.components.ingest import stage as ingest
+from edgepipe.components.ingest.sources import idx
+from edgepipe.pipeline.stage import Context, Runtime
 from tests.conftest import CLASS_NAMES, REPO, ingest_config
 
 
@@ -34,8 +37,8 @@ def tiny_idx_files(folder: pathlib.Path, train_labels, test_labels, seed=0) -> d
 
 
 def raw_arrays(files: dict[str, str], split: str) -> tuple[np.ndarray, np.ndarray]:
-    images = ingest.read_idx(files[f"{split}_images"], "images", 3)
-    labels = ingest.read_idx(files[f"{split}_labels"], "labels", 1)
+    images = idx.read_idx(files[f"{split}_images"], "images", 3)
+    labels = idx.read_idx(files[f"{split}_labels"], "labels", 1)
     return images, labels
 
 
@@ -71,14 +74,14 @@ def test_ingest_writes_a_tfds_dataset_with_every_record(examples_artifact, tiny_
 
 def test_split_assignment_is_deterministic_and_stable_when_data_is_added():
     ids = [f"train-images-idx3-ubyte.gz:{index}" for index in range(20000)]
-    first = [ingest.assign_split(record_id, "train", 0.1) for record_id in ids[:10000]]
-    grown = [ingest.assign_split(record_id, "train", 0.1) for record_id in ids]
+    first = [records.assign_split(record_id, "train", 0.1) for record_id in ids[:10000]]
+    grown = [records.assign_split(record_id, "train", 0.1) for record_id in ids]
     assert grown[:10000] == first  # appending records never moves existing ones
     assert abs(grown.count("validation") / len(ids) - 0.1) < 0.01
     # Raising the fraction only moves records from train to validation, never back.
-    wider = [ingest.assign_split(record_id, "train", 0.2) for record_id in ids]
+    wider = [records.assign_split(record_id, "train", 0.2) for record_id in ids]
     assert all(w == "validation" for g, w in zip(grown, wider) if g == "validation")
-    assert {ingest.assign_split(record_id, "test", 0.5) for record_id in ids[:100]} == {"test"}
+    assert {records.assign_split(record_id, "test", 0.5) for record_id in ids[:100]} == {"test"}
 
 
 def decode_example(serialized: bytes) -> tuple[str, int, tuple]:
@@ -102,12 +105,12 @@ def test_read_chunks_and_route_records_transforms(tmp_path):
     config = ingest.Config.model_validate({**ingest_config(files), "validation_fraction": 0.5})
     info = {"feature": "image", "shape": [28, 28, 1], "class_names": list(CLASS_NAMES)}
     with TestPipeline(runner="FnApiRunner") as pipeline:  # not Prism: no binary download
-        routed = (pipeline | ingest.ReadChunks(config, info)
-                  | ingest.RouteRecords(config, info))
+        routed = (pipeline | records.ReadChunks(config, info)
+                  | records.RouteRecords(config, info))
         for split in ("train", "validation"):
             expected = [(record_id, label, (28, 28, 1))
                         for record_id, label in zip(ids[:8], labels)
-                        if ingest.assign_split(record_id, "train", 0.5) == split]
+                        if records.assign_split(record_id, "train", 0.5) == split]
             assert_that(routed[split] | f"Decode{split}" >> beam.Map(decode_example),
                         equal_to(expected), label=f"Check{split}")
         test_name = pathlib.Path(files["test_images"]).name
@@ -147,7 +150,7 @@ def test_truncated_files_keep_complete_records_and_quarantine_the_rest(
     config = {**ingest_config(files), "max_quarantine_fraction": 1.0}
     properties, artifacts = run_stage("ingest", {}, config)
 
-    kept = len(ingest.read_idx_available(str(truncated), "images", 3)[0])
+    kept = len(idx.read_idx_available(str(truncated), "images", 3)[0])
     assert 0 < kept < 300
     rejected = [json.loads(line) for line in (artifacts["examples"].path / "quarantine"
                                               / "records.jsonl").read_text().splitlines()]
@@ -219,7 +222,7 @@ def test_multi_processing_runner_writes_the_same_dataset(run_stage, examples_art
 def test_fingerprint_follows_raw_content(tiny_fashion_mnist, tmp_path):
     config = ingest.Config.model_validate(ingest_config(tiny_fashion_mnist))
     changed = tmp_path / "t10k-labels-idx1-ubyte.gz"
-    labels = ingest.read_idx(tiny_fashion_mnist["test_labels"], "labels", 1).copy()
+    labels = idx.read_idx(tiny_fashion_mnist["test_labels"], "labels", 1).copy()
     labels[0] = (labels[0] + 1) % 10
     write_idx(changed, labels)
     other = ingest.Config.model_validate(

@@ -7,7 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from components import model_inputs
+from edgepipe.contracts import model_inputs
+from edgepipe.components.shared import input_pipeline
+from edgepipe.components.train import input_spec
 
 SERIES = [np.arange(6, dtype=np.float32).reshape(3, 2) + 1,   # 3 steps
           np.arange(10, dtype=np.float32).reshape(5, 2) + 1]  # 5 steps
@@ -34,7 +36,7 @@ def test_tensorflow_rule_equals_the_numpy_rule(padding):
 
     expected = model_inputs.pad_sequences(SERIES, 4, 2, padding, 0.5)
     for series, row in zip(SERIES, expected):
-        padded = model_inputs.pad_sequence_tensor(tf, tf.constant(series), 4, padding, 0.5)
+        padded = input_pipeline.pad_sequence_tensor(tf, tf.constant(series), 4, padding, 0.5)
         np.testing.assert_array_equal(padded.numpy(), row)
 
 
@@ -55,7 +57,7 @@ def test_bad_sequences_and_policies_are_named():
 
 
 def test_input_spec_for_images(examples_artifact, statistics_artifacts):
-    spec = model_inputs.input_spec(examples_artifact.path, statistics_artifacts["statistics"].path)
+    spec = input_spec.input_spec(examples_artifact.path, statistics_artifacts["statistics"].path)
     stats = json.loads((statistics_artifacts["statistics"].path / "statistics.json").read_text())
     image = stats["splits"]["train"]["features"]["image"]
     assert spec["input_feature"] == "image" and spec["input_dtype"] == "uint8"
@@ -68,7 +70,7 @@ def test_input_spec_rejects_unusable_statistics(tmp_path, examples_artifact):
     (tmp_path / "statistics.json").write_text(json.dumps({"splits": {"train": {"features": {
         "image": {"mean": 10.0, "std": 0.0}}}}}))
     with pytest.raises(ValueError, match="std=0.0.*std > 0"):
-        model_inputs.input_spec(examples_artifact.path, tmp_path)
+        input_spec.input_spec(examples_artifact.path, tmp_path)
     (tmp_path / "statistics.json").write_text("{}")
     with pytest.raises(ValueError, match="cannot read splits.train.features.image"):
-        model_inputs.input_spec(examples_artifact.path, tmp_path)
+        input_spec.input_spec(examples_artifact.path, tmp_path)

@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from components import push
-from pipeline.stage import Artifact
-from serving import registry
+from edgepipe.components.push import stage as push
+from edgepipe.pipeline.stage import Artifact, RegistrySettings
+from edgepipe.contracts import registry
 from tests.conftest import CLASS_NAMES, REPO
 
 
@@ -34,7 +34,7 @@ def copy_artifact(artifact: Artifact, target) -> Artifact:
 
 
 def test_blessed_model_is_pushed_with_its_lineage(run_stage, push_inputs, tmp_path):
-    properties, artifacts = run_stage("push", push_inputs, {"registry": str(tmp_path)})
+    properties, artifacts = run_stage("push", push_inputs, {"registry": {"path": str(tmp_path), "model_name": "tests"}})
 
     assert properties["pushed"] is True and properties["created"] is True
     assert properties["model_name"] == "tests" and properties["version"] == 1
@@ -70,8 +70,8 @@ def test_blessed_model_is_pushed_with_its_lineage(run_stage, push_inputs, tmp_pa
 
 
 def test_pushing_the_same_model_again_adds_no_version(run_stage, push_inputs, tmp_path):
-    run_stage("push", push_inputs, {"registry": str(tmp_path), "model_name": "fashion"})
-    properties, _ = run_stage("push", push_inputs, {"registry": str(tmp_path), "model_name": "fashion"})
+    run_stage("push", push_inputs, {"registry": {"path": str(tmp_path), "model_name": "fashion"}})
+    properties, _ = run_stage("push", push_inputs, {"registry": {"path": str(tmp_path), "model_name": "fashion"}})
     assert properties["pushed"] is True and properties["created"] is False
     assert properties["version"] == 1 and "already in the registry" in properties["reason"]
     assert registry.list_versions(tmp_path, "fashion") == [1]
@@ -80,12 +80,12 @@ def test_pushing_the_same_model_again_adds_no_version(run_stage, push_inputs, tm
 
 def test_not_blessed_model_is_refused_and_the_registry_is_untouched(
         run_stage, push_inputs, not_blessed, tmp_path):
-    run_stage("push", push_inputs, {"registry": str(tmp_path)})
+    run_stage("push", push_inputs, {"registry": {"path": str(tmp_path), "model_name": "tests"}})
     before = sorted(str(path) for path in tmp_path.rglob("*"))
     reason = (not_blessed.path / "NOT_BLESSED").read_text().splitlines()[0]
 
     properties, artifacts = run_stage("push", {**push_inputs, "evaluation": not_blessed},
-                                      {"registry": str(tmp_path)})
+                                      {"registry": {"path": str(tmp_path), "model_name": "tests"}})
 
     assert properties["pushed"] is False
     assert properties["reason"] == f"model not blessed, push refused: {reason}"
@@ -95,22 +95,19 @@ def test_not_blessed_model_is_refused_and_the_registry_is_untouched(
 
 def test_no_registry_configured_pushes_nothing(run_stage, push_inputs):
     properties, _ = run_stage("push", push_inputs, {})
-    assert properties == {"pushed": False, "reason": "no registry configured: set [push] registry",
+    assert properties == {"pushed": False,
+                          "reason": "no registry configured: add a [registry] section",
                           "registry": ""}
 
 
-@pytest.mark.parametrize("deployable, expected", [
-    ({"variant": "float32", "path": "float32.tflite"}, "float32"),  # quantize's choice
-    (None, "int8"),  # no choice recorded (an older quantize): int8, else float32
-])
-def test_the_chosen_variant_and_its_sidecar_are_pushed(run_stage, push_inputs, tmp_path, deployable, expected):
+def test_the_chosen_variant_and_its_sidecar_are_pushed(run_stage, push_inputs, tmp_path):
     tflite = copy_artifact(push_inputs["tflite"], tmp_path / "tflite")
-    (tflite.path / "deployable.json").unlink()
-    if deployable:
-        (tflite.path / "deployable.json").write_text(json.dumps(deployable))
+    expected = "float32"  # whatever quantize chose: push reads deployable.json, nothing else
+    (tflite.path / "deployable.json").write_text(json.dumps(
+        {"variant": expected, "path": "float32.tflite", "reason": "test"}))
     (tflite.path / f"{expected}.json").write_text('{"note": "sidecar"}')
     registry_dir = tmp_path / "registry"
-    properties, _ = run_stage("push", {**push_inputs, "tflite": tflite}, {"registry": str(registry_dir)})
+    properties, _ = run_stage("push", {**push_inputs, "tflite": tflite}, {"registry": {"path": str(registry_dir), "model_name": "tests"}})
     version = registry_dir / "tests" / "1"
     assert properties["variant"] == expected
     assert (version / "model.tflite").read_bytes() == (tflite.path / f"{expected}.tflite").read_bytes()
@@ -119,18 +116,27 @@ def test_the_chosen_variant_and_its_sidecar_are_pushed(run_stage, push_inputs, t
 
 def test_deployable_json_naming_a_missing_file_says_so(run_stage, push_inputs, tmp_path):
     tflite = copy_artifact(push_inputs["tflite"], tmp_path / "tflite")
-    (tflite.path / "deployable.json").write_text(json.dumps({"variant": "int4"}))
-    with pytest.raises(FileNotFoundError, match="int4.tflite, which does not exist"):
-        run_stage("push", {**push_inputs, "tflite": tflite}, {"registry": str(tmp_path / "r")})
+    (tflite.path / "deployable.json").write_text(json.dumps({"variant": "int4", "path": "int4.tflite"}))
+    with pytest.raises(ValueError, match="int4.tflite, which does not exist"):
+        run_stage("push", {**push_inputs, "tflite": tflite}, {"registry": {"path": str(tmp_path / "r"), "model_name": "tests"}})
     assert not (tmp_path / "r" / "tests").exists() or registry.list_versions(tmp_path / "r", "tests") == []
 
 
+def test_a_missing_deployable_choice_is_an_error_not_a_guess(run_stage, push_inputs, tmp_path):
+    tflite = copy_artifact(push_inputs["tflite"], tmp_path / "tflite")
+    (tflite.path / "deployable.json").unlink()
+    with pytest.raises(ValueError, match="deployable.json is missing.*re-run the quantize stage"):
+        run_stage("push", {**push_inputs, "tflite": tflite},
+                  {"registry": {"path": str(tmp_path / "r"), "model_name": "tests"}})
+
+
 def test_registry_is_relative_to_the_config_file_and_names_are_checked(tmp_path):
-    assert push.Config.model_validate({"registry": "../artifacts/registry"},
-                                      context={"base_dir": REPO / "configs"}).registry == str(REPO / "artifacts" / "registry")
-    assert push.Config(registry="gs://bucket/registry").registry == "gs://bucket/registry"
+    settings = RegistrySettings.model_validate({"path": "../artifacts/registry"},
+                                               context={"base_dir": REPO / "configs"})
+    assert settings.path == str(REPO / "artifacts" / "registry")
+    assert RegistrySettings(path="gs://bucket/registry").path == "gs://bucket/registry"
     with pytest.raises(ValueError, match="model_name"):
-        push.Config(registry=str(tmp_path), model_name="../elsewhere")
+        RegistrySettings(path=str(tmp_path), model_name="../elsewhere")
 
 
 def write_files(folder):
@@ -181,12 +187,12 @@ def test_read_metadata_of_a_missing_version_names_what_exists(tmp_path):
         registry.read_metadata(tmp_path, "m", 7)
 
 
-def test_gfile_registry_through_tensorflow_filesystems(run_stage, push_inputs):
-    # ram:// is TensorFlow's in-memory file system: the same tf.io.gfile path as gs://.
-    uri = "ram://registry-test"
-    properties, _ = run_stage("push", push_inputs, {"registry": uri})
+def test_object_store_registry_through_the_file_layer(run_stage, push_inputs):
+    # memory:// is fsspec's in-process object store: the same code path as gs:// and s3://.
+    uri = "memory://registry-test"
+    properties, _ = run_stage("push", push_inputs, {"registry": {"path": uri, "model_name": "tests"}})
     assert properties["pushed"] is True and properties["path"] == f"{uri}/tests/1"
     assert registry.list_versions(uri, "tests") == [1]
     assert registry.read_metadata(uri, "tests", 1)["model_key"] == push_inputs["model"].key
-    again, _ = run_stage("push", push_inputs, {"registry": uri})
+    again, _ = run_stage("push", push_inputs, {"registry": {"path": uri, "model_name": "tests"}})
     assert again["created"] is False and registry.list_versions(uri, "tests") == [1]

@@ -8,9 +8,18 @@ import logging
 import numpy as np
 import pytest
 
-from components import litert_measure, qat
+from edgepipe.components.quantize import measure as litert_measure, qat
+from edgepipe.components.shared import input_pipeline
 
 LOG = logging.getLogger("test")
+
+
+def fine_tune_data(examples, model_json: dict, batch_size: int, seed: int):
+    """The train split as the quantize stage fine-tunes on it: shuffled whole, seeded."""
+    import tensorflow as tf
+
+    return input_pipeline.dataset(tf, examples, "train", model_json, batch_size, seed=seed,
+                                  shuffle_buffer=10_000)
 
 
 def records_of(artifact) -> dict[str, dict]:
@@ -21,7 +30,7 @@ def records_of(artifact) -> dict[str, dict]:
 def test_qat_on_the_cnn_converts_to_full_int8_and_runs(tflite_artifact, examples_artifact):
     from ai_edge_litert.interpreter import Interpreter
 
-    from components import examples_io
+    from edgepipe.components.shared import examples_io
 
     record = records_of(tflite_artifact)["qat_int8"]
     path = tflite_artifact.path / "qat_int8.tflite"
@@ -40,11 +49,11 @@ def test_qat_on_the_cnn_converts_to_full_int8_and_runs(tflite_artifact, examples
 def test_qat_fake_quantizes_every_layer_but_the_raw_input_normalisation(
     model_artifact, examples_artifact
 ):
-    from models.keras import keras
+    from edgepipe.models.keras import keras
 
     model = keras.models.load_model(model_artifact.path / "model.keras")
     model_json = json.loads((model_artifact.path / "model.json").read_text())
-    data = qat.training_dataset(examples_artifact.path, model_json, 64, seed=1).take(2)
+    data = fine_tune_data(examples_artifact.path, model_json, 64, 1).take(2)
     before = [weight.copy() for weight in model.get_weights()]
     qat_model = qat.quantization_aware(model, data, epochs=1, learning_rate=1e-4, log=LOG)
     names = [layer.name for layer in qat_model.layers]
@@ -54,15 +63,15 @@ def test_qat_fake_quantizes_every_layer_but_the_raw_input_normalisation(
     assert all(np.array_equal(old, new) for old, new in zip(before, model.get_weights()))
 
 
-def test_training_dataset_reads_the_whole_train_split_in_seeded_order(
+def test_fine_tuning_data_is_the_whole_train_split_in_seeded_order(
     model_artifact, examples_artifact
 ):
-    from components import examples_io
+    from edgepipe.components.shared import examples_io
 
     model_json = json.loads((model_artifact.path / "model.json").read_text())
 
     def labels(seed):
-        data = qat.training_dataset(examples_artifact.path, model_json, 50, seed)
+        data = fine_tune_data(examples_artifact.path, model_json, 50, seed)
         batches = list(data.as_numpy_iterator())
         assert batches[0][0].dtype == np.float32 and batches[0][0].shape[1:] == (28, 28, 1)
         return np.concatenate([batch_labels for _, batch_labels in batches])
@@ -73,7 +82,7 @@ def test_training_dataset_reads_the_whole_train_split_in_seeded_order(
 
 
 def test_qat_refuses_an_lstm_before_training_with_the_documented_message():
-    from models import lstm
+    from edgepipe.models import lstm
 
     model = lstm.build((29, 12), 9, np.zeros(12), np.ones(12), units=(8,))
     with pytest.raises(qat.QatUnsupported) as raised:
@@ -107,12 +116,12 @@ def test_qat_folds_batch_norm_into_its_conv_and_converts_to_int8(model_artifact,
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
 
-    from models import cnn_bn
+    from edgepipe.models import cnn_bn
 
     model = cnn_bn.build((28, 28, 1), 10, 72.9, 8100.0, filters=(4, 8), dense_units=16)
     assert qat.unannotatable_layers(model) == []
     model_json = json.loads((model_artifact.path / "model.json").read_text())
-    data = qat.training_dataset(examples_artifact.path, model_json, 32, seed=1).take(2)
+    data = fine_tune_data(examples_artifact.path, model_json, 32, 1).take(2)
     qat_model = qat.quantization_aware(model, data, epochs=1, learning_rate=1e-3, log=LOG)
     converter = tf.lite.TFLiteConverter.from_keras_model(qat_model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -127,8 +136,8 @@ def test_qat_folds_batch_norm_into_its_conv_and_converts_to_int8(model_artifact,
 
 
 def test_folding_batch_norms_keeps_the_function_and_drops_the_layers(examples_artifact):
-    from components import examples_io
-    from models import cnn_bn
+    from edgepipe.components.shared import examples_io
+    from edgepipe.models import cnn_bn
 
     model = cnn_bn.build((28, 28, 1), 10, 72.9, 8100.0, filters=(4, 8), dense_units=16)
     rng = np.random.default_rng(0)
@@ -148,7 +157,7 @@ def test_folding_batch_norms_keeps_the_function_and_drops_the_layers(examples_ar
 
 
 def test_qat_refuses_a_batch_norm_that_follows_no_conv():
-    from models.keras import keras
+    from edgepipe.models.keras import keras
 
     inputs = keras.Input((8,), name="features")
     outputs = keras.layers.Dense(3, activation="softmax")(

@@ -12,8 +12,12 @@ import numpy as np
 import pydantic
 import pytest
 
-from components import (deploy_policy, examples_io, litert_measure, model_inputs, quantize,
-                        tflite_metadata)
+from edgepipe.components.quantize import deploy_policy
+from edgepipe.components.quantize import measure as litert_measure
+from edgepipe.components.quantize import metadata as tflite_metadata
+from edgepipe.components.quantize import stage as quantize
+from edgepipe.components.shared import examples_io
+from edgepipe.contracts import model_inputs
 
 ALL = ("float32", "dynamic_range", "float16", "int8", "int16x8", "qat_int8")
 LSTM_VARIANTS = ("float32", "dynamic_range", "float16", "int8", "qat_int8")
@@ -25,7 +29,7 @@ def variants_by_name(artifact) -> dict[str, dict]:
 
 
 def test_every_variant_converts_runs_and_is_recorded(tflite_artifact, examples_artifact):
-    from components import examples_io
+    from edgepipe.components.shared import examples_io
 
     records = variants_by_name(tflite_artifact)
     assert tuple(records) == ALL
@@ -131,8 +135,8 @@ def test_uint8_io_is_chosen_by_config(run_stage, examples_artifact, model_artifa
 
 
 def test_float32_variant_reproduces_keras(tflite_artifact, model_artifact, examples_artifact):
-    from components import examples_io
-    from models.keras import keras
+    from edgepipe.components.shared import examples_io
+    from edgepipe.models.keras import keras
 
     records = variants_by_name(tflite_artifact)
     assert records["float32"]["agreement"] >= 0.99
@@ -195,7 +199,7 @@ def test_config_rejects_bad_values(config, message):
 def test_conversion_failure_names_the_variant_and_the_reason():
     import tensorflow as tf
 
-    from models.keras import keras
+    from edgepipe.models.keras import keras
 
     inputs = keras.Input((3, 3), dtype="float32")
     # MatrixDeterminant has no TFLite builtin kernel: conversion must fail, not fall back.
@@ -252,8 +256,9 @@ def test_every_lstm_variant_is_one_fused_op_with_builtin_ops_only(vowels_tflite)
 
 
 def test_lstm_state_does_not_leak_from_one_example_into_the_next(vowels_model, vowels_tflite):
-    from components import examples_io, model_inputs
-    from models.keras import keras
+    from edgepipe.components.shared import examples_io
+    from edgepipe.contracts import model_inputs
+    from edgepipe.models.keras import keras
 
     examples, model = vowels_model
     model_json = json.loads((model.path / "model.json").read_text())
@@ -268,7 +273,7 @@ def test_lstm_state_does_not_leak_from_one_example_into_the_next(vowels_model, v
 
 
 def test_qat_on_an_lstm_is_skipped_with_the_documented_message(vowels_tflite):
-    from components import qat
+    from edgepipe.components.quantize import qat
 
     properties, artifact = vowels_tflite
     skipped = variants_by_name(artifact)["qat_int8"]
@@ -280,7 +285,7 @@ def test_qat_on_an_lstm_is_skipped_with_the_documented_message(vowels_tflite):
 
 
 def test_int16x8_lstm_fails_saying_why_and_which_variants_work(vowels_model):
-    from models.keras import keras
+    from edgepipe.models.keras import keras
 
     _, model = vowels_model
     lstm = keras.models.load_model(model.path / "model.keras")
@@ -306,7 +311,7 @@ def test_a_policy_no_variant_satisfies_fails_the_stage_with_the_table(run_stage,
 def test_text_variants_take_int32_ids_and_fuse_the_lstm(text_tflite_artifact,
                                                         text_model_artifact,
                                                         text_examples_artifact):
-    from models.keras import keras
+    from edgepipe.models.keras import keras
 
     variants = variants_by_name(text_tflite_artifact)
     for name in ("float32", "dynamic_range", "int8"):
@@ -336,7 +341,7 @@ def test_text_variants_take_int32_ids_and_fuse_the_lstm(text_tflite_artifact,
 
 def test_text_variant_metadata_carries_vocabulary_and_tokenizer(text_tflite_artifact,
                                                                 text_model_artifact):
-    from components import text_tokens
+    from edgepipe.contracts import text_tokens
 
     model_json = json.loads((text_model_artifact.path / "model.json").read_text())
     for name in ("float32", "int8"):

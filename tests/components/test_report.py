@@ -14,8 +14,8 @@ import struct
 
 import pytest
 
-from components import report, report_sections
-from pipeline.stage import Artifact
+from edgepipe.components.report import stage as report, sections as report_sections
+from edgepipe.pipeline.stage import Artifact
 from tests.conftest import REPO
 
 LOW_CONFIDENCE = 7  # not the default (12), so the test sees the config being honoured
@@ -130,23 +130,12 @@ def test_summary_agrees_with_metrics_variants_and_blessing(report_run, evaluatio
         assert row["size_percent_of_float32"] == pytest.approx(
             100 * variant["size_bytes"] / float32["size_bytes"], abs=0.05)
 
-    # The rule, recomputed: smallest variant within 1 point of Keras, else float32.
-    close = [v for v in variants if 100 * (v["accuracy"] - metrics["accuracy"]) >= -1.0 - 1e-9]
-    expected = min(close, key=lambda v: v["size_bytes"])["name"] if close else "float32"
+    # The report shows quantize's choice (deployable.json), never a rule of its own.
+    expected = json.loads((tflite_artifact.path / "deployable.json").read_text())["variant"]
     assert summary["deployable_variant"]["name"] == expected
     assert report_run["properties"]["deployable_variant"] == expected
     chosen = report_run["page"].find("tr", class_="chosen")
     assert [row["data-variant"] for row in chosen] == [expected]
-
-
-def test_deployable_falls_back_to_float32_when_quantization_costs_accuracy(tflite_artifact):
-    rows = [{**v, "delta_points": 0.0} for v in _variants(tflite_artifact)]
-    smallest = min(rows, key=lambda row: row["size_bytes"])
-    assert report.choose_deployable(rows, 0.5, 1.0)["name"] == smallest["name"]
-    for row in rows:
-        row["delta_points"] = 0.0 if row["name"] == "float32" else -1.5
-    assert report.choose_deployable(rows, 0.5, 1.0)["name"] == "float32"
-    assert report.choose_deployable([r for r in rows if r["name"] != "float32"], 0.5, 1.0) is None
 
 
 def test_low_confidence_gallery_shows_the_least_confident_predictions(report_run,
@@ -225,7 +214,7 @@ def test_confidently_wrong_gallery_shows_the_surest_mistakes(report_run, evaluat
 
 
 def test_inside_the_network_shows_the_first_convolution(report_run, model_artifact):
-    from models.keras import keras
+    from edgepipe.models.keras import keras
 
     model = keras.models.load_model(model_artifact.path / "model.keras")
     conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
@@ -237,9 +226,9 @@ def test_inside_the_network_shows_the_first_convolution(report_run, model_artifa
 def test_lstm_hidden_states_come_from_the_trained_weights():
     import numpy as np
 
-    from components import report_network
-    from models import lstm
-    from models.keras import keras
+    from edgepipe.components.report import network as report_network
+    from edgepipe.models import lstm
+    from edgepipe.models.keras import keras
 
     batch = np.random.default_rng(0).normal(size=(4, 9, 3)).astype("float32")
     for bidirectional in (False, True):
@@ -387,7 +376,8 @@ def test_text_report_shows_escaped_texts_token_lengths_vocabulary_and_hidden_sta
         text_report, text_examples_artifact, text_statistics_artifacts):
     import markupsafe
 
-    from components import examples_io, text_tokens
+    from edgepipe.components.shared import examples_io
+    from edgepipe.contracts import text_tokens
 
     summary, text = text_report["summary"], text_report["html"]
     assert summary["input_feature"] == "text" and summary["network"] == "lstm"

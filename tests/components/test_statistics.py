@@ -7,8 +7,8 @@ import shutil
 
 import numpy as np
 
-from components import examples_io
-from pipeline.stage import Artifact
+from edgepipe.components.shared import examples_io
+from edgepipe.pipeline.stage import Artifact
 from tests.components.test_ingest import tiny_idx_files
 from tests.conftest import CLASS_NAMES, ingest_config
 
@@ -193,7 +193,7 @@ def test_text_statistics_write_the_train_vocabulary_and_token_lengths(
         run_stage, text_examples_artifact, text_statistics_artifacts):
     import collections
 
-    from components import text_tokens
+    from edgepipe.contracts import text_tokens
 
     folder = text_statistics_artifacts["statistics"].path
     splits = {split: examples_io.load_numpy(text_examples_artifact.path, split)["text"]

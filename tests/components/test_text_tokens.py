@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from components import model_inputs, text_tokens
+from edgepipe.contracts import model_inputs, text_tokens
 
 VOCABULARY = ["[PAD]", "[UNK]", "the", "a", "don't", "cat"]
 

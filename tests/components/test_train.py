@@ -18,8 +18,10 @@ import time
 import numpy as np
 import pytest
 
-from components import examples_io, model_inputs
-from pipeline.stage import Context, Runtime
+from edgepipe.components.shared import examples_io
+from edgepipe.contracts import model_inputs
+from edgepipe.components.train import input_spec
+from edgepipe.pipeline.stage import Context, Runtime
 from tests.conftest import CLASS_NAMES, REPO
 
 
@@ -58,7 +60,7 @@ def test_history_has_one_entry_per_epoch_and_loss_falls(model_artifact):
 def test_serving_signature_takes_uint8_and_matches_keras(model_artifact, examples_artifact):
     import tensorflow as tf
 
-    from models.keras import keras
+    from edgepipe.models.keras import keras
 
     serve = tf.saved_model.load(str(model_artifact.path / "saved_model")).signatures[
         "serving_default"
@@ -77,8 +79,8 @@ def test_serving_signature_takes_uint8_and_matches_keras(model_artifact, example
 
 
 def test_training_changed_the_weights(model_artifact, statistics_artifacts):
-    import models
-    from models.keras import keras
+    from edgepipe import models
+    from edgepipe.models.keras import keras
 
     trained = keras.models.load_model(model_artifact.path / "model.keras")
     info = json.loads((model_artifact.path / "model.json").read_text())
@@ -116,9 +118,9 @@ def test_unknown_model_option_is_rejected_before_training(
 def test_progress_is_logged_per_epoch_and_per_step(
     run_stage, examples_artifact, statistics_artifacts, monkeypatch, caplog
 ):
-    from components import train
+    from edgepipe.components.train import fit
 
-    monkeypatch.setattr(train, "PROGRESS_SECONDS", 0.0)  # report every step, not every 10 s
+    monkeypatch.setattr(fit, "PROGRESS_SECONDS", 0.0)  # report every step, not every 10 s
     caplog.set_level(logging.INFO, logger="edgepipe")
     inputs = {"examples": examples_artifact, **statistics_artifacts}
     run_stage("train", inputs, {"epochs": 1, "batch_size": 32, "model_options": {"filters": [8]}})
@@ -131,9 +133,9 @@ def test_progress_is_logged_per_epoch_and_per_step(
 
 KILL_SCRIPT = textwrap.dedent("""
     import logging, sys, time
-    from components import train
-    from pipeline.stage import Artifact, Context, Runtime
-    from pipeline.store import Store
+    from edgepipe.components.train import stage as train
+    from edgepipe.pipeline.stage import Artifact, Context, Runtime
+    from edgepipe.pipeline.store import Store
 
     class SlowEpochs(logging.Handler):  # gives the test time to kill between two epochs
         def emit(self, record):
@@ -160,8 +162,8 @@ def test_sigkilled_training_resumes_from_the_checkpoint_epoch(
 ):
     import tensorflow as tf
 
-    from components import train
-    from pipeline.store import Store
+    from edgepipe.components.train import stage as train
+    from edgepipe.pipeline.store import Store
 
     store = Store(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_USE_LEGACY_KERAS": "1"}
@@ -233,7 +235,7 @@ def test_sequence_model_trains_and_serves_padded_float32(run_stage, vowels):
 
     import tensorflow as tf
 
-    from models.keras import keras
+    from edgepipe.models.keras import keras
 
     serve = tf.saved_model.load(str(path / "saved_model")).signatures["serving_default"]
     (name, spec), = serve.structured_input_signature[1].items()
@@ -263,7 +265,7 @@ def test_a_model_for_another_input_kind_is_rejected(run_stage, vowels):
 
 def test_text_model_trains_on_fortunes_and_embeds_the_vocabulary(
         text_model_artifact, text_statistics_artifacts, text_examples_artifact):
-    from components import text_tokens
+    from edgepipe.contracts import text_tokens
 
     path = text_model_artifact.path
     info = json.loads((path / "model.json").read_text())
@@ -280,7 +282,7 @@ def test_text_model_trains_on_fortunes_and_embeds_the_vocabulary(
 
     import tensorflow as tf
 
-    from models.keras import keras
+    from edgepipe.models.keras import keras
 
     serve = tf.saved_model.load(str(path / "saved_model")).signatures["serving_default"]
     (name, spec), = serve.structured_input_signature[1].items()
@@ -296,12 +298,12 @@ def test_text_model_trains_on_fortunes_and_embeds_the_vocabulary(
 def test_text_length_defaults_to_the_longest_training_text_in_tokens(
         run_stage, text_examples_artifact, text_statistics_artifacts):
     inputs = {"examples": text_examples_artifact, **text_statistics_artifacts}
-    spec = model_inputs.input_spec(text_examples_artifact.path,
+    spec = input_spec.input_spec(text_examples_artifact.path,
                                    text_statistics_artifacts["statistics"].path)
     stats = json.loads((text_statistics_artifacts["statistics"].path / "statistics.json")
                        .read_text())
     longest = stats["splits"]["train"]["features"]["text"]["tokens"]["max"]
-    assert spec["input_shape"] == [min(longest, model_inputs.MAX_DEFAULT_TEXT_LENGTH)]
+    assert spec["input_shape"] == [min(longest, input_spec.MAX_DEFAULT_TEXT_LENGTH)]
     with pytest.raises(ValueError, match=r"takes 'sequence' inputs but the examples hold "
                                          r"'text'.*\['text_lstm'\]"):
         run_stage("train", inputs, {"model": "lstm", "epochs": 1})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components import vocabulary
+from edgepipe.components.statistics import vocabulary
 
 TEXTS = ["The cat sat.", "the CAT, the hat", "A dog; don't!", "", "dog dog"]
 

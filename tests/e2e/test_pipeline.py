@@ -15,43 +15,10 @@ import sys
 
 import pytest
 
-from pipeline import cli
 from tests.conftest import REPO
+from tests.e2e.conftest import latest_summary, run_cli
 
 STAGES = ["ingest", "statistics", "train", "evaluate", "quantize", "report", "push"]
-
-
-@pytest.fixture(scope="module")
-def tiny_config(tiny_fashion_mnist, tmp_path_factory) -> pathlib.Path:
-    """The quickstart config pointed at the tiny sample, with one short epoch."""
-    folder = tmp_path_factory.mktemp("e2e")
-    text = (REPO / "configs" / "quickstart.toml").read_text()
-    for key, path in tiny_fashion_mnist.items():
-        name = pathlib.Path(path).name
-        text = text.replace(f'"../data/fashion_mnist/{name}"', f'"{path}"')
-    text = text.replace('root = "../artifacts/quickstart"', f'root = "{folder / "root"}"')
-    text = text.replace('registry = "../artifacts/registry"', f'registry = "{folder / "registry"}"')
-    text = text.replace("epochs = 8", "epochs = 1").replace("min_accuracy = 0.80", "min_accuracy = 0.30")
-    text = text.replace("representative_examples = 200", "representative_examples = 20")
-    path = folder / "tiny.toml"
-    path.write_text(text)
-    return path
-
-
-def run_cli(*args: str) -> dict:
-    assert cli.main(list(args)) == 0
-    return latest_summary(args[1])
-
-
-def latest_summary(config_path: str) -> dict:
-    text = pathlib.Path(config_path).read_text()
-    root = text.split('root = "', 1)[1].split('"', 1)[0]
-    return json.loads((pathlib.Path(root) / "runs" / "latest.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def first_run(tiny_config) -> dict:
-    return run_cli("run", str(tiny_config))
 
 
 def statuses(summary: dict) -> dict[str, str]:
@@ -115,7 +82,7 @@ def test_status_and_inspect(first_run, tiny_config, capsys):
 
 
 def test_failed_stage_commits_nothing(first_run, tiny_config, monkeypatch):
-    from components import quantize
+    from edgepipe.components.quantize import stage as quantize
 
     def broken_run(inputs, outputs, config, context):
         (outputs["tflite"] / "half-written.tflite").write_bytes(b"partial")
@@ -141,7 +108,7 @@ def test_failed_stage_commits_nothing(first_run, tiny_config, monkeypatch):
 
 def test_killed_stage_leaves_nothing_trusted(first_run, tiny_config):
     """SIGKILL mid-training: no Model artifact for that key; the next run trains again."""
-    args = [sys.executable, "-m", "pipeline", "run", str(tiny_config), "--set", "train.epochs=30"]
+    args = [sys.executable, "-m", "edgepipe", "run", str(tiny_config), "--set", "train.epochs=30"]
     process = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, cwd=REPO)
     seen = []
     for line in process.stderr:
@@ -161,3 +128,32 @@ def test_killed_stage_leaves_nothing_trusted(first_run, tiny_config):
     again = run_cli("run", str(tiny_config), "--set", "train.epochs=2")
     assert statuses(again)["train"] == "ran"
     assert not list((root / "staging").glob("train-*"))
+
+
+def test_the_relative_gate_blocks_a_worse_model_of_the_shipped_config(first_run, tiny_config):
+    """The shipped config's [registry] turns the relative gate on: after a pushed model, one
+    that still passes the absolute threshold but is clearly worse is NOT_BLESSED and not
+    pushed, and the report says which gate decided."""
+    assert first_run["stages"][6]["metrics"]["pushed"] is True
+    first_gate = first_run["stages"][3]["metrics"]["reason"]
+    report = pathlib.Path(first_run["stages"][5]["artifacts"]["report"]) / "report.html"
+    assert "no earlier version of &#39;quickstart&#39;" in report.read_text()
+    assert "threshold" in first_gate
+    worse = run_cli_status("run", str(tiny_config), "--set", "train.learning_rate=1e-7",
+                           "--set", "evaluate.min_accuracy=0.0")
+    evaluate, push = worse["stages"][3]["metrics"], worse["stages"][6]["metrics"]
+    assert evaluate["blessed"] is False and "below quickstart v1" in evaluate["reason"]
+    assert push["pushed"] is False and "not blessed" in push["reason"]
+    registry = pathlib.Path(push["registry"])
+    assert sorted(path.name for path in (registry / "quickstart").iterdir()
+                  if not path.name.startswith(".")) == ["1"]
+    html = (pathlib.Path(worse["stages"][5]["artifacts"]["report"]) / "report.html").read_text()
+    assert 'data-gate="relative"' in html and "below quickstart v1" in html
+
+
+def run_cli_status(*args: str) -> dict:
+    """Run the command whatever its exit status (a NOT_BLESSED run still succeeds)."""
+    from edgepipe import cli
+
+    cli.main(list(args))
+    return latest_summary(args[1])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models import build, cnn
+from edgepipe.models import build, cnn
 
 MEAN = 72.9
 STD = 90.0
@@ -39,7 +39,7 @@ def test_registry_builds_the_same_model_with_options():
 
 
 def test_normalisation_maps_mean_to_zero_and_std_to_one(model):
-    from models.keras import keras
+    from edgepipe.models.keras import keras
 
     normalize = keras.Model(model.input, model.get_layer("normalize").output)
     images = np.stack([np.full((28, 28, 1), MEAN), np.full((28, 28, 1), MEAN + STD)])
@@ -49,7 +49,7 @@ def test_normalisation_maps_mean_to_zero_and_std_to_one(model):
 
 
 def test_one_training_step_changes_the_weights():
-    from models.keras import keras
+    from edgepipe.models.keras import keras
 
     keras.utils.set_random_seed(3)
     model = cnn.build((28, 28, 1), 10, mean=MEAN, variance=STD**2)

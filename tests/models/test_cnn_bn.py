@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models import build, cnn_bn
+from edgepipe.models import build, cnn_bn
 
 
 def test_default_shape_and_exact_parameter_count():
@@ -31,7 +31,7 @@ def test_options_change_the_architecture():
 
 
 def test_output_stays_float32_under_mixed_precision():
-    from models.keras import keras
+    from edgepipe.models.keras import keras
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:

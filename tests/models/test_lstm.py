@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models import build, lstm
+from edgepipe.models import build, lstm
 
 STEPS, CHANNELS, CLASSES = 29, 12, 9
 MEAN = np.linspace(-0.5, 0.9, CHANNELS).tolist()
@@ -53,7 +53,7 @@ def test_registry_knows_lstm_and_empty_units_is_an_error():
 
 
 def test_normalisation_is_per_channel():
-    from models.keras import keras
+    from edgepipe.models.keras import keras
 
     model = make()
     normalize = keras.Model(model.input, model.get_layer("normalize").output)
@@ -66,7 +66,7 @@ def test_normalisation_is_per_channel():
 def test_default_model_converts_to_one_fused_lstm_op_with_builtins_only():
     import tensorflow as tf
 
-    from components.litert_measure import builtin_only, op_names
+    from edgepipe.components.quantize.measure import builtin_only, op_names
 
     model = make(units=(16,))
     function = tf.function(lambda values: model(values, training=False)).get_concrete_function(

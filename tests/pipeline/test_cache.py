@@ -3,8 +3,8 @@
 import pathlib
 import shutil
 
-from pipeline import cache, config, dag
-from pipeline.stage import Artifact
+from edgepipe.pipeline import cache, config, dag
+from edgepipe.pipeline.stage import Artifact
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "configs" / "quickstart.toml"
@@ -12,9 +12,9 @@ QUICKSTART = REPO / "configs" / "quickstart.toml"
 
 def keys(**kwargs) -> dict[str, str]:
     loaded = config.load(QUICKSTART, dag.stage_modules(), **kwargs)
-    from pipeline import runner
+    from edgepipe.pipeline import runner
 
-    return {node.stage: key for node, key, *_ in runner.plan(loaded)}
+    return {step.node.stage: step.key for step in runner.plan(loaded)}
 
 
 def test_keys_are_stable_and_ignore_runtime_settings(tmp_path):
@@ -69,3 +69,23 @@ def test_stage_source_is_part_of_the_key(tmp_path, monkeypatch):
     changed, _ = cache.stage_key(module, loaded.stages["evaluate"], 0, inputs)
     assert changed != key
     assert parts["inputs"] == {"examples": "k1", "model": "k2"}
+
+
+def test_every_file_of_the_stage_package_and_nothing_else_is_in_its_key(tmp_path, monkeypatch):
+    """Editing a helper of a stage's package (evaluate's gates.py) re-runs the stage; editing
+    another stage's package (report's template) does not."""
+    module = dag.stage_modules()["evaluate"]
+    loaded = config.load(QUICKSTART, dag.stage_modules())
+    inputs = {"examples": Artifact(tmp_path, "Examples", "k1", {}),
+              "model": Artifact(tmp_path, "Model", "k2", {})}
+    key, _ = cache.stage_key(module, loaded.stages["evaluate"], 0, inputs)
+    package = pathlib.Path(module.__file__).parent
+    copy = tmp_path / "evaluate"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(module, "__file__", str(copy / "stage.py"))
+    assert cache.stage_key(module, loaded.stages["evaluate"], 0, inputs)[0] == key
+    (copy / "gates.py").write_text((copy / "gates.py").read_text() + "\n# changed\n")
+    assert cache.stage_key(module, loaded.stages["evaluate"], 0, inputs)[0] != key
+    report_files = cache.source_files(dag.stage_modules()["report"])
+    assert any(path.name == "template.html" for path in report_files)
+    assert not any("report" in path.parts for path in cache.source_files(module))

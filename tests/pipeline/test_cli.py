@@ -11,7 +11,7 @@ def test_status_reads_cache_keys_without_importing_tensorflow(tmp_path):
     import TensorFlow (seconds) through a package such as models/."""
     script = (
         "import sys\n"
-        "from pipeline import cli\n"
+        "from edgepipe import cli\n"
         f"code = cli.main(['status', 'configs/quickstart.toml', '--root', {str(tmp_path)!r}])\n"
         "heavy = sorted(name for name in ('tensorflow', 'tf_keras', 'apache_beam') "
         "if name in sys.modules)\n"

@@ -4,7 +4,7 @@ import pathlib
 
 import pytest
 
-from pipeline import config, dag
+from edgepipe.pipeline import config, dag
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "configs" / "quickstart.toml"

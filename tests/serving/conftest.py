@@ -26,7 +26,7 @@ def pushed_registry(tmp_path_factory, run_stage, examples_artifact, model_artifa
     folder = tmp_path_factory.mktemp("registry")
     inputs = {"examples": examples_artifact, "model": model_artifact,
               "evaluation": evaluation_artifact, "tflite": tflite_artifact}
-    properties, _ = run_stage("push", inputs, {"registry": str(folder)})
+    properties, _ = run_stage("push", inputs, {"registry": {"path": str(folder), "model_name": "tests"}})
     assert properties["pushed"] and properties["version"] == 1
     return folder
 
@@ -49,7 +49,7 @@ def serve(registry, *arguments: str, env: dict | None = None, log_path=None):
     """Start `edgepipe serve` on a free loopback port; yields (base URL, process)."""
     log = open(log_path or os.devnull, "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "serve", "--registry", str(registry), "--port", "0",
+        [sys.executable, "-m", "edgepipe", "serve", "--registry", str(registry), "--port", "0",
          *arguments],
         cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, **(env or {})},
     )

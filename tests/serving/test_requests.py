@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serving.metrics import Metrics
-from serving.requests import InputSpec, RequestError, parse_body, parse_predict
+from edgepipe.serving.metrics import Metrics
+from edgepipe.serving.requests import InputSpec, RequestError, parse_body, parse_predict
 
 SEQUENCES = InputSpec.from_model_json({"input_feature": "sequence", "input_shape": [29, 12],
                                        "input_dtype": "float32", "padding": "pre", "class_names": []})

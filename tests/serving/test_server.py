@@ -15,8 +15,9 @@ import time
 import numpy as np
 import pytest
 
-from components import examples_io, litert_measure
-from serving import registry
+from edgepipe.components.shared import examples_io
+from edgepipe.components.quantize import measure as litert_measure
+from edgepipe.contracts import registry
 from tests.conftest import CLASS_NAMES, REPO
 from tests.serving.conftest import STARTUP_LIMIT_SECONDS, call, serve
 

@@ -8,7 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from components import examples_io, litert_measure, model_inputs
+from edgepipe.components.shared import examples_io
+from edgepipe.components.quantize import measure as litert_measure
+from edgepipe.contracts import model_inputs
 from tests.serving.conftest import call, serve
 
 
@@ -18,7 +20,7 @@ def text_registry(tmp_path_factory, run_stage, text_examples_artifact, text_mode
     folder = tmp_path_factory.mktemp("text_registry")
     inputs = {"examples": text_examples_artifact, "model": text_model_artifact,
               "evaluation": text_evaluation_artifact, "tflite": text_tflite_artifact}
-    properties, _ = run_stage("push", inputs, {"registry": str(folder), "model_name": "fortunes"})
+    properties, _ = run_stage("push", inputs, {"registry": {"path": str(folder), "model_name": "fortunes"}})
     assert properties["pushed"], properties
     return folder
 

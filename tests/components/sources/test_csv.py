@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from components import examples_io
+from edgepipe.components.shared import examples_io
 from tests.components.sources.conftest import folder_name, read_quarantine
 from tests.conftest import CLASS_NAMES
 

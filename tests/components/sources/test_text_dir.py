@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from components import examples_io
+from edgepipe.components.shared import examples_io
 from tests.components.sources.conftest import read_quarantine
 from tests.conftest import FORTUNES
 
@@ -92,7 +92,7 @@ def test_text_statistics_count_lengths(run_stage, text_run):
 
 
 def test_committed_fortune_files_hold_the_documented_records():
-    from components.sources.text_dir import split_records
+    from edgepipe.components.ingest.sources.text_dir import split_records
 
     counts = {name: split_records((FORTUNES / name / f"{name}.txt").read_text("utf-8"), "%")
               for name in CATEGORIES}
@@ -140,7 +140,7 @@ def test_empty_records_are_quarantined_and_counted(separated_run):
 
 
 def test_record_separator_must_be_one_line():
-    from components.sources.config import Config
+    from edgepipe.components.ingest.sources.config import Config
 
     with pytest.raises(ValueError, match="record_separator"):
         Config.model_validate({"source": "text_dir", "train": "/tmp", "record_separator": "%\n"})

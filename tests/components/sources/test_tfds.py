@@ -8,7 +8,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from components import examples_io
+from edgepipe.components.shared import examples_io
 from tests.components.sources.conftest import read_quarantine
 from tests.conftest import CLASS_NAMES, ingest_config
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components import examples_io
+from edgepipe.components.shared import examples_io
 from tests.components.sources.conftest import read_quarantine
 from tests.conftest import CLASS_NAMES
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from components import examples_io
+from edgepipe.components.shared import examples_io
 from tests.conftest import JAPANESE_VOWELS
 
 

@@ -1,0 +1,1 @@
+"""The evaluate stage (stage.py): metrics, slices and the blessing gates."""

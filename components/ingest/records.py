@@ -1,0 +1,165 @@
+"""The ingest stage's record path: the Beam transforms that read raw records of any source,
+check each one, assign it a split by its id, and encode it as a TFDS example.
+
+Transforms are built by factories so that Beam is imported only when used; the per-element
+functions are module-level so every runner can pickle them by reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import numpy as np
+
+from edgepipe.components.ingest.sources import SOURCES
+from edgepipe.components.ingest.sources.config import Config
+
+SPLITS = ("train", "validation", "test")
+
+
+# ---------------------------------------------------------------- record-level logic
+
+
+def validation_bucket(record_id: str) -> float:
+    """A number in [0, 1) fixed by the id alone, so a record never changes split."""
+    return int.from_bytes(hashlib.sha256(record_id.encode()).digest()[:8], "big") / 2.0**64
+
+
+def assign_split(record_id: str, origin: str, validation_fraction: float,
+                 test_fraction: float = 0.0) -> str:
+    """test records stay in test; train records go to validation if their bucket is low; a
+    source without its own test split ("all") gives the lowest buckets to test."""
+    if origin == "test":
+        return "test"
+    bucket = validation_bucket(record_id)
+    if origin == "all":
+        if bucket < test_fraction:
+            return "test"
+        bucket = (bucket - test_fraction) / (1.0 - test_fraction)
+    return "validation" if bucket < validation_fraction else "train"
+
+
+def rejection_reason(record: dict, info: dict) -> tuple[str, str] | None:
+    """(reason, detail) if a parsed record cannot become an example, else None."""
+    num_classes = len(info["class_names"])
+    if record.get("label") is None:
+        return "missing_label", "the record has no class label"
+    if not 0 <= record["label"] < num_classes:
+        return "label_out_of_range", (
+            f"label {record['label']} is not in 0..{num_classes - 1} "
+            f"(class_names has {num_classes} entries)")
+    value = record[info["feature"]]
+    if info["feature"] == "image" and list(value.shape) != list(info["shape"]):
+        return "wrong_shape", f"image shape {list(value.shape)}, expected {info['shape']}"
+    if info["feature"] == "sequence":
+        if value.ndim != 2 or value.shape[1] != info["channels"]:
+            return "wrong_channel_count", (
+                f"sequence shape {list(value.shape)}, expected [steps, {info['channels']}]")
+        if value.shape[0] == 0:
+            return "empty_sequence", "the series has no steps"
+        if not np.isfinite(value).all():
+            return "non_finite_value", (
+                f"{int((~np.isfinite(value)).sum())} NaN or infinite values")
+    if info["feature"] == "text" and not value.strip():
+        return "empty_text", "the text is empty or only whitespace"
+    return None
+
+
+# ---------------------------------------------------------------- Beam transforms
+# Transforms are built by factories so that Beam is imported only when used; the per-element
+# functions are module-level so every runner can pickle them by reference. Each record is
+# checked, assigned a split and encoded in one step (RouteRecords): per-element overhead in
+# Beam is a large share of the cost, so the record path has as few steps as possible.
+
+
+def tfds_features(info: dict):
+    """The Examples feature spec (the contract every stage reads)."""
+    import tensorflow_datasets as tfds
+
+    if info["feature"] == "image":
+        value = tfds.features.Image(shape=tuple(info["shape"]), dtype=np.uint8,
+                                    encoding_format="png")
+    elif info["feature"] == "sequence":
+        value = tfds.features.Tensor(shape=(None, info["channels"]), dtype=np.float32)
+    else:
+        value = tfds.features.Text()
+    return tfds.features.FeaturesDict({
+        "id": tfds.features.Text(),
+        info["feature"]: value,
+        "label": tfds.features.ClassLabel(names=list(info["class_names"])),
+    })
+
+
+_FEATURES_CACHE: dict = {}
+
+
+def features_of(info: dict):
+    """The FeaturesDict of `info`, built once per worker process."""
+    key = json.dumps(info, sort_keys=True)
+    if key not in _FEATURES_CACHE:
+        _FEATURES_CACHE[key] = tfds_features(info)
+    return _FEATURES_CACHE[key]
+
+
+def route(element: dict, info: dict, validation_fraction: float, test_fraction: float,
+          features=None) -> tuple[str, Any]:
+    """(split, serialized example) for a valid record, ("quarantine", JSON line) otherwise."""
+    rejected = ((element["reason"], element["detail"]) if "reason" in element
+                else rejection_reason(element, info))
+    if rejected is not None:
+        reason, detail = rejected
+        return "quarantine", json.dumps({
+            "source": element["source"], "id": element["id"], "split": element["origin"],
+            "reason": reason, "detail": detail})
+    split = assign_split(element["id"], element["origin"], validation_fraction, test_fraction)
+    name = info["feature"]
+    return split, (features or features_of(info)).serialize_example(
+        {"id": element["id"], name: element[name], "label": element["label"]})
+
+
+def _read_unit(unit, kind: str, config: Config, info: dict):
+    return SOURCES[kind].read_unit(unit, config, info)
+
+
+def _route_chunk(chunk, kind: str, info: dict, validation_fraction: float,
+                 test_fraction: float):
+    import apache_beam as beam
+
+    counts: dict[str, int] = {}
+    features = features_of(info)
+    for element in SOURCES[kind].expand(chunk, info):
+        counts[element["origin"]] = counts.get(element["origin"], 0) + 1
+        yield beam.pvalue.TaggedOutput(*route(element, info, validation_fraction,
+                                              test_fraction, features))
+    for origin, count in counts.items():  # one count per chunk, not per record
+        yield beam.pvalue.TaggedOutput("read", (origin, count))
+
+
+def ReadChunks(config: Config, info: dict):
+    """PBegin -> chunks of raw records of every origin, spread over the workers. Each chunk
+    carries its origin, so one chain serves train and test: the workers share one stage
+    instead of waiting for each other at the end of a per-origin stage."""
+    import apache_beam as beam
+
+    source = SOURCES[config.source]
+    units = [unit for origin in source.files(config) for unit in source.read_units(config, origin)]
+
+    @beam.ptransform_fn
+    def read_chunks(pbegin):
+        return (pbegin
+                | "Units" >> beam.Create(units)
+                | "ReadChunks" >> beam.FlatMap(_read_unit, config.source, config, info)
+                | "Spread" >> beam.Reshuffle())
+
+    return read_chunks()
+
+
+def RouteRecords(config: Config, info: dict):
+    """chunks -> tagged outputs: one per split (serialized examples), "quarantine" (JSON
+    lines of rejected records) and "read" ((origin, count) per chunk)."""
+    import apache_beam as beam
+
+    return beam.FlatMap(_route_chunk, config.source, info, config.validation_fraction,
+                        config.test_fraction).with_outputs("quarantine", "read", *SPLITS)

@@ -1,0 +1,148 @@
+"""The [ingest] config: common keys plus the keys of the chosen source, checked together.
+
+The table stays flat (`source = "ts"`, `train = ...`, `test = ...`), as users write it; a
+key that the chosen source does not use, or a required key it lacks, is an error naming the
+keys that source takes. Paths are relative to the config file; URIs (gs://, s3://) pass.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import pathlib
+from typing import Literal
+
+import pydantic
+
+from edgepipe.pipeline.stage import StageConfig
+
+COMMON = ("source", "fallback", "data_dir", "class_names", "validation_fraction", "test_fraction",
+          "num_shards", "max_quarantine_fraction")
+PATH_FIELDS = ("train_images", "train_labels", "test_images", "test_labels", "train", "test")
+
+
+class Config(StageConfig):
+    source: Literal["idx", "ts", "image_dir", "csv", "text_dir", "tfrecord", "tfds"] = (
+        pydantic.Field("idx", description="Raw format; see components/ingest/sources/<source>.py."))
+    fallback: str | None = pydantic.Field(
+        None, pattern=r"^tfds:[\w.:/-]+$",
+        description="'tfds:<name>': read this TFDS dataset instead when the source's files "
+        "are missing (e.g. tfds:fashion_mnist).")
+    # idx
+    train_images: str | None = pydantic.Field(None, description="idx: IDX images (gz or not).")
+    train_labels: str | None = pydantic.Field(None, description="idx: IDX labels of train.")
+    test_images: str | None = pydantic.Field(None, description="idx: IDX images of test.")
+    test_labels: str | None = pydantic.Field(None, description="idx: IDX labels of test.")
+    # ts, image_dir, csv, text_dir, tfrecord
+    train: str | None = pydantic.Field(
+        None, description="Training data: a .ts/.csv file, a folder of class sub-folders "
+        "(image_dir, text_dir) or a file glob (tfrecord).")
+    test: str | None = pydantic.Field(
+        None, description="Test data, same kind as train; without it test_fraction of the "
+        "records are cut from train by hash.")
+    class_names: tuple[str, ...] = pydantic.Field(
+        (), description="Class names in label-index order. idx: required. ts: display names "
+        "of the header's labels. image_dir/text_dir: sub-folder names (default: all, sorted). "
+        "csv/tfrecord: the label values (default csv: sorted distinct values of train).")
+    validation_fraction: float = pydantic.Field(
+        0.1, ge=0.0, lt=1.0, description="Share of training records moved to validation.")
+    test_fraction: float = pydantic.Field(
+        0.2, ge=0.0, lt=1.0, description="Share of records cut for test when no test is given.")
+    num_shards: int = pydantic.Field(
+        0, ge=0, description="TFRecord shards per split; 0: one per bundle the runner makes "
+        "(no shuffle of the records through the runner: fastest).")
+    max_quarantine_fraction: float = pydantic.Field(
+        0.01, ge=0.0, le=1.0, description="Fail if more of the read records are rejected.")
+    # image_dir
+    image_shape: tuple[int, int, int] | None = pydantic.Field(
+        None, description="image_dir: [height, width, channels] of every example; default: "
+        "the first image's size, channels 1 for grayscale files else 3.")
+    resize: bool = pydantic.Field(
+        False, description="image_dir: resize images of another size (bilinear) instead of "
+        "quarantining them.")
+    # csv
+    label_column: str | None = pydantic.Field(None, description="csv: the label column.")
+    feature_columns: tuple[str, ...] = pydantic.Field(
+        (), description="csv: numeric feature columns in order; default all but label/id.")
+    id_column: str | None = pydantic.Field(
+        None, description="csv: column with a stable record id; default '<file>:<row index>'.")
+    columns_as: Literal["steps", "channels"] = pydantic.Field(
+        "steps", description="csv: the feature columns become a series of steps x 1 channel "
+        "(a fixed-length series) or 1 step x N channels (a table row).")
+    # text_dir
+    encoding: str = pydantic.Field("utf-8", description="text_dir: encoding of the .txt files.")
+    record_separator: str | None = pydantic.Field(
+        None, min_length=1, pattern=r"^[^\r\n]+$",
+        description="text_dir: when set, each .txt file holds many records separated by lines "
+        "consisting of exactly this string (\"%\" for fortune files); record ids become "
+        "'<class>/<file name>:<index>'. Unset: one record per file.")
+    # tfrecord (and tfds, where the dataset's own spec is the default)
+    feature_key: str | None = pydantic.Field(
+        None, description="tfrecord/tfds: key of the input feature in the source examples.")
+    feature_kind: Literal["image", "sequence", "text"] | None = pydantic.Field(
+        None, description="tfrecord: 'image' (encoded PNG/JPEG bytes), 'sequence' (a float "
+        "list of steps x channels) or 'text' (bytes).")
+    channels: int | None = pydantic.Field(
+        None, ge=1, description="tfrecord: channels of a 'sequence' feature.")
+    label_key: str = pydantic.Field(
+        "label", description="tfrecord/tfds: key of the label (int64 index or bytes name).")
+    id_key: str | None = pydantic.Field(
+        None, description="tfrecord: key of a bytes id; default '<file name>:<index>'.")
+    # tfds
+    name: str | None = pydantic.Field(
+        None, description="tfds: catalogue name, optionally with version, e.g. "
+        "'fashion_mnist' or 'mnist:3.0.1'.")
+    data_dir: str | None = pydantic.Field(
+        None, description="tfds: where prepared datasets live (default ~/tensorflow_datasets).")
+    download: bool = pydantic.Field(
+        True, description="tfds: download and prepare when the dataset is not in data_dir.")
+    train_split: str = pydantic.Field("train", description="tfds: split read as train.")
+    test_split: str | None = pydantic.Field(
+        "test", description="tfds: split read as test (none: cut by hash).")
+
+    @pydantic.field_validator(*PATH_FIELDS, "data_dir")
+    @classmethod
+    def _resolve_path(cls, value, info: pydantic.ValidationInfo):
+        """Resolve against the config file's folder; a missing file is an error unless a
+        fallback is configured (it is then used instead)."""
+        if value is None or "://" in value:
+            return value
+        base = (info.context or {}).get("base_dir", ".")
+        path = str((pathlib.Path(base) / os.path.expanduser(value)).resolve())
+        if info.field_name != "data_dir" and not info.data.get("fallback") \
+                and not glob.glob(path):
+            raise ValueError(f"path does not exist: {path}")
+        return path
+
+    @pydantic.model_validator(mode="after")
+    def _fields_fit_source(self):
+        from edgepipe.components.ingest.sources import SOURCES
+
+        module = SOURCES[self.source]
+        allowed = set(COMMON) | set(module.FIELDS)
+        unused = sorted(set(self.model_fields_set) - allowed)
+        if unused:
+            raise ValueError(
+                f"key(s) {', '.join(unused)} are not used by source {self.source!r}; it takes "
+                f"{', '.join(module.FIELDS)} besides {', '.join(COMMON[1:])}")
+        missing = [key for key in module.REQUIRED if getattr(self, key) in (None, ())]
+        if missing:
+            raise ValueError(f"source {self.source!r} needs {', '.join(missing)}")
+        return self
+
+
+def primary_files_missing(config: Config) -> list[str]:
+    paths = [getattr(config, key) for key in PATH_FIELDS if getattr(config, key)]
+    return [path for path in paths if "://" not in path and not glob.glob(path)]
+
+
+def with_fallback(config: Config, log: logging.Logger | None = None) -> Config:
+    """The config to read: the tfds fallback when the configured files are missing."""
+    missing = primary_files_missing(config)
+    if not config.fallback or not missing:
+        return config
+    name = config.fallback.split(":", 1)[1]
+    (log or logging.getLogger("edgepipe")).warning(
+        "ingest: %s missing; reading the fallback %s instead", missing[0], config.fallback)
+    return config.model_copy(update={"source": "tfds", "name": name, "fallback": None})

@@ -1,0 +1,119 @@
+"""`csv`: one row per example with a header row, a label column and numeric feature columns.
+
+The feature columns become the "sequence" feature: a fixed-length series of N steps x 1
+channel (`columns_as = "steps"`) or one step of N channels (`columns_as = "channels"`, a table
+row). The id is the `id_column` value or "<file name>:<row index>"; the source location is
+"<path>:<line number>". A row with the wrong number of fields, an empty or unknown label, an
+empty or non-numeric value is quarantined with its reason.
+"""
+
+from __future__ import annotations
+
+import csv as csv_module
+import io
+import pathlib
+
+import numpy as np
+
+from edgepipe.components.ingest.sources.common import label_index, read_bytes, rejection
+
+KIND = "csv"
+FIELDS = ("train", "test", "label_column", "feature_columns", "id_column", "columns_as")
+REQUIRED = ("train", "label_column")
+CHUNK_ROWS = 2000
+
+
+def files(config) -> dict[str, list[str]]:
+    found = {"train" if config.test else "all": [config.train]}
+    if config.test:
+        found["test"] = [config.test]
+    return found
+
+
+def _rows(path: str):
+    """(line number, fields) of every row of a CSV file, the header first."""
+    reader = csv_module.reader(io.StringIO(read_bytes(path).decode("utf-8-sig")))
+    for fields in reader:
+        if fields:  # blank lines are not records
+            yield reader.line_num, fields
+
+
+def describe(config) -> dict:
+    header_of = {}
+    for paths in files(config).values():
+        for path in paths:
+            header = next((fields for _, fields in _rows(path)), None)
+            if header is None:
+                raise ValueError(f"{path}: the CSV file is empty; it needs a header row and "
+                                 "one row per example.")
+            header_of[path] = [name.strip() for name in header]
+    header = header_of[config.train]
+    for path, other in header_of.items():
+        if other != header:
+            raise ValueError(f"{path}: header {other} differs from {config.train}'s {header}.")
+    needed = [config.label_column, *config.feature_columns] + (
+        [config.id_column] if config.id_column else [])
+    absent = [name for name in needed if name not in header]
+    if absent:
+        raise ValueError(f"{config.train}: no column(s) {absent}; the header has {header}. "
+                         "Fix label_column / feature_columns / id_column.")
+    features = list(config.feature_columns) or [
+        name for name in header if name not in (config.label_column, config.id_column)]
+    class_names = list(config.class_names)
+    if not class_names:
+        label = header.index(config.label_column)
+        class_names = sorted({fields[label].strip() for number, fields in
+                              list(_rows(config.train))[1:] if len(fields) == len(header)}
+                             - {""})
+    return {"feature": "sequence", "class_names": class_names, "header": header,
+            "feature_columns": features, "label_column": config.label_column,
+            "id_column": config.id_column, "columns_as": config.columns_as,
+            "channels": len(features) if config.columns_as == "channels" else 1}
+
+
+def read_units(config, origin: str) -> list:
+    return [(origin, path) for path in files(config)[origin]]
+
+
+def read_unit(unit, config, info):
+    origin, path = unit
+    rows = list(_rows(path))[1:]
+    for start in range(0, len(rows), CHUNK_ROWS):
+        yield origin, path, start, rows[start:start + CHUNK_ROWS]
+
+
+def parse_row(number: int, fields: list[str], index: int, path: str, origin: str,
+              info: dict) -> dict:
+    header = info["header"]
+    source = f"{path}:{number}"
+    record_id = f"{pathlib.PurePosixPath(path).name}:{index}"
+    if info["id_column"] and len(fields) == len(header):
+        record_id = fields[header.index(info["id_column"])].strip() or record_id
+    if len(fields) != len(header):
+        return rejection(record_id, source, origin, "wrong_column_count",
+                         f"{len(fields)} fields, the header has {len(header)}")
+    row = dict(zip(header, fields))
+    label, rejected = label_index(row[info["label_column"]], info["class_names"], record_id,
+                                  source, origin)
+    if rejected:
+        return rejected
+    values = []
+    for name in info["feature_columns"]:
+        text = row[name].strip()
+        if not text:
+            return rejection(record_id, source, origin, "missing_value", f"column {name!r} "
+                             "is empty")
+        try:
+            values.append(float(text))
+        except ValueError:
+            return rejection(record_id, source, origin, "unparseable_value",
+                             f"column {name!r} holds {text[:40]!r}, not a number")
+    series = np.asarray(values, dtype=np.float32)
+    return {"id": record_id, "source": source, "origin": origin, "label": label,
+            "sequence": series[:, None] if info["columns_as"] == "steps" else series[None, :]}
+
+
+def expand(chunk, info):
+    origin, path, start, rows = chunk
+    for offset, (number, fields) in enumerate(rows):
+        yield parse_row(number, fields, start + offset, path, origin, info)

@@ -1,0 +1,186 @@
+"""`idx`: the MNIST family's IDX files (gz or plain): one images file and one labels file for
+train and for test. Records are images [H, W, 1] uint8; the id is "<images file name>:<index>".
+
+The work is cut into ranges of record indices that the pipeline spreads over the workers;
+each worker reads (and gunzips) a file pair once and keeps it in memory, so only the range
+bounds travel through the runner. A truncated file keeps its complete records; the ones it
+lost are rejected one by one (reason truncated_file), so the accounting stays exact.
+"""
+
+from __future__ import annotations
+
+import gzip
+import pathlib
+import struct
+import zlib
+
+import numpy as np
+
+from edgepipe.components.ingest.sources.common import open_binary, rejection
+
+KIND = "idx"
+FIELDS = ("train_images", "train_labels", "test_images", "test_labels")
+REQUIRED = FIELDS
+CHUNK_RECORDS = 2000  # records per chunk handed between workers
+IDX_UBYTE = 0x08
+
+
+def _open_idx(path: str):
+    """A binary stream of the IDX content, gunzipped if the file starts with the gzip magic."""
+    raw = open_binary(path)
+    head = raw.read(2)
+    raw.seek(0)
+    return gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
+
+
+def read_idx_header(path: str, kind: str, ndim: int) -> tuple[tuple[int, ...], int]:
+    """(dims, header size) of an IDX file of unsigned bytes with `ndim` dimensions."""
+    expected = (IDX_UBYTE << 8) | ndim
+    try:
+        with _open_idx(path) as stream:
+            head = stream.read(4 + 4 * ndim)
+    except (OSError, EOFError) as error:
+        raise ValueError(f"{path}: cannot read the IDX {kind} file ({error}).") from error
+    magic = struct.unpack(">I", head[:4])[0] if len(head) >= 4 else None
+    if magic != expected or len(head) < 4 + 4 * ndim:
+        found = "a file too short for a header" if magic is None else f"0x{magic:08x}"
+        raise ValueError(
+            f"{path}: not an IDX {kind} file: magic number is {found}, expected 0x{expected:08x} "
+            f"(unsigned bytes, {ndim} dimension(s)). Point the config at the "
+            f"{kind} file (e.g. train-{kind}-idx{ndim}-ubyte.gz)."
+        )
+    return struct.unpack(f">{ndim}I", head[4:]), 4 + 4 * ndim
+
+
+def read_idx(path: str, kind: str, ndim: int) -> np.ndarray:
+    """The whole IDX file as a uint8 array of its declared dims; errors name the file."""
+    dims, header_size = read_idx_header(path, kind, ndim)
+    try:
+        with _open_idx(path) as stream:
+            data = stream.read()
+    except (OSError, EOFError, gzip.BadGzipFile) as error:
+        raise ValueError(
+            f"{path}: the file is truncated or corrupt ({error}); fetch it again."
+        ) from error
+    body = memoryview(data)[header_size:]
+    expected = int(np.prod(dims))
+    if len(body) != expected:
+        raise ValueError(
+            f"{path}: the header declares {dims[0]} records of shape {list(dims[1:])} "
+            f"({expected} bytes) but the body holds {len(body)} bytes: the file is "
+            "truncated or was cut without rewriting its header."
+        )
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
+
+
+def read_idx_available(path: str, kind: str, ndim: int) -> tuple[np.ndarray, int, str]:
+    """(the complete records, the count the header declares, why some are missing or "").
+
+    A truncated gzip or a body shorter than the header says still yields every record that
+    is complete: the missing ones are quarantined by the caller, not silently dropped.
+    """
+    dims, header_size = read_idx_header(path, kind, ndim)
+    with open_binary(path) as stream:
+        raw = stream.read()
+    problem = ""
+    if raw[:2] == b"\x1f\x8b":  # zlib keeps what it could decompress of a cut stream
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            raw = inflater.decompress(raw)
+            if not inflater.eof:
+                problem = "the gzip stream is truncated"
+        except zlib.error as error:
+            raw = b""
+            problem = f"the gzip stream is corrupt ({error})"
+    blocks = [raw]
+    body = b"".join(blocks)[header_size:]
+    record_size = int(np.prod(dims[1:]))
+    complete = min(len(body) // record_size, dims[0])
+    if complete < dims[0] and not problem:
+        problem = (f"the header declares {dims[0]} records but the body holds only "
+                   f"{complete} complete ones")
+    array = np.frombuffer(body[:complete * record_size], dtype=np.uint8)
+    return array.reshape((complete, *dims[1:])), dims[0], problem
+
+
+def file_pairs(config) -> dict[str, tuple[str, str]]:
+    return {
+        "train": (config.train_images, config.train_labels),
+        "test": (config.test_images, config.test_labels),
+    }
+
+
+def files(config) -> dict[str, list[str]]:
+    return {origin: list(pair) for origin, pair in file_pairs(config).items()}
+
+
+def check_headers(config) -> tuple[dict[str, int], tuple[int, int, int]]:
+    """Validate every header before the pipeline starts: (records per file pair, image shape)."""
+    counts, shapes = {}, {}
+    for origin, (images_path, labels_path) in file_pairs(config).items():
+        image_dims, _ = read_idx_header(images_path, "images", 3)
+        label_dims, _ = read_idx_header(labels_path, "labels", 1)
+        if image_dims[0] != label_dims[0]:
+            raise ValueError(
+                f"{images_path} holds {image_dims[0]} images but {labels_path} holds "
+                f"{label_dims[0]} labels: each image needs exactly one label."
+            )
+        counts[origin] = image_dims[0]
+        shapes[origin] = (image_dims[1], image_dims[2], 1)
+    if shapes["train"] != shapes["test"]:
+        raise ValueError(f"train images are {shapes['train']} but test images {shapes['test']}.")
+    return counts, shapes["train"]
+
+
+def describe(config) -> dict:
+    if not config.class_names:
+        raise ValueError("[ingest] class_names: the idx source needs the class names in "
+                         "label-index order (IDX files hold only label numbers).")
+    _, shape = check_headers(config)
+    return {"feature": "image", "shape": list(shape), "class_names": list(config.class_names)}
+
+
+def read_units(config, origin: str) -> list:
+    """Ranges of record indices: only their bounds travel between workers."""
+    images_path, labels_path = file_pairs(config)[origin]
+    (declared, *_), _ = read_idx_header(images_path, "images", 3)
+    return [(origin, images_path, labels_path, start, min(start + CHUNK_RECORDS, declared))
+            for start in range(0, declared, CHUNK_RECORDS)]
+
+
+def read_unit(unit, config, info):
+    yield unit
+
+
+_ARRAYS: dict = {}
+
+
+def _arrays(images_path: str, labels_path: str):
+    """(images, labels, problem) of a file pair, read once per worker process (chunks of the
+    train and test pairs arrive interleaved, so both pairs stay in memory)."""
+    key = (images_path, labels_path)
+    if key not in _ARRAYS:
+        if len(_ARRAYS) >= 2:  # a long-lived worker that moved on to other files
+            _ARRAYS.clear()
+        images, _, image_problem = read_idx_available(images_path, "images", 3)
+        labels, _, label_problem = read_idx_available(labels_path, "labels", 1)
+        problem = "; ".join(f"{path}: {problem}" for path, problem in
+                            ((images_path, image_problem), (labels_path, label_problem))
+                            if problem)
+        _ARRAYS[key] = (images, labels, problem)
+    return _ARRAYS[key]
+
+
+def expand(chunk, info):
+    """Records start..stop of a file pair; those a truncated file lost become rejections."""
+    origin, images_path, labels_path, start, stop = chunk
+    images, labels, problem = _arrays(images_path, labels_path)
+    images_name = pathlib.PurePosixPath(images_path).name
+    complete = min(len(images), len(labels))
+    for index in range(start, stop):
+        record_id, source = f"{images_name}:{index}", f"{labels_path}:{index}"
+        if index >= complete:  # each lost record is accounted for
+            yield rejection(record_id, source, origin, "truncated_file", problem)
+            continue
+        yield {"id": record_id, "source": source, "origin": origin,
+               "image": images[index][..., np.newaxis], "label": int(labels[index])}

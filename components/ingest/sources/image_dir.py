@@ -1,0 +1,105 @@
+"""`image_dir`: one sub-folder per class of PNG/JPEG files (keras' image_dataset_from_directory
+layout). The id is "<class>/<file name>", stable when files are added. Every example gets the
+configured `image_shape` (default: the first image's size and colour); an image of another
+size is resized when `resize = true`, else quarantined. Files that cannot be decoded (broken
+or truncated PNG/JPEG) are quarantined with the decoder's message.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from edgepipe.components.ingest.sources.common import class_folders, folder_records, read_bytes, rejection
+
+KIND = "image_dir"
+FIELDS = ("train", "test", "image_shape", "resize")
+REQUIRED = ("train",)
+SUFFIXES = (".png", ".jpg", ".jpeg")
+CHUNK_FILES = 500
+MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def _by_class(config) -> dict[str, dict[str, list[str]]]:
+    found = {"train" if config.test else "all": class_folders(config.train, SUFFIXES)}
+    if config.test:
+        found["test"] = class_folders(config.test, SUFFIXES)
+    return found
+
+
+def files(config) -> dict[str, list[str]]:
+    return {origin: [path for paths in classes.values() for path in paths]
+            for origin, classes in _by_class(config).items()}
+
+
+def class_names_of(config, by_class: dict) -> list[str]:
+    first = by_class["train" if config.test else "all"]
+    return list(config.class_names or sorted(first))
+
+
+def probe_shape(data: bytes) -> tuple[int, int, int]:
+    """(height, width, channels) of an encoded image: 1 channel for grayscale, else 3."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return image.height, image.width, 1 if image.mode in ("L", "1", "I;16") else 3
+
+
+def describe(config) -> dict:
+    by_class = _by_class(config)
+    shape = config.image_shape
+    if shape is None:
+        first = next(iter(next(iter(by_class.values())).values()))[0]
+        try:
+            shape = probe_shape(read_bytes(first))
+        except (OSError, SyntaxError, ValueError) as error:
+            raise ValueError(f"{first}: cannot read the first image to learn the image size "
+                             f"({error}); set [ingest] image_shape = [H, W, C].") from None
+    if shape[2] not in MODES:
+        raise ValueError(f"[ingest] image_shape {list(shape)}: channels must be 1, 3 or 4.")
+    return {"feature": "image", "shape": list(shape), "class_names": class_names_of(config,
+                                                                                  by_class)}
+
+
+def read_units(config, origin: str) -> list:
+    items = [(name, path) for name, paths in _by_class(config)[origin].items() for path in paths]
+    return [(origin, items[start:start + CHUNK_FILES])
+            for start in range(0, len(items), CHUNK_FILES)]
+
+
+def read_unit(unit, config, info):
+    yield (*unit, bool(config.resize))
+
+
+def decode(data: bytes, shape, resize: bool) -> tuple[np.ndarray | None, str, str]:
+    """(uint8 array of `shape`, "", "") or (None, reason, detail)."""
+    from PIL import Image, UnidentifiedImageError
+
+    height, width, channels = shape
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            if (image.height, image.width) != (height, width):
+                if not resize:
+                    return None, "wrong_shape", (
+                        f"image is {image.height}x{image.width}, expected {height}x{width} "
+                        "(set resize = true to resize)")
+                image = image.resize((width, height), Image.BILINEAR)
+            array = np.asarray(image.convert(MODES[channels]), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        return None, "undecodable_image", f"cannot decode the image: {error}"
+    return array.reshape(height, width, channels), "", ""
+
+
+def expand(chunk, info):
+    origin, items, resize = chunk
+    for record_id, path, label, rejected in folder_records(items, origin, info["class_names"]):
+        if rejected:
+            yield rejected
+            continue
+        image, reason, detail = decode(read_bytes(path), info["shape"], resize)
+        if image is None:
+            yield rejection(record_id, path, origin, reason, detail)
+        else:
+            yield {"id": record_id, "source": path, "origin": origin, "label": label, "image": image}

@@ -1,0 +1,188 @@
+"""Ingest: raw data of any source -> a TFDS-format Examples dataset (train/validation/test).
+
+The source (`[ingest] source = ...`) is one module of sources/; this stage is the same Beam
+pipeline for all of them, a chain of composite PTransforms (records.py):
+
+    ReadChunks    units of work (files, file pairs) -> chunks of raw records, reshuffled so
+                  that the workers share them
+    RouteRecords  chunk -> records; each is checked (a rejected one becomes a quarantine
+                  line with its reason), assigned train/validation/test by a hash of its id,
+                  and encoded as a tf.train.Example by the TFDS FeaturesDict; one output per
+                  split, plus "quarantine" and "read" (records read per chunk)
+
+Every read record is written or quarantined (quarantine/records.jsonl) and counted: the
+manifest accounts for them per split and per reason, and the stage fails if records went
+missing, if too many were rejected, or if a source file changed while it was read.
+
+TensorFlow, TFDS and Beam are imported inside functions so a cached pipeline does not pay
+for importing them.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import pathlib
+import struct
+from typing import Any
+
+from edgepipe.components.ingest.records import SPLITS, ReadChunks, RouteRecords, tfds_features
+from edgepipe.components.ingest.sources import SOURCES, common
+from edgepipe.components.ingest.sources.config import Config, with_fallback
+from edgepipe.components.shared.beam_pipeline import create_pipeline
+from edgepipe.contracts import artifacts
+
+NAME = "ingest"
+VERSION = 2
+INPUTS: dict[str, str] = {}
+OUTPUTS = {"examples": "Examples"}
+CODE = ("edgepipe.components.shared", "edgepipe.contracts")
+
+DATASET_NAME = "examples"
+SPLITS_OF_ORIGIN = {"train": ("train", "validation"), "test": ("test",), "all": SPLITS}
+
+
+def fingerprint(config: Config, inputs=None) -> str:
+    """sha256 of the content of every raw file: changed raw data re-runs ingest."""
+    config = with_fallback(config)
+    return common.fingerprint(SOURCES[config.source].files(config))
+
+
+# ---------------------------------------------------------------- the stage
+
+
+def count_records(path: pathlib.Path) -> int:
+    """Records in an uncompressed TFRecord file, from the length fields alone (no parsing):
+    each record is a uint64 length, a uint32 CRC, the data and a uint32 CRC."""
+    count, size = 0, path.stat().st_size
+    with path.open("rb") as stream:
+        while stream.tell() < size:
+            (length,) = struct.unpack("<Q", stream.read(8))
+            stream.seek(length + 8, 1)
+            count += 1
+    return count
+
+
+def _split_infos(folder: pathlib.Path) -> list:
+    """SplitInfo per split from the written shards."""
+    import tensorflow_datasets as tfds
+
+    infos = []
+    for split in SPLITS:
+        shards = sorted(folder.glob(f"{DATASET_NAME}-{split}.tfrecord-*-of-*"))
+        template = tfds.core.ShardedFileTemplate(
+            data_dir=folder, dataset_name=DATASET_NAME, split=split, filetype_suffix="tfrecord"
+        )
+        infos.append(tfds.core.SplitInfo(
+            name=split, shard_lengths=[count_records(shard) for shard in shards],
+            num_bytes=sum(shard.stat().st_size for shard in shards), filename_template=template,
+        ))
+    return infos
+
+
+def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
+    import tensorflow_datasets as tfds
+
+    config = with_fallback(config, context.log)
+    source = SOURCES[config.source]
+    files = source.files(config)
+    before = common.snapshot(files)
+    info = source.describe(config)
+    folder = pathlib.Path(outputs["examples"])
+    scratch = pathlib.Path(context.scratch_dir)
+    context.log.info("ingest: source %s, %d file(s) (%s), feature %s", config.source,
+                     len(before), {o: len(p) for o, p in files.items()}, info["feature"])
+    write_records(config, info, folder, scratch, context.runtime)
+    common.check_unchanged(before)
+    split_infos = _split_infos(folder)
+    tfds.folder_dataset.write_metadata(
+        data_dir=folder, features=tfds_features(info), split_infos=split_infos,
+        filename_template=None, check_data=True,
+        description=f"Examples written by the edgepipe ingest stage from a {config.source} "
+                    "source.",
+    )
+    read = dict.fromkeys(files, 0)
+    read.update(dict(json.loads(line)
+                     for line in (scratch / "read.jsonl").read_text().splitlines()))
+    counts = {info_.name: info_.num_examples for info_ in split_infos}
+    rejected = artifacts.read_quarantine(folder)
+    accounting = account(read, counts, rejected)
+    check_quarantine_fraction(read, rejected, config.max_quarantine_fraction)
+    context.log.info("ingest: read %s, wrote %s, quarantined %d", read, counts, len(rejected))
+    shape = {"image": info.get("shape"), "sequence": [None, info.get("channels")],
+             "text": []}[info["feature"]]
+    return {
+        "source": config.source,
+        "input_feature": info["feature"],
+        "splits": counts,
+        "read": read,
+        "quarantined": {
+            "total": len(rejected),
+            "by_reason": dict(collections.Counter(r["reason"] for r in rejected)),
+        },
+        "accounting": accounting,
+        "class_names": list(info["class_names"]),
+        "input_shape": shape,
+    }
+
+
+def write_records(config: Config, info: dict, folder: pathlib.Path, scratch: pathlib.Path,
+                  runtime) -> None:
+    """One Beam pipeline: TFRecord shards per split, quarantine/records.jsonl, and the count
+    of records read per origin in <scratch>/read.jsonl."""
+    import apache_beam as beam
+
+    (folder / "quarantine").mkdir()
+    # One chain for every origin, with no Flatten of the examples: a Flatten would make the
+    # runner materialise every record between steps.
+    with create_pipeline(runtime) as pipeline:
+        routed = (pipeline | "Read" >> ReadChunks(config, info)
+                  | "Route" >> RouteRecords(config, info))
+        for split in SPLITS:
+            _ = routed[split] | f"Write{split.title()}" >> beam.io.WriteToTFRecord(
+                str(folder / f"{DATASET_NAME}-{split}.tfrecord"),
+                num_shards=config.num_shards, shard_name_template="-SSSSS-of-NNNNN")
+        _ = (routed.read
+             | "CountRead" >> beam.CombinePerKey(sum)
+             | "ReadJson" >> beam.Map(json.dumps)
+             | "WriteRead" >> beam.io.WriteToText(str(scratch / "read"), file_name_suffix=".jsonl",
+                                                  num_shards=1, shard_name_template=""))
+        _ = routed.quarantine | "WriteQuarantine" >> beam.io.WriteToText(
+            str(folder / "quarantine" / "records"), file_name_suffix=".jsonl",
+            num_shards=1, shard_name_template="")
+
+
+def account(read: dict, counts: dict, rejected: list) -> dict:
+    """Per origin: read = written + quarantined, with the quarantine per reason; else fail."""
+    accounting = {}
+    for origin, total in read.items():
+        mine = [record for record in rejected if record["split"] == origin]
+        written = sum(counts[split] for split in SPLITS_OF_ORIGIN[origin])
+        accounting[origin] = {
+            "read": total, "written": written, "quarantined": len(mine),
+            "by_reason": dict(collections.Counter(record["reason"] for record in mine)),
+        }
+        if written + len(mine) != total:
+            raise RuntimeError(
+                f"ingest lost records of the {origin} data: read {total}, wrote {written}, "
+                f"quarantined {len(mine)}.")
+    if not sum(read.values()):
+        raise ValueError("the source holds no records: every file was empty; check the "
+                         "[ingest] paths.")
+    return accounting
+
+
+def check_quarantine_fraction(read: dict, rejected: list, max_fraction: float) -> None:
+    """Too many rejections is an error naming the top reasons and example locations."""
+    total = sum(read.values())
+    if total and len(rejected) / total > max_fraction:
+        reasons = collections.Counter(record["reason"] for record in rejected).most_common(3)
+        examples = "; ".join(
+            f"{record['source']}: {record['detail']}" for record in rejected[:5])
+        raise ValueError(
+            f"{len(rejected)} of {total} records ({len(rejected) / total:.1%}) were rejected, "
+            f"more than max_quarantine_fraction={max_fraction}. Top reasons: "
+            + ", ".join(f"{reason} ({count})" for reason, count in reasons)
+            + f". Examples: {examples}. Fix the raw files or the class_names, or raise "
+            "max_quarantine_fraction; every rejected record is listed in quarantine/records.jsonl."
+        )

@@ -1,0 +1,1 @@
+"""The push stage (stage.py): a blessed model into the versioned registry."""

@@ -1,0 +1,119 @@
+"""Push stage: copy a blessed model into the versioned registry that `edgepipe serve` serves.
+
+Only a model whose evaluation is BLESSED is pushed; otherwise the stage refuses and says why
+(a normal outcome shown in the run summary, not an error). A version holds the SavedModel, the
+deployable TFLite variant as model.tflite (its sidecar, int8.json say, as model.tflite.json),
+model.json, the class names as labels.txt, and metadata.json recording its lineage: the run,
+the data (examples key), the model key, the metrics. Pushing a model already in the registry
+(same model key) adds nothing. Where the registry is and what the model is called come from
+the pipeline's [registry] section; the layout and its atomic commit live in
+edgepipe.contracts.registry.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+from typing import Any
+
+from edgepipe.contracts import artifacts, registry
+from edgepipe.pipeline.stage import Artifact, Context, RegistrySettings, StageConfig
+
+NAME = "push"
+VERSION = 2
+INPUTS = {"model": "Model", "evaluation": "Evaluation", "tflite": "TFLiteModels",
+          "examples": "Examples"}
+OUTPUTS = {"pushed": "PushedModel"}
+CODE = ("edgepipe.contracts",)
+
+
+class Config(StageConfig):
+    # The pipeline's [registry] (set by the config loader); None: nothing is pushed.
+    registry: RegistrySettings | None = None
+
+
+def run(inputs: dict[str, Artifact], outputs: dict[str, pathlib.Path], config: Config,
+        context: Context) -> dict[str, Any]:
+    blessing = artifacts.read_blessing(inputs["evaluation"].path)
+    if config.registry is None:
+        result = {"pushed": False, "reason": "no registry configured: add a [registry] section"}
+    elif not blessing.blessed:
+        result = {"pushed": False, "reason": f"model not blessed, push refused: {blessing.reason}"}
+    else:
+        result = _publish(inputs, config.registry, context, blessing.reason)
+        context.log.info("push: %s (%s variant, %s)", result["reason"], result["variant"],
+                         result["path"])
+    if not result["pushed"]:
+        context.log.warning("push: %s", result["reason"])
+    result["registry"] = config.registry.path if config.registry else ""
+    artifacts.write_pushed(outputs["pushed"], result)
+    return result
+
+
+def _publish(inputs: dict[str, Artifact], settings: RegistrySettings, context: Context,
+             verdict: str) -> dict[str, Any]:
+    model_dir = inputs["model"].path
+    model_info = artifacts.read_model_info(model_dir)
+    deployable = artifacts.read_deployable(inputs["tflite"].path)
+    tflite_file = deployable["file"]
+
+    def fill(folder: pathlib.Path) -> None:
+        shutil.copytree(model_dir / "saved_model", folder / "saved_model")
+        shutil.copy2(model_dir / artifacts.MODEL_INFO, folder / artifacts.MODEL_INFO)
+        shutil.copy2(tflite_file, folder / "model.tflite")
+        for sidecar in sidecar_files(tflite_file):
+            shutil.copy2(sidecar, folder / ("model.tflite" + sidecar.name[len(tflite_file.stem):]))
+        (folder / "labels.txt").write_text("\n".join(model_info["class_names"]) + "\n")
+
+    metadata = lineage(inputs, context, model_info, deployable, verdict)
+    name = settings.model_name
+    published = registry.publish(settings.path, name, fill, metadata)
+    return {
+        "pushed": True,
+        "created": published["created"],
+        "model_name": name,
+        "version": published["version"],
+        "path": published["path"],
+        "variant": deployable["variant"],
+        "reason": (f"pushed as {name} v{published['version']}" if published["created"]
+                   else f"already in the registry as {name} v{published['version']} "
+                   "(same model key): nothing new pushed"),
+    }
+
+
+def sidecar_files(tflite_file: pathlib.Path) -> list[pathlib.Path]:
+    """Files describing the variant beside it: same stem, another suffix (int8.json...)."""
+    return sorted(
+        path for path in tflite_file.parent.glob(f"{tflite_file.stem}.*")
+        if path != tflite_file and path.is_file()
+    )
+
+
+def lineage(inputs: dict[str, Artifact], context: Context, model_info: dict,
+            deployable: dict, verdict: str) -> dict[str, Any]:
+    """metadata.json without version and push time (the registry adds those at commit)."""
+    metrics = artifacts.read_metrics(inputs["evaluation"].path)
+    variants = {record["name"]: record for record in artifacts.read_variants(inputs["tflite"].path)}
+    feature = model_info["input_feature"]
+    return {
+        "pipeline": context.pipeline_name,
+        "run_id": context.run_id,
+        "model_run_id": inputs["model"].run_id,
+        "metrics": {key: value for key, value in metrics.items()
+                    if isinstance(value, (int, float)) or key in ("macro_avg", "weighted_avg")},
+        "blessing": verdict,
+        "examples_key": inputs["examples"].key,
+        "model_key": inputs["model"].key,
+        "evaluation_key": inputs["evaluation"].key,
+        "tflite_key": inputs["tflite"].key,
+        "variant": deployable["variant"],
+        "deployable": {key: value for key, value in deployable.items() if key != "file"},
+        "tflite": variants.get(deployable["variant"], {}),
+        "class_names": list(model_info["class_names"]),
+        "input": {
+            "name": feature,
+            "shape": list(model_info["input_shape"]),
+            "dtype": model_info["input_dtype"],
+            **({"padding": model_info["padding"]} if "padding" in model_info else {}),
+        },
+    }

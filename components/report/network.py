@@ -1,0 +1,131 @@
+"""The report's "inside the network" section: what the trained model computes on test examples.
+
+CNN: the first convolution layer's filters and its activation maps for one test example.
+LSTM: the first LSTM layer's hidden state over time (over tokens, for text) for a few test
+examples, from a sub-model
+that shares the trained weights but returns the whole sequence of states. The model is the
+tf_keras model file (model.keras); inputs go through edgepipe.contracts.model_inputs like everywhere
+else. TensorFlow is imported (through models.keras) inside the functions.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import numpy as np
+
+from edgepipe.contracts import model_inputs, text_tokens
+from edgepipe.components.report import plots_network as plots
+
+
+def inside(model_dir: pathlib.Path, model_info: dict[str, Any], test: dict, feature: str,
+           class_names: list[str], examples: int) -> dict[str, Any]:
+    """{"kind": "cnn" | "lstm" | "none", figures and a short description of what they show}."""
+    from edgepipe.models.keras import keras
+
+    path = model_dir / "model.keras"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the Model artifact must hold the Keras model "
+                                "the train stage saves. Re-run train.")
+    model = keras.models.load_model(path)
+    layers = _flat_layers(model)
+    conv = next((layer for layer in layers if isinstance(layer, keras.layers.Conv2D)), None)
+    recurrent = next((layer for layer in layers if _lstm_of(keras, layer) is not None), None)
+    chosen = list(range(min(examples, len(test["label"]))))
+    batch = model_inputs.prepare(model_info, [test[feature][index] for index in chosen])
+    if conv is not None:
+        return _convolution(keras, model, conv, batch[:1], test, feature, class_names)
+    if recurrent is not None:
+        return _recurrent(keras, model, recurrent, batch, test, feature, chosen, class_names,
+                          model_info)
+    return {"kind": "none", "note": f"the {model_info.get('model', '?')} model has neither a "
+                                    "2-D convolution nor an LSTM layer to look inside"}
+
+
+def _flat_layers(model) -> list:
+    """Layers in order, looking into nested models."""
+    found = []
+    for layer in model.layers:
+        found.extend(_flat_layers(layer) if hasattr(layer, "layers") and not _is_wrapper(layer)
+                     else [layer])
+    return found
+
+
+def _is_wrapper(layer) -> bool:
+    return hasattr(layer, "layer") or hasattr(layer, "forward_layer")
+
+
+def _lstm_of(keras, layer):
+    if isinstance(layer, keras.layers.LSTM):
+        return layer
+    if isinstance(layer, keras.layers.Bidirectional) and isinstance(layer.forward_layer,
+                                                                    keras.layers.LSTM):
+        return layer
+    return None
+
+
+def _convolution(keras, model, conv, batch: np.ndarray, test: dict, feature: str,
+                 class_names: list[str]) -> dict[str, Any]:
+    kernel = conv.get_weights()[0]  # [height, width, input channels, filters]
+    activations = keras.Model(model.inputs, conv.output)(batch, training=False).numpy()[0]
+    label = class_names[int(test["label"][0])]
+    return {
+        "kind": "cnn",
+        "layer": conv.name,
+        "filters": int(kernel.shape[-1]),
+        "kernel": f"{kernel.shape[0]}×{kernel.shape[1]}×{kernel.shape[2]}",
+        "example_id": str(test["id"][0]),
+        "example_label": label,
+        "filters_figure": plots.conv_filters(kernel),
+        "activations_figure": plots.activation_maps(test[feature][0], activations,
+                                                            f"{test['id'][0]} ({label})"),
+    }
+
+
+def _recurrent(keras, model, layer, batch: np.ndarray, test: dict, feature: str,
+               chosen: list[int], class_names: list[str], model_info: dict) -> dict[str, Any]:
+    states = lstm_states(model, layer, batch)
+    if feature == "text":  # the model reads tokens; a text longer than T fills every step
+        lengths = [len(text_tokens.tokenize(test[feature][index])) for index in chosen]
+        unit = "tokens"
+    else:
+        lengths = [len(test[feature][index]) for index in chosen]
+        unit = "steps"
+    titles = [f"{test['id'][index]} — {class_names[int(test['label'][index])]} "
+              f"({lengths[number]} {unit})" for number, index in enumerate(chosen)]
+    return {
+        "kind": "lstm",
+        "layer": layer.name,
+        "units": int(states.shape[-1]),
+        "steps": int(states.shape[1]),
+        "padding": model_info.get("padding", "pre"),
+        "examples": len(chosen),
+        "step_unit": "token" if feature == "text" else "time step",
+        "hidden_figure": plots.hidden_states(states, lengths, titles,
+                                             model_info.get("padding", "pre"),
+                                             "token" if feature == "text" else "time step"),
+    }
+
+
+def lstm_states(model, layer, batch: np.ndarray) -> np.ndarray:
+    """Hidden states [examples, steps, units] of an LSTM (or Bidirectional LSTM) layer.
+
+    A copy of the layer that returns every step's state, with the trained weights, is fed
+    by the part of the model before it; the trained model itself is left untouched.
+    """
+    from edgepipe.models.keras import keras
+
+    config = layer.get_config()
+    if isinstance(layer, keras.layers.Bidirectional):
+        for part in ("layer", "backward_layer"):
+            if part in config:
+                config[part]["config"]["return_sequences"] = True
+    else:
+        config["return_sequences"] = True
+    config["name"] = f"{layer.name}_sequences"
+    replica = type(layer).from_config(config)
+    upstream = keras.Model(model.inputs, layer.input)
+    sequences = keras.Model(model.inputs, replica(upstream.output))
+    replica.set_weights(layer.get_weights())
+    return sequences(batch, training=False).numpy()

@@ -1,0 +1,61 @@
+"""The report's quantization section: every measured TFLite variant against the Keras model,
+the skipped ones with their reason, and the variant the quantize stage chose to deploy."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+from edgepipe.components.report import plots
+from edgepipe.contracts import artifacts
+
+
+def quantization(tflite_dir: pathlib.Path, keras_accuracy: float) -> dict[str, Any]:
+    variants = artifacts.read_variants(tflite_dir)
+    measured = [variant for variant in variants if not variant.get("skipped")]
+    skipped = [{"name": variant["name"], "reason": str(variant["skipped"])}
+               for variant in variants if variant.get("skipped")]
+    by_name = {variant["name"]: variant for variant in measured}
+    float32_size = by_name["float32"]["size_bytes"] if "float32" in by_name else None
+    rows = [_row(variant, keras_accuracy, float32_size) for variant in measured]
+    deployable = _deployable(tflite_dir, rows)
+    return {
+        "variants": rows,
+        "skipped": skipped,
+        "keras_accuracy": keras_accuracy,
+        "max_drop_points": deployable["policy"]["max_accuracy_drop_points"],
+        "deployable": deployable,
+        "figure": plots.variant_tradeoff(measured, keras_accuracy) if measured else "",
+    }
+
+
+def _row(variant: dict[str, Any], keras_accuracy: float, float32_size: int | None) -> dict:
+    return {
+        "name": variant["name"],
+        "path": variant["path"],
+        "size_bytes": int(variant["size_bytes"]),
+        "size_kb": round(variant["size_bytes"] / 1024, 1),
+        "size_percent_of_float32": (round(100.0 * variant["size_bytes"] / float32_size, 1)
+                                    if float32_size else None),
+        "accuracy": float(variant["accuracy"]),
+        "delta_points": round(100.0 * (variant["accuracy"] - keras_accuracy), 6),
+        "agreement": float(variant["agreement"]),
+        "latency_ms_p50": float(variant["latency_ms_p50"]),
+        "latency_ms_p99": float(variant["latency_ms_p99"]),
+        "builtin_only": bool(variant["builtin_only"]),
+        "ops": list(variant["ops"]),
+    }
+
+
+def _deployable(tflite_dir: pathlib.Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The variant the quantize stage's deploy policy chose (deployable.json)."""
+    declared = artifacts.read_deployable(tflite_dir)
+    chosen = next((row for row in rows if row["name"] == declared["variant"]), None)
+    if chosen is None:
+        raise artifacts.ArtifactFileError(
+            f"{tflite_dir / artifacts.DEPLOYABLE} names variant {declared['variant']!r}, which "
+            f"{artifacts.VARIANTS} does not list as measured ({[row['name'] for row in rows]}); "
+            "re-run the quantize stage.")
+    return {"name": chosen["name"], "path": chosen["path"], "size_bytes": chosen["size_bytes"],
+            "accuracy": chosen["accuracy"], "delta_points": chosen["delta_points"],
+            "reason": declared["reason"], "policy": declared.get("policy")}

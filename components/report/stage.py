@@ -1,0 +1,145 @@
+"""Stage `report`: one self-contained HTML page a person can read, plus summary.json for scripts.
+
+The page (R/report.html) embeds every plot as a base64 PNG and its CSS inline: no network, no
+JavaScript, so it opens offline, attaches to an e-mail and prints. It works for image, sequence
+and text pipelines. The package: sections.py (run overview, data, training, evaluation,
+galleries, quantization), network.py (inside the network: CNN filters and activations, LSTM
+hidden states), plots.py and plots_network.py (matplotlib figures, imported lazily), and the
+Jinja2 layout template.html. summary.json carries the same numbers for CI and scripts,
+including the variant quantize chose to deploy.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+
+import pathlib
+from typing import Any
+
+import pydantic
+
+from edgepipe.components.report import network, quantization, sections
+from edgepipe.components.shared import examples_io
+from edgepipe.contracts import artifacts
+from edgepipe.pipeline.stage import Artifact, Context, StageConfig
+
+NAME = "report"
+VERSION = 2
+INPUTS = {
+    "examples": "Examples",
+    "statistics": "Statistics",
+    "model": "Model",
+    "evaluation": "Evaluation",
+    "tflite": "TFLiteModels",
+}
+OUTPUTS = {"report": "Report"}
+CODE = ("edgepipe.components.shared", "edgepipe.contracts")
+TEMPLATE = "template.html"
+
+
+class Config(StageConfig):
+    low_confidence_examples: int = pydantic.Field(
+        12, ge=1, description="How many lowest-confidence and most confidently wrong test "
+        "predictions each gallery shows (at most what the evaluate stage singled out).",
+    )
+    examples_per_class: int = pydantic.Field(
+        2, ge=1, description="Training examples shown per class in the data section's grid."
+    )
+    network_examples: int = pydantic.Field(
+        3, ge=1, le=8, description="Test examples whose LSTM hidden states are drawn (a CNN's "
+        "activation maps are drawn for the first test example).",
+    )
+
+
+def run(inputs: dict[str, Artifact], outputs: dict[str, pathlib.Path], config: Config,
+        context: Context) -> dict[str, Any]:
+    page = build_page(inputs, config, context)
+    html = render(page)
+    output_dir = outputs["report"]
+    (output_dir / "report.html").write_text(html, encoding="utf-8")
+    summary = build_summary(page)
+    artifacts.write_report_summary(output_dir, summary)
+    context.log.info("report: %d KB, %s, deploy %s", len(html) // 1024,
+                     "BLESSED" if page["blessed"] else "NOT BLESSED",
+                     summary["deployable_variant"]["name"])
+    return {
+        "blessed": page["blessed"],
+        "accuracy": page["evaluation"]["accuracy"],
+        "deployable_variant": summary["deployable_variant"]["name"],
+        "report_bytes": len(html.encode("utf-8")),
+    }
+
+
+def build_page(inputs: dict[str, Artifact], config: Config, context: Context) -> dict[str, Any]:
+    """Everything the template shows, as plain data (figures as base64 PNG strings)."""
+    examples = inputs["examples"].path
+    model_dir = pathlib.Path(inputs["model"].path)
+    evaluation_dir = pathlib.Path(inputs["evaluation"].path)
+    model_info = artifacts.read_model_info(model_dir)
+    class_names = list(model_info["class_names"])
+    feature = examples_io.input_feature(examples)
+    train = examples_io.load_numpy(examples, "train")
+    test = examples_io.load_numpy(examples, "test")
+    evaluation = sections.evaluation(evaluation_dir, class_names)
+    blessing = artifacts.read_blessing(evaluation_dir)
+    return {
+        "pipeline": context.pipeline_name,
+        "run_id": context.run_id,
+        "feature": feature,
+        "blessed": blessing.blessed,
+        "blessing_reason": blessing.reason,
+        "stages": sections.stage_runs(inputs, context.run_id),
+        "data": sections.data(inputs["examples"], inputs["statistics"].path, feature,
+                                     class_names, train, config.examples_per_class),
+        "training": sections.training(model_dir, model_info),
+        "evaluation": evaluation,
+        "galleries": sections.galleries(evaluation_dir, test, feature,
+                                               config.low_confidence_examples),
+        "network": network.inside(model_dir, model_info, test, feature, class_names,
+                                         config.network_examples),
+        "quantization": quantization.quantization(inputs["tflite"].path, evaluation["accuracy"]),
+    }
+
+
+def render(page: dict[str, Any]) -> str:
+    import jinja2
+
+    source = importlib.resources.files(__package__).joinpath(TEMPLATE).read_text("utf-8")
+    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
+                                     trim_blocks=True, lstrip_blocks=True)
+    return environment.from_string(source).render(page=page)
+
+
+def build_summary(page: dict[str, Any]) -> dict[str, Any]:
+    data, evaluation, quantization = page["data"], page["evaluation"], page["quantization"]
+    galleries = page["galleries"]
+    return {
+        "pipeline": page["pipeline"],
+        "run_id": page["run_id"],
+        "input_feature": page["feature"],
+        "data": {
+            "splits": data["split_counts"],
+            "quarantined": data["quarantined"],
+            "anomalies": len(data["anomalies"]),
+        },
+        "stages": page["stages"],
+        "model": {key: page["training"][key] for key in
+                  ("name", "params", "strategy", "replicas", "epochs_run")},
+        "accuracy": evaluation["accuracy"],
+        "loss": evaluation["loss"],
+        "top_k_accuracy": evaluation["top_k"],
+        "ece": evaluation["ece"],
+        "num_examples": evaluation["num_examples"],
+        "confused_pairs": evaluation["confused_pairs"],
+        "slices": evaluation["slices"],
+        "blessed": page["blessed"],
+        "blessing_reason": page["blessing_reason"],
+        "blessing_gates": evaluation["gates"],
+        "lowest_confidence_ids": [item["id"] for item in galleries["lowest_confidence"]["items"]],
+        "most_confidently_wrong_ids": [
+            item["id"] for item in galleries["most_confidently_wrong"]["items"]],
+        "network": page["network"]["kind"],
+        "variants": quantization["variants"],
+        "skipped_variants": quantization["skipped"],
+        "deployable_variant": quantization["deployable"],
+    }

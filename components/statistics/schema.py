@@ -1,0 +1,160 @@
+"""Schema side of the statistics stage: infer, load, and check splits against a Schema.
+
+The schema is a tensorflow_metadata Schema (TFDV's format, so TFDV and Facets can read it),
+inferred from the train split's statistics or read from `[statistics] schema = path` (a
+schema saved by an earlier run, maybe edited). Every split's readable statistics (see
+summary.py) are checked against it: a feature of another kind, missing
+values, a wrong image shape or number of channels, values outside a float_domain, unknown
+labels are errors (the runner halts before training); a label distribution further from train's than the
+schema's drift threshold is a warning.
+
+Kept apart from the Beam computation in combine.py and stage.py because it works on the
+finished summaries only. tensorflow_metadata and protobuf are imported inside functions, like TensorFlow
+elsewhere, so a cached pipeline does not pay for importing them.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+
+def infer_schema(train: dict, class_names: list[str], threshold: float):
+    """Schema from train: the input feature's kind and shape, a categorical label 0..K-1 with
+    its names, and the drift threshold of the label distribution."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    schema = schema_pb2.Schema()
+    ident = schema.feature.add(name="id", type=schema_pb2.BYTES)
+    ident.annotation.comment.append("Stable record id '<source file>:<index>'.")
+    name = next(key for key in train if key != "label")
+    stats = train[name]
+    feature = schema.feature.add(name=name, type=schema_pb2.FLOAT if name == "sequence"
+                                 else schema_pb2.BYTES)
+    if name == "image":
+        feature.image_domain.SetInParent()
+        feature.annotation.comment.append(
+            f"PNG-encoded uint8 image, decoded shape {stats['shape']}.")
+        feature.annotation.tag.append("shape:" + ",".join(map(str, stats["shape"])))
+    elif name == "sequence":
+        feature.annotation.comment.append(
+            f"float32 series, steps x {stats['channels']} channels, flattened step-major. "
+            "Add a float_domain {min, max} here to reject values outside it.")
+        feature.annotation.tag.append(f"shape:-1,{stats['channels']}")
+    else:
+        feature.natural_language_domain.SetInParent()
+    for added in (ident, feature):
+        added.presence.min_fraction = 1.0
+        if added is ident or name != "sequence":
+            added.value_count.min = added.value_count.max = 1
+    label = schema.feature.add(name="label", type=schema_pb2.INT)
+    label.presence.min_fraction = 1.0
+    label.value_count.min = label.value_count.max = 1
+    label.int_domain.name, label.int_domain.is_categorical = "label", True
+    label.int_domain.min, label.int_domain.max = 0, len(class_names) - 1
+    label.annotation.comment.append("Class index; names in the string domain 'class_names'.")
+    label.drift_comparator.infinity_norm.threshold = threshold
+    schema.string_domain.add(name="class_names", value=class_names)
+    return schema
+
+
+def load_schema(path: str):
+    """A saved Schema text proto (the file, or a schema artifact folder holding schema.pbtxt)."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    file = pathlib.Path(path)
+    file = file / "schema.pbtxt" if file.is_dir() else file
+    try:
+        return text_format.Parse(file.read_text(), schema_pb2.Schema())
+    except (OSError, text_format.ParseError) as error:
+        raise ValueError(f"[statistics] schema = {file}: not a readable Schema text proto "
+                         f"({error}); point it at the schema.pbtxt of an earlier run.") from None
+
+
+def expectations(schema, default_threshold: float) -> dict:
+    """What the checks need from a Schema proto."""
+    features = {feature.name: feature for feature in schema.feature}
+    name = next((key for key in ("image", "sequence", "text") if key in features), None)
+    expected = {"feature": name, "shape": None, "low": None, "high": None,
+                "class_names": [], "threshold": default_threshold}
+    if name:
+        for tag in features[name].annotation.tag:
+            if tag.startswith("shape:"):
+                expected["shape"] = [int(dim) for dim in tag[len("shape:"):].split(",")]
+        if features[name].HasField("float_domain"):
+            domain = features[name].float_domain
+            expected["low"] = domain.min if domain.HasField("min") else None
+            expected["high"] = domain.max if domain.HasField("max") else None
+    for domain in schema.string_domain:
+        if domain.name == "class_names":
+            expected["class_names"] = list(domain.value)
+    label = features.get("label")
+    if label is not None and label.drift_comparator.HasField("infinity_norm"):
+        expected["threshold"] = label.drift_comparator.infinity_norm.threshold
+    return expected
+
+
+def _value_anomalies(name: str, stats: dict, expected: dict, report) -> None:
+    if name == "image" and expected["shape"]:
+        other = {shape: count for shape, count in stats["shapes"].items()
+                 if shape != "x".join(map(str, expected["shape"]))}
+        if other:
+            report("image", "error", f"image shapes {other} (shape: count) differ from "
+                   f"the schema's {expected['shape']}")
+    if name == "sequence" and stats["num_steps"]:
+        if expected["shape"] and stats["channels"] != expected["shape"][-1]:
+            report("sequence", "error", f"{stats['channels']} channels, the schema expects "
+                   f"{expected['shape'][-1]}")
+        low, high = min(stats["min"]), max(stats["max"])
+        if expected["low"] is not None and low < expected["low"]:
+            report("sequence", "error", f"value {low:g} is below the schema's float_domain "
+                   f"min {expected['low']:g} (out of range)")
+        if expected["high"] is not None and high > expected["high"]:
+            report("sequence", "error", f"value {high:g} is above the schema's float_domain "
+                   f"max {expected['high']:g} (out of range)")
+
+
+def find_anomalies(summaries: dict, class_names: list[str], expected: dict) -> list[dict]:
+    """Anomalies of each split against the schema's expectations."""
+    anomalies = []
+    train_labels = summaries["train"]["features"]["label"]["distribution"]
+    train_total = max(sum(train_labels.values()), 1)
+    known = expected["class_names"] or class_names
+    for split, summary in summaries.items():
+        def report(feature, severity, description):
+            anomalies.append({"split": split, "feature": feature, "severity": severity,
+                              "description": description})
+
+        if summary["num_examples"] == 0:
+            report("*", "warning", "the split is empty")
+            continue
+        (name,) = [key for key in summary["features"] if key != "label"]
+        label = summary["features"]["label"]
+        if expected["feature"] and name != expected["feature"]:
+            report(name, "error", f"the examples hold a {name!r} feature but the schema "
+                   f"expects {expected['feature']!r}")
+        for feature, stats in ((name, summary["features"][name]), ("label", label)):
+            if stats["missing"]:
+                report(feature, "error", f"{stats['missing']} of {summary['num_examples']} "
+                       "examples have no value; the schema requires one in every example")
+        _value_anomalies(name, summary["features"][name], expected, report)
+        if label["out_of_domain"]:
+            report("label", "error", f"labels outside the domain 0..{len(class_names) - 1}: "
+                   f"{label['out_of_domain']} (label: count)")
+        unknown = {name: count for name, count in label["distribution"].items()
+                   if count and name not in known and name not in label["out_of_domain"]}
+        if unknown:
+            report("label", "error", f"unknown labels {unknown} (label: count); the schema's "
+                   f"class_names are {known}")
+        if split != "train":
+            total = max(sum(label["distribution"].values()), 1)
+            distance, worst = max(
+                (abs(label["distribution"].get(key, 0) / total
+                     - train_labels.get(key, 0) / train_total), key)
+                for key in set(label["distribution"]) | set(train_labels))
+            if distance > expected["threshold"]:
+                report("label", "warning", f"label distribution differs from train's by "
+                       f"{distance:.3f} (L-infinity, class {worst!r}), more than "
+                       f"the threshold {expected['threshold']:g}")
+    return anomalies
+

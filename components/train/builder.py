@@ -1,0 +1,60 @@
+"""Which model the train stage builds: checks before training, then build and compile.
+
+Builders live in edgepipe.models; the stage checks, before any training time is spent, that
+the configured builder takes this kind of input and accepts the configured options.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+# Builder arguments the stage fills in from the data; the rest come from [train.model_options].
+DATA_ARGUMENTS = ("input_shape", "num_classes", "mean", "variance", "vocabulary_size")
+
+
+def check(model: str, model_options: dict[str, Any], feature: str) -> None:
+    """Reject a model that does not take this input, or unknown options, before training."""
+    from edgepipe import models
+
+    if model not in models.BUILDERS:
+        models.build(model)  # raises the registry's error naming the valid models
+    takes = models.INPUT_FEATURES.get(model)
+    if takes != feature:
+        fitting = sorted(name for name, kind in models.INPUT_FEATURES.items() if kind == feature)
+        raise ValueError(
+            f"[train] model {model!r} takes {takes!r} inputs but the examples hold "
+            f"{feature!r}; set [train] model to one of {fitting}."
+        )
+    parameters = inspect.signature(models.BUILDERS[model]).parameters
+    allowed = [name for name in parameters if name not in DATA_ARGUMENTS]
+    unknown = sorted(set(model_options) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"[train.model_options] has unknown option(s) {unknown} for model "
+            f"{model!r}; expected a subset of {allowed}."
+        )
+
+
+def data_arguments(spec: dict[str, Any], num_classes: int) -> dict[str, Any]:
+    """What a builder takes from the data: the input shape, the number of classes, and the
+    normalisation statistics, or for text the vocabulary's size."""
+    arguments = {"input_shape": spec["input_shape"], "num_classes": num_classes}
+    if spec["input_feature"] == "text":
+        return {**arguments, "vocabulary_size": len(spec["vocabulary"])}
+    return {**arguments, **spec["normalization"]}
+
+
+def build_and_compile(keras, config, spec: dict[str, Any], num_classes: int,
+                      learning_rate: float, total_steps: int):
+    """The configured model, compiled with Adam (constant or cosine-decayed rate)."""
+    from edgepipe import models
+
+    model = models.build(config.model, **data_arguments(spec, num_classes),
+                         **config.model_options)
+    rate = learning_rate
+    if config.lr_schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(learning_rate, total_steps)
+    model.compile(optimizer=keras.optimizers.Adam(rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model

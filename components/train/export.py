@@ -1,0 +1,40 @@
+"""What the train stage writes of a fitted model: the Keras file, the vocabulary of a text
+model, and the SavedModel whose serving signature takes the raw input."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+from edgepipe.contracts import text_tokens
+
+
+def save(tf, model, spec: dict[str, Any], folder: pathlib.Path) -> None:
+    """model.keras, vocabulary.txt (text) and saved_model/ in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / "model.keras")
+    if spec["input_feature"] == "text":
+        text_tokens.write_vocabulary(folder / text_tokens.VOCABULARY_FILE, spec["vocabulary"])
+    export_serving(tf, model, spec, folder / "saved_model")
+
+
+def export_serving(tf, model, spec: dict[str, Any], path: pathlib.Path) -> None:
+    """SavedModel whose serving signature takes the raw input as a deployment feeds it:
+    `image` uint8 [None, H, W, C], `sequence` float32 [None, T, C] (padded) or `tokens`
+    int32 [None, T] (token ids of texts, see edgepipe.contracts.text_tokens)."""
+    module = tf.Module()
+    # Track the variables, not the Keras model: saving a Keras model object here would make
+    # tf.saved_model.save trace all of Keras's own functions too.
+    module.variables_to_save = list(model.variables)
+    feature = spec["input_feature"]
+    text = feature == "text"
+    signature = tf.TensorSpec([None, *spec["input_shape"]], tf.as_dtype(spec["input_dtype"]),
+                              name="tokens" if text else feature)
+
+    @tf.function(input_signature=[signature])
+    def serve(values):
+        inputs = values if text else tf.cast(values, tf.float32)
+        return {"probabilities": model(inputs, training=False)}
+
+    module.serve = serve
+    tf.saved_model.save(module, str(path), signatures={"serving_default": serve})

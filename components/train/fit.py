@@ -1,0 +1,107 @@
+"""model.fit with what a long run needs: resume after a kill, NaN detection, progress logs,
+TensorBoard curves, and the per-epoch history kept across a resume.
+
+Training state is backed up every epoch in the stage's scratch directory (keyed by the cache
+key, outside staging), so a killed run resumes where it stopped. Each worker of multi-worker
+training keeps its history and logs in its own scratch folder; the backup folder is shared
+(BackupAndRestore itself separates the chief's checkpoint from the others').
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import shutil
+from typing import Any
+
+from edgepipe.components.train.progress import progress_callback
+
+PROGRESS_SECONDS = 10.0  # during long epochs, log step progress at most this often
+METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+@dataclasses.dataclass(frozen=True)
+class Fitted:
+    history: dict[str, list[float | None]]  # metric -> one value per epoch, resumed ones too
+    work_dir: pathlib.Path  # this worker's scratch folder (TensorBoard logs/)
+    resumed_from_epoch: int | None  # None: trained from scratch
+    mean_epoch_seconds: float | None
+
+
+def fit(tf, keras, model, training_data, validation_data, steps: int, config, context,
+        chief: bool, role: str) -> Fitted:
+    """Fit for config.epochs (steps per epoch), resuming from a backup in scratch if any."""
+    scratch = pathlib.Path(context.scratch_dir)
+    backup_dir = scratch / "backup"
+    work_dir = scratch if chief else scratch / role
+    resumed = tf.train.latest_checkpoint(str(backup_dir / "chief")) is not None
+    if resumed:
+        context.log.info("resuming from the training backup in %s", backup_dir)
+    history_path = work_dir / "history.json"
+    # TensorBoard writes to scratch so the curves of a killed run survive into the resumed one.
+    logs_dir = work_dir / "logs"
+    if not resumed:  # leftovers of a run killed before its first backup describe nothing
+        clear(history_path, logs_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    epochs_history = read_history(history_path, context.log)
+    progress = progress_callback(keras, context.log, config.epochs, steps, epochs_history,
+                                 history_path, PROGRESS_SECONDS)
+    model.fit(
+        training_data,
+        validation_data=validation_data,
+        epochs=config.epochs,
+        steps_per_epoch=steps,
+        verbose=0,
+        # Progress records the epoch before BackupAndRestore commits it, so a kill between
+        # the two re-runs that epoch rather than losing its history entry.
+        callbacks=[
+            keras.callbacks.TerminateOnNaN(),
+            progress,
+            keras.callbacks.BackupAndRestore(backup_dir=str(backup_dir)),
+            keras.callbacks.TensorBoard(log_dir=str(logs_dir)),
+        ],
+    )
+    if progress.nan_epoch is not None:
+        clear(backup_dir, history_path, logs_dir)  # a re-run must start afresh, not resume
+        raise FloatingPointError(
+            f"Training diverged: the loss became NaN/inf in epoch {progress.nan_epoch + 1} of "
+            f"{config.epochs} (model {config.model!r}, learning_rate {config.learning_rate}, "
+            f"model_options {config.model_options}). No model was saved; lower [train] "
+            "learning_rate or check the model options and the input statistics."
+        )
+    first_epoch = progress.first_epoch if progress.first_epoch is not None else config.epochs
+    return Fitted(history=history_table(epochs_history, config.epochs), work_dir=work_dir,
+                  resumed_from_epoch=first_epoch if resumed else None,
+                  mean_epoch_seconds=progress.mean_epoch_seconds())
+
+
+def history_table(epochs_history: dict[str, dict[str, float]], epochs: int) -> dict:
+    """{epoch: {metric: value}} -> {metric: [one value per epoch]} for the metrics logged."""
+    last = epochs_history.get(str(epochs - 1), {})
+    return {metric: [epochs_history.get(str(epoch), {}).get(metric) for epoch in range(epochs)]
+            for metric in METRICS if metric in last}
+
+
+def read_history(path: pathlib.Path, log) -> dict:
+    """The per-epoch history a killed run kept; an unreadable file counts as none (with a
+    warning naming it), since the backup it describes is what training resumes from."""
+    if not path.is_file():
+        return {}
+    try:
+        history = json.loads(path.read_text())
+        if isinstance(history, dict):
+            return history
+        raise ValueError(f"a JSON {type(history).__name__}, not an object")
+    except ValueError as error:
+        log.warning("%s is unreadable (%s): the epochs before the resume will have no history "
+                    "entries", path, error)
+        return {}
+
+
+def clear(*paths: pathlib.Path) -> None:
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()

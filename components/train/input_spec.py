@@ -1,0 +1,96 @@
+"""What the train stage's model takes: the model.json fields derived from the data.
+
+`input_spec` reads the Examples and Statistics artifacts and returns the input description
+every consumer of the model follows (edgepipe.contracts.model_inputs applies it), plus the
+normalisation statistics (images, sequences) or the vocabulary (text) the builder needs.
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+from typing import Any
+
+from edgepipe.components.shared import examples_io
+from edgepipe.contracts import artifacts, model_inputs, text_tokens
+
+
+def input_spec(examples, statistics_dir, sequence_length: int | None = None,
+               padding: str = "pre") -> dict[str, Any]:
+    """The model.json fields that say what the model takes, plus "normalization" (images and
+    sequences; a text model's embedding takes the vocabulary instead).
+
+    Images: the stored shape, uint8, a scalar pixel mean/variance. Sequences: [T, C] with T =
+    `sequence_length` or the longest training sequence, float32, per-channel mean/variance,
+    the padding policy and its value (0.0, the raw value clients pad with too). Text: [T]
+    int32 token ids with T = `sequence_length` or the longest training text in tokens (at
+    most MAX_DEFAULT_TEXT_LENGTH), the padding policy, the vocabulary (vocabulary.txt of the
+    statistics artifact) and the tokenizer's description.
+    """
+    feature = examples_io.input_feature(examples)
+    path = pathlib.Path(statistics_dir) / artifacts.STATISTICS
+    try:
+        stats = artifacts.read_statistics(statistics_dir)["splits"]["train"]["features"][feature]
+    except (KeyError, TypeError) as error:
+        raise ValueError(
+            f"{path}: cannot read splits.train.features.{feature} ({error!r}); the train stage "
+            "normalises with it. Re-run the statistics stage on these examples."
+        ) from error
+    if feature == "image":
+        mean, std = _finite(path, feature, stats, lambda value: float(value))
+        return {"input_feature": "image",
+                "input_shape": [int(size) for size in examples_io.input_shape(examples)],
+                "input_dtype": "uint8", "normalization": {"mean": mean, "variance": std ** 2}}
+    if feature == "sequence":
+        model_inputs.check_padding(padding)
+        mean, std = _finite(path, feature, stats, lambda values: [float(v) for v in values])
+        length = sequence_length or int(stats["length"]["max"])
+        return {"input_feature": "sequence", "input_shape": [length, int(stats["channels"])],
+                "input_dtype": "float32", "padding": padding, "padding_value": 0.0,
+                "normalization": {"mean": mean, "variance": [value ** 2 for value in std]}}
+    if feature == "text":
+        model_inputs.check_padding(padding)
+        return text_spec(path, stats, sequence_length, padding)
+    raise ValueError(
+        f"{examples}: the input feature is {feature!r}; the train stage builds models for "
+        "'image', 'sequence' and 'text' examples."
+    )
+
+
+# Default text length: the longest training text in tokens, but at most this many tokens
+# (a few very long texts would otherwise make every example mostly padding).
+MAX_DEFAULT_TEXT_LENGTH = 200
+
+
+def text_spec(path: pathlib.Path, stats: dict, sequence_length: int | None,
+              padding: str) -> dict[str, Any]:
+    """Text: [T] int32 token ids; the vocabulary from the statistics artifact."""
+    vocabulary_path = path.parent / text_tokens.VOCABULARY_FILE
+    vocabulary = text_tokens.read_vocabulary(vocabulary_path)
+    if sequence_length is None:
+        longest = (stats.get("tokens") or {}).get("max")
+        if longest is None:
+            raise ValueError(f"{path}: splits.train.features.text.tokens.max is missing (the "
+                             "token lengths); re-run the statistics stage of this version, or "
+                             "set [train] sequence_length.")
+        sequence_length = max(1, min(int(longest), MAX_DEFAULT_TEXT_LENGTH))
+    return {"input_feature": "text", "input_shape": [int(sequence_length)],
+            "input_dtype": "int32", "padding": padding, "vocabulary": vocabulary,
+            "tokenizer": text_tokens.describe(vocabulary, sequence_length, padding)}
+
+
+def _finite(path, feature: str, stats: dict, convert) -> tuple:
+    """(mean, std) from a feature's statistics; every std must be finite and positive."""
+    try:
+        mean, std = convert(stats["mean"]), convert(stats["std"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{path}: train {feature} statistics lack a numeric mean/std "
+                         f"({error!r}); re-run the statistics stage.") from error
+    stds = std if isinstance(std, list) else [std]
+    means = mean if isinstance(mean, list) else [mean]
+    if not stds or not all(math.isfinite(v) for v in means + stds) or min(stds) <= 0:
+        raise ValueError(
+            f"{path}: train {feature} statistics mean={mean}, std={std}; expected finite values "
+            "and std > 0 (a constant input cannot be normalised). Check the ingested data."
+        )
+    return mean, std

@@ -1,0 +1,66 @@
+"""Progress of the train stage: the Keras callback that logs epochs and steps and keeps history.
+
+One function, `progress_callback`, makes a callback that logs one line per epoch (loss,
+accuracy, validation metrics, seconds) and step progress in long epochs, notes the first
+epoch whose loss is NaN/inf, and writes the history so far to scratch after every epoch, so a
+run resumed by BackupAndRestore still reports the whole curve. Kept apart from
+components/train/fit.py (fitting with backup/resume) because it
+is self-contained bookkeeping around model.fit. Keras is passed in by the caller, which imports it lazily.
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import time
+
+from edgepipe.contracts import artifacts
+
+
+def progress_callback(keras, log, epochs: int, steps: int, history: dict,
+                      history_path: pathlib.Path, report_seconds: float):
+    """A callback that logs one line per epoch and, in long epochs, step progress (at most
+    every `report_seconds`).
+
+    It also keeps the history in scratch after every epoch, keyed by epoch number, so a
+    resumed run (whose fit() only sees the remaining epochs) still returns the whole curve.
+    """
+
+    class Progress(keras.callbacks.Callback):
+        nan_epoch: int | None = None
+        first_epoch: int | None = None  # the epoch fit started at: > 0 after a resume
+        seconds: list[float] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if self.first_epoch is None:
+                self.first_epoch = epoch
+            self.epoch = epoch
+            self.started = self.last_report = time.monotonic()
+
+        def on_train_batch_end(self, batch, logs=None):
+            now = time.monotonic()
+            if now - self.last_report >= report_seconds:
+                self.last_report = now
+                loss = float((logs or {}).get("loss", float("nan")))
+                log.info("epoch %d/%d step %d/%d loss %.4f",
+                         self.epoch + 1, epochs, batch + 1, steps, loss)
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds = time.monotonic() - self.started
+            self.seconds = [*self.seconds, seconds]
+            logs = {name: float(value) for name, value in (logs or {}).items()}
+            # TerminateOnNaN stops at the bad batch; its loss is then this epoch's loss.
+            if self.nan_epoch is None and not all(
+                math.isfinite(value) for name, value in logs.items() if "loss" in name
+            ):
+                self.nan_epoch = epoch
+            metrics = " ".join(f"{name} {logs[name]:.4f}" for name in
+                               ("loss", "accuracy", "val_loss", "val_accuracy") if name in logs)
+            log.info("epoch %d/%d %s %.1f s", epoch + 1, epochs, metrics, seconds)
+            history[str(epoch)] = {**logs, "seconds": seconds}
+            artifacts.write_json(history_path, history)  # atomic: a kill leaves the old one
+
+        def mean_epoch_seconds(self) -> float | None:
+            return round(sum(self.seconds) / len(self.seconds), 3) if self.seconds else None
+
+    return Progress()

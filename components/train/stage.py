@@ -1,0 +1,175 @@
+"""Train stage: fit a Keras model from edgepipe.models under a tf.distribute strategy.
+
+The model owns its normalisation (read from the statistics artifact: a pixel mean/variance for
+images, per-channel ones for sequences), and the exported SavedModel takes the raw input (uint8
+pixels, or float32 sequences padded by edgepipe.contracts.model_inputs), so serving feeds what
+ingest stored. Text models take int32 token ids: the vocabulary computed by the statistics
+stage goes into model.json (and M/vocabulary.txt). The batch size is per replica; the learning
+rate follows the configured scaling rule. Under multi-worker training only the chief commits
+the artifact.
+
+The package: input_spec.py (what the model takes, from the data), builder.py (check, build and
+compile the model), distribute.py (strategy and worker role), fit.py (model.fit with resume,
+NaN detection, progress from progress.py), export.py (model.keras and the SavedModel). The
+tf.data input is components/shared/input_pipeline.py. TensorFlow is imported inside `run` so
+that a cached pipeline never pays for importing it.
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import shutil
+from typing import Any, Literal
+
+import pydantic
+
+from edgepipe.components.shared import examples_io, input_pipeline
+from edgepipe.components.train import builder, input_spec
+from edgepipe.contracts import artifacts
+from edgepipe.pipeline.stage import StageConfig, WorkerFinished
+
+NAME = "train"
+VERSION = 2
+INPUTS = {"examples": "Examples", "statistics": "Statistics", "schema": "Schema"}
+OUTPUTS = {"model": "Model"}
+CODE = ("edgepipe.models", "edgepipe.components.shared", "edgepipe.contracts")
+
+
+class Config(StageConfig):
+    # Name of the builder in edgepipe.models.BUILDERS.
+    model: str = "cnn"
+    # Keyword options passed to the builder, e.g. {"filters": [32, 64], "dropout": 0.3}.
+    model_options: dict[str, Any] = {}
+    # Number of passes over the training split.
+    epochs: int = pydantic.Field(10, ge=1)
+    # Examples per replica per step; the global batch is this times the number of replicas.
+    batch_size: int = pydantic.Field(64, ge=1)
+    # Adam learning rate for one replica (before lr_scaling).
+    learning_rate: float = pydantic.Field(1e-3, gt=0)
+    # How the learning rate follows the replica count: "none" keeps it, "linear" multiplies
+    # it by the number of replicas (the global batch grows by the same factor).
+    lr_scaling: Literal["none", "linear"] = "none"
+    # "constant", or "cosine": decay from the learning rate to 0 over all training steps.
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    # Size of the shuffle buffer over the training split (>= split size = a full shuffle).
+    shuffle_buffer: int = pydantic.Field(10000, ge=1)
+    # Sequences: steps every example is padded or truncated to; default the longest training
+    # sequence in the statistics. Text: tokens per example; default the longest training text
+    # in tokens, at most input_spec.MAX_DEFAULT_TEXT_LENGTH (200). Ignored for images.
+    sequence_length: int | None = pydantic.Field(None, ge=1)
+    # Sequences and text: "pre" pads before the series and keeps the last steps (tokens) of
+    # longer ones (an LSTM then ends on real data), "post" pads after and keeps the first.
+    padding: Literal["pre", "post"] = "pre"
+    # Compute dtype policy: "float32", "mixed_bfloat16" (TPU, recent CPUs) or "mixed_float16"
+    # (GPUs only); variables and the output stay float32.
+    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
+
+
+def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
+    import tensorflow as tf
+
+    from edgepipe.components.train import distribute, export, fit
+    from edgepipe.models.keras import keras
+
+    examples = inputs["examples"].path
+    class_names = examples_io.class_names(examples)
+    spec = input_spec.input_spec(examples, inputs["statistics"].path, config.sequence_length,
+                                 config.padding)
+    builder.check(config.model, config.model_options, spec["input_feature"])
+    placement = distribute.place(context.runtime, config.batch_size, config.learning_rate,
+                                 config.lr_scaling)
+    steps = max(1, math.ceil(examples_io.split_size(examples, "train")
+                             / placement.global_batch))
+    context.log.info("training %s on %s (%s), %d replica(s), global batch %d, learning rate "
+                     "%g", config.model, placement.description, placement.role,
+                     placement.replicas, placement.global_batch, placement.learning_rate)
+    keras.utils.set_random_seed(context.seed)
+    training_data, validation_data = _datasets(tf, examples, spec, placement, config,
+                                               context.seed)
+    distribute.set_precision(keras, config.precision, placement.description)
+    try:
+        with placement.strategy.scope():
+            model = builder.build_and_compile(keras, config, spec, len(class_names),
+                                              placement.learning_rate, config.epochs * steps)
+        fitted = fit.fit(tf, keras, model, training_data, validation_data, steps, config,
+                         context, placement.chief, placement.role)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    model_dir = _save(tf, model, spec, fitted, placement, outputs["model"], context)
+    info = _model_info(config, spec, class_names, int(model.count_params()), placement,
+                       fitted)
+    artifacts.write_model_info(model_dir, info)
+    artifacts.write_history(model_dir, fitted.history)
+    context.log.info("saved model (%d parameters) to %s", info["params"], model_dir)
+    return {
+        "params": info["params"], "epochs": config.epochs, "strategy": placement.description,
+        "replicas": placement.replicas, "global_batch_size": placement.global_batch,
+        "learning_rate": placement.learning_rate,
+        "final": {metric: values[-1] for metric, values in fitted.history.items()},
+        "resumed": fitted.resumed_from_epoch is not None,
+        "resumed_from_epoch": fitted.resumed_from_epoch,
+        "seconds_per_epoch": fitted.mean_epoch_seconds,
+    }
+
+
+def _datasets(tf, examples, spec: dict, placement, config: Config, seed: int):
+    """The training input (one pipeline per worker, shuffled and repeated) and the
+    validation split (None when it is empty)."""
+    from edgepipe.components.train import distribute
+
+    training = distribute.sharded_dataset(
+        tf, placement.strategy,
+        lambda context, batch: input_pipeline.dataset(
+            tf, examples, "train", spec, batch, seed=seed, shuffle_buffer=config.shuffle_buffer,
+            repeat=True, input_context=context),
+        placement.global_batch)
+    if not examples_io.split_size(examples, "validation"):
+        return training, None
+    static = placement.description.startswith("tpu")  # TPUs need full, static batches
+    return training, input_pipeline.dataset(tf, examples, "validation", spec,
+                                            placement.global_batch, drop_remainder=static)
+
+
+def _save(tf, model, spec: dict, fitted, placement, model_dir, context) -> pathlib.Path:
+    """Save the model into the artifact (the chief) and return its folder. Under
+    multi-worker training every worker must save (the saves are collective); the others
+    save into their scratch folder and stop here with WorkerFinished."""
+    from edgepipe.components.train import distribute, export
+
+    model_dir = pathlib.Path(model_dir)
+    export.save(tf, model, spec, model_dir if placement.chief else fitted.work_dir / "model")
+    # The chief commits (and the runner then removes the shared scratch folder) only once
+    # every worker has finished writing there.
+    distribute.barrier(tf, placement.strategy)
+    if not placement.chief:
+        shutil.rmtree(fitted.work_dir, ignore_errors=True)
+        raise WorkerFinished(
+            f"{placement.role} finished training (final loss "
+            f"{fitted.history.get('loss', [None])[-1]!r}); the chief commits the model, so "
+            "this worker stops here.")
+    shutil.copytree(fitted.work_dir / "logs", model_dir / "logs")
+    return model_dir
+
+
+def _model_info(config: Config, spec: dict, class_names: list[str], params: int, placement,
+                fitted) -> dict[str, Any]:
+    """model.json: what the model takes and returns (every consumer reads it), and how it
+    was trained."""
+    return {
+        "model": config.model,
+        "model_options": config.model_options,
+        **{key: value for key, value in spec.items() if key != "normalization"},
+        "class_names": class_names,
+        "normalization": spec.get("normalization"),
+        "params": params,
+        "strategy": placement.description,
+        "replicas": placement.replicas,
+        "global_batch_size": placement.global_batch,
+        "learning_rate": placement.learning_rate,
+        "lr_scaling": config.lr_scaling,
+        "lr_schedule": config.lr_schedule,
+        "precision": config.precision,
+        "epochs": config.epochs,
+        "resumed_from_epoch": fitted.resumed_from_epoch,
+    }

@@ -1,0 +1,174 @@
+"""The versioned model registry: `<registry>/<model name>/<version>/`, versions 1, 2, 3...
+
+A version folder holds saved_model/, model.tflite (the deployable variant), model.json,
+labels.txt and metadata.json (lineage: run, data, metrics). On a local disk a version is built
+in a dot-folder beside the versions and appears by one atomic rename, under a lock so that
+concurrent pushes never take the same number. On an object store (gs://, through
+edgepipe.contracts.storage; there is no atomic rename or lock) files are uploaded with
+metadata.json last, and a folder without metadata.json is not a version: readers never see a
+half-written one either way. Concurrent pushes to one object-store registry may still race
+for a number.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+import uuid
+from typing import Any, Callable, Iterator
+
+from edgepipe.contracts import storage
+
+METADATA = "metadata.json"
+LOCK = ".push.lock"
+
+
+is_remote = storage.is_remote
+join = storage.join
+_listdir = storage.listdir
+_isfile = storage.isfile
+_read_text = storage.read_text
+
+
+def model_names(registry: str | os.PathLike) -> list[str]:
+    """Every model name with at least one complete version, sorted."""
+    root = os.fspath(registry)
+    return sorted(
+        name for name in _listdir(root) if not name.startswith(".") and list_versions(root, name)
+    )
+
+
+def list_versions(registry: str | os.PathLike, name: str) -> list[int]:
+    """The complete versions of a model, ascending; [] when it has none (or does not exist)."""
+    folder = join(registry, name)
+    return sorted(
+        int(entry) for entry in _listdir(folder)
+        if entry.isdigit() and _isfile(join(folder, entry, METADATA))
+    )
+
+
+def latest_version(registry: str | os.PathLike, name: str) -> int | None:
+    versions = list_versions(registry, name)
+    return versions[-1] if versions else None
+
+
+def version_path(registry: str | os.PathLike, name: str, version: int) -> str:
+    return join(registry, name, str(int(version)))
+
+
+def read_metadata(registry: str | os.PathLike, name: str, version: int) -> dict[str, Any]:
+    path = join(version_path(registry, name, version), METADATA)
+    if not _isfile(path):
+        raise FileNotFoundError(
+            f"{path} does not exist: model {name!r} has no complete version {version} in "
+            f"{os.fspath(registry)} (versions: {list_versions(registry, name)})."
+        )
+    return read_version_metadata(version_path(registry, name, version))
+
+
+def read_version_metadata(version_dir: str | os.PathLike) -> dict[str, Any]:
+    """metadata.json of a version folder: its lineage, metrics, class names and input."""
+    path = join(version_dir, METADATA)
+    if not _isfile(path):
+        raise FileNotFoundError(f"{path} is missing: not a complete registry version")
+    return json.loads(_read_text(path))
+
+
+def baseline_version(registry: str | os.PathLike, name: str, model_key: str) -> int | None:
+    """The version a new model of this name is compared with: the newest one not pushed from
+    the model with this artifact key (so pushing a model does not make it its own baseline)."""
+    for version in reversed(list_versions(registry, name)):
+        if read_metadata(registry, name, version).get("model_key") != model_key:
+            return version
+    return None
+
+
+def find_model_key(registry: str | os.PathLike, name: str, model_key: str) -> int | None:
+    """The version that already holds the model with this artifact key, if any."""
+    for version in list_versions(registry, name):
+        if read_metadata(registry, name, version).get("model_key") == model_key:
+            return version
+    return None
+
+
+def publish(
+    registry: str | os.PathLike,
+    name: str,
+    fill: Callable[[pathlib.Path], None],
+    metadata: dict[str, Any],
+) -> dict[str, Any]:
+    """Add a version holding what `fill(folder)` writes, plus metadata.json (with "version"
+    and "pushed" added), unless a version already holds metadata["model_key"].
+
+    Returns {"version", "path", "created"}; created is False when the model was there already.
+    """
+    registry = os.fspath(registry)
+    if not name or name.startswith(".") or "/" in name:
+        raise ValueError(f"Model name {name!r} cannot be a registry folder name; use letters, digits, '-', '_'.")
+    model_key = metadata["model_key"]
+    existing = find_model_key(registry, name, model_key)
+    if existing is not None:
+        return {"version": existing, "path": version_path(registry, name, existing), "created": False}
+    if is_remote(registry):
+        return _publish_remote(registry, name, fill, metadata)
+    folder = pathlib.Path(registry, name)
+    folder.mkdir(parents=True, exist_ok=True)
+    # The draft lives beside the versions, on the same file system, so the rename is atomic.
+    draft = folder / f".draft-{uuid.uuid4().hex}"
+    draft.mkdir()
+    try:
+        fill(draft)
+        with _locked(folder):
+            existing = find_model_key(registry, name, model_key)
+            if existing is not None:
+                return {"version": existing, "path": str(folder / str(existing)), "created": False}
+            version = _next_number(folder)
+            _write_metadata(draft, metadata, version)
+            os.rename(draft, folder / str(version))  # fails if the number exists: never overwrites
+        return {"version": version, "path": str(folder / str(version)), "created": True}
+    finally:
+        shutil.rmtree(draft, ignore_errors=True)
+
+
+def _publish_remote(registry: str, name: str, fill, metadata: dict[str, Any]) -> dict[str, Any]:
+    """Upload every file of the version, then metadata.json: the commit marker."""
+    with tempfile.TemporaryDirectory(prefix="edgepipe-push-") as local:
+        draft = pathlib.Path(local)
+        fill(draft)
+        folder = join(registry, name)
+        taken = [int(entry) for entry in _listdir(folder) if entry.isdigit()]
+        version = max(taken, default=0) + 1
+        target = join(folder, str(version))
+        storage.upload_tree(draft, target)
+        _write_metadata(draft, metadata, version)
+        storage.write_bytes(join(target, METADATA), (draft / METADATA).read_bytes())
+    return {"version": version, "path": target, "created": True}
+
+
+def _next_number(folder: pathlib.Path) -> int:
+    # Count every numbered folder, complete or not, so a number is never reused.
+    taken = [int(entry.name) for entry in folder.iterdir() if entry.name.isdigit()]
+    return max(taken, default=0) + 1
+
+
+def _write_metadata(draft: pathlib.Path, metadata: dict[str, Any], version: int) -> None:
+    pushed = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    record = {**metadata, "version": version, "pushed": pushed}
+    (draft / METADATA).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+@contextlib.contextmanager
+def _locked(folder: pathlib.Path) -> Iterator[None]:
+    """An exclusive lock between pushes of one model (processes and threads alike)."""
+    with open(folder / LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

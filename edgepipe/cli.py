@@ -1,0 +1,186 @@
+"""The `edgepipe` command: run a pipeline (or one stage), show, inspect, serve.
+
+A thin layer over the Python API in edgepipe/api.py: run a pipeline or one stage of it,
+show what exists, inspect an artifact, serve the registry.
+
+Exit status: 0 succeeded (or cached), 1 a stage failed or a gate halted the run, 2 the
+config or the command line is invalid (nothing ran).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import pathlib
+import sys
+
+import edgepipe
+from edgepipe import api
+from edgepipe.serving import server as serving_server
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # Our progress at INFO; Beam, TFDS and TensorFlow only when something is wrong.
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    logging.getLogger("edgepipe").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        if args.command == "inspect":
+            return inspect(pathlib.Path(args.path))
+        if args.command == "serve":
+            return serve(args)
+        config = api.load_config(args.config, overrides=args.set, root=args.root,
+                                 beam_options=args.beam_option)
+        if args.command == "status":
+            return status(config)
+        result = api.run(config, stages=args.stage or None, no_cache=args.no_cache)
+    except api.ConfigError as error:
+        print(f"edgepipe: {error}", file=sys.stderr)
+        return 2
+    except api.StageFailed as error:
+        print(f"edgepipe: {error}", file=sys.stderr)
+        return 1
+    _print_summary(result.summary)
+    return 0 if result.status in ("succeeded", "worker_finished") else 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgepipe", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"edgepipe {edgepipe.__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run_parser = commands.add_parser("run", help="run a pipeline config")
+    _add_config_arguments(run_parser)
+    run_parser.add_argument("--no-cache", action="store_true", help="run every stage again")
+    run_parser.add_argument(
+        "--stage", action="append", default=[], metavar="NAME",
+        help="run only this stage (repeatable), from committed inputs: what one task of an "
+             "orchestrator runs")
+
+    status_parser = commands.add_parser("status", help="list the artifacts that exist for a config")
+    _add_config_arguments(status_parser)
+
+    inspect_parser = commands.add_parser("inspect", help="print an artifact's manifest readably")
+    inspect_parser.add_argument("path", help="an artifact folder, its manifest.json or a run summary")
+
+    serve_parser = commands.add_parser(
+        "serve", help="serve a model registry over HTTP (TensorFlow Serving's REST API)")
+    serve_parser.add_argument("config", nargs="?",
+                              help="a pipeline config whose [registry] to serve (or --registry)")
+    serving_server.add_arguments(serve_parser, registry_required=False)
+    return parser
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Serve --registry, or the [registry] of the config given."""
+    if args.config:
+        config = api.load_config(args.config)
+        if config.registry is None and not args.registry:
+            raise api.ConfigError(f"{args.config} has no [registry] section: add one (path, "
+                                  "model_name) or pass --registry DIR.")
+        if not args.registry:
+            args.registry = config.registry.path
+            args.model = args.model or [config.registry.model_name]
+    if not args.registry:
+        raise api.ConfigError("edgepipe serve needs a registry: pass a pipeline config with a "
+                              "[registry] section, or --registry DIR.")
+    return serving_server.serve(args)
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="pipeline config, e.g. configs/quickstart.toml")
+    parser.add_argument("--root", help="artifact root (overrides [pipeline] root)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        help="override a config value, e.g. --set train.epochs=3 (repeatable)",
+    )
+    parser.add_argument(
+        "--beam-option", action="append", default=[], metavar="KEY=VALUE",
+        help="a Beam pipeline option, e.g. --beam-option direct_num_workers=2 (repeatable)",
+    )
+
+
+def _print_summary(summary: dict) -> None:
+    print(f"\nrun {summary['run_id']}: {summary['status']} in {summary['seconds']:.1f} s")
+    for stage in summary["stages"]:
+        print(f"  {stage['name']:<11} {stage['status']:<8} {stage.get('seconds', 0):7.1f} s")
+    for stage in summary["stages"]:
+        metrics = stage.get("metrics", {})
+        if stage["name"] == "evaluate" and "accuracy" in metrics:
+            verdict = "BLESSED" if metrics.get("blessed") else "NOT BLESSED"
+            print(f"\ntest accuracy {metrics['accuracy']:.4f}: {verdict} ({metrics.get('reason', '')})")
+        if stage["name"] == "quantize":
+            for variant in metrics.get("variants", []):
+                print(
+                    f"  {variant['name']:<14} {variant['size_bytes'] / 1024:8.1f} KB"
+                    f"  accuracy {variant['accuracy']:.4f}  p50 {variant['latency_ms_p50']:.3f} ms"
+                )
+        if stage["name"] == "quantize" and metrics.get("deployable"):
+            deployable = metrics["deployable"]
+            print(f"  deployable: {deployable.get('variant')} ({deployable.get('reason', '')})")
+        if stage["name"] == "push" and metrics:
+            print(f"\npush: {metrics.get('reason') or metrics}")
+        if stage["name"] == "report" and stage.get("artifacts"):
+            print(f"\nreport: {stage['artifacts']['report']}/report.html")
+    print(f"summary: {summary['root']}/runs/latest.json")
+
+
+def status(config) -> int:
+    print(f"pipeline {config.name!r} ({config.path}), artifacts under {config.root}")
+    for entry in api.status(config):
+        record = entry["record"]
+        if record is None:
+            print(f"  {entry['stage']:<11} missing   key {entry['key']}: will run")
+        else:
+            print(f"  {entry['stage']:<11} committed key {entry['key']}: run {record['run_id']}, "
+                  f"{record['seconds']:.1f} s, {record['created']}")
+    latest = api.latest_run(config.root)
+    if latest is not None:
+        print(f"latest run: {latest['run_id']} {latest['status']} in {latest['seconds']:.1f} s")
+    return 0
+
+
+def inspect(path: pathlib.Path) -> int:
+    manifest_path = path / "manifest.json" if path.is_dir() else path
+    if not manifest_path.is_file():
+        print(f"edgepipe: {path} has no manifest.json: not a committed artifact", file=sys.stderr)
+        return 2
+    manifest = json.loads(manifest_path.read_text())
+    folder = manifest_path.parent
+    if "kind" in manifest:
+        print(f"{manifest['kind']} artifact, output {manifest['output']!r} of stage {manifest['stage']!r}")
+    elif "stage" in manifest:
+        print(f"stage {manifest['stage']!r} (version {manifest['version']}), outputs {manifest['outputs']}")
+    elif "run_id" in manifest:
+        print(f"run summary of pipeline {manifest['pipeline']!r}")
+    for field in ("key", "run_id", "created", "seconds", "status"):
+        if field in manifest:
+            print(f"  {field:<10} {manifest[field]}")
+    properties = manifest.get("properties")
+    if properties:
+        print("properties:")
+        print(_indent(json.dumps(properties, indent=2)))
+    if "stages" in manifest:
+        for stage in manifest["stages"]:
+            print(f"  {stage['name']:<11} {stage['status']:<8} {stage.get('seconds', 0):7.1f} s")
+    if manifest_path.name == "manifest.json":
+        print("files:")
+        for file in sorted(folder.rglob("*")):
+            if file.is_file():
+                print(f"  {file.relative_to(folder)}  ({file.stat().st_size:,} bytes)")
+    return 0
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
