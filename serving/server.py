@@ -31,6 +31,7 @@ import threading
 import time
 import urllib.parse
 
+from edgepipe.serving.metadata import metadata
 from edgepipe.serving.metrics import Metrics
 from edgepipe.serving.models import Models, NotFound
 from edgepipe.serving.requests import SIGNATURE, RequestError, parse_body, parse_predict
@@ -42,7 +43,6 @@ MODEL_URL = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?P<verb>/metadata|:[a-z]+)?$"
 )
 DRAIN_LIMIT = 64 << 20  # a refused body up to this size is read and dropped, keeping the connection usable
-TF_DTYPES = {"uint8": "DT_UINT8", "float32": "DT_FLOAT", "int8": "DT_INT8", "int32": "DT_INT32"}
 
 
 class Service:
@@ -223,30 +223,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args) -> None:
         log.debug("%s %s", self.address_string(), format % args)
-
-
-def metadata(model) -> dict:
-    """TF Serving's GetModelMetadataResponse, plus the version's lineage under "edgepipe"."""
-    spec = model.spec
-    dims = [-1] + ([-1, *spec.shape[1:]] if spec.variable_length else list(spec.shape))
-    tensor = lambda dtype, shape, name: {  # noqa: E731
-        "dtype": TF_DTYPES.get(dtype, dtype), "name": name,
-        "tensor_shape": {"dim": [{"size": str(size), "name": ""} for size in shape], "unknown_rank": False},
-    }
-    signature = {
-        "inputs": {spec.name: tensor(spec.dtype, dims, f"{SIGNATURE}_{spec.name}:0")},
-        "outputs": {"probabilities": tensor("float32", [-1, len(model.class_names)], "StatefulPartitionedCall:0")},
-        "method_name": "tensorflow/serving/predict",
-    }
-    edgepipe = {**model.metadata, "runtime": model.runtime_name, "class_names": model.class_names}
-    if spec.name == "text":  # how the server turns a string into the ids the signature takes
-        edgepipe["text_input"] = {"accepts": spec.describe(),
-                                  "tokenizer": model.model_json.get("tokenizer", {})}
-    return {
-        "model_spec": {"name": model.name, "signature_name": "", "version": str(model.version)},
-        "metadata": {"signature_def": {"signature_def": {SIGNATURE: signature}}},
-        "edgepipe": edgepipe,
-    }
 
 
 class Server(http.server.ThreadingHTTPServer):

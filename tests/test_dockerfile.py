@@ -50,7 +50,7 @@ def pip_requirements(stage: list[tuple[str, str]]) -> list[str]:
     found = []
     for instruction, arguments in stage:
         if instruction == "RUN" and "pip install" in arguments:
-            words = shlex.split(arguments.split("pip install", 1)[1])
+            words = shlex.split(arguments.split("pip install", 1)[1].split("&&")[0])
             found += [word for word in words if not word.startswith("-")]
     return found
 

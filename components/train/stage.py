@@ -144,10 +144,11 @@ def _save(tf, model, spec: dict, fitted, placement, model_dir, context) -> pathl
     distribute.barrier(tf, placement.strategy)
     if not placement.chief:
         shutil.rmtree(fitted.work_dir, ignore_errors=True)
-        raise WorkerFinished(
-            f"{placement.role} finished training (final loss "
-            f"{fitted.history.get('loss', [None])[-1]!r}); the chief commits the model, so "
-            "this worker stops here.")
+        losses = fitted.history.get("loss", [None])
+        message = (f"{placement.role} finished training ({len(losses)} epochs, final loss "
+                   f"{losses[-1]!r}); the chief commits the model, so this worker stops here.")
+        context.log.info(message)
+        raise WorkerFinished(message)
     shutil.copytree(fitted.work_dir / "logs", model_dir / "logs")
     return model_dir
 

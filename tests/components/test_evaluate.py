@@ -201,7 +201,7 @@ def test_blessing_follows_the_threshold(run_stage, examples_artifact, model_arti
     assert properties["blessed"] is True
     assert properties["reason"] == f"accuracy {accuracy:.3f} >= threshold 0.000"
     marker = (path / "BLESSED").read_text()
-    assert marker.startswith(properties["reason"]) and "relative: not applied: no registry" in marker
+    assert marker.startswith(properties["reason"]) and "relative: not applied: no [registry] configured" in marker
     assert not (path / "NOT_BLESSED").exists()
 
     assert accuracy < 1.0  # two epochs on 240 images cannot be perfect

@@ -12,7 +12,7 @@ import numpy as np
 import pydantic
 import pytest
 
-from edgepipe.components.quantize import deploy_policy
+from edgepipe.components.quantize import convert, deploy_policy
 from edgepipe.components.quantize import measure as litert_measure
 from edgepipe.components.quantize import metadata as tflite_metadata
 from edgepipe.components.quantize import stage as quantize
@@ -206,7 +206,7 @@ def test_conversion_failure_names_the_variant_and_the_reason():
     outputs = keras.layers.Lambda(lambda matrix: tf.reshape(tf.linalg.det(matrix), (-1, 1)))(inputs)
     model = keras.Model(inputs, outputs)
     with pytest.raises(RuntimeError, match=r"(?s)variant 'float32' failed.*MatrixDeterminant"):
-        quantize.convert(model, "float32", np.zeros((2, 3, 3), np.float32))
+        convert.convert(model, "float32", np.zeros((2, 3, 3), np.float32))
 
 
 # ---------------------------------------------------------------- LSTM (issue 4)
@@ -291,7 +291,7 @@ def test_int16x8_lstm_fails_saying_why_and_which_variants_work(vowels_model):
     lstm = keras.models.load_model(model.path / "model.keras")
     representative = np.zeros((4, *lstm.input_shape[1:]), np.float32)
     with pytest.raises(RuntimeError) as raised:
-        quantize.convert(lstm, "int16x8", representative)
+        convert.convert(lstm, "int16x8", representative)
     message = str(raised.value)
     assert "variant 'int16x8' failed" in message and "UNIDIRECTIONAL_SEQUENCE_LSTM" in message
     assert "int8 and dynamic_range variants" in message and "no variant is ever replaced" in message

@@ -200,7 +200,7 @@ def test_evaluation_section_shows_calibration_slices_pairs_and_gates(report_run,
         "brightness"]
     gates = page.find("tr", class_="gate")
     assert [gate["data-gate"] for gate in gates] == ["absolute", "relative"]
-    assert "no registry configured" in text
+    assert "no [registry] configured" in text
     assert summary["blessing_gates"] == metrics["blessing"]["gates"]
 
 
@@ -256,7 +256,8 @@ def test_declared_deployable_variant_and_skipped_variants_are_shown(
     variants.append({"name": "int16x8", "skipped": "not supported by this converter build"})
     (copy / "variants.json").write_text(json.dumps(variants))
     (copy / "deployable.json").write_text(json.dumps(
-        {"name": "float16", "policy": "max_drop_points=0.5", "reason": "policy says so"}))
+        {"variant": "float16", "path": "float16.tflite", "reason": "policy says so",
+         "policy": {"name": "smallest_within", "max_accuracy_drop_points": 0.5}}))
     inputs = {"examples": examples_artifact, "statistics": statistics_artifacts["statistics"],
               "model": model_artifact, "evaluation": evaluation_artifact,
               "tflite": Artifact.load(copy)}
@@ -264,13 +265,13 @@ def test_declared_deployable_variant_and_skipped_variants_are_shown(
     summary = json.loads((artifacts["report"].path / "summary.json").read_text())
     assert properties["deployable_variant"] == "float16"
     assert summary["deployable_variant"]["reason"] == "policy says so"
-    assert summary["deployable_variant"]["source"] == "deployable.json"
+    assert summary["deployable_variant"]["policy"]["name"] == "smallest_within"
     assert summary["skipped_variants"] == [{"name": "int16x8",
                                             "reason": "not supported by this converter build"}]
     text = (artifacts["report"].path / "report.html").read_text()
     assert "skipped: not supported by this converter build" in text
 
-    (copy / "deployable.json").write_text(json.dumps({"name": "int4"}))
+    (copy / "deployable.json").write_text(json.dumps({"variant": "int4", "path": "int4.tflite"}))
     with pytest.raises(ValueError, match="deployable.json names variant 'int4'"):
         run_stage("report", inputs, {})
 

@@ -253,8 +253,9 @@ def test_savedmodel_runtime_serves_the_savedmodel(pushed_registry, test_images):
 def test_litert_serving_never_imports_tensorflow(pushed_registry):
     script = (
         "import sys, pathlib\n"
-        "from pipeline import cli\n"
-        "from serving import runtime, server, registry\n"
+        "from edgepipe import cli\n"
+        "from edgepipe.serving import runtime, server\n"
+        "from edgepipe.contracts import registry\n"
         f"model = runtime.load('tests', 1, pathlib.Path({str(pushed_registry / 'tests' / '1')!r}), 'litert', 1)\n"
         "print(sorted(name for name in sys.modules if name.split('.')[0] in ('tensorflow', 'tf_keras', 'keras')))\n"
     )
