@@ -12,27 +12,62 @@ edgepipe.contracts.text_tokens).
 
 from __future__ import annotations
 
+import ast
+import importlib
+import importlib.util
+import pathlib
 from typing import Any, Callable
 
-from edgepipe.models import cnn, cnn_bn, lstm, text_lstm
-
-BUILDERS: dict[str, Callable[..., Any]] = {
-    "cnn": cnn.build,
-    "cnn_bn": cnn_bn.build,
-    "lstm": lstm.build,
-    "text_lstm": text_lstm.build,
+# name -> the module holding its `build` function. Imported only when a model is built, so
+# checking a config (and `edgepipe status`) never imports Keras.
+MODULES: dict[str, str] = {
+    "cnn": "edgepipe.models.cnn",
+    "cnn_bn": "edgepipe.models.cnn_bn",
+    "lstm": "edgepipe.models.lstm",
+    "text_lstm": "edgepipe.models.text_lstm",
 }
 
-# The input feature each builder takes (see edgepipe.components.shared.examples_io.INPUT_FEATURES).
+# The input feature each builder takes (see edgepipe.components.shared.examples_io).
 INPUT_FEATURES: dict[str, str] = {"cnn": "image", "cnn_bn": "image", "lstm": "sequence",
                                   "text_lstm": "text"}
+
+# Builder arguments that come from the data; the rest come from [train.model_options].
+DATA_ARGUMENTS = ("input_shape", "num_classes", "mean", "variance", "vocabulary_size")
+
+
+def check_name(name: str) -> None:
+    if name not in MODULES:
+        raise ValueError(
+            f"Unknown model {name!r}. Expected one of {sorted(MODULES)}; set [train] model "
+            "in the config to one of them."
+        )
+
+
+def builder(name: str) -> Callable[..., Any]:
+    """The `build` function registered under `name` (imports its module, and Keras)."""
+    check_name(name)
+    return importlib.import_module(MODULES[name]).build
+
+
+def options(name: str) -> list[str]:
+    """The keyword options the builder takes besides the data's, read from its source
+    without importing it."""
+    check_name(name)
+    origin = importlib.util.find_spec(MODULES[name]).origin
+    tree = ast.parse(pathlib.Path(origin).read_text())
+    function = next(node for node in tree.body
+                    if isinstance(node, ast.FunctionDef) and node.name == "build")
+    arguments = function.args.args + function.args.kwonlyargs
+    return [argument.arg for argument in arguments if argument.arg not in DATA_ARGUMENTS]
+
+
+def check_options(name: str, model_options: dict[str, Any]) -> None:
+    unknown = sorted(set(model_options) - set(options(name)))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for model {name!r}; expected a subset "
+                         f"of {options(name)}.")
 
 
 def build(name: str, **kwargs: Any):
     """Build the model registered under `name`."""
-    if name not in BUILDERS:
-        raise ValueError(
-            f"Unknown model {name!r}. Expected one of {sorted(BUILDERS)}; set [train] model "
-            "in the config to one of them."
-        )
-    return BUILDERS[name](**kwargs)
+    return builder(name)(**kwargs)

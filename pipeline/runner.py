@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+import os
 import secrets
 import time
 import traceback
@@ -168,39 +169,64 @@ def _run_step(step: Step, store: Store, config: PipelineConfig, run_id: str, no_
     started = time.monotonic()
     inputs = {name: Artifact.load(artifact.path) for name, artifact in step.inputs.items()}
     record = store.lookup(step.node.stage, step.key)
-    if record is not None and not no_cache:
-        properties = record["properties"]
-        entry["status"] = "cached"
-        log.info("%s: cached (key %s, from run %s)", position, step.key, record["run_id"])
-    else:
-        log.info("%s: running (key %s)", position, step.key)
-        context = Context(
-            pipeline_name=config.name, run_id=run_id, seed=config.seed, runtime=config.runtime,
-            scratch_dir=store.scratch_dir(step.node.stage, step.key),
-            log=logging.getLogger(f"edgepipe.{step.node.stage}"),
-        )
-        try:
-            properties, _ = store.execute(step.module, step.key, inputs,
-                                       config.stages[step.node.stage], context,
-                                       record={"key_parts": step.parts}, replace=no_cache)
-        except WorkerFinished as finished:
-            log.info("%s: %s", position, finished)
-            return {**entry, "status": "worker_finished",
-                    "seconds": round(time.monotonic() - started, 3)}, None
-        except BaseException as error:
-            log.error("%s failed: %s", position, error)
-            log.debug("%s", traceback.format_exc())
-            return {**entry, "status": "failed", "error": f"{type(error).__name__}: {error}",
-                    "seconds": round(time.monotonic() - started, 3)}, error
-        entry["status"] = "ran"
-        if properties.get("resumed"):
-            entry["resumed"] = True
+    if record is None or no_cache:
+        # One live process per key: another run computing it makes this one wait, then
+        # reuse its result (see pipeline/store.py).
+        owner = f"run {run_id} (pid {os.getpid()})"
+        with store.lock(step.node.stage, _lock_key(step, config), owner):
+            committed = store.lookup(step.node.stage, step.key)
+            if committed is not None and committed["run_id"] != (record or {}).get("run_id"):
+                record, no_cache = committed, False  # committed meanwhile by the other run
+            if record is None or no_cache:
+                return _execute(step, store, config, run_id, no_cache, position, inputs,
+                                entry, started)
+    entry["status"] = "cached"
+    log.info("%s: cached (key %s, from run %s)", position, step.key, record["run_id"])
+    return _finish(step, store, entry, record["properties"], started, position), None
+
+
+def _execute(step: Step, store: Store, config: PipelineConfig, run_id: str, no_cache: bool,
+             position: str, inputs: dict, entry: dict, started: float):
+    log.info("%s: running (key %s)", position, step.key)
+    context = Context(
+        pipeline_name=config.name, run_id=run_id, seed=config.seed, runtime=config.runtime,
+        scratch_dir=store.scratch_dir(step.node.stage, step.key),
+        log=logging.getLogger(f"edgepipe.{step.node.stage}"),
+    )
+    try:
+        properties, _ = store.execute(step.module, step.key, inputs,
+                                      config.stages[step.node.stage], context,
+                                      record={"key_parts": step.parts}, replace=no_cache)
+    except WorkerFinished as finished:
+        log.info("%s: %s", position, finished)
+        return {**entry, "status": "worker_finished",
+                "seconds": round(time.monotonic() - started, 3)}, None
+    except BaseException as error:
+        log.error("%s failed: %s", position, error)
+        log.debug("%s", traceback.format_exc())
+        return {**entry, "status": "failed", "error": f"{type(error).__name__}: {error}",
+                "seconds": round(time.monotonic() - started, 3)}, error
+    entry["status"] = "ran"
+    if properties.get("resumed"):
+        entry["resumed"] = True
+    return _finish(step, store, entry, properties, started, position), None
+
+
+def _lock_key(step: Step, config: PipelineConfig) -> str:
+    """The workers of one multi-worker cluster run a COLLECTIVE stage together by design
+    (they share its scratch folder): each takes its own lock so none waits for another."""
+    task = config.runtime.worker_task() if getattr(step.module, "COLLECTIVE", False) else ""
+    return f"{step.key}-{task}" if task else step.key
+
+
+def _finish(step: Step, store: Store, entry: dict, properties: dict, started: float,
+            position: str) -> dict[str, Any]:
     entry["seconds"] = round(time.monotonic() - started, 3)
     entry["artifacts"] = {output: str(store.stage_dir(step.node.stage, step.key) / output)
                           for output in step.module.OUTPUTS}
     entry["metrics"] = properties
     log.info("%s: %s in %.1f s", position, entry["status"], entry["seconds"])
-    return entry, None
+    return entry
 
 
 def _skipped(step: Step) -> dict[str, Any]:

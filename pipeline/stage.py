@@ -18,6 +18,9 @@ A stage is a plain module (components/<stage>/stage.py), not a class to subclass
                                    outside the artifacts that the result depends on (the raw
                                    files ingest reads, the registry version evaluate compares
                                    with); part of the cache key
+    COLLECTIVE: bool               optional: every worker of a multi-worker cluster runs the
+                                   stage at once (training under MultiWorkerMirroredStrategy);
+                                   otherwise one process per key runs it, others wait
 
 `run` reads only `inputs` (committed artifacts) and writes only into the empty directories in
 `outputs`. The runner writes the manifests and commits the directories; a stage never
@@ -44,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import pathlib
 from typing import Annotated, Any
 
@@ -105,6 +109,17 @@ class Runtime:
     beam_options: tuple[tuple[str, str], ...] = ()
     strategy: str = "auto"  # auto | default | one_device | mirrored | multi_worker | tpu
     tpu_address: str = ""
+
+    def worker_task(self) -> str:
+        """This process's task in a multi-worker cluster ("chief0", "worker1"), from TF_CONFIG;
+        "" outside one."""
+        if self.strategy != "multi_worker":
+            return ""
+        try:
+            task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+            return f"{task['type']}{task['index']}"
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return ""  # the train stage reports a bad TF_CONFIG itself
 
     def beam_pipeline_options(self) -> list[str]:
         """Beam PipelineOptions flags, e.g. ['--runner=DirectRunner', '--direct_num_workers=2']."""

@@ -6,27 +6,37 @@ Layout under the pipeline root:
     artifacts/<stage>/<cache key>/<output>/manifest.json  one artifact per output
     staging/<stage>-<cache key>-<pid>/                  work in progress, never trusted
     scratch/<stage>-<cache key>/                        state that survives a kill (checkpoints)
+    locks/<stage>-<cache key>.lock                      who is computing that key right now
     runs/<run id>.json, runs/latest.json                run summaries
 
 A stage writes into staging; the manifests are written last and the folder is renamed into
 place in one `os.rename`, so a crash leaves only staging debris, which no lookup reads.
+
+Two runs on one root that need the same key do not compute it twice: the second waits on the
+key's lock (an flock, released by the kernel when its holder dies, even by SIGKILL), then finds
+the first one's result committed and reuses it. So a stage's scratch folder (its checkpoints)
+is only ever used by the one live process that holds the lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import fcntl
 import json
+import logging
 import os
 import pathlib
 import shutil
 import time
 from types import ModuleType
-from typing import Any
+from typing import Any, Iterator
 
 from edgepipe.contracts.artifacts import write_json
 from edgepipe.pipeline.stage import Artifact, Context, StageConfig
 
 MANIFEST = "manifest.json"
+log = logging.getLogger("edgepipe")
 
 
 class Store:
@@ -38,6 +48,31 @@ class Store:
 
     def scratch_dir(self, stage: str, key: str) -> pathlib.Path:
         return self.root / "scratch" / f"{stage}-{key}"
+
+    @contextlib.contextmanager
+    def lock(self, stage: str, key: str, owner: str) -> Iterator[None]:
+        """Hold the key's lock for the block; wait (saying for whom) while another live
+        process holds it. `owner` (run id and pid) is recorded for the next one to name."""
+        path = self.root / "locks" / f"{stage}-{key}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                log.info("%s key %s is being computed by %s: waiting for it to finish",
+                         stage, key, holder)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            handle.seek(0)
+            handle.truncate()
+            handle.write(owner)
+            handle.flush()
+            try:
+                yield
+            finally:
+                handle.truncate(0)
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def lookup(self, stage: str, key: str) -> dict[str, Any] | None:
         """The committed stage manifest for this key, or None if there is none."""

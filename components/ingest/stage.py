@@ -95,19 +95,21 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     write_records(config, info, folder, scratch, context.runtime)
     common.check_unchanged(before)
     split_infos = _split_infos(folder)
-    tfds.folder_dataset.write_metadata(
-        data_dir=folder, features=tfds_features(info), split_infos=split_infos,
-        filename_template=None, check_data=True,
-        description=f"Examples written by the edgepipe ingest stage from a {config.source} "
-                    "source.",
-    )
     read = dict.fromkeys(files, 0)
     read.update(dict(json.loads(line)
                      for line in (scratch / "read.jsonl").read_text().splitlines()))
     counts = {info_.name: info_.num_examples for info_ in split_infos}
     rejected = artifacts.read_quarantine(folder)
+    # The accounting and the rejection share are checked before TFDS reads the dataset: an
+    # unreadable file then fails with its own name and reason, not as an empty split.
     accounting = account(read, counts, rejected)
     check_quarantine_fraction(read, rejected, config.max_quarantine_fraction)
+    tfds.folder_dataset.write_metadata(
+        data_dir=folder, features=tfds_features(info), split_infos=split_infos,
+        filename_template=None, check_data=all(counts.values()),
+        description=f"Examples written by the edgepipe ingest stage from a {config.source} "
+                    "source.",
+    )
     context.log.info("ingest: read %s, wrote %s, quarantined %d", read, counts, len(rejected))
     shape = {"image": info.get("shape"), "sequence": [None, info.get("channels")],
              "text": []}[info["feature"]]

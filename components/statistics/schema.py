@@ -26,15 +26,18 @@ def infer_schema(train: dict, class_names: list[str], threshold: float):
     schema = schema_pb2.Schema()
     ident = schema.feature.add(name="id", type=schema_pb2.BYTES)
     ident.annotation.comment.append("Stable record id '<source file>:<index>'.")
-    name = next(key for key in train if key != "label")
+    name = next(key for key in train if key not in ("label", "id"))
     stats = train[name]
-    feature = schema.feature.add(name=name, type=schema_pb2.FLOAT if name == "sequence"
-                                 else schema_pb2.BYTES)
+    # The types describe the decoded values, as the statistics do (an image is uint8 pixels
+    # of a fixed shape, whatever its PNG encoding on disk): TFDV tools comparing the two agree.
+    feature = schema.feature.add(name=name, type={"image": schema_pb2.INT, "sequence":
+                                                  schema_pb2.FLOAT}.get(name, schema_pb2.BYTES))
     if name == "image":
-        feature.image_domain.SetInParent()
+        feature.int_domain.min, feature.int_domain.max = 0, 255
         feature.annotation.comment.append(
-            f"PNG-encoded uint8 image, decoded shape {stats['shape']}.")
-        feature.annotation.tag.append("shape:" + ",".join(map(str, stats["shape"])))
+            f"uint8 image of shape {stats['shape']} (stored PNG-encoded).")
+        for size in stats["shape"]:
+            feature.shape.dim.add(size=int(size))
     elif name == "sequence":
         feature.annotation.comment.append(
             f"float32 series, steps x {stats['channels']} channels, flattened step-major. "
@@ -44,7 +47,7 @@ def infer_schema(train: dict, class_names: list[str], threshold: float):
         feature.natural_language_domain.SetInParent()
     for added in (ident, feature):
         added.presence.min_fraction = 1.0
-        if added is ident or name != "sequence":
+        if added is ident or name == "text":  # an image has its shape instead (one of them)
             added.value_count.min = added.value_count.max = 1
     label = schema.feature.add(name="label", type=schema_pb2.INT)
     label.presence.min_fraction = 1.0
@@ -78,7 +81,9 @@ def expectations(schema, default_threshold: float) -> dict:
     expected = {"feature": name, "shape": None, "low": None, "high": None,
                 "class_names": [], "threshold": default_threshold}
     if name:
-        for tag in features[name].annotation.tag:
+        if features[name].HasField("shape"):
+            expected["shape"] = [int(dim.size) for dim in features[name].shape.dim]
+        for tag in features[name].annotation.tag:  # sequences, and schemas saved before
             if tag.startswith("shape:"):
                 expected["shape"] = [int(dim) for dim in tag[len("shape:"):].split(",")]
         if features[name].HasField("float_domain"):

@@ -121,6 +121,12 @@ def to_proto(summaries: dict):
     result = statistics_pb2.DatasetFeatureStatisticsList()
     for split, summary in summaries.items():
         dataset = result.datasets.add(name=split, num_examples=summary["num_examples"])
+        # Every example has an id (ingest sets it), so its statistics are its count.
+        ident = dataset.features.add(type=Stats.STRING)
+        ident.path.step.append("id")
+        ident.string_stats.common_stats.num_non_missing = summary["num_examples"]
+        ident.string_stats.common_stats.min_num_values = 1
+        ident.string_stats.common_stats.max_num_values = 1
         for name, stats in summary["features"].items():
             present = summary["num_examples"] - stats["missing"]
             feature = dataset.features.add(type=kinds[stats["type"]])

@@ -6,19 +6,15 @@ the configured builder takes this kind of input and accepts the configured optio
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
-
-# Builder arguments the stage fills in from the data; the rest come from [train.model_options].
-DATA_ARGUMENTS = ("input_shape", "num_classes", "mean", "variance", "vocabulary_size")
 
 
 def check(model: str, model_options: dict[str, Any], feature: str) -> None:
-    """Reject a model that does not take this input, or unknown options, before training."""
+    """Reject a model that does not take this input, or unknown options, before training
+    (the config loader already checked the name and the options)."""
     from edgepipe import models
 
-    if model not in models.BUILDERS:
-        models.build(model)  # raises the registry's error naming the valid models
+    models.check_name(model)
     takes = models.INPUT_FEATURES.get(model)
     if takes != feature:
         fitting = sorted(name for name, kind in models.INPUT_FEATURES.items() if kind == feature)
@@ -26,14 +22,10 @@ def check(model: str, model_options: dict[str, Any], feature: str) -> None:
             f"[train] model {model!r} takes {takes!r} inputs but the examples hold "
             f"{feature!r}; set [train] model to one of {fitting}."
         )
-    parameters = inspect.signature(models.BUILDERS[model]).parameters
-    allowed = [name for name in parameters if name not in DATA_ARGUMENTS]
-    unknown = sorted(set(model_options) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"[train.model_options] has unknown option(s) {unknown} for model "
-            f"{model!r}; expected a subset of {allowed}."
-        )
+    try:
+        models.check_options(model, model_options)
+    except ValueError as error:
+        raise ValueError(f"[train.model_options] has {error}") from None
 
 
 def data_arguments(spec: dict[str, Any], num_classes: int) -> dict[str, Any]:

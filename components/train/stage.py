@@ -33,6 +33,7 @@ NAME = "train"
 VERSION = 2
 INPUTS = {"examples": "Examples", "statistics": "Statistics", "schema": "Schema"}
 OUTPUTS = {"model": "Model"}
+COLLECTIVE = True  # every worker of a multi-worker cluster trains at once
 CODE = ("edgepipe.models", "edgepipe.components.shared", "edgepipe.contracts")
 
 
@@ -64,6 +65,23 @@ class Config(StageConfig):
     # Compute dtype policy: "float32", "mixed_bfloat16" (TPU, recent CPUs) or "mixed_float16"
     # (GPUs only); variables and the output stay float32.
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
+
+    @pydantic.field_validator("model")
+    @classmethod
+    def _known_model(cls, model: str) -> str:
+        from edgepipe import models  # the registry only: no Keras import
+
+        models.check_name(model)
+        return model
+
+    @pydantic.field_validator("model_options")
+    @classmethod
+    def _known_options(cls, options: dict[str, Any], info: pydantic.ValidationInfo):
+        from edgepipe import models
+
+        if "model" in info.data:  # else the model's own error is reported
+            models.check_options(info.data["model"], options)
+        return options
 
 
 def run(inputs, outputs, config: Config, context) -> dict[str, Any]:

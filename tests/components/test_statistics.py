@@ -65,7 +65,9 @@ def test_statistics_and_schema_are_tfdv_protos(statistics_artifacts, examples_ar
         (statistics_artifacts["schema"].path / "schema.pbtxt").read_text(), schema_pb2.Schema())
     fields = {feature.name: feature for feature in schema.feature}
     assert set(fields) == {"id", "image", "label"}
-    assert fields["image"].type == schema_pb2.BYTES and fields["image"].HasField("image_domain")
+    assert fields["image"].type == schema_pb2.INT  # the decoded pixels, as the statistics say
+    assert [dim.size for dim in fields["image"].shape.dim] == [28, 28, 1]
+    assert (fields["image"].int_domain.min, fields["image"].int_domain.max) == (0, 255)
     assert (fields["label"].int_domain.min, fields["label"].int_domain.max) == (0, 9)
     assert list(schema.string_domain[0].value) == list(CLASS_NAMES)
 

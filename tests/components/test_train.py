@@ -157,9 +157,13 @@ KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.parametrize("torn_history", [False, True], ids=["intact", "torn-history"])
 def test_sigkilled_training_resumes_from_the_checkpoint_epoch(
-    tmp_path, examples_artifact, statistics_artifacts
+    tmp_path, examples_artifact, statistics_artifacts, torn_history, caplog
 ):
+    """A kill between epochs resumes from the backup; a history.json cut short by the kill
+    (a torn write before writes were atomic) costs only the lost epochs' entries, with a
+    warning naming the file, instead of failing every later run."""
     import tensorflow as tf
 
     from edgepipe.components.train import stage as train
@@ -183,6 +187,10 @@ def test_sigkilled_training_resumes_from_the_checkpoint_epoch(
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(backup)))
     epochs_done = int(reader.get_tensor("ckpt_saved_epoch/.ATTRIBUTES/VARIABLE_VALUE")) + 1
     assert 1 <= epochs_done < 4
+    history_path = store.scratch_dir("train", "resume") / "history.json"
+    if torn_history:
+        history_path.write_bytes(history_path.read_bytes()[: history_path.stat().st_size // 2])
+    caplog.set_level(logging.WARNING, logger="edgepipe")
 
     inputs = {"examples": examples_artifact, **statistics_artifacts}
     config = train.Config(epochs=4, batch_size=32, model_options={"filters": [8],
@@ -195,7 +203,12 @@ def test_sigkilled_training_resumes_from_the_checkpoint_epoch(
     model_json = json.loads((artifacts["model"].path / "model.json").read_text())
     assert model_json["resumed_from_epoch"] == epochs_done
     history = json.loads((artifacts["model"].path / "history.json").read_text())
-    assert len(history["loss"]) == 4 and all(math.isfinite(value) for value in history["loss"])
+    assert len(history["loss"]) == 4
+    kept = history["loss"][epochs_done:] if torn_history else history["loss"]
+    assert all(math.isfinite(value) for value in kept)
+    warned = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert any(str(history_path) in message and "unreadable" in message
+               for message in warned) == torn_history
     assert not context.scratch_dir.exists()  # the runner removes scratch once committed
 
 

@@ -17,6 +17,9 @@ import pydantic
 
 from edgepipe.pipeline.stage import StageConfig
 
+# What each source's path keys must name on disk: a file, a folder, or a glob of files.
+PATH_KINDS = {"idx": "file", "ts": "file", "csv": "file", "image_dir": "folder",
+              "text_dir": "folder", "tfrecord": "glob"}
 COMMON = ("source", "fallback", "data_dir", "class_names", "validation_fraction", "test_fraction",
           "num_shards", "max_quarantine_fraction")
 PATH_FIELDS = ("train_images", "train_labels", "test_images", "test_labels", "train", "test")
@@ -129,7 +132,24 @@ class Config(StageConfig):
         missing = [key for key in module.REQUIRED if getattr(self, key) in (None, ())]
         if missing:
             raise ValueError(f"source {self.source!r} needs {', '.join(missing)}")
+        self._check_path_kinds()
         return self
+
+    def _check_path_kinds(self) -> None:
+        """A folder where a file is expected (or the reverse) is a config error naming the
+        key, not a traceback from the reader."""
+        kind = PATH_KINDS.get(self.source)
+        for key in PATH_FIELDS:
+            value = getattr(self, key)
+            if kind not in ("file", "folder") or not value or "://" in value:
+                continue
+            path = pathlib.Path(value)
+            if kind == "file" and path.is_dir():
+                raise ValueError(f"{key} = {value} is a folder; the {self.source} source reads "
+                                 f"a file there. Point {key} at the file itself.")
+            if kind == "folder" and path.exists() and not path.is_dir():
+                raise ValueError(f"{key} = {value} is a file; the {self.source} source reads a "
+                                 "folder of class sub-folders there.")
 
 
 def primary_files_missing(config: Config) -> list[str]:

@@ -4,7 +4,10 @@ train and for test. Records are images [H, W, 1] uint8; the id is "<images file 
 The work is cut into ranges of record indices that the pipeline spreads over the workers;
 each worker reads (and gunzips) a file pair once and keeps it in memory, so only the range
 bounds travel through the runner. A truncated file keeps its complete records; the ones it
-lost are rejected one by one (reason truncated_file), so the accounting stays exact.
+lost are rejected one by one (reason truncated_file), so the accounting stays exact. A gzip
+stream that is corrupt (bad deflate data, or a CRC that does not match) keeps the records
+decompressed before the damage, and the others are rejected as corrupt_file with the byte
+offset where the damage was found; after a CRC mismatch no record can be trusted, so all are.
 """
 
 from __future__ import annotations
@@ -73,34 +76,56 @@ def read_idx(path: str, kind: str, ndim: int) -> np.ndarray:
     return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
-def read_idx_available(path: str, kind: str, ndim: int) -> tuple[np.ndarray, int, str]:
-    """(the complete records, the count the header declares, why some are missing or "").
+def read_idx_available(path: str, kind: str, ndim: int) -> tuple[np.ndarray, int, str, str]:
+    """(the complete records, the count the header declares, why some are missing or "", and
+    the rejection reason for them: "truncated_file" or "corrupt_file").
 
-    A truncated gzip or a body shorter than the header says still yields every record that
-    is complete: the missing ones are quarantined by the caller, not silently dropped.
+    A truncated or corrupt gzip, or a body shorter than the header says, still yields every
+    record that can be trusted: the others are quarantined by the caller, not silently
+    dropped.
     """
     dims, header_size = read_idx_header(path, kind, ndim)
     with open_binary(path) as stream:
         raw = stream.read()
-    problem = ""
-    if raw[:2] == b"\x1f\x8b":  # zlib keeps what it could decompress of a cut stream
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            raw = inflater.decompress(raw)
-            if not inflater.eof:
-                problem = "the gzip stream is truncated"
-        except zlib.error as error:
-            raw = b""
-            problem = f"the gzip stream is corrupt ({error})"
-    blocks = [raw]
-    body = b"".join(blocks)[header_size:]
+    problem, reason = "", "truncated_file"
+    if raw[:2] == b"\x1f\x8b":
+        raw, problem, reason = gunzip_available(raw)
+    body = raw[header_size:]
     record_size = int(np.prod(dims[1:]))
     complete = min(len(body) // record_size, dims[0])
     if complete < dims[0] and not problem:
         problem = (f"the header declares {dims[0]} records but the body holds only "
                    f"{complete} complete ones")
     array = np.frombuffer(body[:complete * record_size], dtype=np.uint8)
-    return array.reshape((complete, *dims[1:])), dims[0], problem
+    return array.reshape((complete, *dims[1:])), dims[0], problem, reason
+
+
+GZIP_BLOCK = 4096  # compressed bytes fed at a time: the precision of a reported offset
+
+
+def gunzip_available(raw: bytes) -> tuple[bytes, str, str]:
+    """(what can be trusted of a gzip stream, the problem or "", the rejection reason).
+
+    zlib keeps what it decompressed of a cut stream (truncated_file). Bad deflate data stops
+    decompression at the block where it is found (corrupt_file, with that byte offset); a CRC
+    mismatch at the end means some bytes are wrong somewhere, so nothing is kept.
+    """
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    pieces = []
+    for offset in range(0, len(raw), GZIP_BLOCK):
+        try:
+            pieces.append(inflater.decompress(raw[offset:offset + GZIP_BLOCK]))
+        except zlib.error as error:
+            kept = b"" if "check" in str(error) else b"".join(pieces)
+            where = ("the CRC check at the end of the stream failed, so no record can be "
+                     "trusted" if not kept else "the records after it are lost")
+            return kept, (f"the gzip stream is corrupt at compressed byte {offset} ({error}): "
+                          f"{where}; fetch the file again"), "corrupt_file"
+        if inflater.eof:
+            break
+    if not inflater.eof:
+        return b"".join(pieces), "the gzip stream is truncated", "truncated_file"
+    return b"".join(pieces), "", "truncated_file"
 
 
 def file_pairs(config) -> dict[str, tuple[str, str]]:
@@ -156,31 +181,34 @@ _ARRAYS: dict = {}
 
 
 def _arrays(images_path: str, labels_path: str):
-    """(images, labels, problem) of a file pair, read once per worker process (chunks of the
+    """(images, labels, problem, rejection reason) of a file pair, read once per worker
+    process (chunks of the
     train and test pairs arrive interleaved, so both pairs stay in memory)."""
     key = (images_path, labels_path)
     if key not in _ARRAYS:
         if len(_ARRAYS) >= 2:  # a long-lived worker that moved on to other files
             _ARRAYS.clear()
-        images, _, image_problem = read_idx_available(images_path, "images", 3)
-        labels, _, label_problem = read_idx_available(labels_path, "labels", 1)
+        images, _, image_problem, image_reason = read_idx_available(images_path, "images", 3)
+        labels, _, label_problem, label_reason = read_idx_available(labels_path, "labels", 1)
         problem = "; ".join(f"{path}: {problem}" for path, problem in
                             ((images_path, image_problem), (labels_path, label_problem))
                             if problem)
-        _ARRAYS[key] = (images, labels, problem)
+        reason = "corrupt_file" if "corrupt_file" in (image_reason, label_reason) \
+            else "truncated_file"
+        _ARRAYS[key] = (images, labels, problem, reason)
     return _ARRAYS[key]
 
 
 def expand(chunk, info):
     """Records start..stop of a file pair; those a truncated file lost become rejections."""
     origin, images_path, labels_path, start, stop = chunk
-    images, labels, problem = _arrays(images_path, labels_path)
+    images, labels, problem, reason = _arrays(images_path, labels_path)
     images_name = pathlib.PurePosixPath(images_path).name
     complete = min(len(images), len(labels))
     for index in range(start, stop):
         record_id, source = f"{images_name}:{index}", f"{labels_path}:{index}"
         if index >= complete:  # each lost record is accounted for
-            yield rejection(record_id, source, origin, "truncated_file", problem)
+            yield rejection(record_id, source, origin, reason, problem)
             continue
         yield {"id": record_id, "source": source, "origin": origin,
                "image": images[index][..., np.newaxis], "label": int(labels[index])}
