@@ -7,7 +7,7 @@
 #       (docker run --entrypoint edgepipe edgepipe:latest run configs/...).
 #
 #   docker build --target serving -t edgepipe-serving:latest .
-#       The model server alone: LiteRT and numpy, no TensorFlow. Mount a registry at /models:
+#       The model server alone: LiteRT, numpy and uvicorn, no TensorFlow. Mount a registry at /models:
 #       docker run -p 8501:8501 -v $PWD/artifacts/registry:/models:ro edgepipe-serving:latest
 
 FROM apache/beam_python3.11_sdk:2.77.0 AS pipeline
@@ -31,8 +31,11 @@ ENV TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=2
 
 FROM python:3.11-slim-bookworm AS serving
 WORKDIR /opt/edgepipe
-# The serving package's only third-party imports, pinned exactly as in pyproject.toml.
-RUN pip install --no-cache-dir "ai-edge-litert>=2.3,<3" "numpy>=1.26,<3"
+# The serving package's only third-party imports, pinned exactly as in pyproject.toml: LiteRT,
+# numpy and the HTTP stack (uvicorn with its h11 parser, prometheus_client). Not
+# uvicorn[standard]: httptools has no header-size limit.
+RUN pip install --no-cache-dir "ai-edge-litert>=2.3,<3" "numpy>=1.26,<3" \
+    "uvicorn==0.54.0" "h11==0.16.0" "prometheus-client==0.26.0"
 # The server and what it shares with the pipeline (edgepipe.contracts: registry, model
 # inputs, tokenizer, LiteRT feeding), laid out as the edgepipe package; nothing else.
 COPY edgepipe/__init__.py ./edgepipe/__init__.py

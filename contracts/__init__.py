@@ -5,6 +5,7 @@
     text_tokens.py   the one tokenizer of text models
     litert.py        feeding a .tflite model and reading its answer, as a device does
     registry.py      the versioned model registry: layout, atomic publish, reads
+    checksums.py     checksums.json: the SHA-256 of every file of a registry version
     storage.py       the file layer: local paths and gs:// / s3:// URIs through one set of calls
 
 It imports nothing from edgepipe.pipeline, edgepipe.components, edgepipe.models or

@@ -1,7 +1,8 @@
 """The versioned model registry: `<registry>/<model name>/<version>/`, versions 1, 2, 3...
 
 A version folder holds saved_model/, model.tflite (the deployable variant), model.json,
-labels.txt and metadata.json (lineage: run, data, metrics). On a local disk a version is built
+labels.txt, checksums.json (the SHA-256 of every other file, contracts/checksums.py) and
+metadata.json (lineage: run, data, metrics). On a local disk a version is built
 in a dot-folder beside the versions and appears by one atomic rename, under a lock so that
 concurrent pushes never take the same number. On an object store (gs://, through
 edgepipe.contracts.storage; there is no atomic rename or lock) files are uploaded with
@@ -23,7 +24,7 @@ import tempfile
 import uuid
 from typing import Any, Callable, Iterator
 
-from edgepipe.contracts import storage
+from edgepipe.contracts import checksums, storage
 
 METADATA = "metadata.json"
 LOCK = ".push.lock"
@@ -124,6 +125,7 @@ def publish(
     draft.mkdir()
     try:
         fill(draft)
+        checksums.write(draft)  # every file's SHA-256, before the commit marker
         with _locked(folder):
             existing = find_model_key(registry, name, model_key)
             if existing is not None:
@@ -141,6 +143,7 @@ def _publish_remote(registry: str, name: str, fill, metadata: dict[str, Any]) ->
     with tempfile.TemporaryDirectory(prefix="edgepipe-push-") as local:
         draft = pathlib.Path(local)
         fill(draft)
+        checksums.write(draft)  # uploaded with the files, before metadata.json
         folder = join(registry, name)
         taken = [int(entry) for entry in _listdir(folder) if entry.isdigit()]
         version = max(taken, default=0) + 1

@@ -1,87 +1,92 @@
-"""Prometheus metrics in the text exposition format (no client library: a few counters).
+"""Prometheus metrics through prometheus_client, with its standard collectors.
 
-edgepipe_requests_total{model,version,endpoint,code}       every answered request
-edgepipe_request_errors_total{model,version,endpoint,code}  the 4xx and 5xx among them
-edgepipe_request_duration_seconds{model,version,endpoint}   histogram of handling time
-edgepipe_predict_examples_total{model,version}              examples predicted
-edgepipe_model_version{model}                               the version answering by default
+edgepipe_requests_total{model,version,endpoint,code}          every answered request
+edgepipe_request_errors_total{model,version,endpoint,code}    the 4xx and 5xx among them
+edgepipe_request_duration_seconds{model,version,endpoint}     histogram of handling time
+edgepipe_predict_examples_total{model,version}                examples predicted
+edgepipe_model_version{model}                                 the version answering by default
+edgepipe_open_connections                                     HTTP connections open now
+edgepipe_refused_connections_total                            closed at once: max_connections open
+edgepipe_connection_timeouts_total{phase}                     closed for a slow head or body, or
+                                                              evicted (phase="evicted")
+
+plus the client library's own process_* (resident memory, CPU seconds, open file
+descriptors), python_gc_* and python_info series. Each Metrics has a registry of its own
+(a second server in one process, or a test, never collides with the first).
 """
 
 from __future__ import annotations
 
-import bisect
-import threading
+from typing import Callable
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+# No *_created series: they double the scrape and nothing charts them.
+prometheus_client.disable_created_metrics()
 
 BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+LABELS = ("model", "version", "endpoint", "code")
+
+
+class _ServedVersions:
+    """edgepipe_model_version, read from the served models at scrape time."""
+
+    def __init__(self, served_versions: Callable[[], dict[str, int]]):
+        self.served_versions = served_versions
+
+    def collect(self):
+        family = GaugeMetricFamily("edgepipe_model_version",
+                                   "The version that answers requests naming no version.",
+                                   labels=["model"])
+        for name, version in sorted(self.served_versions().items()):
+            family.add_metric([name], version)
+        yield family
 
 
 class Metrics:
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.requests: dict[tuple, int] = {}
-        self.durations: dict[tuple, list] = {}  # labels -> [bucket counts..., sum, count]
-        self.examples: dict[tuple, int] = {}
+    def __init__(self, served_versions: Callable[[], dict[str, int]] = dict,
+                 registry: CollectorRegistry | None = None):
+        self.registry = registry or _standard_registry()
+        self.requests = Counter("edgepipe_requests", "Requests answered, by model, version, "
+                                "endpoint and HTTP status.", LABELS, registry=self.registry)
+        self.errors = Counter("edgepipe_request_errors", "Requests answered with a 4xx or 5xx "
+                              "status.", LABELS, registry=self.registry)
+        self.duration = Histogram("edgepipe_request_duration_seconds", "Time from the request "
+                                  "head to the response.", LABELS[:3], buckets=BUCKETS,
+                                  registry=self.registry)
+        self.examples = Counter("edgepipe_predict_examples", "Examples predicted.", LABELS[:2],
+                                registry=self.registry)
+        self.open_connections = Gauge("edgepipe_open_connections", "HTTP connections open now.",
+                                      registry=self.registry)
+        self.refused_connections = Counter(
+            "edgepipe_refused_connections", "Connections closed at once because max_connections "
+            "were open and none could be evicted.", registry=self.registry)
+        self.timeouts = Counter("edgepipe_connection_timeouts", "Connections closed because a "
+                                "request head or body did not arrive in time, or evicted to make "
+                                "room.", ["phase"], registry=self.registry)
+        self.registry.register(_ServedVersions(served_versions))
 
     def observe(self, model: str, version: str, endpoint: str, code: int, seconds: float,
                 examples: int = 0) -> None:
-        with self._lock:
-            key = (model, version, endpoint, str(code))
-            self.requests[key] = self.requests.get(key, 0) + 1
-            series = self.durations.setdefault((model, version, endpoint), [0] * (len(BUCKETS) + 2))
-            bucket = bisect.bisect_left(BUCKETS, seconds)  # the first bound >= seconds
-            if bucket < len(BUCKETS):  # slower than every bound: counted only in +Inf
-                series[bucket] += 1
-            series[-2] += seconds
-            series[-1] += 1
-            if examples:
-                self.examples[(model, version)] = self.examples.get((model, version), 0) + examples
+        code_text = str(code)
+        self.requests.labels(model, version, endpoint, code_text).inc()
+        if code >= 400:
+            self.errors.labels(model, version, endpoint, code_text).inc()
+        self.duration.labels(model, version, endpoint).observe(seconds)
+        if examples:
+            self.examples.labels(model, version).inc(examples)
 
-    def render(self, served_versions: dict[str, int]) -> str:
-        with self._lock:
-            requests = dict(self.requests)
-            durations = {key: list(value) for key, value in self.durations.items()}
-            examples = dict(self.examples)
-        lines = [
-            "# HELP edgepipe_requests_total Requests answered, by model, version, endpoint and HTTP status.",
-            "# TYPE edgepipe_requests_total counter",
-        ]
-        names = ("model", "version", "endpoint", "code")
-        lines += [f"edgepipe_requests_total{_labels(names, key)} {count}" for key, count in sorted(requests.items())]
-        lines += [
-            "# HELP edgepipe_request_errors_total Requests answered with a 4xx or 5xx status.",
-            "# TYPE edgepipe_request_errors_total counter",
-        ]
-        lines += [f"edgepipe_request_errors_total{_labels(names, key)} {count}"
-                  for key, count in sorted(requests.items()) if int(key[3]) >= 400]
-        lines += [
-            "# HELP edgepipe_request_duration_seconds Time from the request line to the response.",
-            "# TYPE edgepipe_request_duration_seconds histogram",
-        ]
-        for key, series in sorted(durations.items()):
-            cumulative = 0
-            for bound, count in zip(BUCKETS, series):
-                cumulative += count
-                lines.append(f"edgepipe_request_duration_seconds_bucket{_labels(names[:3] + ('le',), (*key, str(bound)))} {cumulative}")
-            lines.append(f"edgepipe_request_duration_seconds_bucket{_labels(names[:3] + ('le',), (*key, '+Inf'))} {series[-1]}")
-            lines.append(f"edgepipe_request_duration_seconds_sum{_labels(names[:3], key)} {series[-2]:.6f}")
-            lines.append(f"edgepipe_request_duration_seconds_count{_labels(names[:3], key)} {series[-1]}")
-        lines += [
-            "# HELP edgepipe_predict_examples_total Examples predicted.",
-            "# TYPE edgepipe_predict_examples_total counter",
-        ]
-        lines += [f"edgepipe_predict_examples_total{_labels(names[:2], key)} {count}" for key, count in sorted(examples.items())]
-        lines += [
-            "# HELP edgepipe_model_version The version that answers requests naming no version.",
-            "# TYPE edgepipe_model_version gauge",
-        ]
-        lines += [f"edgepipe_model_version{_labels(('model',), (name,))} {version}" for name, version in sorted(served_versions.items())]
-        return "\n".join(lines) + "\n"
+    def render(self) -> tuple[bytes, str]:
+        """(the text exposition, its content type)."""
+        return prometheus_client.generate_latest(self.registry), prometheus_client.CONTENT_TYPE_LATEST
 
 
-def _labels(names: tuple, values: tuple) -> str:
-    pairs = ",".join(f'{name}="{_escape(value)}"' for name, value in zip(names, values))
-    return "{" + pairs + "}"
-
-
-def _escape(value: str) -> str:
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def _standard_registry() -> CollectorRegistry:
+    """A registry with the collectors prometheus_client's default one has."""
+    registry = CollectorRegistry(auto_describe=True)
+    prometheus_client.ProcessCollector(registry=registry)
+    prometheus_client.PlatformCollector(registry=registry)
+    prometheus_client.GCCollector(registry=registry)
+    return registry

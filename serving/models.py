@@ -3,20 +3,24 @@
 A poller lists the registry every few seconds. A new version is loaded and checked (a warm-up
 predict) beside the served ones; only then is it published, by replacing one dict with another
 (readers never lock and never see a half-loaded version). Requests already running keep the
-version object they started with. A version that fails to load is reported in the status API
-and not retried; the previous one keeps serving. The latest `keep_versions` loaded versions
-stay available under /versions/<v>.
+version object they started with. A version that fails to load (a file missing or cut short,
+a checksum mismatch) is reported in the status API (END with the error) and the previous one
+keeps serving; it is tried again when its files change (names, sizes or modification times,
+compared at every poll), so a version folder written in place, metadata.json first, is
+served once it is complete. The latest `keep_versions` loaded versions stay available under
+/versions/<v>.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import pathlib
 import threading
 from typing import Any
 
-from edgepipe.contracts import registry
-from edgepipe.serving.runtime import ModelVersion, load
+from edgepipe.contracts import registry, storage
+from edgepipe.serving.runtime import ChecksumMismatch, ModelVersion, load
 
 log = logging.getLogger("edgepipe.serve")
 
@@ -35,6 +39,7 @@ class Models:
         self.keep_versions = max(1, keep_versions)
         self.served: dict[str, dict[int, ModelVersion]] = {}  # replaced whole, never mutated
         self.states: dict[str, dict[int, dict[str, str]]] = {}  # name -> version -> state, error
+        self._failed: dict[tuple[str, int], tuple] = {}  # (name, version) -> its files' fingerprint
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -82,23 +87,13 @@ class Models:
     def _refresh_model(self, name: str) -> None:
         available = registry.list_versions(self.registry, name)
         states = self.states.setdefault(name, {})
-        failed = {version for version, state in states.items() if state["error"]}
+        failed = {version for version, state in states.items()
+                  if state["error"] and not self._changed_since_failure(name, version)}
         wanted = [version for version in available if version not in failed][-self.keep_versions:]
         current = dict(self.served.get(name, {}))
         for version in wanted:
-            if version in current:
-                continue
-            states[version] = {"state": "LOADING", "error": ""}
-            path = pathlib.Path(registry.version_path(self.registry, name, version))
-            try:
-                current[version] = load(name, version, path, self.runtime, self.workers)
-            except Exception as error:
-                states[version] = {"state": "END", "error": f"{type(error).__name__}: {error}"}
-                log.error("model %s version %d failed to load, not served: %s", name, version, error)
-                continue
-            states[version] = {"state": "AVAILABLE", "error": ""}
-            log.info("model %s version %d loaded and checked in %.2f s (%s)", name, version,
-                     current[version].load_seconds, self.runtime)
+            if version not in current:
+                self._load(name, version, current, states)
         # Nothing wanted could be loaded (or the listing came back empty): keep what serves.
         keep = {version for version in wanted if version in current} or set(current)
         for version in set(current) - keep:
@@ -106,6 +101,31 @@ class Models:
             states[version] = {"state": "END", "error": ""}
             log.info("model %s version %d unloaded", name, version)
         self.served = {**self.served, name: current}  # one assignment: the switch
+
+    def _load(self, name: str, version: int, current: dict, states: dict) -> None:
+        path = registry.version_path(self.registry, name, version)
+        # Taken before loading: a file written during the load changes it, so the next poll
+        # tries again.
+        before = fingerprint(path)
+        retry = (name, version) in self._failed
+        states[version] = {"state": "LOADING", "error": ""}
+        try:
+            current[version] = load(name, version, pathlib.Path(path), self.runtime, self.workers)
+        except Exception as error:
+            message = str(error) if isinstance(error, ChecksumMismatch) else f"{type(error).__name__}: {error}"
+            states[version] = {"state": "END", "error": message}
+            self._failed[(name, version)] = before
+            log.error("model %s version %d failed to load, not served (tried again when its files "
+                      "change): %s", name, version, message)
+            return
+        self._failed.pop((name, version), None)
+        states[version] = {"state": "AVAILABLE", "error": ""}
+        log.info("model %s version %d loaded and checked in %.2f s (%s)%s", name, version,
+                 current[version].load_seconds, self.runtime, " after its files changed" if retry else "")
+
+    def _changed_since_failure(self, name: str, version: int) -> bool:
+        before = self._failed.get((name, version))
+        return before is not None and fingerprint(registry.version_path(self.registry, name, version)) != before
 
     def poll(self, seconds: float) -> threading.Thread:
         """Refresh every `seconds` in a daemon thread until stop()."""
@@ -119,3 +139,24 @@ class Models:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def fingerprint(path: str) -> tuple:
+    """(relative path, size, modification time) of every file of a version folder, sorted:
+    it changes when a file is added, removed or rewritten."""
+    if storage.is_remote(path):
+        fs, key = storage.filesystem(path)
+        details = fs.find(key, detail=True)
+        return tuple(sorted((name, info.get("size"), str(info.get("mtime") or info.get("updated")
+                                                          or info.get("etag") or ""))
+                            for name, info in details.items()))
+    entries = []
+    for directory, _, names in os.walk(path):
+        for name in names:
+            full = os.path.join(directory, name)
+            try:
+                stat = os.stat(full)
+            except OSError:  # removed while listed: the next poll sees the change
+                continue
+            entries.append((os.path.relpath(full, path), stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(entries))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 
 import numpy as np
 
@@ -64,16 +65,66 @@ class Parsed:
     columnar: bool  # answer with "outputs" (columnar) instead of "predictions" (row)
 
 
-def parse_body(body: bytes) -> dict:
+# The JSON guard, run on the raw bytes before json.loads (which is recursive: 100,000 nested
+# lists end in RecursionError, and it reads true/false as bools that numpy turns into 1/0).
+# Escape pairs (\" \\ ...) are dropped first; then every remaining quote delimits a string,
+# and a string is "[^"]*": both passes are linear even on hostile input. With strings gone,
+# brackets, quotes and words inside a text model's raw text neither nest nor count as literals.
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_STRING = re.compile(rb'"[^"]*"')
+_LITERALS = (b"true", b"false", b"null")
+_NOT_BRACKET = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_NESTING = np.zeros(256, dtype=np.int8)
+_NESTING[list(b"[{")] = 1
+_NESTING[list(b"]}")] = -1
+EXPECTED_BODY = "expected {\"instances\": [...]} or {\"inputs\": ...}"
+
+
+def nesting_depth(skeleton: bytes) -> int:
+    """Deepest nesting of a bytes string holding only []{} characters (one numpy cumsum)."""
+    if not skeleton:
+        return 0
+    return int(np.cumsum(_NESTING[np.frombuffer(skeleton, dtype=np.uint8)], dtype=np.int32).max())
+
+
+def _check_raw_json(body: bytes, max_depth: int) -> None:
+    """400 for true/false/null outside strings and for nesting deeper than max_depth, found
+    at C speed on the raw bytes before any parse (about 10 us for a 28x28 image request)."""
+    without_strings = body
+    if b'"' in body:
+        if b"\\" in body:
+            without_strings = _ESCAPE.sub(b"", body)
+        without_strings = _STRING.sub(b'""', without_strings)
+    for literal in _LITERALS:
+        if literal in without_strings:
+            raise RequestError(400, f"The request body holds the literal {literal.decode()}: tensors "
+                               "hold numbers (or strings for a text model), never true, false or null; "
+                               f"{EXPECTED_BODY}.")
+    depth = nesting_depth(without_strings.translate(None, _NOT_BRACKET))
+    if depth > max_depth:
+        raise RequestError(400, f"The request body nests {depth} levels deep; at most {max_depth} are "
+                           f"accepted (a predict request needs the tensor's rank + 3); {EXPECTED_BODY}.")
+
+
+def _refuse_constant(name: str):
+    raise RequestError(400, f"The request body holds {name}, which is not a finite number; send "
+                       "finite numbers.")
+
+
+def parse_body(body: bytes, max_depth: int = 16) -> dict:
+    """The request object of a predict body, or RequestError(400) saying what is wrong."""
+    _check_raw_json(body, max_depth)
     try:
-        request = json.loads(body.decode("utf-8"))
+        request = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError:
         raise RequestError(400, "The request body is not UTF-8 text: send a JSON object.") from None
     except json.JSONDecodeError as error:
         raise RequestError(
             400, f"The request body is not valid JSON ({error.msg} at line {error.lineno} column "
-            f"{error.colno}); expected {{\"instances\": [...]}} or {{\"inputs\": ...}}."
+            f"{error.colno}); {EXPECTED_BODY}."
         ) from None
+    except RecursionError:  # unreachable after the depth check; kept as a backstop
+        raise RequestError(400, f"The request body nests too deeply; {EXPECTED_BODY}.") from None
     if not isinstance(request, dict):
         raise RequestError(
             400, f"The request body is a JSON {type(request).__name__}; expected an object "

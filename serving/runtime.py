@@ -11,6 +11,7 @@ that imports TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import pathlib
 import queue
 import time
@@ -18,10 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from edgepipe.contracts import artifacts, litert, model_inputs, registry
+from edgepipe.contracts import artifacts, checksums, litert, model_inputs, registry
 from edgepipe.serving.requests import InputSpec
 
 RUNTIMES = ("litert", "saved_model")
+TIMED_PREDICTS = 9  # warm-up predicts timed to measure invoke_seconds (their median)
+log = logging.getLogger("edgepipe.serve")
+
+
+class ChecksumMismatch(ValueError):
+    """A file of the version differs from the checksums.json written when it was pushed."""
 
 
 class LiteRTRuntime:
@@ -85,6 +92,7 @@ class ModelVersion:
     runtime_name: str
     runtime: Any
     load_seconds: float = 0.0
+    invoke_seconds: float = 0.0  # median of one warm single-example predict (warm_up measures it)
 
     def predict(self, values: list[np.ndarray]) -> np.ndarray:
         """Checked examples (serving.requests) -> probabilities float32 [N, classes]."""
@@ -95,6 +103,7 @@ class ModelVersion:
 def load(name: str, version: int, path: pathlib.Path, runtime: str, workers: int) -> ModelVersion:
     """Load a registry version and check it with a warm-up predict; raises if it is unusable."""
     started = time.monotonic()
+    verify_checksums(name, version, path)
     metadata = registry.read_version_metadata(path)
     model_json = artifacts.read_model_info(path)
     spec = InputSpec.from_model_json(model_json)
@@ -111,8 +120,21 @@ def load(name: str, version: int, path: pathlib.Path, runtime: str, workers: int
     return loaded
 
 
+def verify_checksums(name: str, version: int, path: pathlib.Path) -> None:
+    """Every file's SHA-256 against the checksums.json of the push; a version pushed before
+    checksums were recorded loads with a warning."""
+    mismatched = checksums.verify(path)
+    if mismatched is None:
+        log.warning("model %s version %d has no %s (pushed before checksums were recorded): its "
+                    "files are not verified", name, version, checksums.CHECKSUMS)
+    elif mismatched:
+        raise ChecksumMismatch(f"checksum mismatch: {', '.join(mismatched)} (in {path}: the bytes "
+                               "differ from what was pushed; push the model again)")
+
+
 def warm_up(model: ModelVersion) -> None:
-    """One predict on a blank example: the output must be one finite probability per class."""
+    """Predicts on a blank example: the output must be one finite probability per class; the
+    median time of the later ones is the version's invoke_seconds."""
     blank = np.zeros(model.spec.shape, dtype=model.spec.dtype)
     probabilities = model.predict([blank])
     expected = (1, len(model.class_names))
@@ -123,6 +145,12 @@ def warm_up(model: ModelVersion) -> None:
         )
     if not np.all(np.isfinite(probabilities)):
         raise ValueError(f"{model.path}: the warm-up predict returned non-finite values")
+    seconds = []
+    for _ in range(TIMED_PREDICTS):
+        started = time.perf_counter()
+        model.predict([blank])
+        seconds.append(time.perf_counter() - started)
+    model.invoke_seconds = sorted(seconds)[len(seconds) // 2]
 
 
 def _stack(values: list[np.ndarray], spec: InputSpec):

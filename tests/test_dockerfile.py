@@ -27,6 +27,7 @@ IMPORT_NAMES = {
     "tensorflow-datasets": "tensorflow_datasets", "tensorflow-metadata": "tensorflow_metadata",
     "ai-edge-litert": "ai_edge_litert", "numpy": "numpy", "pydantic": "pydantic",
     "matplotlib": "matplotlib", "jinja2": "jinja2", "tomli": "tomli",
+    "uvicorn": "uvicorn", "h11": "h11", "prometheus-client": "prometheus_client",
 }
 
 
@@ -89,7 +90,10 @@ def test_pipeline_image_installs_the_project_itself():
 
 def test_serving_image_pins_exactly_what_pyproject_pins_and_no_tensorflow():
     requirements = [Requirement(text) for text in pip_requirements(stages()["serving"])]
-    assert {requirement.name for requirement in requirements} == {"ai-edge-litert", "numpy"}
+    assert {requirement.name for requirement in requirements} == {
+        "ai-edge-litert", "numpy", "uvicorn", "h11", "prometheus-client"}
+    for name in ("uvicorn", "h11"):  # serving/http_protocol.py uses uvicorn internals
+        assert str(DEPENDENCIES[name].specifier).startswith("=="), f"{name} must be pinned exactly"
     for requirement in requirements:
         assert requirement.specifier == DEPENDENCIES[requirement.name].specifier, (
             f"the serving image pins {requirement} but pyproject.toml says {DEPENDENCIES[requirement.name]}")

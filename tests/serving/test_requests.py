@@ -57,13 +57,25 @@ def test_bodies_that_are_not_json_objects():
 
 
 def test_metrics_histogram_is_cumulative_and_counts_slow_requests_in_inf():
-    metrics = Metrics()
+    metrics = Metrics(lambda: {"m": 1})
     metrics.observe("m", "1", "predict", 200, 0.0004, examples=3)
     metrics.observe("m", "1", "predict", 200, 0.003)
     metrics.observe("m", "1", "predict", 400, 60.0)
-    text = metrics.render({"m": 1})
-    bucket = 'edgepipe_request_duration_seconds_bucket{model="m",version="1",endpoint="predict",le='
-    assert f'{bucket}"0.0005"}} 1' in text and f'{bucket}"0.005"}} 2' in text
-    assert f'{bucket}"5.0"}} 2' in text and f'{bucket}"+Inf"}} 3' in text
-    assert 'edgepipe_request_errors_total{model="m",version="1",endpoint="predict",code="400"} 1' in text
-    assert 'edgepipe_predict_examples_total{model="m",version="1"} 3' in text
+    body, content_type = metrics.render()
+    text = body.decode()
+    assert content_type.startswith("text/plain")
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+
+    def value(name: str, **labels: str) -> float:
+        key = name + "{" + ",".join(f'{label}="{value}"' for label, value in sorted(labels.items())) + "}"
+        return float(samples[key])
+
+    series = {"model": "m", "version": "1", "endpoint": "predict"}
+    bucket = "edgepipe_request_duration_seconds_bucket"
+    assert value(bucket, le="0.0005", **series) == 1 and value(bucket, le="0.005", **series) == 2
+    assert value(bucket, le="5.0", **series) == 2 and value(bucket, le="+Inf", **series) == 3
+    assert value("edgepipe_request_errors_total", code="400", **series) == 1
+    assert value("edgepipe_predict_examples_total", model="m", version="1") == 3
+    assert value("edgepipe_model_version", model="m") == 1
+    # The client library's standard collectors come with it.
+    assert "process_resident_memory_bytes" in samples and "python_info" in text

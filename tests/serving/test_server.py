@@ -140,34 +140,48 @@ def test_protocol_level_errors_are_json_too(server):
     assert process.poll() is None and call(base, "GET", "/healthz") == (200, {"status": "alive"})
 
 
+def metric_samples(text: str) -> dict[tuple, float]:
+    """(name, frozenset of label pairs) -> value of every sample of a /metrics answer (the
+    exposition format does not fix the order of labels)."""
+    samples = {}
+    for line in text.splitlines():
+        match = re.fullmatch(r'(\w+)(?:\{(.*)\})? (\S+)', line)
+        if match and not line.startswith("#"):
+            labels = frozenset(re.findall(r'(\w+)="([^"]*)"', match[2] or ""))
+            samples[(match[1], labels)] = float(match[3])
+    return samples
+
+
 def test_metrics_count_requests_and_errors_by_model_and_version(server, test_images):
     base, _ = server
     call(base, "POST", "/v1/models/tests:predict", {"instances": test_images[:2].tolist()})
     call(base, "POST", "/v1/models/tests:predict", {"instances": [[[0]]]})
     status, text = call(base, "GET", "/metrics")
     assert status == 200
+    samples = metric_samples(text)
 
-    def value(pattern: str) -> float:
-        found = re.search(pattern + r" (\S+)", text)
-        assert found, f"{pattern} not in /metrics:\n{text}"
-        return float(found[1])
+    def value(name: str, **labels: str) -> float:
+        key = (name, frozenset(labels.items()))
+        assert key in samples, f"{key} not in /metrics:\n{text}"
+        return samples[key]
 
-    ok = 'model="tests",version="1",endpoint="predict",code="200"'
-    assert value(f"edgepipe_requests_total{{{ok}}}") >= 1
-    assert value(r'edgepipe_request_errors_total\{model="tests",version="1",endpoint="predict",code="400"\}') >= 1
-    assert value(r'edgepipe_request_duration_seconds_count\{model="tests",version="1",endpoint="predict"\}') >= 2
-    assert value(r'edgepipe_predict_examples_total\{model="tests",version="1"\}') >= 2
-    assert value(r'edgepipe_model_version\{model="tests"\}') == 1
+    series = {"model": "tests", "version": "1", "endpoint": "predict"}
+    assert value("edgepipe_requests_total", code="200", **series) >= 1
+    assert value("edgepipe_request_errors_total", code="400", **series) >= 1
+    assert value("edgepipe_request_duration_seconds_count", **series) >= 2
+    assert value("edgepipe_predict_examples_total", model="tests", version="1") >= 2
+    assert value("edgepipe_model_version", model="tests") == 1
 
 
 def test_api_key_is_required_when_configured(pushed_registry, test_images):
-    with serve(pushed_registry, env={"EDGEPIPE_API_KEY": "s3cret"}) as (base, _):
+    key = "s3cret-key-of-24-chars.."  # keys shorter than 16 characters are a startup error
+    with serve(pushed_registry, env={"EDGEPIPE_API_KEY": key}) as (base, _):
         body = {"instances": test_images[:1].tolist()}
         status, answer = call(base, "POST", "/v1/models/tests:predict", body)
         assert status == 401 and "API key" in answer["error"]
         assert call(base, "POST", "/v1/models/tests:predict", body, {"Authorization": "Bearer wrong"})[0] == 401
-        assert call(base, "POST", "/v1/models/tests:predict", body, {"Authorization": "Bearer s3cret"})[0] == 200
-        assert call(base, "GET", "/v1/models/tests", headers={"X-API-Key": "s3cret"})[0] == 200
+        assert call(base, "POST", "/v1/models/tests:predict", body, {"Authorization": f"Bearer {key}"})[0] == 200
+        assert call(base, "GET", "/v1/models/tests", headers={"X-API-Key": key})[0] == 200
         assert call(base, "GET", "/healthz")[0] == 200  # probes need no key
 
 
