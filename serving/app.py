@@ -179,8 +179,10 @@ class App:
         return parse_predict(parse_body(body, self.max_json_depth), model.spec, self.max_instances)
 
     async def _run(self, model, values):
-        """On the loop when the whole batch costs less than a thread hop, else in the pool."""
-        if model.invoke_seconds * len(values) < self.inline_invoke_below:
+        """On the loop when the whole batch costs less than a thread hop and an interpreter is
+        free (the loop must never wait for one), else in the pool."""
+        pool = getattr(model.runtime, "pool", None)
+        if model.invoke_seconds * len(values) < self.inline_invoke_below and not (pool and pool.empty()):
             return model.predict(values)
         return await asyncio.get_running_loop().run_in_executor(self.executor, model.predict, values)
 
