@@ -91,7 +91,9 @@ def normal_clients(port: int, path: str, body: bytes, stop, out: str) -> None:
                 connection.close()
                 connection = None
             with lock:
-                records.append((time.perf_counter() - started, ok, kind))
+                records.append((time.perf_counter() - started, ok,
+                                f"{kind} ({'keep-alive' if keep_alive else 'new connection'} client, "
+                                f"{time.time():.1f})" if kind else ""))
             time.sleep(0.002 if keep_alive else 0.05)  # background traffic, not a load test
 
     threads = [threading.Thread(target=one, args=(index < 4,)) for index in range(5)]
@@ -172,6 +174,7 @@ def start_server(registry_dir: str, model: str, key_file: str) -> tuple[subproce
 
 
 def run_phases(port: int, args) -> None:
+    print(f"header flood from {time.time():.1f}")
     deadline = time.monotonic() + args.flood_seconds
     rounds = cut = 0
     while time.monotonic() < deadline:
@@ -180,6 +183,7 @@ def run_phases(port: int, args) -> None:
     print(f"header flood: {rounds} rounds of 150 connections x 98 x 60 kB headers in "
           f"{args.flood_seconds:g} s; {cut} connections cut by the server before their head was sent")
     for name, trickle in (("slowloris", True), ("idle", False)):
+        print(f"{name} from {time.time():.1f}")
         closed = asyncio.run(slow_connections(port, 1000, args.slow_seconds, trickle))
         print(f"{name}: 1000 connections held up to {args.slow_seconds:g} s: {len(closed)} closed by "
               f"the server" + (f", after p50 {np.median(closed):.1f} s, max {max(closed):.1f} s" if closed else ""))
@@ -236,7 +240,7 @@ def report(idle_mb: float, peak_mb: float, monitor: Monitor, records: list) -> i
           + ("; KILLED at --kill-mb" if monitor.killed else ""))
     print(f"normal clients: {len(records)} requests, p50 {np.percentile(seconds, 50):.1f} ms, "
           f"p99 {np.percentile(seconds, 99):.1f} ms, max {seconds.max():.0f} ms, {len(errors)} errors"
-          + (f" {sorted(set(errors))}" if errors else "") + " (target: 0 errors)")
+          + (f": {errors}" if errors else "") + " (target: 0 errors)")
     print(f"load average after the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     return 0 if peak_mb < 300 and not errors and not monitor.killed else 1
 

@@ -33,9 +33,12 @@ A response's head and body leave in one send() (_Transport).
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import http
 import json
 import logging
+import struct
+import termios
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -47,6 +50,18 @@ _BUSY = b'{"error":"Too many open connections to the server; retry."}\n'
 UNAVAILABLE = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
                b"content-length: %d\r\nretry-after: 1\r\nconnection: close\r\n\r\n%s"
                % (len(_BUSY), _BUSY))
+
+
+EVICTION_PEEK = 32  # eviction candidates whose socket is checked for unread bytes
+
+
+def _unread_bytes(raw) -> int:
+    """Bytes the kernel holds for this socket that the server has not read yet."""
+    try:
+        answer = fcntl.ioctl(raw.get_extra_info("socket").fileno(), termios.FIONREAD, b"\0\0\0\0")
+        return struct.unpack("i", answer)[0]
+    except (OSError, AttributeError, ValueError):
+        return 0
 
 
 class _Transport:
@@ -196,19 +211,24 @@ class HardenedH11Protocol(H11Protocol):
 
     def _evict_one(self) -> bool:
         """At the cap, close the connection that has waited longest for a request head and
-        never completed one (or holds part of one), or that lingers. O(connections), only
-        when the cap is reached."""
-        oldest, since = None, float("inf")
+        never completed one (or holds part of one), or that lingers. A candidate with bytes
+        waiting in its socket is passed over while another will do: that is most likely a
+        client whose whole head arrived in the same burst of accepts, not yet read. Runs only
+        when the cap is reached: O(connections)."""
+        candidates = []
         for connection in self.connections:
             phase = getattr(connection, "_phase", "")
-            if connection._phase_since >= since or connection.transport.raw.is_closing():
+            if connection.transport.raw.is_closing():
                 continue
             if phase == "linger" or (phase == "head" and (
                     not connection._served or connection.conn.trailing_data[0])):
-                oldest, since = connection, connection._phase_since
-        if oldest is None:
+                candidates.append((connection._phase_since, id(connection), connection))
+        if not candidates:
             return False
-        oldest._expired(oldest._phase, evicted=True)
+        candidates.sort()
+        chosen = next((connection for _, _, connection in candidates[:EVICTION_PEEK]
+                       if not _unread_bytes(connection.transport.raw)), candidates[0][2])
+        chosen._expired(chosen._phase, evicted=True)
         return True
 
     # ------------------------------------------------------------------ the timer
