@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import threading
@@ -10,7 +11,7 @@ import pytest
 
 from edgepipe.components.push import stage as push
 from edgepipe.pipeline.stage import Artifact, RegistrySettings
-from edgepipe.contracts import registry
+from edgepipe.contracts import checksums, registry, storage
 from tests.conftest import CLASS_NAMES, REPO
 
 
@@ -41,8 +42,14 @@ def test_blessed_model_is_pushed_with_its_lineage(run_stage, push_inputs, tmp_pa
     version = tmp_path / "tests" / "1"
     assert properties["path"] == str(version)
     assert sorted(path.name for path in version.iterdir()) == [
-        "labels.txt", "metadata.json", "model.json", "model.tflite", "model.tflite.json", "saved_model"]
+        "checksums.json", "labels.txt", "metadata.json", "model.json", "model.tflite",
+        "model.tflite.json", "saved_model"]
     assert (version / "saved_model" / "saved_model.pb").is_file()
+    # The SHA-256 of every file but metadata.json, recorded before the commit marker.
+    recorded_files = json.loads((version / "checksums.json").read_text())["files"]
+    assert recorded_files["model.tflite"]["sha256"] == hashlib.sha256((version / "model.tflite").read_bytes()).hexdigest()
+    assert "saved_model/saved_model.pb" in recorded_files and "metadata.json" not in recorded_files
+    assert checksums.verify(version) == []
     # The variant quantize chose, with its sidecar description.
     chosen = json.loads((push_inputs["tflite"].path / "deployable.json").read_text())
     assert properties["variant"] == chosen["variant"]
@@ -194,5 +201,6 @@ def test_object_store_registry_through_the_file_layer(run_stage, push_inputs):
     assert properties["pushed"] is True and properties["path"] == f"{uri}/tests/1"
     assert registry.list_versions(uri, "tests") == [1]
     assert registry.read_metadata(uri, "tests", 1)["model_key"] == push_inputs["model"].key
+    assert "model.tflite" in json.loads(storage.read_text(f"{uri}/tests/1/checksums.json"))["files"]
     again, _ = run_stage("push", push_inputs, {"registry": {"path": uri, "model_name": "tests"}})
     assert again["created"] is False and registry.list_versions(uri, "tests") == [1]
