@@ -119,9 +119,11 @@ def test_header_flood_keeps_memory_bounded(pushed_registry, tmp_path):  # noqa: 
 
 
 def test_slow_connections_are_closed_by_the_head_deadline(server):
-    """Slowloris: 40 connections sending one header line every 0.2 s never finish their head.
-    Before: no deadline (each held a thread for as long as bytes kept coming)."""
+    """Slowloris: 40 connections sending one header line every 0.2 s never finish their head,
+    and 10 more send nothing. Before: no deadline (each held a thread for as long as bytes kept
+    coming, an idle one for 60 s)."""
     base, process = server
+    idle = [socket.create_connection(("127.0.0.1", port_of(base)), timeout=10) for _ in range(10)]
     sockets = [socket.create_connection(("127.0.0.1", port_of(base)), timeout=10) for _ in range(40)]
     for sock in sockets:
         sock.sendall(b"GET /healthz HTTP/1.1\r\n")
@@ -145,6 +147,9 @@ def test_slow_connections_are_closed_by_the_head_deadline(server):
         sock.close()
     assert len(closed) == len(sockets)
     assert all(answer == b"" or answer.startswith(b"HTTP/1.1 408") for answer in answers)
+    for sock in idle:  # closed by the same deadline, silently (nothing came)
+        assert sock.recv(100) == b""
+        sock.close()
     assert proc_status(process.pid)["Threads"] < 20  # no thread per connection
     assert call(base, "GET", "/healthz")[0] == 200
 
