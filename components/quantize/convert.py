@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 # The converter recipe of each variant; fine-tuned variants convert like full int8.
-RECIPES = {"qat_int8": "int8", "pruned_int8": "int8"}
+# uint8 is the int8 recipe with uint8 input and output (the caller passes int8_io="uint8").
+RECIPES = {"qat_int8": "int8", "pruned_int8": "int8", "uint8": "int8"}
 FUSED_LSTM_OPS = ("UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM")
 
 

@@ -14,7 +14,10 @@ from typing import Any, Sequence
 POLICIES = ("smallest_within", "fastest_within")
 # Which measured latency "fastest" means.
 LATENCY_FIELDS = {"one_thread": "latency_ms_p50", "all_cores": "latency_ms_p50_all_cores"}
-TOLERANCE = 1e-9  # accuracies are ratios of counts: compare the drop without float noise
+TOLERANCE = 1e-9
+# Which variants may be deployed: any, or those MediaPipe Tasks' classifiers accept.
+TARGETS = ("any", "mediapipe")
+_TARGET_TEXT = {"any": "", "mediapipe": " that MediaPipe Tasks accepts"}  # accuracies are ratios of counts: compare the drop without float noise
 
 
 class PolicyNotSatisfied(ValueError):
@@ -32,21 +35,27 @@ def choose(
     policy: str,
     max_accuracy_drop_points: float,
     latency: str = "one_thread",
+    target: str = "any",
 ) -> dict[str, Any]:
     """{"variant", "path", "reason", "policy"} for the variant the policy picks.
 
     smallest_within: the smallest file among variants at most `max_accuracy_drop_points` below
     Keras (ties: the faster). fastest_within: the lowest p50 latency (one thread or all cores)
-    among them (ties: the smaller). Raises PolicyNotSatisfied with the table when none qualifies.
+    among them (ties: the smaller). target "mediapipe" keeps only the variants MediaPipe Tasks'
+    classifiers accept as they are (the "mediapipe" device check of variants.json). Raises
+    PolicyNotSatisfied with the table when none qualifies.
     """
     if policy not in POLICIES:
         raise ValueError(f"deploy policy {policy!r} is not one of {POLICIES}.")
     if latency not in LATENCY_FIELDS:
         raise ValueError(f"deploy latency {latency!r} is not one of {tuple(LATENCY_FIELDS)}.")
+    if target not in TARGETS:
+        raise ValueError(f"deploy target {target!r} is not one of {TARGETS}.")
     latency_field = LATENCY_FIELDS[latency]
     description = {"name": policy, "max_accuracy_drop_points": max_accuracy_drop_points,
-                   "latency": latency, "keras_accuracy": keras_accuracy}
-    measured = [record for record in records if not record.get("skipped")]
+                   "latency": latency, "keras_accuracy": keras_accuracy, "target": target}
+    measured = [record for record in records if not record.get("skipped")
+                and (target == "any" or _mediapipe_ready(record))]
     candidates = [
         record for record in measured
         if record.get("builtin_only", True)
@@ -54,9 +63,10 @@ def choose(
     ]
     if not candidates:
         raise PolicyNotSatisfied(
-            f"deploy policy {policy!r}: no variant is within {max_accuracy_drop_points} accuracy "
-            f"points of the Keras model ({keras_accuracy:.4f}) with builtin ops only. Raise "
-            "[quantize] max_accuracy_drop_points, add the float32 variant, or improve the "
+            f"deploy policy {policy!r}: no variant{_TARGET_TEXT[target]} is within "
+            f"{max_accuracy_drop_points} accuracy points of the Keras model "
+            f"({keras_accuracy:.4f}) with builtin ops only. Raise [quantize] "
+            "max_accuracy_drop_points, add the float32 (or uint8) variant, or improve the "
             "model. Measured:\n" + format_table(records, keras_accuracy)
         )
     if policy == "smallest_within":
@@ -82,6 +92,10 @@ COLUMNS = (
     ("agree", 6), ("p50 1t ms", 9), ("p99 1t ms", 9), ("p50 all", 8), ("p99 all", 8),
     ("mem MB", 7), ("ops", 0),
 )
+
+
+def _mediapipe_ready(record: dict[str, Any]) -> bool:
+    return bool(record.get("device", {}).get("mediapipe", {}).get("compatible"))
 
 
 def format_table(records: Sequence[dict[str, Any]], keras_accuracy: float | None) -> str:

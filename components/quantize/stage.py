@@ -39,10 +39,10 @@ INPUTS = {"examples": "Examples", "model": "Model"}
 OUTPUTS = {"tflite": "TFLiteModels"}
 CODE = ("edgepipe.components.shared", "edgepipe.contracts")
 
-Variant = Literal["float32", "dynamic_range", "float16", "int8", "int16x8", "qat_int8",
-                  "pruned_int8"]
-ALL_VARIANTS: tuple[Variant, ...] = ("float32", "dynamic_range", "float16", "int8", "int16x8",
-                                     "qat_int8", "pruned_int8")
+Variant = Literal["float32", "dynamic_range", "float16", "int8", "uint8", "int16x8",
+                  "qat_int8", "pruned_int8"]
+ALL_VARIANTS: tuple[Variant, ...] = ("float32", "dynamic_range", "float16", "int8", "uint8",
+                                     "int16x8", "qat_int8", "pruned_int8")
 DEFAULT_VARIANTS = ALL_VARIANTS[:-1]  # pruning only when asked for
 
 
@@ -51,15 +51,38 @@ class Config(StageConfig):
         default=DEFAULT_VARIANTS,
         description="TFLite variants to build: float32 (no optimisation), dynamic_range "
         "(int8 weights, float activations), float16 (float16 weights), int8 (full integer, "
-        "calibrated on training examples), int16x8 (16-bit activations, 8-bit weights, float "
+        "calibrated on training examples, input and output of type int8_io), uint8 (the same "
+        "full-integer model with uint8 input and output, what MediaPipe Tasks and the TFLite "
+        "Task Library take; a text model's token ids stay int32), int16x8 (16-bit activations, 8-bit weights, float "
         "input/output), qat_int8 (quantization-aware fine-tuning, then full integer; skipped "
         "for models tfmot cannot annotate, such as LSTMs), pruned_int8 (magnitude pruning "
         "while fine-tuning, then full integer).",
     )
     int8_io: Literal["int8", "uint8"] = pydantic.Field(
         default="int8", description="Input and output type of the full-integer variants "
-        "(int8, qat_int8, pruned_int8): int8, or uint8 for devices that want unsigned data. "
-        "The int32 token-id input of a text model stays int32.")
+        "int8, qat_int8 and pruned_int8: int8, or uint8 for devices that want unsigned data "
+        "(the uint8 variant is always uint8). The int32 token-id input of a text model stays "
+        "int32.")
+    benchmark_tool: bool = pydantic.Field(
+        default=True, description="Also run LiteRT's benchmark tool (litert-benchmark, the "
+        "CompiledModel benchmark shipped in ai-edge-litert) on each variant, one thread, and "
+        "record its latency beside the interpreter's; it cannot load fused-LSTM or embedding "
+        "models, which are recorded with its error. About a second per variant.")
+    metadata_name: str = pydantic.Field(
+        default="", description="Model name in the standard TFLite metadata of every "
+        "variant; empty: '<model> <feature> classifier' (e.g. 'cnn image classifier').")
+    metadata_description: str = pydantic.Field(
+        default="", description="Model description in the TFLite metadata; empty: the "
+        "builder, the classes and the variant.")
+    metadata_version: str = pydantic.Field(
+        default="", description="Model version in the TFLite metadata; empty: 'model ' and "
+        "the first 12 digits of the Model artifact's key (metadata.json of a registry version "
+        "records the same key as model_key).")
+    metadata_author: str = pydantic.Field(
+        default="", description="Author in the TFLite metadata; empty: not written.")
+    metadata_license: str = pydantic.Field(
+        default="", description="License in the TFLite metadata (e.g. 'Apache-2.0'); empty: "
+        "not written.")
     representative_examples: int = pydantic.Field(
         default=200, ge=1,
         description="Training examples, drawn with the pipeline seed, that calibrate the int8 "
@@ -91,6 +114,10 @@ class Config(StageConfig):
         default=1.0, ge=0.0, le=100.0,
         description="Largest accepted accuracy drop, in percentage points below the Keras "
         "model on the same test examples.")
+    deploy_target: Literal["any", "mediapipe"] = pydantic.Field(
+        default="any", description="Which variants may be deployed: any, or only those that "
+        "MediaPipe Tasks' classifiers accept as they are (float32 or uint8 input and output, "
+        "an RGB image input; see the mediapipe device check in variants.json).")
     deploy_latency: Literal["one_thread", "all_cores"] = pydantic.Field(
         default="one_thread",
         description="Which measured latency fastest_within compares: one interpreter thread, "
@@ -140,10 +167,12 @@ def run(
     records, keras_accuracy = quantize_model(
         model, representative, test_inputs, test_labels, config, outputs["tflite"],
         context.log, fine_tune_data=fine_tune_data, model_info=model_info,
+        model_key=inputs["model"].key,
     )
     try:
         deployable = deploy_policy.choose(records, keras_accuracy, config.deploy_policy,
-                                          config.max_accuracy_drop_points, config.deploy_latency)
+                                          config.max_accuracy_drop_points, config.deploy_latency,
+                                          config.deploy_target)
     except deploy_policy.PolicyNotSatisfied as error:
         raise deploy_policy.PolicyNotSatisfied(f"[quantize] {error}") from None
     artifacts.write_deployable(outputs["tflite"], deployable)

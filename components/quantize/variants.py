@@ -25,6 +25,7 @@ def quantize_model(
     model, representative: np.ndarray, test_inputs: np.ndarray, test_labels: np.ndarray,
     config, output_dir: pathlib.Path, log: logging.Logger,
     fine_tune_data: Callable[[], Any] | None = None, model_info: dict | None = None,
+    model_key: str = "",
 ) -> tuple[list[dict[str, Any]], float]:
     """Convert, write and measure every configured variant; writes variants.json."""
     if test_inputs.dtype != np.int32:  # int32 token ids stay ids
@@ -47,10 +48,11 @@ def quantize_model(
                 continue
             source, extra = tuned
         content = _write(source, variant, representative, config, model_info, raw_range,
-                         output_dir)
+                         output_dir, model_key)
         check_recurrent(model, variant, (ops := _ops(content)))
         record = measure_variant(content, variant, ops, test_inputs, test_labels,
                                  keras_predictions, output_dir, log)
+        record["device"] = _device_checks(content, output_dir / record["path"], config, log)
         records.append({**record, **extra})
     artifacts.write_variants(output_dir, records)
     return records, keras_accuracy
@@ -91,17 +93,31 @@ def fine_tune(model, variant: str, config, data: _Once, log) -> tuple[Any, dict]
 
 
 def _write(source, variant: str, representative, config, model_info: dict, raw_range,
-           output_dir: pathlib.Path) -> bytes:
-    """Convert, embed the description, write `<variant>.tflite` and its sidecar JSON."""
-    from edgepipe.components.quantize import metadata
+           output_dir: pathlib.Path, model_key: str = "") -> bytes:
+    """Convert, embed the JSON description, then the standard TFLite metadata (in this order:
+    embedding re-packs the flatbuffer, which would drop the zip of associated files that the
+    standard metadata appends), write `<variant>.tflite` and its sidecar JSON."""
+    from edgepipe.components.quantize import metadata, metadata_specs
 
-    content = convert(source, variant, representative, config.int8_io)
+    io_type = "uint8" if variant == "uint8" else config.int8_io
+    content = convert(source, variant, representative, io_type)
     description = metadata.describe(content, variant, model_info, raw_range)
     content = metadata.embed(content, description)
+    info = metadata_specs.model_info(config, model_info, variant, model_key)
+    content = metadata_specs.write(content, info, model_info, description)
     path = output_dir / f"{variant}.tflite"
     path.write_bytes(content)
     metadata.write_sidecar(path, description)
     return content
+
+
+def _device_checks(content: bytes, path: pathlib.Path, config, log) -> dict[str, Any]:
+    """What the variant needs on a phone: delegate coverage, MediaPipe, the benchmark tool."""
+    from edgepipe.components.quantize import device_checks
+
+    checks = device_checks.check(content, path, benchmark=config.benchmark_tool)
+    log.info("quantize: %-13s %s", path.stem, device_checks.summary(checks))
+    return checks
 
 
 def _ops(content: bytes) -> list[str]:

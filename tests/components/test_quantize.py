@@ -19,7 +19,7 @@ from edgepipe.components.quantize import stage as quantize
 from edgepipe.components.shared import examples_io
 from edgepipe.contracts import model_inputs
 
-ALL = ("float32", "dynamic_range", "float16", "int8", "int16x8", "qat_int8")
+ALL = ("float32", "dynamic_range", "float16", "int8", "uint8", "int16x8", "qat_int8")
 LSTM_VARIANTS = ("float32", "dynamic_range", "float16", "int8", "qat_int8")
 
 
