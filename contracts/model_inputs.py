@@ -4,7 +4,9 @@ Every consumer of a model (training, evaluate, quantize, report, serving) goes t
 padding and dtype rules cannot drift apart between them. The rules come from the model's
 model.json:
 
-- "image": uint8 [N, H, W, C] pixels, cast to float32 (the model normalises inside).
+- "image": uint8 [N, H, W, C] pixels, cast to float32 (the model normalises inside). A model
+  with "rgb_to_gray" (trained on gray images, taking RGB) gets gray [N, H, W, 1] images
+  repeated into three channels; RGB images are fed as they are.
 - "sequence": variable-length float32 [steps, C] series, padded or truncated to the model's
   length T by its "padding" policy: "pre" puts the padding before the series and, when a series
   is longer than T, keeps its last T steps (an LSTM reads the end last); "post" pads after the
@@ -38,6 +40,8 @@ def prepare(model_json: dict[str, Any], values) -> np.ndarray:
     shape = tuple(model_json["input_shape"])
     if feature == "image":
         batch = np.asarray(values)
+        if model_json.get("rgb_to_gray") and batch.shape[1:] == (*shape[:-1], 1):
+            batch = np.repeat(batch, 3, axis=-1)  # gray pixels as RGB: the model takes RGB
         if batch.shape[1:] != shape:
             raise ValueError(
                 f"images have shape {batch.shape[1:]} but the model takes {shape} "

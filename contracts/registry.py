@@ -1,10 +1,13 @@
 """The versioned model registry: `<registry>/<model name>/<version>/`, versions 1, 2, 3...
 
-A version folder holds saved_model/, model.tflite (the deployable variant), model.json,
+A version folder is itself a SavedModel directory (saved_model.pb, variables/, assets/ at its
+root: the layout TensorFlow Serving and KServe load from `<registry>/<model name>`), with
+model.tflite (the deployable variant, standard TFLite metadata inside), model.json,
 labels.txt, checksums.json (the SHA-256 of every other file, contracts/checksums.py) and
-metadata.json (lineage: run, data, metrics). On a local disk a version is built
-in a dot-folder beside the versions and appears by one atomic rename, under a lock so that
-concurrent pushes never take the same number. On an object store (gs://, through
+metadata.json (lineage: run, data, metrics) beside it. Versions pushed before this layout
+keep their SavedModel in saved_model/; `saved_model_dir` finds either. On a local disk a
+version is built in a dot-folder beside the versions and appears by one atomic rename, under
+a lock so that concurrent pushes never take the same number. On an object store (gs://, through
 edgepipe.contracts.storage; there is no atomic rename or lock) files are uploaded with
 metadata.json last, and a folder without metadata.json is not a version: readers never see a
 half-written one either way. Concurrent pushes to one object-store registry may still race
@@ -28,6 +31,8 @@ from edgepipe.contracts import checksums, storage
 
 METADATA = "metadata.json"
 LOCK = ".push.lock"
+SAVED_MODEL_FILE = "saved_model.pb"
+SAVED_MODEL_FOLDER = "saved_model"  # inside a Model artifact (and older registry versions)
 
 
 is_remote = storage.is_remote
@@ -61,6 +66,13 @@ def latest_version(registry: str | os.PathLike, name: str) -> int | None:
 
 def version_path(registry: str | os.PathLike, name: str, version: int) -> str:
     return join(registry, name, str(int(version)))
+
+
+def saved_model_dir(folder: str | os.PathLike) -> str:
+    """The SavedModel directory of a registry version (the version folder itself) or of a
+    Model artifact (its saved_model/, as in versions pushed before the TF Serving layout)."""
+    root = os.fspath(folder)
+    return root if _isfile(join(root, SAVED_MODEL_FILE)) else join(root, SAVED_MODEL_FOLDER)
 
 
 def read_metadata(registry: str | os.PathLike, name: str, version: int) -> dict[str, Any]:

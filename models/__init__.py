@@ -32,7 +32,10 @@ INPUT_FEATURES: dict[str, str] = {"cnn": "image", "cnn_bn": "image", "lstm": "se
                                   "text_lstm": "text"}
 
 # Builder arguments that come from the data; the rest come from [train.model_options].
-DATA_ARGUMENTS = ("input_shape", "num_classes", "mean", "variance", "vocabulary_size")
+# rgb_to_gray: image builders take an RGB input and convert it to the gray channel they were
+# trained on ([train] input_color = "rgb" on grayscale examples; models/color.py).
+DATA_ARGUMENTS = ("input_shape", "num_classes", "mean", "variance", "vocabulary_size",
+                  "rgb_to_gray")
 
 
 def check_name(name: str) -> None:

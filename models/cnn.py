@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from edgepipe.models.color import image_input
 from edgepipe.models.keras import keras
 
 
@@ -20,14 +21,17 @@ def build(
     kernel_size: int = 3,
     dense_units: int = 128,
     dropout: float = 0.3,
+    rgb_to_gray: bool = False,
 ) -> keras.Model:
     """Returns an uncompiled model from raw float32 pixels to class probabilities.
 
     `mean` and `variance` are the raw input's statistics over the training split; the
     Normalization layer applies them, so callers feed raw values (0..255 for images).
+    `rgb_to_gray` (set by the train stage for [train] input_color = "rgb" on grayscale data):
+    `input_shape` is [H, W, 3] and the model converts RGB to gray first (models/color.py).
     """
-    inputs = keras.Input(shape=tuple(input_shape), dtype="float32", name="image")
-    x = keras.layers.Normalization(mean=mean, variance=variance, name="normalize")(inputs)
+    inputs, x = image_input(input_shape, rgb_to_gray)
+    x = keras.layers.Normalization(mean=mean, variance=variance, name="normalize")(x)
     for index, count in enumerate(filters):
         x = keras.layers.Conv2D(
             count, kernel_size, padding="same", activation="relu", name=f"conv{index + 1}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from edgepipe.models.color import image_input
 from edgepipe.models.keras import keras
 
 
@@ -26,14 +27,16 @@ def build(
     block_dropout: float = 0.25,
     dense_units: int = 128,
     dropout: float = 0.4,
+    rgb_to_gray: bool = False,
 ) -> keras.Model:
     """Returns an uncompiled model from raw float32 pixels to class probabilities.
 
     `filters` gives one block per entry; `block_dropout` follows each block's pooling and
     `dropout` the dense layer. `mean`/`variance` are the raw pixels' training statistics.
+    `rgb_to_gray`: `input_shape` is [H, W, 3] and the model converts RGB to gray first.
     """
-    inputs = keras.Input(shape=tuple(input_shape), dtype="float32", name="image")
-    x = keras.layers.Normalization(mean=mean, variance=variance, name="normalize")(inputs)
+    inputs, x = image_input(input_shape, rgb_to_gray)
+    x = keras.layers.Normalization(mean=mean, variance=variance, name="normalize")(x)
     for block, count in enumerate(filters, start=1):
         for conv in range(1, convs_per_block + 1):
             name = f"block{block}_conv{conv}"

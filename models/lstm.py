@@ -27,6 +27,7 @@ def build(
     conv_kernel_size: int = 3,
     dropout: float = 0.2,
     dense_units: int = 0,
+    unroll: bool = False,
 ) -> keras.Model:
     """Returns an uncompiled model from raw float32 sequences [steps, channels] to class
     probabilities.
@@ -35,6 +36,9 @@ def build(
     `units` stacks one LSTM per entry; all but the last return sequences. `conv_filters > 0`
     adds a Conv1D front end that learns local patterns before the recurrence. `dropout` follows
     every LSTM (and the dense layer); `dense_units > 0` adds a ReLU layer before the output.
+    `unroll` unrolls each LSTM over the steps: TFLite then gets plain ops (about 14 per step)
+    instead of one fused op that keeps its state in variable tensors between invocations,
+    which runtimes that never reset them (MediaPipe Tasks) need; the file grows with the steps.
     """
     if not units:
         raise ValueError("lstm: model option `units` is empty; give one size per LSTM layer, "
@@ -42,13 +46,13 @@ def build(
     inputs = keras.Input(shape=tuple(input_shape), dtype="float32", name="sequence")
     x = keras.layers.Normalization(axis=-1, mean=mean, variance=variance, name="normalize")(inputs)
     outputs = recurrent_layers(x, num_classes, units, bidirectional, conv_filters,
-                               conv_kernel_size, dropout, dense_units)
+                               conv_kernel_size, dropout, dense_units, unroll)
     return keras.Model(inputs, outputs, name="lstm")
 
 
 def recurrent_layers(x, num_classes: int, units: Sequence[int], bidirectional: bool = False,
                      conv_filters: int = 0, conv_kernel_size: int = 3, dropout: float = 0.2,
-                     dense_units: int = 0):
+                     dense_units: int = 0, unroll: bool = False):
     """The layers after the input's own preprocessing, shared with models/text_lstm.py:
     optional Conv1D, the LSTM stack with dropout, optional dense layer, softmax output."""
     if conv_filters:
@@ -57,8 +61,8 @@ def recurrent_layers(x, num_classes: int, units: Sequence[int], bidirectional: b
         )(x)
     for index, count in enumerate(units):
         layer = keras.layers.LSTM(
-            count, return_sequences=index < len(units) - 1, name=f"lstm{index + 1}"
-        )
+            count, return_sequences=index < len(units) - 1, unroll=unroll,
+            name=f"lstm{index + 1}")
         if bidirectional:
             layer = keras.layers.Bidirectional(layer, name=f"bilstm{index + 1}")
         x = layer(x)

@@ -27,13 +27,16 @@ def build(
     conv_kernel_size: int = 3,
     dropout: float = 0.2,
     dense_units: int = 0,
+    unroll: bool = False,
 ) -> keras.Model:
     """Returns an uncompiled model from int32 token ids [T] to class probabilities.
 
     `vocabulary_size` is the number of ids (the reserved [PAD] and [UNK] included);
     `embedding_dim` the size of each token's learned vector. `units` stacks one LSTM per entry;
     `conv_filters > 0` adds a Conv1D over neighbouring tokens first; `dropout` follows the
-    embedding, every LSTM and the dense layer; `dense_units > 0` adds a ReLU layer.
+    embedding, every LSTM and the dense layer; `dense_units > 0` adds a ReLU layer. `unroll`
+    unrolls the LSTMs over the tokens (plain TFLite ops, no state kept between texts: what
+    MediaPipe's TextClassifier needs, see models/lstm.py).
     """
     (length,) = tuple(input_shape)
     if vocabulary_size < 3:
@@ -47,5 +50,5 @@ def build(
     if dropout:
         x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
     outputs = lstm.recurrent_layers(x, num_classes, units, False, conv_filters,
-                                    conv_kernel_size, dropout, dense_units)
+                                    conv_kernel_size, dropout, dense_units, unroll)
     return keras.Model(inputs, outputs, name="text_lstm")

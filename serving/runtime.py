@@ -110,7 +110,8 @@ def load(name: str, version: int, path: pathlib.Path, runtime: str, workers: int
     if runtime == "litert":
         engine = LiteRTRuntime(path / "model.tflite", workers)
     elif runtime == "saved_model":
-        engine = SavedModelRuntime(path / "saved_model", spec)
+        # The version folder is the SavedModel (older versions: its saved_model/).
+        engine = SavedModelRuntime(pathlib.Path(registry.saved_model_dir(path)), spec)
     else:
         raise ValueError(f"unknown runtime {runtime!r}; expected one of {RUNTIMES}")
     class_names = list(metadata.get("class_names") or model_json["class_names"])

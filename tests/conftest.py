@@ -144,6 +144,29 @@ def vowels_examples(run_stage):
     return properties, artifacts["examples"]
 
 
+LSTM_VARIANTS = ("float32", "dynamic_range", "float16", "int8", "qat_int8")
+
+
+@pytest.fixture(scope="session")
+def vowels_model(run_stage, vowels_examples):
+    """(examples, model) artifacts: JapaneseVowels through ingest, statistics, 1 epoch of train."""
+    _, examples = vowels_examples
+    _, statistics = run_stage("statistics", {"examples": examples}, {})
+    _, trained = run_stage("train", {"examples": examples, **statistics},
+                           {"model": "lstm", "epochs": 1, "batch_size": 32,
+                            "model_options": {"units": [32]}})
+    return examples, trained["model"]
+
+
+@pytest.fixture(scope="session")
+def vowels_tflite(run_stage, vowels_model):
+    examples, model = vowels_model
+    config = {"variants": list(LSTM_VARIANTS), "representative_examples": 50,
+              "max_test_examples": 60}
+    properties, artifacts = run_stage("quantize", {"examples": examples, "model": model}, config)
+    return properties, artifacts["tflite"]
+
+
 # ---------------------------------------------------------------- text (data/fortunes)
 
 FORTUNES = REPO / "data" / "fortunes"

@@ -140,13 +140,14 @@ def predict(model_dir: str | pathlib.Path, values) -> np.ndarray:
     signature, batch by batch, for raw values prepared by its model.json."""
     import tensorflow as tf
 
-    saved_model = pathlib.Path(model_dir) / "saved_model"
-    if not tf.io.gfile.isdir(str(saved_model)):
+    # A Model artifact keeps it in saved_model/; a registry version is the SavedModel itself.
+    saved_model = registry.saved_model_dir(model_dir)
+    if not tf.io.gfile.isdir(saved_model):
         raise FileNotFoundError(
             f"{saved_model} does not exist: a Model artifact (or registry version) must hold "
             "the SavedModel the train stage exports. Re-run train."
         )
-    serve = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
+    serve = tf.saved_model.load(saved_model).signatures["serving_default"]
     _, specs = serve.structured_input_signature
     if len(specs) != 1:
         raise ValueError(f"{saved_model}: the serving signature takes {sorted(specs)}; "

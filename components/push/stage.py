@@ -1,10 +1,12 @@
 """Push stage: copy a blessed model into the versioned registry that `edgepipe serve` serves.
 
 Only a model whose evaluation is BLESSED is pushed; otherwise the stage refuses and says why
-(a normal outcome shown in the run summary, not an error). A version holds the SavedModel, the
-deployable TFLite variant as model.tflite (its sidecar, int8.json say, as model.tflite.json),
-model.json, the class names as labels.txt, and metadata.json recording its lineage: the run,
-the data (examples key), the model key, the metrics. Pushing a model already in the registry
+(a normal outcome shown in the run summary, not an error). A version folder is the SavedModel
+itself (saved_model.pb and variables/ at its root, so TensorFlow Serving and KServe load
+`<registry>/<name>` as it is), with beside it the deployable TFLite variant as model.tflite
+(standard TFLite metadata and labels inside; its sidecar, int8.json say, as
+model.tflite.json), model.json, the class names as labels.txt, and metadata.json recording
+its lineage: the run, the data (examples key), the model key, the metrics. Pushing a model already in the registry
 (same model key) adds nothing. Where the registry is and what the model is called come from
 the pipeline's [registry] section; the layout and its atomic commit live in
 edgepipe.contracts.registry.
@@ -58,7 +60,8 @@ def _publish(inputs: dict[str, Artifact], settings: RegistrySettings, context: C
     tflite_file = deployable["file"]
 
     def fill(folder: pathlib.Path) -> None:
-        shutil.copytree(model_dir / "saved_model", folder / "saved_model")
+        # The version folder is the SavedModel directory (TF Serving's layout).
+        shutil.copytree(model_dir / registry.SAVED_MODEL_FOLDER, folder, dirs_exist_ok=True)
         shutil.copy2(model_dir / artifacts.MODEL_INFO, folder / artifacts.MODEL_INFO)
         shutil.copy2(tflite_file, folder / "model.tflite")
         for sidecar in sidecar_files(tflite_file):

@@ -21,14 +21,17 @@ FUSED_LSTM_OPS = ("UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM")
 
 
 def check_recurrent(model, variant: str, ops: list[str]) -> None:
-    """An LSTM must become a fused sequence-LSTM op, never a WHILE loop or a Flex op."""
+    """An LSTM must become a fused sequence-LSTM op (or, with unroll=True, plain ops per step),
+    never a WHILE loop or a Flex op."""
     recurrent = [layer.name for layer in model.submodules
                  if type(layer).__name__ in ("LSTM", "GRU", "SimpleRNN")]
     if not recurrent:
         return
+    unrolled = all(getattr(layer, "unroll", False) for layer in model.submodules
+                   if type(layer).__name__ in ("LSTM", "GRU", "SimpleRNN"))
     fused = [op for op in ops if op in FUSED_LSTM_OPS]
     loose = [op for op in ops if op == "WHILE" or op.startswith("Flex")]
-    if not fused or loose:
+    if (not fused and not unrolled) or loose:  # unrolled LSTMs become plain ops, no loop
         raise RuntimeError(
             f"variant {variant!r}: the recurrent layer(s) {recurrent} converted to ops {ops}, "
             f"not one fused {' or '.join(FUSED_LSTM_OPS)} op with builtin ops only. Only LSTM "

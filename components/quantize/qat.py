@@ -213,7 +213,8 @@ def prune(model, dataset, epochs: int, learning_rate: float, target_sparsity: fl
         schedule = sparsity_api.ConstantSparsity(target_sparsity, 0, frequency=1)
 
     def wrap(layer):
-        if type(layer).__name__ in FLOAT_LAYERS or not prune_registry.PruneRegistry.supports(layer):
+        if (type(layer).__name__ in FLOAT_LAYERS or not layer.trainable  # frozen: RGB to gray
+                or not prune_registry.PruneRegistry.supports(layer)):
             return layer
         return sparsity_api.prune_low_magnitude(layer, pruning_schedule=schedule)
 

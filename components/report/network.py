@@ -30,7 +30,9 @@ def inside(model_dir: pathlib.Path, model_info: dict[str, Any], test: dict, feat
                                 "the train stage saves. Re-run train.")
     model = keras.models.load_model(path)
     layers = _flat_layers(model)
-    conv = next((layer for layer in layers if isinstance(layer, keras.layers.Conv2D)), None)
+    # The first trained convolution (not the frozen RGB-to-gray one of models/color.py).
+    conv = next((layer for layer in layers
+                 if isinstance(layer, keras.layers.Conv2D) and layer.trainable), None)
     recurrent = next((layer for layer in layers if _lstm_of(keras, layer) is not None), None)
     chosen = list(range(min(examples, len(test["label"]))))
     batch = model_inputs.prepare(model_info, [test[feature][index] for index in chosen])

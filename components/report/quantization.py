@@ -44,6 +44,27 @@ def _row(variant: dict[str, Any], keras_accuracy: float, float32_size: int | Non
         "latency_ms_p99": float(variant["latency_ms_p99"]),
         "builtin_only": bool(variant["builtin_only"]),
         "ops": list(variant["ops"]),
+        "io": f"{variant.get('input_dtype', '?')} → {variant.get('output_dtype', '?')}",
+        **_device(variant.get("device") or {}),
+    }
+
+
+def _device(device: dict[str, Any]) -> dict[str, Any]:
+    """The device checks of variants.json as table cells (None: not recorded)."""
+    if not device:  # variants measured before the device checks existed
+        return {"gpu": None, "gpu_ok": False, "xnnpack": None, "mediapipe": None,
+                "mediapipe_problems": [], "benchmark_ms": None, "benchmark_note": "not recorded"}
+    gpu, xnnpack, bench = device["gpu"], device["xnnpack"], device["benchmark"]
+    return {
+        "gpu": "yes" if gpu["compatible"] else "no: " + ", ".join(gpu["unsupported_ops"]),
+        "gpu_ok": bool(gpu["compatible"]),
+        "xnnpack": (f"all {xnnpack['ops']} ops" if xnnpack["fully"] else
+                    f"{xnnpack['delegated']}/{xnnpack['ops']} ops (not "
+                    f"{', '.join(xnnpack['not_delegated'])})"),
+        "mediapipe": "yes" if device["mediapipe"]["compatible"] else "no",
+        "mediapipe_problems": list(device["mediapipe"]["problems"]),
+        "benchmark_ms": bench.get("median_ms") if bench.get("ran") else None,
+        "benchmark_note": "" if bench.get("ran") else str(bench.get("error", "did not run")),
     }
 
 

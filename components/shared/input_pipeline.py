@@ -81,6 +81,9 @@ def _elements(tf, examples, split: str, model_info: dict[str, Any], input_contex
         def element(record):
             return (pad_sequence_tensor(tf, record["sequence"], length, padding, padding_value),
                     record["label"])
+    elif model_info.get("rgb_to_gray"):  # an RGB-input model trained on gray images
+        def element(record):
+            return tf.image.grayscale_to_rgb(record[feature]), record["label"]
     else:
         def element(record):
             return record[feature], record["label"]

@@ -16,7 +16,7 @@ from edgepipe.contracts import artifacts, model_inputs, text_tokens
 
 
 def input_spec(examples, statistics_dir, sequence_length: int | None = None,
-               padding: str = "pre") -> dict[str, Any]:
+               padding: str = "pre", input_color: str = "stored") -> dict[str, Any]:
     """The model.json fields that say what the model takes, plus "normalization" (images and
     sequences; a text model's embedding takes the vocabulary instead).
 
@@ -38,9 +38,10 @@ def input_spec(examples, statistics_dir, sequence_length: int | None = None,
         ) from error
     if feature == "image":
         mean, std = _finite(path, feature, stats, lambda value: float(value))
-        return {"input_feature": "image",
+        spec = {"input_feature": "image",
                 "input_shape": [int(size) for size in examples_io.input_shape(examples)],
                 "input_dtype": "uint8", "normalization": {"mean": mean, "variance": std ** 2}}
+        return _color(spec, input_color, examples) if input_color == "rgb" else spec
     if feature == "sequence":
         model_inputs.check_padding(padding)
         mean, std = _finite(path, feature, stats, lambda values: [float(v) for v in values])
@@ -77,6 +78,16 @@ def text_spec(path: pathlib.Path, stats: dict, sequence_length: int | None,
     return {"input_feature": "text", "input_shape": [int(sequence_length)],
             "input_dtype": "int32", "padding": padding, "vocabulary": vocabulary,
             "tokenizer": text_tokens.describe(vocabulary, sequence_length, padding)}
+
+
+def _color(spec: dict[str, Any], input_color: str, examples) -> dict[str, Any]:
+    """An image model taking RGB: gray examples are repeated into 3 channels for it."""
+    *size, channels = spec["input_shape"]
+    if channels not in (1, 3):
+        raise ValueError(f"[train] input_color = 'rgb': the images in {examples} have "
+                         f"{channels} channels; RGB input is built from 1 (gray) or 3 channels.")
+    return {**spec, "input_shape": [*size, 3], "input_color": input_color,
+            "rgb_to_gray": channels == 1}
 
 
 def _finite(path, feature: str, stats: dict, convert) -> tuple:

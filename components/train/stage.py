@@ -62,6 +62,10 @@ class Config(StageConfig):
     # Sequences and text: "pre" pads before the series and keeps the last steps (tokens) of
     # longer ones (an LSTM then ends on real data), "post" pads after and keeps the first.
     padding: Literal["pre", "post"] = "pre"
+    # Images: "stored" takes the images as ingest stored them; "rgb" takes RGB pixels [H, W, 3]
+    # (what phone cameras and MediaPipe's ImageClassifier give): grayscale examples are
+    # repeated into three channels and the model converts RGB to gray inside.
+    input_color: Literal["stored", "rgb"] = "stored"
     # Compute dtype policy: "float32", "mixed_bfloat16" (TPU, recent CPUs) or "mixed_float16"
     # (GPUs only); variables and the output stay float32.
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
@@ -93,7 +97,7 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     examples = inputs["examples"].path
     class_names = examples_io.class_names(examples)
     spec = input_spec.input_spec(examples, inputs["statistics"].path, config.sequence_length,
-                                 config.padding)
+                                 config.padding, config.input_color)
     builder.check(config.model, config.model_options, spec["input_feature"])
     placement = distribute.place(context.runtime, config.batch_size, config.learning_rate,
                                  config.lr_scaling)

@@ -227,11 +227,12 @@ def test_config_is_checked():
 
 def push(registry: pathlib.Path, name: str, version: int, model_artifact, accuracy: float,
          examples_key: str, model_key: str = "an-earlier-model") -> pathlib.Path:
-    """A registry version as the push stage writes it: SavedModel, model.json, metadata.json.
-    Its model key is another model's unless given: a model is never its own baseline."""
+    """A registry version as the push stage writes it: the SavedModel at the version's root
+    (TF Serving's layout), model.json, metadata.json. Its model key is another model's unless
+    given: a model is never its own baseline."""
     model_json = json.loads((model_artifact.path / "model.json").read_text())
     staging = registry / name / f".{version}.partial"
-    shutil.copytree(model_artifact.path / "saved_model", staging / "saved_model")
+    shutil.copytree(model_artifact.path / "saved_model", staging)
     shutil.copy(model_artifact.path / "model.json", staging / "model.json")
     (staging / "metadata.json").write_text(json.dumps({
         "version": version, "pipeline": name, "run_id": f"run-{version}",

@@ -7,6 +7,7 @@ import json
 import shutil
 import threading
 
+import numpy as np
 import pytest
 
 from edgepipe.components.push import stage as push
@@ -41,15 +42,22 @@ def test_blessed_model_is_pushed_with_its_lineage(run_stage, push_inputs, tmp_pa
     assert properties["model_name"] == "tests" and properties["version"] == 1
     version = tmp_path / "tests" / "1"
     assert properties["path"] == str(version)
-    assert sorted(path.name for path in version.iterdir()) == [
-        "checksums.json", "labels.txt", "metadata.json", "model.json", "model.tflite",
-        "model.tflite.json", "saved_model"]
-    assert (version / "saved_model" / "saved_model.pb").is_file()
+    names = {path.name for path in version.iterdir()}
+    assert {"checksums.json", "labels.txt", "metadata.json", "model.json", "model.tflite",
+            "model.tflite.json", "saved_model.pb", "variables"} <= names
+    assert "saved_model" not in names
     # The SHA-256 of every file but metadata.json, recorded before the commit marker.
     recorded_files = json.loads((version / "checksums.json").read_text())["files"]
     assert recorded_files["model.tflite"]["sha256"] == hashlib.sha256((version / "model.tflite").read_bytes()).hexdigest()
-    assert "saved_model/saved_model.pb" in recorded_files and "metadata.json" not in recorded_files
+    assert "saved_model.pb" in recorded_files and "metadata.json" not in recorded_files
     assert checksums.verify(version) == []
+    # The version folder is a SavedModel directory: what TF Serving and KServe load.
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+    image = np.zeros((1, 28, 28, 1), np.uint8)
+    assert serve(image=tf.constant(image))["probabilities"].shape == (1, len(CLASS_NAMES))
+    assert registry.saved_model_dir(version) == str(version)
     # The variant quantize chose, with its sidecar description.
     chosen = json.loads((push_inputs["tflite"].path / "deployable.json").read_text())
     assert properties["variant"] == chosen["variant"]

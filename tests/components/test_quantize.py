@@ -18,9 +18,9 @@ from edgepipe.components.quantize import metadata as tflite_metadata
 from edgepipe.components.quantize import stage as quantize
 from edgepipe.components.shared import examples_io
 from edgepipe.contracts import model_inputs
+from tests.conftest import LSTM_VARIANTS
 
 ALL = ("float32", "dynamic_range", "float16", "int8", "uint8", "int16x8", "qat_int8")
-LSTM_VARIANTS = ("float32", "dynamic_range", "float16", "int8", "qat_int8")
 
 
 def variants_by_name(artifact) -> dict[str, dict]:
@@ -210,26 +210,6 @@ def test_conversion_failure_names_the_variant_and_the_reason():
 
 
 # ---------------------------------------------------------------- LSTM (issue 4)
-
-
-@pytest.fixture(scope="module")
-def vowels_model(run_stage, vowels_examples):
-    """(examples, model) artifacts: JapaneseVowels through ingest, statistics, 1 epoch of train."""
-    _, examples = vowels_examples
-    _, statistics = run_stage("statistics", {"examples": examples}, {})
-    _, trained = run_stage("train", {"examples": examples, **statistics},
-                           {"model": "lstm", "epochs": 1, "batch_size": 32,
-                            "model_options": {"units": [32]}})
-    return examples, trained["model"]
-
-
-@pytest.fixture(scope="module")
-def vowels_tflite(run_stage, vowels_model):
-    examples, model = vowels_model
-    config = {"variants": list(LSTM_VARIANTS), "representative_examples": 50,
-              "max_test_examples": 60}
-    properties, artifacts = run_stage("quantize", {"examples": examples, "model": model}, config)
-    return properties, artifacts["tflite"]
 
 
 def test_every_lstm_variant_is_one_fused_op_with_builtin_ops_only(vowels_tflite):

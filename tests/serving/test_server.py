@@ -255,7 +255,7 @@ def test_hot_reload_under_load_fails_no_request(pushed_registry, tmp_path, test_
 def test_savedmodel_runtime_serves_the_savedmodel(pushed_registry, test_images):
     import tensorflow as tf
 
-    saved_model = tf.saved_model.load(str(pushed_registry / "tests" / "1" / "saved_model"))
+    saved_model = tf.saved_model.load(str(pushed_registry / "tests" / "1"))
     expected = saved_model.signatures["serving_default"](image=tf.constant(test_images[:4]))["probabilities"].numpy()
     with serve(pushed_registry, "--runtime", "saved_model") as (base, _):
         status, answer = call(base, "POST", "/v1/models/tests:predict", {"instances": test_images[:4].tolist()})
