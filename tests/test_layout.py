@@ -121,8 +121,12 @@ def test_every_package_folder_is_installed():
 
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 60
-# Modules and functions allowed past the limits, with the reason.
-EXCEPTIONS: dict[str, str] = {}
+# Modules (exempt as a whole) and functions allowed past the limits, with the reason.
+EXCEPTIONS: dict[str, str] = {
+    "components/quantize/metadata_schema_generated.py":
+        "flatc's output for the vendored TFLite metadata schema, never edited by hand "
+        "(tests/components/test_standard_metadata.py regenerates it and compares)",
+}
 
 
 def test_modules_and_functions_stay_small():
@@ -131,6 +135,8 @@ def test_modules_and_functions_stay_small():
     for folder in ("pipeline", "components", "serving", "models", "contracts", "edgepipe"):
         for path in sorted((REPO / folder).rglob("*.py")):
             name = str(path.relative_to(REPO))
+            if name in EXCEPTIONS:
+                continue  # a module listed is exempt as a whole (generated code)
             lines = path.read_text().count("\n")
             if lines > MAX_MODULE_LINES and name not in EXCEPTIONS:
                 too_big.append(f"{name}: {lines} lines")
