@@ -1,8 +1,8 @@
 """Quantize stage: convert the trained Keras model to TFLite variants, measure each, pick one.
 
-Post-training variants (float32, dynamic_range, float16, int8, int16x8) convert the trained
-model; fine-tuned ones (qat_int8: quantization-aware training, pruned_int8: magnitude pruning)
-first fine-tune a copy with tensorflow-model-optimization (qat.py). Every variant is
+Post-training variants (float32, dynamic_range, float16, int8, uint8, int16x8) convert the
+trained model; fine-tuned ones (qat_int8: quantization-aware training, pruned_int8: magnitude
+pruning) first fine-tune a copy with tensorflow-model-optimization (qat.py). Every variant is
 converted from a concrete function with a fixed batch size of 1 and the model's own input
 (float32 raw values with the normalisation inside the model, or int32 token ids for text; a
 dynamic batch dimension breaks LSTM conversion, which must give one fused sequence-LSTM op and
@@ -14,9 +14,13 @@ the variant to ship: Q/deployable.json, the one place the deployable variant is 
 
 The package: variants.py (fine-tune, convert, describe and measure one variant), convert.py
 (conversion recipes), qat.py (QAT and pruning fine-tuning), measure.py (LiteRT measurements),
-metadata.py (what a device needs to feed the model, embedded in each .tflite and written as a
-sidecar `<variant>.json`), deploy_policy.py (the choice). TensorFlow and LiteRT are imported
-inside the functions that use them.
+metadata.py (what a device needs to feed the model, embedded in each .tflite as JSON and
+written as a sidecar `<variant>.json`), standard_metadata.py with metadata_flatbuffer.py and
+metadata_specs.py (the standard TFLite metadata MediaPipe Tasks and the Task Library read:
+labels, normalisation, tokenizer, packed files), device_checks.py and mediapipe_compat.py
+(XNNPACK coverage, GPU op types, MediaPipe's rules, LiteRT's benchmark tool: variants.json's
+"device"), deploy_policy.py (the choice). TensorFlow and LiteRT are imported inside the
+functions that use them.
 """
 
 from __future__ import annotations
