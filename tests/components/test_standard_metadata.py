@@ -102,7 +102,7 @@ def test_image_metadata_has_labels_colour_space_and_normalisation(readings):
         reading = readings[name]
         document = reading["metadata"]
         assert document["min_parser_version"] == "1.0.0", name
-        assert "classifier" in document["name"] and document["version"].startswith("model ")
+        assert document["version"].startswith("model ")  # the Model artifact's key
         image, output = _tensors(reading)
         colour = "RGB" if name.startswith("rgb") else "GRAYSCALE"
         assert image["content"]["content_properties"]["color_space"] == colour, name
@@ -111,6 +111,7 @@ def test_image_metadata_has_labels_colour_space_and_normalisation(readings):
         assert output["associated_files"][0]["type"] == "TENSOR_AXIS_LABELS"
         assert reading["packed"] == ["labels.txt"]
         assert reading["files"]["labels.txt"].splitlines() == list(CLASS_NAMES)
+    assert readings["gray_float32"]["metadata"]["name"] == "cnn image classifier"
     assert readings["rgb_float32"]["metadata"]["name"] == "rgb test model"
     assert readings["rgb_float32"]["metadata"]["license"] == "Apache-2.0"
     assert _tensors(readings["gray_float32"])[0]["stats"] == {"max": [255.0], "min": [0.0]}
