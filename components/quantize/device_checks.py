@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -122,13 +123,16 @@ def run_benchmark(path: pathlib.Path, runs: int = 100) -> dict[str, Any]:
 
 
 def _error_line(done: subprocess.CompletedProcess) -> str:
-    """The most telling line of a failed benchmark run."""
+    """What made the benchmark fail: LiteRT's ERROR lines (e.g. "gather index out of bounds"),
+    else the Python exception, else the last line (warnings about missing NPU plugins are
+    noise)."""
     lines = [line.strip() for line in (done.stderr + done.stdout).splitlines() if line.strip()]
-    for marker in ("Error", "error", "not supported", "out of bounds", "Failed", "failed"):
-        for line in lines:
-            if marker in line and "INFO" not in line[:12]:
-                return line[-300:]
-    return (lines[-1][-300:] if lines else f"exit status {done.returncode}")
+    errors = list(dict.fromkeys(line.removeprefix("ERROR:").strip() for line in lines
+                                if line.startswith("ERROR:") and "plugin" not in line))
+    if errors:
+        return "; ".join(errors[:3])[:300]
+    raised = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception): ", line)]
+    return (raised or lines or [f"exit status {done.returncode}"])[-1][-300:]
 
 
 def summary(checks: dict[str, Any]) -> str:
