@@ -64,7 +64,8 @@ def test_the_choice_records_policy_path_and_reason():
     chosen = choose("fastest_within", 1.0, "all_cores")
     assert chosen["path"] == "qat_int8.tflite"
     assert chosen["policy"] == {"name": "fastest_within", "max_accuracy_drop_points": 1.0,
-                                "latency": "all_cores", "keras_accuracy": KERAS}
+                                "latency": "all_cores", "keras_accuracy": KERAS,
+                                "target": "any"}
     assert "0.0600 ms" in chosen["reason"] and "all cores" in chosen["reason"]
     assert "drop +0.30 points" in chosen["reason"]
 
@@ -85,3 +86,19 @@ def test_unknown_policy_or_latency_is_rejected():
         choose("best", 1.0)
     with pytest.raises(ValueError, match="one_thread"):
         choose("fastest_within", 1.0, "gpu")
+
+
+def test_the_mediapipe_target_deploys_only_what_mediapipe_takes():
+    """deploy_target = "mediapipe": the variants.json "device" check decides (int8 I/O is
+    refused by MediaPipe's classifiers; uint8 and float ones are taken)."""
+    def ready(record, compatible):
+        return {**record, "device": {"mediapipe": {"compatible": compatible, "problems": []}}}
+
+    table = [ready(row("float32", 1000, 0.90, 0.10, 0.10), True),
+             ready(row("int8", 250, 0.90, 0.05, 0.05), False),
+             ready(row("uint8", 251, 0.90, 0.05, 0.05), True)]
+    assert deploy_policy.choose(table, KERAS, "smallest_within", 1.0)["variant"] == "int8"
+    chosen = deploy_policy.choose(table, KERAS, "smallest_within", 1.0, target="mediapipe")
+    assert chosen["variant"] == "uint8" and chosen["policy"]["target"] == "mediapipe"
+    with pytest.raises(deploy_policy.PolicyNotSatisfied, match="that MediaPipe Tasks accepts"):
+        deploy_policy.choose(table[1:2], KERAS, "smallest_within", 1.0, target="mediapipe")

@@ -35,10 +35,11 @@ def read(job):
                         for name in packed}}
     if job.get("images") is not None:
         classifier = vision.ImageClassifier.create_from_file(job["path"])
-        result["images"] = [
-            categories(classifier.classify(vision.TensorImage.create_from_array(
-                np.asarray(image, np.uint8))))
-            for image in job["images"]]
+        # The arrays and TensorImages stay referenced until classified: TensorImage keeps a
+        # pointer into the array's memory.
+        arrays = [np.ascontiguousarray(image, np.uint8) for image in job["images"]]
+        tensors = [vision.TensorImage.create_from_array(array) for array in arrays]
+        result["images"] = [categories(classifier.classify(tensor)) for tensor in tensors]
     if job.get("texts") is not None:
         # A new classifier per text: the Task Library, like MediaPipe, never resets a fused
         # LSTM's state between texts.
