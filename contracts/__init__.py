@@ -7,6 +7,7 @@
     registry.py      the versioned model registry: layout, atomic publish, reads
     checksums.py     checksums.json: the SHA-256 of every file of a registry version
     storage.py       the file layer: local paths and gs:// / s3:// URIs through one set of calls
+    gcs.py           how storage reaches gs:// (gcsfs options, credentials, emulators)
 
 It imports nothing from edgepipe.pipeline, edgepipe.components, edgepipe.models or
 edgepipe.serving, and no TensorFlow: standard library and numpy only

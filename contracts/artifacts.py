@@ -27,6 +27,8 @@ import os
 import pathlib
 from typing import Any, Iterable
 
+from edgepipe.contracts import storage
+
 PathLike = str | os.PathLike
 
 MODEL_INFO = "model.json"
@@ -55,12 +57,19 @@ class ArtifactFileError(ValueError):
     """An artifact file is missing or unreadable; the message names it and what to re-run."""
 
 
+def _at(folder: PathLike, *names: str | os.PathLike) -> pathlib.Path | str:
+    """A file of an artifact folder: a Path, or a URI (str) in an object-store folder."""
+    if storage.is_remote(folder):
+        return storage.join(folder, *(pathlib.PurePath(name).as_posix() for name in names))
+    return pathlib.Path(folder, *names)
+
+
 def read_json(path: PathLike) -> Any:
     """A JSON file of an artifact; ArtifactFileError naming it when missing or torn."""
-    path = pathlib.Path(path)
-    rerun = f"re-run the {WRITERS.get(path.name, 'stage that writes it')} stage"
+    path = path if storage.is_remote(path) else pathlib.Path(path)
+    rerun = f"re-run the {WRITERS.get(os.path.basename(path), 'stage that writes it')} stage"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = storage.read_text(path)
     except FileNotFoundError:
         raise ArtifactFileError(f"{path} is missing: the artifact is incomplete; {rerun}.") from None
     try:
@@ -70,7 +79,11 @@ def read_json(path: PathLike) -> Any:
 
 
 def write_json(path: PathLike, data: Any) -> None:
-    """Write JSON through a temporary file and a rename: readers never see half a file."""
+    """Write JSON through a temporary file and a rename: readers never see half a file (on an
+    object store one upload is atomic by itself)."""
+    if storage.is_remote(path):
+        storage.write_text(path, json.dumps(data, indent=2) + "\n")
+        return
     path = pathlib.Path(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
@@ -82,11 +95,11 @@ def write_json(path: PathLike, data: Any) -> None:
 
 def read_quarantine(examples_dir: PathLike) -> list[dict[str, Any]]:
     """Every rejected raw record: {"split", "reason", "source", "detail", ...}."""
-    path = pathlib.Path(examples_dir, QUARANTINE)
-    if not path.is_file():
+    path = _at(examples_dir, QUARANTINE)
+    if not storage.isfile(path):
         raise ArtifactFileError(f"{path} is missing; re-run the ingest stage.")
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(storage.read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -104,19 +117,19 @@ def read_quarantine(examples_dir: PathLike) -> list[dict[str, Any]]:
 
 def read_statistics(statistics_dir: PathLike) -> dict[str, Any]:
     """statistics.json: {"splits": {split: {"num_examples", "features": {...}}}, ...}."""
-    return read_json(pathlib.Path(statistics_dir, STATISTICS))
+    return read_json(_at(statistics_dir, STATISTICS))
 
 
 def write_statistics(statistics_dir: PathLike, statistics: dict[str, Any]) -> None:
-    write_json(pathlib.Path(statistics_dir, STATISTICS), statistics)
+    write_json(_at(statistics_dir, STATISTICS), statistics)
 
 
 def read_anomalies(statistics_dir: PathLike) -> list[dict[str, Any]]:
-    return read_json(pathlib.Path(statistics_dir, ANOMALIES))["anomalies"]
+    return read_json(_at(statistics_dir, ANOMALIES))["anomalies"]
 
 
 def write_anomalies(statistics_dir: PathLike, anomalies: list[dict[str, Any]]) -> None:
-    write_json(pathlib.Path(statistics_dir, ANOMALIES), {"anomalies": anomalies})
+    write_json(_at(statistics_dir, ANOMALIES), {"anomalies": anomalies})
 
 
 # ---------------------------------------------------------------- Model

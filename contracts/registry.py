@@ -10,8 +10,10 @@ version is built in a dot-folder beside the versions and appears by one atomic r
 a lock so that concurrent pushes never take the same number. On an object store (gs://, through
 edgepipe.contracts.storage; there is no atomic rename or lock) files are uploaded with
 metadata.json last, and a folder without metadata.json is not a version: readers never see a
-half-written one either way. Concurrent pushes to one object-store registry may still race
-for a number.
+half-written one either way. Concurrent pushes to one object-store registry never take the
+same number: a push claims its number first by creating <version>/.claim exclusively
+(storage.create_exclusive: GCS's ifGenerationMatch=0), and a number once claimed is never
+reused, even if that push dies before its metadata.json.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ METADATA = "metadata.json"
 LOCK = ".push.lock"
 SAVED_MODEL_FILE = "saved_model.pb"
 SAVED_MODEL_FOLDER = "saved_model"  # inside a Model artifact (and older registry versions)
+CLAIM = ".claim"
 
 
 is_remote = storage.is_remote
@@ -73,6 +76,14 @@ def saved_model_dir(folder: str | os.PathLike) -> str:
     Model artifact (its saved_model/, as in versions pushed before the TF Serving layout)."""
     root = os.fspath(folder)
     return root if _isfile(join(root, SAVED_MODEL_FILE)) else join(root, SAVED_MODEL_FOLDER)
+
+
+def local_version(registry: str | os.PathLike, name: str, version: int,
+                  refresh: bool = False) -> pathlib.Path:
+    """A version's folder on this machine: itself in a local registry; in an object-store
+    registry a copy downloaded once into the edgepipe cache (a complete version does not
+    change; `refresh` downloads it again), which the model server loads."""
+    return storage.local_copy(version_path(registry, name, version), refresh=refresh)
 
 
 def read_metadata(registry: str | os.PathLike, name: str, version: int) -> dict[str, Any]:
@@ -157,13 +168,22 @@ def _publish_remote(registry: str, name: str, fill, metadata: dict[str, Any]) ->
         fill(draft)
         checksums.write(draft)  # uploaded with the files, before metadata.json
         folder = join(registry, name)
-        taken = [int(entry) for entry in _listdir(folder) if entry.isdigit()]
-        version = max(taken, default=0) + 1
+        version = _claim_remote(folder)
         target = join(folder, str(version))
         storage.upload_tree(draft, target)
         _write_metadata(draft, metadata, version)
         storage.write_bytes(join(target, METADATA), (draft / METADATA).read_bytes())
     return {"version": version, "path": target, "created": True}
+
+
+def _claim_remote(folder: str) -> int:
+    """The next free version number, claimed by creating <n>/.claim exclusively; a number a
+    racing push claimed first (complete, in progress or abandoned) is skipped, never reused."""
+    version = max((int(entry) for entry in _listdir(folder) if entry.isdigit()), default=0) + 1
+    while not storage.create_exclusive(join(folder, str(version), CLAIM),
+                                       uuid.uuid4().hex.encode()):
+        version += 1
+    return version
 
 
 def _next_number(folder: pathlib.Path) -> int:

@@ -20,6 +20,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from edgepipe.contracts import storage
+
 TOKEN_PATTERN = r"\w+(?:'\w+)*"
 VOCABULARY_FILE = "vocabulary.txt"  # in the statistics and model artifacts
 PAD, UNK = "[PAD]", "[UNK]"
@@ -50,7 +52,7 @@ def vocabulary_from_counts(counts: Mapping[str, int], size: int, min_count: int 
 def write_vocabulary(path: str | pathlib.Path, tokens: Sequence[str]) -> None:
     """One token per line, UTF-8, id = line number (0-based)."""
     _check(tokens, path)
-    pathlib.Path(path).write_text("".join(f"{token}\n" for token in tokens), encoding="utf-8")
+    storage.write_text(path, "".join(f"{token}\n" for token in tokens))
 
 
 def read_vocabulary(path: str | pathlib.Path) -> list[str]:

@@ -17,12 +17,19 @@ import pathlib
 import sys
 from typing import Any, Iterator, Mapping
 
+from edgepipe.contracts import storage
 from edgepipe.pipeline import config as config_module
 from edgepipe.pipeline import dag, runner
 from edgepipe.pipeline.store import Store
 
 ConfigError = config_module.ConfigError
 StageFailed = runner.StageFailed
+StorageError = storage.StorageError  # an artifact root or registry URI that cannot be used
+
+
+def _path(text: str) -> pathlib.Path | str:
+    """A local folder as a Path; an object-store URI (gs://...) stays a str."""
+    return text if storage.is_remote(text) else pathlib.Path(text)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,8 +48,9 @@ class Result:
         return self.summary["run_id"]
 
     @property
-    def root(self) -> pathlib.Path:
-        return pathlib.Path(self.summary["root"])
+    def root(self) -> pathlib.Path | str:
+        """The artifact root: a local folder, or the gs:// URI (a str)."""
+        return _path(self.summary["root"])
 
     @property
     def metrics(self) -> dict[str, dict[str, Any]]:
@@ -50,9 +58,9 @@ class Result:
         return {stage["name"]: stage.get("metrics", {}) for stage in self.summary["stages"]}
 
     @property
-    def artifacts(self) -> dict[str, dict[str, pathlib.Path]]:
-        """{stage name: {output name: committed artifact folder}}."""
-        return {stage["name"]: {output: pathlib.Path(path)
+    def artifacts(self) -> dict[str, dict[str, pathlib.Path | str]]:
+        """{stage name: {output name: committed artifact folder (a URI on an object store)}}."""
+        return {stage["name"]: {output: _path(path)
                                 for output, path in stage.get("artifacts", {}).items()}
                 for stage in self.summary["stages"]}
 
@@ -61,12 +69,18 @@ class Result:
         """The .tflite file of the variant the quantize stage chose to deploy."""
         deployable = self.metrics.get("quantize", {}).get("deployable")
         folder = self.artifacts.get("quantize", {}).get("tflite")
-        return folder / deployable["path"] if deployable and folder else None
+        if not (deployable and folder):
+            return None
+        return storage.join(folder, deployable["path"]) if isinstance(folder, str) else (
+            folder / deployable["path"])
 
     @property
     def report_path(self) -> pathlib.Path | None:
         folder = self.artifacts.get("report", {}).get("report")
-        return folder / "report.html" if folder else None
+        if not folder:
+            return None
+        return storage.join(folder, "report.html") if isinstance(folder, str) else (
+            folder / "report.html")
 
     @property
     def blessed(self) -> bool | None:

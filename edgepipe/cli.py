@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "status":
             return status(config)
         result = api.run(config, stages=args.stage or None, no_cache=args.no_cache)
-    except api.ConfigError as error:
+    except (api.ConfigError, api.StorageError) as error:
         print(f"edgepipe: {error}", file=sys.stderr)
         return 2
     except api.StageFailed as error:

@@ -32,7 +32,8 @@ class ConfigError(ValueError):
 
 class PipelineSection(StageConfig):
     name: str = pydantic.Field(min_length=1, description="pipeline name, shown in reports")
-    root: str = pydantic.Field("", description="artifact root; default artifacts/<name>")
+    root: str = pydantic.Field("", description="artifact root (a folder, or gs://BUCKET/PREFIX); "
+                               "default artifacts/<name>")
     seed: int = pydantic.Field(0, description="seeds every random choice of every stage")
 
 
@@ -61,7 +62,7 @@ SECTIONS: dict[str, type[StageConfig]] = {
 class PipelineConfig:
     path: pathlib.Path  # the config file; for a dict config, "<dict>" in the working directory
     name: str
-    root: pathlib.Path
+    root: pathlib.Path | str  # a local folder, or a URI (gs://BUCKET/PREFIX) as a str
     seed: int
     runtime: Runtime
     stages: dict[str, StageConfig]  # stage name -> its validated config
@@ -181,8 +182,10 @@ def _apply_beam_options(data: dict, beam_options) -> None:
 
 def _root(root: str | None, pipeline_section: PipelineSection, base_dir: pathlib.Path):
     if root is not None:
-        return pathlib.Path(root).resolve()
+        return root.rstrip("/") if "://" in root else pathlib.Path(root).resolve()
     if pipeline_section.root:
+        if "://" in pipeline_section.root:  # an object store: gs://BUCKET/PREFIX
+            return pipeline_section.root.rstrip("/")
         return (base_dir / pipeline_section.root).resolve()
     return pathlib.Path("artifacts", pipeline_section.name).resolve()
 

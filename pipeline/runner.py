@@ -18,6 +18,7 @@ import traceback
 from types import ModuleType
 from typing import Any
 
+from edgepipe.contracts import storage
 from edgepipe.pipeline import cache, dag
 from edgepipe.pipeline.config import ConfigError, PipelineConfig
 from edgepipe.pipeline.stage import Artifact, Context, WorkerFinished
@@ -79,6 +80,7 @@ def plan(config: PipelineConfig, nodes=dag.CLASSIFICATION) -> list[Step]:
     """Every stage's key, inputs and committed record, in DAG order."""
     check_wiring(nodes)
     store = Store(config.root)
+    store.check()  # an unusable root (scheme, credentials, bucket) fails before anything runs
     produced: dict[tuple[str, str], Artifact] = {}
     steps = []
     for node in nodes:
@@ -86,13 +88,15 @@ def plan(config: PipelineConfig, nodes=dag.CLASSIFICATION) -> list[Step]:
         inputs = {name: produced[source] for name, source in node.inputs.items()}
         key, parts = cache.stage_key(module, config.stages[node.stage], config.seed, inputs)
         for output, kind in module.OUTPUTS.items():
-            produced[(node.stage, output)] = Artifact(
-                store.stage_dir(node.stage, key) / output, kind, key, {})
+            folder = store.stage_dir(node.stage, key)  # on an object store: resolved at run
+            path = storage.join(folder, output) if store.remote else folder / output
+            produced[(node.stage, output)] = Artifact(path, kind, key, {})
         steps.append(Step(node, module, key, parts, inputs, store.lookup(node.stage, key)))
     return steps
 
 
-def select(steps: list[Step], stages: list[str] | None) -> list[Step]:
+def select(steps: list[Step], stages: list[str] | None, root: Any = "the artifact root"
+           ) -> list[Step]:
     """The steps to run: all of them, or exactly the named stages, whose inputs must then be
     committed already or be produced by another named stage (else MissingInput)."""
     if not stages:
@@ -110,7 +114,7 @@ def select(steps: list[Step], stages: list[str] | None) -> list[Step]:
                 raise MissingInput(
                     f"stage {step.node.stage!r} reads {name!r} from stage {producer!r}, which "
                     f"has no committed result for key {step.inputs[name].key} under "
-                    f"{step.inputs[name].path.parent.parent.parent}: run --stage {producer} "
+                    f"{root}: run --stage {producer} "
                     "first (or the whole pipeline).")
     return chosen
 
@@ -118,7 +122,7 @@ def select(steps: list[Step], stages: list[str] | None) -> list[Step]:
 def run(config: PipelineConfig, no_cache: bool = False, nodes=dag.CLASSIFICATION,
         stages: list[str] | None = None) -> dict[str, Any]:
     """Runs the planned stages in order; returns the run summary (also under <root>/runs)."""
-    steps = select(plan(config, nodes), stages)
+    steps = select(plan(config, nodes), stages, config.root)
     store = Store(config.root)
     for folder in store.remove_stale_staging():
         log.info("removed %s, left by a run that did not finish", folder)
@@ -167,7 +171,7 @@ def _run_step(step: Step, store: Store, config: PipelineConfig, run_id: str, no_
     entry: dict[str, Any] = {"name": step.node.stage, "key": step.key, "artifacts": {},
                              "metrics": {}}
     started = time.monotonic()
-    inputs = {name: Artifact.load(artifact.path) for name, artifact in step.inputs.items()}
+    inputs = {name: _load_input(store, step, name) for name in step.inputs}
     record = store.lookup(step.node.stage, step.key)
     if record is None or no_cache:
         # One live process per key: another run computing it makes this one wait, then
@@ -182,7 +186,18 @@ def _run_step(step: Step, store: Store, config: PipelineConfig, run_id: str, no_
                                 entry, started)
     entry["status"] = "cached"
     log.info("%s: cached (key %s, from run %s)", position, step.key, record["run_id"])
-    return _finish(step, store, entry, record["properties"], started, position), None
+    paths = store.output_paths(step.node.stage, step.key, record)
+    return _finish(entry, record["properties"], paths, started, position), None
+
+
+def _load_input(store: Store, step: Step, name: str) -> Artifact:
+    """An input as committed: on an object store its folder is the committed attempt's,
+    named by the producing stage's record."""
+    planned = step.inputs[name]
+    if not store.remote:
+        return Artifact.load(planned.path)
+    producer, output = step.node.inputs[name]
+    return store.artifacts(producer, planned.key)[output]
 
 
 def _execute(step: Step, store: Store, config: PipelineConfig, run_id: str, no_cache: bool,
@@ -194,7 +209,7 @@ def _execute(step: Step, store: Store, config: PipelineConfig, run_id: str, no_c
         log=logging.getLogger(f"edgepipe.{step.node.stage}"),
     )
     try:
-        properties, _ = store.execute(step.module, step.key, inputs,
+        properties, artifacts = store.execute(step.module, step.key, inputs,
                                       config.stages[step.node.stage], context,
                                       record={"key_parts": step.parts}, replace=no_cache)
     except WorkerFinished as finished:
@@ -209,7 +224,8 @@ def _execute(step: Step, store: Store, config: PipelineConfig, run_id: str, no_c
     entry["status"] = "ran"
     if properties.get("resumed"):
         entry["resumed"] = True
-    return _finish(step, store, entry, properties, started, position), None
+    paths = {name: artifact.path for name, artifact in artifacts.items()}
+    return _finish(entry, properties, paths, started, position), None
 
 
 def _lock_key(step: Step, config: PipelineConfig) -> str:
@@ -219,11 +235,10 @@ def _lock_key(step: Step, config: PipelineConfig) -> str:
     return f"{step.key}-{task}" if task else step.key
 
 
-def _finish(step: Step, store: Store, entry: dict, properties: dict, started: float,
+def _finish(entry: dict, properties: dict, paths: dict[str, Any], started: float,
             position: str) -> dict[str, Any]:
     entry["seconds"] = round(time.monotonic() - started, 3)
-    entry["artifacts"] = {output: str(store.stage_dir(step.node.stage, step.key) / output)
-                          for output in step.module.OUTPUTS}
+    entry["artifacts"] = {output: str(path) for output, path in paths.items()}
     entry["metrics"] = properties
     log.info("%s: %s in %.1f s", position, entry["status"], entry["seconds"])
     return entry

@@ -21,6 +21,12 @@ A stage is a plain module (components/<stage>/stage.py), not a class to subclass
     COLLECTIVE: bool               optional: every worker of a multi-worker cluster runs the
                                    stage at once (training under MultiWorkerMirroredStrategy);
                                    otherwise one process per key runs it, others wait
+    REMOTE_IO: bool                optional: the stage reads and writes only through
+                                   edgepipe.contracts.storage and Beam FileSystems, so on an
+                                   object-store root (gs://) it gets URIs (str) for its inputs,
+                                   outputs and scratch_dir and writes straight into the bucket;
+                                   otherwise (TensorFlow stages) it always gets local folders:
+                                   the store copies its inputs and uploads its outputs
 
 `run` reads only `inputs` (committed artifacts) and writes only into the empty directories in
 `outputs`. The runner writes the manifests and commits the directories; a stage never
@@ -53,6 +59,7 @@ from typing import Annotated, Any
 
 import pydantic
 
+from edgepipe.contracts import storage
 
 class StageConfig(pydantic.BaseModel):
     """Base of every stage config: frozen, and unknown keys are errors, not ignored."""
@@ -75,9 +82,10 @@ class WorkerFinished(SystemExit):
 
 @dataclasses.dataclass(frozen=True)
 class Artifact:
-    """A committed artifact: a directory with a manifest.json the runner wrote last."""
+    """A committed artifact: a directory with a manifest.json the runner wrote last. `path`
+    is a local folder, or a URI (str) for an artifact on an object store."""
 
-    path: pathlib.Path
+    path: pathlib.Path | str
     kind: str
     key: str
     properties: dict[str, Any]
@@ -85,14 +93,14 @@ class Artifact:
 
     @classmethod
     def load(cls, path: str | pathlib.Path) -> "Artifact":
-        path = pathlib.Path(path)
-        manifest_path = path / "manifest.json"
-        if not manifest_path.is_file():
+        path = os.fspath(path) if storage.is_remote(path) else pathlib.Path(path)
+        try:
+            manifest = json.loads(storage.read_text(storage.join(path, "manifest.json")))
+        except (FileNotFoundError, NotADirectoryError):
             raise FileNotFoundError(
                 f"{path} is not a committed artifact: it has no manifest.json "
                 "(an artifact is only valid once the runner has written its manifest)."
-            )
-        manifest = json.loads(manifest_path.read_text())
+            ) from None
         return cls(path, manifest["kind"], manifest["key"], manifest.get("properties", {}),
                    manifest.get("run_id", ""))
 
@@ -136,7 +144,8 @@ class Context:
     run_id: str
     seed: int
     runtime: Runtime
-    scratch_dir: pathlib.Path  # survives a crash, keyed by the cache key; removed on commit
+    scratch_dir: pathlib.Path | str  # survives a crash, keyed by the cache key; removed on
+    # commit. A URI (str) only for a REMOTE_IO stage on an object-store root.
     log: logging.Logger = dataclasses.field(default_factory=lambda: logging.getLogger("edgepipe"))
 
 

@@ -1,6 +1,7 @@
 """The artifact store: where stage outputs live, and how they are committed atomically.
 
-Layout under the pipeline root:
+Layout under a local pipeline root (an object-store root, gs:// or s3://, commits by an
+exclusively created manifest instead of a rename: pipeline/objectstore.py):
 
     artifacts/<stage>/<cache key>/manifest.json        the stage's record (written last)
     artifacts/<stage>/<cache key>/<output>/manifest.json  one artifact per output
@@ -16,6 +17,11 @@ Two runs on one root that need the same key do not compute it twice: the second 
 key's lock (an flock, released by the kernel when its holder dies, even by SIGKILL), then finds
 the first one's result committed and reuses it. So a stage's scratch folder (its checkpoints)
 is only ever used by the one live process that holds the lock.
+
+The root may be a local path or a URI (gs://BUCKET/PREFIX). For a URI, `root` is that string,
+artifact paths are URIs, and this machine's own work for the root (locks, the staging folders
+of stages that need local files, local copies of inputs) lives in `local`, a folder of the
+edgepipe cache (edgepipe.contracts.storage.cache_dir).
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ import time
 from types import ModuleType
 from typing import Any, Iterator
 
+from edgepipe.contracts import storage
 from edgepipe.contracts.artifacts import write_json
+from edgepipe.pipeline import objectstore
 from edgepipe.pipeline.stage import Artifact, Context, StageConfig
 
 MANIFEST = "manifest.json"
@@ -41,19 +49,34 @@ log = logging.getLogger("edgepipe")
 
 class Store:
     def __init__(self, root: str | os.PathLike):
-        self.root = pathlib.Path(root).resolve()
+        self.remote = storage.is_remote(root)
+        if self.remote:
+            self.root: pathlib.Path | str = os.fspath(root).rstrip("/")
+            self.local = objectstore.local_folder(self.root)
+        else:
+            self.root = self.local = pathlib.Path(root).resolve()
 
-    def stage_dir(self, stage: str, key: str) -> pathlib.Path:
+    def stage_dir(self, stage: str, key: str) -> pathlib.Path | str:
+        if self.remote:
+            return storage.join(self.root, "artifacts", stage, key)
         return self.root / "artifacts" / stage / key
 
     def scratch_dir(self, stage: str, key: str) -> pathlib.Path:
+        """A local folder that survives a kill of the process (see objectstore.local_scratch
+        for an object-store root)."""
+        if self.remote:
+            return objectstore.local_scratch(self, stage, key)
         return self.root / "scratch" / f"{stage}-{key}"
+
+    def check(self) -> None:
+        """StorageError naming the root and what to install or set when it cannot be used."""
+        storage.check_reachable(self.root)
 
     @contextlib.contextmanager
     def lock(self, stage: str, key: str, owner: str) -> Iterator[None]:
         """Hold the key's lock for the block; wait (saying for whom) while another live
         process holds it. `owner` (run id and pid) is recorded for the next one to name."""
-        path = self.root / "locks" / f"{stage}-{key}.lock"
+        path = self.local / "locks" / f"{stage}-{key}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a+") as handle:
             try:
@@ -76,17 +99,25 @@ class Store:
 
     def lookup(self, stage: str, key: str) -> dict[str, Any] | None:
         """The committed stage manifest for this key, or None if there is none."""
+        if self.remote:
+            return objectstore.lookup(self, stage, key)
         manifest = self.stage_dir(stage, key) / MANIFEST
         if not manifest.is_file():
             return None
         return json.loads(manifest.read_text())
 
+    def output_paths(self, stage: str, key: str, record: dict[str, Any]) -> dict[str, Any]:
+        """{output name: its committed folder} of a stage record."""
+        if self.remote:
+            return objectstore.output_paths(self, stage, key, record)
+        return {name: self.stage_dir(stage, key) / name for name in record["outputs"]}
+
     def artifacts(self, stage: str, key: str) -> dict[str, Artifact]:
-        base = self.stage_dir(stage, key)
         record = self.lookup(stage, key)
         if record is None:
             raise FileNotFoundError(f"No committed artifacts for stage {stage!r} key {key}")
-        return {name: Artifact.load(base / name) for name in record["outputs"]}
+        return {name: Artifact.load(path)
+                for name, path in self.output_paths(stage, key, record).items()}
 
     def execute(
         self,
@@ -105,6 +136,9 @@ class Store:
         `replace` (--no-cache), a committed result under the same key is swapped out for the
         new one only once the new one is complete.
         """
+        if self.remote:
+            return objectstore.execute(self, module, key, inputs, config, context, record,
+                                       replace)
         staging = self.root / "staging" / f"{module.NAME}-{key}-{os.getpid()}"
         if staging.exists():
             shutil.rmtree(staging)
@@ -119,31 +153,32 @@ class Store:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        self._write_manifests(module, key, staging, inputs, context, properties,
-                              seconds=round(time.monotonic() - started, 3), record=record)
+        manifests = self.manifests(module, key, inputs, context, properties,
+                                   seconds=round(time.monotonic() - started, 3), record=record)
+        for name, manifest in manifests.items():  # the outputs' first, the stage's record last
+            write_json(staging / name / MANIFEST if name else staging / MANIFEST, manifest)
         self._commit(staging, self.stage_dir(module.NAME, key), replace)
         shutil.rmtree(context.scratch_dir, ignore_errors=True)
         return properties, self.artifacts(module.NAME, key)
 
     @staticmethod
-    def _write_manifests(module: ModuleType, key: str, staging: pathlib.Path,
-                         inputs: dict[str, Artifact], context: Context,
-                         properties: dict[str, Any], seconds: float,
-                         record: dict[str, Any] | None) -> None:
-        """One manifest per output, then the stage's record: the last file written."""
+    def manifests(module: ModuleType, key: str, inputs: dict[str, Artifact], context: Context,
+                  properties: dict[str, Any], seconds: float,
+                  record: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+        """{output name: its manifest} and, under "" (last), the stage's record."""
         created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        for name, kind in module.OUTPUTS.items():
-            write_json(staging / name / MANIFEST, {
-                "kind": kind, "stage": module.NAME, "output": name, "key": key,
-                "created": created, "run_id": context.run_id, "properties": properties,
-            })
-        write_json(staging / MANIFEST, {
+        manifests = {name: {
+            "kind": kind, "stage": module.NAME, "output": name, "key": key,
+            "created": created, "run_id": context.run_id, "properties": properties,
+        } for name, kind in module.OUTPUTS.items()}
+        manifests[""] = {
             "stage": module.NAME, "version": module.VERSION, "key": key, "created": created,
             "run_id": context.run_id, "seconds": seconds,
             "outputs": dict(module.OUTPUTS),
             "inputs": {name: str(artifact.path) for name, artifact in inputs.items()},
             "properties": properties, **(record or {}),
-        })
+        }
+        return manifests
 
     @staticmethod
     def _commit(staging: pathlib.Path, target: pathlib.Path, replace: bool) -> None:
@@ -161,19 +196,27 @@ class Store:
 
     def write_run_summary(self, summary: dict[str, Any]) -> None:
         """runs/<run id>.json and runs/latest.json, each replaced in one step."""
+        if self.remote:
+            for name in (f"{summary['run_id']}.json", "latest.json"):
+                storage.write_text(storage.join(self.root, "runs", name),
+                                   json.dumps(summary, indent=2) + "\n")
+            return
         runs = self.root / "runs"
         runs.mkdir(parents=True, exist_ok=True)
         for name in (f"{summary['run_id']}.json", "latest.json"):
             write_json(runs / name, summary)
 
     def latest_run(self) -> dict[str, Any] | None:
-        path = self.root / "runs" / "latest.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        path = storage.join(self.root, "runs", "latest.json")
+        try:
+            return json.loads(storage.read_text(path))
+        except FileNotFoundError:
+            return None
 
     def remove_stale_staging(self) -> list[pathlib.Path]:
         """Staging folders of processes that no longer exist are debris of a crash: remove
         them; returns what was removed."""
-        staging = self.root / "staging"
+        staging = self.local / "staging"
         removed = []
         for folder in sorted(staging.iterdir()) if staging.is_dir() else []:
             pid = folder.name.rsplit("-", 1)[-1]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pathlib
 import threading
 from typing import Any
 
@@ -110,7 +109,9 @@ class Models:
         retry = (name, version) in self._failed
         states[version] = {"state": "LOADING", "error": ""}
         try:
-            current[version] = load(name, version, pathlib.Path(path), self.runtime, self.workers)
+            # a bucket registry's version is loaded from a copy in the edgepipe cache
+            local = registry.local_version(self.registry, name, version, refresh=retry)
+            current[version] = load(name, version, local, self.runtime, self.workers)
         except Exception as error:
             message = str(error) if isinstance(error, ChecksumMismatch) else f"{type(error).__name__}: {error}"
             states[version] = {"state": "END", "error": message}

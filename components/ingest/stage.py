@@ -22,21 +22,25 @@ from __future__ import annotations
 
 import collections
 import json
-import pathlib
+import os
 import struct
+import tempfile
 from typing import Any
 
 from edgepipe.components.ingest.records import SPLITS, ReadChunks, RouteRecords, tfds_features
 from edgepipe.components.ingest.sources import SOURCES, common
 from edgepipe.components.ingest.sources.config import Config, with_fallback
 from edgepipe.components.shared.beam_pipeline import create_pipeline
-from edgepipe.contracts import artifacts
+from edgepipe.contracts import artifacts, storage
 
 NAME = "ingest"
 VERSION = 2
 INPUTS: dict[str, str] = {}
 OUTPUTS = {"examples": "Examples"}
 CODE = ("edgepipe.components.shared", "edgepipe.contracts")
+# Beam writes the shards and every file goes through edgepipe.contracts.storage: on a gs://
+# root the output folder is a URI and the workers write straight into the bucket.
+REMOTE_IO = True
 
 DATASET_NAME = "examples"
 SPLITS_OF_ORIGIN = {"train": ("train", "validation"), "test": ("test",), "all": SPLITS}
@@ -51,11 +55,11 @@ def fingerprint(config: Config, inputs=None) -> str:
 # ---------------------------------------------------------------- the stage
 
 
-def count_records(path: pathlib.Path) -> int:
-    """Records in an uncompressed TFRecord file, from the length fields alone (no parsing):
-    each record is a uint64 length, a uint32 CRC, the data and a uint32 CRC."""
-    count, size = 0, path.stat().st_size
-    with path.open("rb") as stream:
+def count_records(path) -> int:
+    """Records in an uncompressed TFRecord file (a path or URI), from the length fields alone
+    (no parsing): each record is a uint64 length, a uint32 CRC, the data and a uint32 CRC."""
+    count, size = 0, storage.size(path)
+    with storage.open_binary(path) as stream:
         while stream.tell() < size:
             (length,) = struct.unpack("<Q", stream.read(8))
             stream.seek(length + 8, 1)
@@ -63,53 +67,74 @@ def count_records(path: pathlib.Path) -> int:
     return count
 
 
-def _split_infos(folder: pathlib.Path) -> list:
-    """SplitInfo per split from the written shards."""
+def shard_files(folder) -> dict[str, list[str]]:
+    """{split: its TFRecord shards, sorted} of an Examples folder (a path or URI)."""
+    return {split: storage.glob(storage.join(folder, f"{DATASET_NAME}-{split}.tfrecord-*-of-*"))
+            for split in SPLITS}
+
+
+def _split_infos(shards: dict[str, list[str]], lengths: dict[str, list[int]], data_dir) -> list:
+    """SplitInfo per split from the written shards (named as in local folder `data_dir`)."""
     import tensorflow_datasets as tfds
 
-    infos = []
-    for split in SPLITS:
-        shards = sorted(folder.glob(f"{DATASET_NAME}-{split}.tfrecord-*-of-*"))
-        template = tfds.core.ShardedFileTemplate(
-            data_dir=folder, dataset_name=DATASET_NAME, split=split, filetype_suffix="tfrecord"
-        )
-        infos.append(tfds.core.SplitInfo(
-            name=split, shard_lengths=[count_records(shard) for shard in shards],
-            num_bytes=sum(shard.stat().st_size for shard in shards), filename_template=template,
-        ))
-    return infos
+    return [tfds.core.SplitInfo(
+        name=split, shard_lengths=lengths[split],
+        num_bytes=sum(storage.size(shard) for shard in shards[split]),
+        filename_template=tfds.core.ShardedFileTemplate(
+            data_dir=data_dir, dataset_name=DATASET_NAME, split=split,
+            filetype_suffix="tfrecord"),
+    ) for split in SPLITS]
+
+
+def write_metadata(folder, features, shards: dict[str, list[str]],
+                   lengths: dict[str, list[int]], description: str) -> None:
+    """dataset_info.json, features.json and the label names, so TFDS loads the folder. A URI
+    folder (an object store, which TensorFlow's own file system cannot be trusted to reach)
+    gets them written in a local folder beside zero-byte stand-ins of its shards (TFDS reads
+    only their names), then uploaded."""
+    import tensorflow_datasets as tfds
+
+    remote = storage.is_remote(folder)
+    stand_ins = [path.rsplit("/", 1)[-1] for paths in shards.values() for path in paths]
+    with tempfile.TemporaryDirectory(prefix="edgepipe-metadata-") as local:
+        data_dir = local if remote else folder
+        for name in stand_ins if remote else ():
+            open(os.path.join(local, name), "wb").close()
+        split_infos = _split_infos(shards, lengths, data_dir)
+        tfds.folder_dataset.write_metadata(
+            data_dir=data_dir, features=features, split_infos=split_infos,
+            filename_template=None, description=description,
+            # check_data reads an example through tf.data: local folders only
+            check_data=not remote and all(map(sum, lengths.values())))
+        if remote:
+            storage.upload_tree(local, folder, skip=tuple(stand_ins))
 
 
 def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
-    import tensorflow_datasets as tfds
-
     config = with_fallback(config, context.log)
     source = SOURCES[config.source]
     files = source.files(config)
     before = common.snapshot(files)
     info = source.describe(config)
-    folder = pathlib.Path(outputs["examples"])
-    scratch = pathlib.Path(context.scratch_dir)
+    folder, scratch = outputs["examples"], context.scratch_dir  # local paths or URIs
     context.log.info("ingest: source %s, %d file(s) (%s), feature %s", config.source,
                      len(before), {o: len(p) for o, p in files.items()}, info["feature"])
     write_records(config, info, folder, scratch, context.runtime)
     common.check_unchanged(before)
-    split_infos = _split_infos(folder)
+    shards = shard_files(folder)
     read = dict.fromkeys(files, 0)
-    read.update(dict(json.loads(line)
-                     for line in (scratch / "read.jsonl").read_text().splitlines()))
-    counts = {info_.name: info_.num_examples for info_ in split_infos}
+    read.update(dict(json.loads(line) for line in
+                     storage.read_text(storage.join(scratch, "read.jsonl")).splitlines()))
+    lengths = {split: [count_records(shard) for shard in shards[split]] for split in SPLITS}
+    counts = {split: sum(lengths[split]) for split in SPLITS}
     rejected = artifacts.read_quarantine(folder)
     # The accounting and the rejection share are checked before TFDS reads the dataset: an
     # unreadable file then fails with its own name and reason, not as an empty split.
     accounting = account(read, counts, rejected)
     check_quarantine_fraction(read, rejected, config.max_quarantine_fraction)
-    tfds.folder_dataset.write_metadata(
-        data_dir=folder, features=tfds_features(info), split_infos=split_infos,
-        filename_template=None, check_data=all(counts.values()),
-        description=f"Examples written by the edgepipe ingest stage from a {config.source} "
-                    "source.",
-    )
+    write_metadata(folder, tfds_features(info), shards, lengths,
+                   f"Examples written by the edgepipe ingest stage from a {config.source} "
+                   "source.")
     context.log.info("ingest: read %s, wrote %s, quarantined %d", read, counts, len(rejected))
     shape = {"image": info.get("shape"), "sequence": [None, info.get("channels")],
              "text": []}[info["feature"]]
@@ -128,13 +153,12 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     }
 
 
-def write_records(config: Config, info: dict, folder: pathlib.Path, scratch: pathlib.Path,
-                  runtime) -> None:
+def write_records(config: Config, info: dict, folder, scratch, runtime) -> None:
     """One Beam pipeline: TFRecord shards per split, quarantine/records.jsonl, and the count
     of records read per origin in <scratch>/read.jsonl."""
     import apache_beam as beam
 
-    (folder / "quarantine").mkdir()
+    storage.makedirs(storage.join(folder, "quarantine"))
     # One chain for every origin, with no Flatten of the examples: a Flatten would make the
     # runner materialise every record between steps.
     with create_pipeline(runtime) as pipeline:
@@ -142,15 +166,16 @@ def write_records(config: Config, info: dict, folder: pathlib.Path, scratch: pat
                   | "Route" >> RouteRecords(config, info))
         for split in SPLITS:
             _ = routed[split] | f"Write{split.title()}" >> beam.io.WriteToTFRecord(
-                str(folder / f"{DATASET_NAME}-{split}.tfrecord"),
+                storage.join(folder, f"{DATASET_NAME}-{split}.tfrecord"),
                 num_shards=config.num_shards, shard_name_template="-SSSSS-of-NNNNN")
         _ = (routed.read
              | "CountRead" >> beam.CombinePerKey(sum)
              | "ReadJson" >> beam.Map(json.dumps)
-             | "WriteRead" >> beam.io.WriteToText(str(scratch / "read"), file_name_suffix=".jsonl",
+             | "WriteRead" >> beam.io.WriteToText(storage.join(scratch, "read"),
+                                                  file_name_suffix=".jsonl",
                                                   num_shards=1, shard_name_template=""))
         _ = routed.quarantine | "WriteQuarantine" >> beam.io.WriteToText(
-            str(folder / "quarantine" / "records"), file_name_suffix=".jsonl",
+            storage.join(folder, "quarantine", "records"), file_name_suffix=".jsonl",
             num_shards=1, shard_name_template="")
 
 

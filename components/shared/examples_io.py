@@ -3,6 +3,12 @@
 All of them go through `tfds.builder_from_directory`, so they read exactly what TFDS users
 would. Examples are returned in file order (no shuffling): callers shuffle if they train.
 TensorFlow and TFDS are imported inside the functions so importing this module is cheap.
+
+A dataset on an object store (a gs:// URI: the statistics stage's input on a bucket root)
+is described from a local copy of its metadata files (dataset_info.json, features.json, the
+label names), fetched through edgepipe.contracts.storage: its features, splits and class
+names work, and Beam reads its shards; `as_dataset` and `load_numpy` need a local folder
+(the TensorFlow stages get one from the store).
 """
 
 from __future__ import annotations
@@ -13,18 +19,32 @@ import pathlib
 
 import numpy as np
 
+from edgepipe.contracts import storage
+
 
 @functools.lru_cache(maxsize=16)
 def _builder(path: str):
     import tensorflow_datasets as tfds
 
-    folder = pathlib.Path(path)
+    folder = _metadata_copy(path) if storage.is_remote(path) else pathlib.Path(path)
     if not (folder / "dataset_info.json").is_file():
         raise FileNotFoundError(
             f"{folder} is not an Examples dataset: dataset_info.json is missing "
             "(pass the `examples` artifact written by the ingest stage)."
         )
     return tfds.builder_from_directory(str(folder))
+
+
+def _metadata_copy(uri: str) -> pathlib.Path:
+    """A local folder with the dataset's metadata files (no shards: TFDS reads only their
+    names, from dataset_info.json), fetched once per process."""
+    import hashlib
+
+    folder = storage.cache_dir("examples-metadata", hashlib.sha256(uri.encode()).hexdigest()[:16])
+    for name in storage.listdir(uri):
+        if ".tfrecord-" not in name and name != "quarantine":  # atomic: workers share it
+            storage.write_bytes(folder / name, storage.read_bytes(storage.join(uri, name)))
+    return folder
 
 
 def _builder_for(path) -> object:

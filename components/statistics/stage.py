@@ -18,7 +18,6 @@ for importing them.
 from __future__ import annotations
 
 import json
-import pathlib
 import warnings
 from typing import Any
 
@@ -30,7 +29,7 @@ from edgepipe.components.statistics import combine, vocabulary
 from edgepipe.components.statistics.schema import (expectations, find_anomalies, infer_schema,
                                                    load_schema)
 from edgepipe.components.statistics.summary import summarise, summarise_lengths, to_proto
-from edgepipe.contracts import artifacts, text_tokens
+from edgepipe.contracts import artifacts, storage, text_tokens
 from edgepipe.pipeline.stage import ExistingPath, StageConfig
 
 NAME = "statistics"
@@ -38,6 +37,9 @@ VERSION = 3
 INPUTS = {"examples": "Examples"}
 OUTPUTS = {"statistics": "Statistics", "schema": "Schema"}
 CODE = ("edgepipe.components.shared", "edgepipe.contracts")
+# Beam reads the shards and every file goes through edgepipe.contracts.storage: on a gs://
+# root the stage reads and writes the bucket directly.
+REMOTE_IO = True
 
 
 with warnings.catch_warnings():  # the key is `schema`, as users write it; BaseModel.schema()
@@ -73,7 +75,7 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     context.log.info("statistics: reading splits %s of %s (%s)", splits, examples_dir, feature)
     shape = examples_io.input_shape(examples_dir)
     channels = int(shape[-1]) if feature == "sequence" else 0
-    sums_dir = pathlib.Path(context.scratch_dir) / "sums"
+    sums_dir = storage.join(context.scratch_dir, "sums")  # a local path or a URI
     compute_sums(examples_dir, splits, feature, channels, sums_dir, config, context.runtime)
     summaries, words = summarise_splits(sums_dir, splits, class_names, feature, channels,
                                         config)
@@ -97,7 +99,7 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
 
 
 def compute_sums(examples_dir: str, splits: list[str], feature: str, channels: int,
-                 sums_dir: pathlib.Path, config: Config, runtime) -> None:
+                 sums_dir: str, config: Config, runtime) -> None:
     """One Beam pipeline over every split: <sums_dir>/<split>.json of raw sums (and, for
     texts, token lengths and the train split's vocabulary)."""
     import apache_beam as beam
@@ -108,7 +110,7 @@ def compute_sums(examples_dir: str, splits: list[str], feature: str, channels: i
                 f"{examples_dir}/*-{split}.tfrecord-*-of-*")
             if feature == "text":  # token lengths, and the vocabulary of the train split
                 _ = serialized | f"Text{split.title()}" >> vocabulary.TextStatistics(
-                    examples_dir, combine._decode, str(sums_dir / split),
+                    examples_dir, combine._decode, storage.join(sums_dir, split),
                     config.vocabulary_size if split == "train" else None, config.min_token_count)
             _ = (
                 serialized
@@ -116,14 +118,16 @@ def compute_sums(examples_dir: str, splits: list[str], feature: str, channels: i
                     examples_dir, feature, channels)
                 | f"ToJson{split.title()}" >> beam.Map(json.dumps)
                 | f"Write{split.title()}" >> beam.io.WriteToText(
-                    str(sums_dir / split), file_name_suffix=".json", shard_name_template="")
+                    storage.join(sums_dir, split), file_name_suffix=".json",
+                    shard_name_template="")
             )
 
 
-def summarise_splits(sums_dir: pathlib.Path, splits: list[str], class_names: list[str],
+def summarise_splits(sums_dir: str, splits: list[str], class_names: list[str],
                      feature: str, channels: int, config: Config) -> tuple[dict, list | None]:
     """(readable statistics per split, the text vocabulary or None) from the raw sums."""
-    summaries = {split: summarise(json.loads((sums_dir / f"{split}.json").read_text()),
+    summaries = {split: summarise(json.loads(storage.read_text(
+                                      storage.join(sums_dir, f"{split}.json"))),
                                   class_names, config.histogram_bins, feature, channels)
                  for split in splits}
     words = None
@@ -140,14 +144,16 @@ def write(outputs, summaries: dict, readable: dict, anomalies: list, schema,
           words: list[str] | None) -> None:
     from google.protobuf import text_format
 
-    statistics_dir = pathlib.Path(outputs["statistics"])
-    (statistics_dir / "statistics.pb").write_bytes(to_proto(summaries).SerializeToString())
+    statistics_dir = outputs["statistics"]  # a local folder or a URI
+    storage.write_bytes(storage.join(statistics_dir, "statistics.pb"),
+                        to_proto(summaries).SerializeToString())
     artifacts.write_statistics(statistics_dir, readable)
     artifacts.write_anomalies(statistics_dir, anomalies)
-    (pathlib.Path(outputs["schema"]) / "schema.pbtxt").write_text(
-        text_format.MessageToString(schema))
+    storage.write_text(storage.join(outputs["schema"], "schema.pbtxt"),
+                       text_format.MessageToString(schema))
     if words is not None:
-        text_tokens.write_vocabulary(statistics_dir / text_tokens.VOCABULARY_FILE, words)
+        text_tokens.write_vocabulary(
+            storage.join(statistics_dir, text_tokens.VOCABULARY_FILE), words)
 
 
 def properties(examples_dir: str, feature: str, summaries: dict, readable: dict,

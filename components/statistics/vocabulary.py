@@ -12,10 +12,9 @@ lengths in statistics.json); Beam is imported inside the factories.
 from __future__ import annotations
 
 import json
-import pathlib
 from typing import Any
 
-from edgepipe.contracts import text_tokens
+from edgepipe.contracts import storage, text_tokens
 
 VOCABULARY_FILE = text_tokens.VOCABULARY_FILE
 
@@ -96,10 +95,9 @@ def TextStatistics(examples_dir: str, decode, prefix: str, vocabulary_size: int 
 
 def read_results(sums_dir, split: str) -> tuple[dict[int, int], list[str] | None]:
     """({token count: texts}, vocabulary or None) that TextStatistics wrote for a split."""
-    folder = pathlib.Path(sums_dir)
-    lengths = {int(length): count for length, count in
-               json.loads((folder / f"{split}_tokens.json").read_text()).items()}
-    vocabulary_path = folder / f"{split}_vocabulary.json"
-    vocabulary = (json.loads(vocabulary_path.read_text()) if vocabulary_path.is_file()
-                  else None)
+    lengths = {int(length): count for length, count in json.loads(storage.read_text(
+        storage.join(sums_dir, f"{split}_tokens.json"))).items()}
+    vocabulary_path = storage.join(sums_dir, f"{split}_vocabulary.json")
+    vocabulary = (json.loads(storage.read_text(vocabulary_path))
+                  if storage.isfile(vocabulary_path) else None)
     return lengths, vocabulary
