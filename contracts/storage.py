@@ -80,10 +80,10 @@ def check_reachable(uri: PathLike) -> None:
     bucket = path.split("/", 1)[0]
     where = os.environ.get("STORAGE_EMULATOR_HOST") or "the storage service"
     try:
+        if scheme(uri) in ("gs", "gcs"):
+            gcs.probe()
         found = fs.exists(bucket)
-    except StorageError:
-        raise
-    except Exception as error:  # noqa: BLE001  aiohttp, google-auth and HTTP errors alike
+    except Exception as error:  # noqa: BLE001  socket, aiohttp, google-auth and HTTP errors
         raise StorageError(
             f"{uri}: cannot reach bucket {bucket!r} at {where} ({type(error).__name__}: "
             f"{error}); check the network and the credentials ({gcs.CREDENTIALS_HELP}).") from None

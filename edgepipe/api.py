@@ -125,6 +125,13 @@ def status(config: str | pathlib.Path | Mapping[str, Any] | config_module.Pipeli
             for step in runner.plan(config)]
 
 
+def check_storage(uri: str | pathlib.Path) -> None:
+    """StorageError naming the URI and what to install or set when an object-store URI
+    (gs://, s3://) cannot be used: no file system for its scheme, no credentials, no such
+    bucket, no answer. A local path passes."""
+    storage.check_reachable(uri)
+
+
 def latest_run(root: str | pathlib.Path) -> dict[str, Any] | None:
     """The newest run summary under an artifact root, or None."""
     return Store(root).latest_run()

@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("edgepipe").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    if not args.verbose:  # gcsfs logs each failed retry with a traceback; our error says it
+        logging.getLogger("gcsfs").setLevel(logging.CRITICAL)
     try:
         if args.command == "inspect":
             return inspect(pathlib.Path(args.path))
@@ -91,6 +93,7 @@ def serve(args: argparse.Namespace) -> int:
     if not args.registry:
         raise api.ConfigError("edgepipe serve needs a registry: pass a pipeline config with a "
                               "[registry] section, or --registry DIR.")
+    api.check_storage(args.registry)  # a gs:// registry: scheme, credentials, bucket
     return serving_server.serve(args)
 
 
@@ -133,8 +136,9 @@ def _print_summary(summary: dict) -> None:
 
 
 def status(config) -> int:
+    entries = api.status(config)  # an unusable root fails here, before anything is printed
     print(f"pipeline {config.name!r} ({config.path}), artifacts under {config.root}")
-    for entry in api.status(config):
+    for entry in entries:
         record = entry["record"]
         if record is None:
             print(f"  {entry['stage']:<11} missing   key {entry['key']}: will run")
