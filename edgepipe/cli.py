@@ -1,7 +1,8 @@
 """The `edgepipe` command: run a pipeline (or one stage), show, inspect, serve.
 
 A thin layer over the Python API in edgepipe/api.py: run a pipeline or one stage of it,
-show what exists, inspect an artifact, serve the registry.
+show what exists, inspect an artifact, serve the registry, compile a Kubeflow / Vertex AI
+pipeline spec.
 
 Exit status: 0 succeeded (or cached), 1 a stage failed or a gate halted the run, 2 the
 config or the command line is invalid (nothing ran).
@@ -37,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
             return inspect(pathlib.Path(args.path))
         if args.command == "serve":
             return serve(args)
+        if args.command == "compile":
+            return compile_command(args)
         config = api.load_config(args.config, overrides=args.set, root=args.root,
                                  beam_options=args.beam_option)
         if args.command == "status":
@@ -66,6 +69,21 @@ def _parser() -> argparse.ArgumentParser:
         help="run only this stage (repeatable), from committed inputs: what one task of an "
              "orchestrator runs")
 
+    compile_parser = commands.add_parser(
+        "compile", help="write a Kubeflow / Vertex AI pipeline spec: one task per stage")
+    compile_parser.add_argument("config", help="pipeline config, embedded in the spec")
+    compile_parser.add_argument("--target", choices=("kfp", "vertex"), default="kfp",
+                                help="kfp: Kubeflow / Vertex AI Pipelines; vertex: train as a "
+                                     "multi-replica Vertex AI custom job")
+    compile_parser.add_argument("-o", "--output", required=True, help="the YAML file to write")
+    compile_parser.add_argument("--image", help="image of every task (default: [kfp] image)")
+    compile_parser.add_argument("--root", help="default artifact root of the pipeline "
+                                "(gs://BUCKET/PREFIX); else [pipeline] root if it is a URI")
+    compile_parser.add_argument("--config-dir", help="folder the tasks resolve the config's "
+                                "relative paths against (default: [kfp] config_dir)")
+    compile_parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                                help="override a config value in every task (repeatable)")
+
     status_parser = commands.add_parser("status", help="list the artifacts that exist for a config")
     _add_config_arguments(status_parser)
 
@@ -78,6 +96,18 @@ def _parser() -> argparse.ArgumentParser:
                               help="a pipeline config whose [registry] to serve (or --registry)")
     serving_server.add_arguments(serve_parser, registry_required=False)
     return parser
+
+
+def compile_command(args: argparse.Namespace) -> int:
+    from edgepipe.pipeline import kfp_compile
+
+    done = kfp_compile.compile_pipeline(args.config, args.target, args.output, image=args.image,
+                                        root=args.root, overrides=args.set,
+                                        config_dir=args.config_dir)
+    print(f"wrote {done['output']}: {len(done['tasks'])} tasks ({' -> '.join(done['tasks'])}), "
+          f"target {done['target']}, image {done['image']}, root "
+          f"{done['root'] or '(a required pipeline parameter)'}")
+    return 0
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -51,10 +51,34 @@ class RuntimeSection(StageConfig):
     tpu_address: str = pydantic.Field("", description="TPU name or grpc:// address")
 
 
+class TaskResources(StageConfig):
+    cpu: str = pydantic.Field("", description='CPU limit of the task, e.g. "4" or "500m"')
+    memory: str = pydantic.Field("", description='memory limit of the task, e.g. "16G"')
+    accelerator_type: str = pydantic.Field(
+        "", description="accelerator, e.g. NVIDIA_TESLA_T4 (Vertex AI) or nvidia.com/gpu")
+    accelerator_count: int = pydantic.Field(0, ge=0, description="accelerators of the task")
+
+
+class KfpSection(StageConfig):
+    """`edgepipe compile` (Kubeflow / Vertex AI Pipelines); never part of a cache key."""
+
+    image: str = pydantic.Field("edgepipe:latest", description="image of every task")
+    config_dir: str = pydantic.Field(
+        "/opt/edgepipe/configs", description="folder the task resolves relative paths against")
+    resources: dict[str, TaskResources] = pydantic.Field({}, description="per stage")
+    beam_runner: str = pydantic.Field("", description="Beam runner of the Beam tasks")
+    beam_options: dict[str, str | int | float | bool] = pydantic.Field(
+        {}, description="Beam options of the Beam tasks")
+    retries: int = pydantic.Field(0, ge=0, le=10, description="retries of a failed task")
+    train_replicas: int = pydantic.Field(1, ge=1, description="Vertex: train replicas")
+    train_machine_type: str = pydantic.Field("n1-standard-8", description="Vertex machine")
+    location: str = pydantic.Field("us-central1", description="Vertex region of the train job")
+
+
 # Sections every pipeline has besides its stages, with their models.
 SECTIONS: dict[str, type[StageConfig]] = {
     "pipeline": PipelineSection, "beam": BeamSection, "runtime": RuntimeSection,
-    "registry": RegistrySettings,
+    "registry": RegistrySettings, "kfp": KfpSection,
 }
 
 
@@ -67,6 +91,7 @@ class PipelineConfig:
     runtime: Runtime
     stages: dict[str, StageConfig]  # stage name -> its validated config
     registry: RegistrySettings | None = None
+    kfp: KfpSection | None = None  # [kfp]: how `edgepipe compile` builds tasks
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -110,15 +135,18 @@ def load(
     overrides: list[str] | Mapping[str, Any] = (),
     root: str | None = None,
     beam_options: list[str] = (),
+    base_dir: str | pathlib.Path | None = None,
 ) -> PipelineConfig:
     """Read and validate everything, or raise ConfigError naming the file and the key.
 
     `source` is a TOML file or the same tables as a dict; `overrides` are "section.key=value"
-    strings (values in TOML) or a {"section.key": value} dict.
+    strings (values in TOML) or a {"section.key": value} dict. Relative paths of a dict are
+    resolved against `base_dir` (default: the working directory).
     """
     if isinstance(source, Mapping):
-        path, data = pathlib.Path("<dict>"), copy.deepcopy(dict(source))
-        base_dir = pathlib.Path.cwd()
+        path = pathlib.Path("<dict>") if base_dir is None else pathlib.Path(base_dir, "<dict>")
+        base_dir = pathlib.Path(base_dir or pathlib.Path.cwd()).resolve()
+        data = copy.deepcopy(dict(source))
     else:
         path, data = pathlib.Path(source), read(source)
         base_dir = path.resolve().parent
@@ -140,6 +168,10 @@ def load(
     stages = {name: _validate_stage(path, name, module.Config, data.get(name, {}), registry,
                                     context)
               for name, module in stage_modules.items()}
+    kfp = _validate(path, "kfp", KfpSection, data.get("kfp", {}), context)
+    for stage in sorted(set(kfp.resources) - set(stage_modules)):
+        raise ConfigError(f"{path}: [kfp] resources.{stage}: unknown stage; the stages are "
+                          f"{', '.join(stage_modules)}.")
     return PipelineConfig(
         path=path,
         name=pipeline_section.name,
@@ -153,6 +185,7 @@ def load(
         ),
         stages=stages,
         registry=registry,
+        kfp=kfp,
     )
 
 
