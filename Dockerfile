@@ -1,10 +1,10 @@
 # Two images from one file (tests/test_dockerfile.py keeps them in step with pyproject.toml):
 #
 #   docker build --target pipeline -t edgepipe:latest .
-#       The whole project with TensorFlow and Beam: the Beam SDK worker container
-#       (--beam-option sdk_container_image=<registry>/edgepipe:latest), the image of training
-#       jobs and of every task of a compiled Kubeflow / Vertex AI pipeline
-#       (docker run --entrypoint edgepipe edgepipe:latest run configs/...).
+#       The whole project with TensorFlow, Beam and gs:// support: the Beam SDK worker
+#       container (--beam-option sdk_container_image=<registry>/edgepipe:latest), the image of
+#       training jobs and of every task of a compiled Kubeflow / Vertex AI pipeline
+#       (edgepipe compile; docker run --entrypoint edgepipe edgepipe:latest run configs/...).
 #
 #   docker build --target serving -t edgepipe-serving:latest .
 #       The model server alone: LiteRT, numpy and uvicorn, no TensorFlow. Mount a registry at /models:
@@ -20,8 +20,13 @@ COPY components /tmp/edgepipe-src/components
 COPY models /tmp/edgepipe-src/models
 COPY serving /tmp/edgepipe-src/serving
 COPY contracts /tmp/edgepipe-src/contracts
-# Every dependency comes from pyproject.toml: nothing here can drift from it.
-RUN pip install --no-cache-dir /tmp/edgepipe-src && rm -rf /tmp/edgepipe-src
+# Every dependency comes from pyproject.toml: nothing here can drift from it. The gcs extra
+# lets every stage use a gs:// artifact root and registry (gcsfs, Beam's GCS I/O).
+RUN pip install --no-cache-dir "/tmp/edgepipe-src[gcs]" && rm -rf /tmp/edgepipe-src
+# The KFP executor that runs a compiled pipeline's tasks (edgepipe compile), at the version of
+# pyproject.toml's kfp extra (the compiling SDK); --no-deps: it needs none of kfp's client
+# dependencies to run a task, and must not change the pipeline's requests/urllib3.
+RUN pip install --no-cache-dir --no-deps "kfp==2.17.3"
 WORKDIR /opt/edgepipe
 COPY configs ./configs
 COPY data ./data

@@ -52,7 +52,7 @@ class RuntimeSection(StageConfig):
 
 
 class TaskResources(StageConfig):
-    cpu: str = pydantic.Field("", description='CPU limit of the task, e.g. "4" or "500m"')
+    cpu: str | int | float = pydantic.Field("", description='CPU limit, e.g. 4 or "500m"')
     memory: str = pydantic.Field("", description='memory limit of the task, e.g. "16G"')
     accelerator_type: str = pydantic.Field(
         "", description="accelerator, e.g. NVIDIA_TESLA_T4 (Vertex AI) or nvidia.com/gpu")

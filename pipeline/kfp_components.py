@@ -141,7 +141,7 @@ def set_resources(task, resources) -> None:
     if resources is None:
         return
     if resources.cpu:
-        task.set_cpu_limit(resources.cpu)
+        task.set_cpu_limit(str(resources.cpu))
     if resources.memory:
         task.set_memory_limit(resources.memory)
     if resources.accelerator_type:

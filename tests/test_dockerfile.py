@@ -80,12 +80,28 @@ def test_both_targets_exist_and_share_the_python_version():
 
 def test_pipeline_image_installs_the_project_itself():
     stage = stages()["pipeline"]
-    assert pip_requirements(stage) == ["/tmp/edgepipe-src"], (
+    assert pip_requirements(stage)[0] == "/tmp/edgepipe-src[gcs]", (
         "the pipeline image installs pyproject.toml's dependencies, no list of its own")
     folders = set(PYPROJECT["tool"]["setuptools"]["package-dir"].values())
     sources = {source for source, destination in copied(stage)
                if destination.startswith("/tmp/edgepipe-src")}
     assert {"pyproject.toml", "README.md", *folders} <= sources
+
+
+def test_pipeline_image_has_the_kfp_executor_of_the_compiling_sdk():
+    """Compiled tasks run `python3 -m kfp.dsl.executor_main` in the image without installing
+    kfp first (install_kfp_package=False): the image's kfp is the kfp extra's exact pin."""
+    installs = pip_requirements(stages()["pipeline"])[1:]
+    extra = {Requirement(text).name: Requirement(text)
+             for text in PYPROJECT["project"]["optional-dependencies"]["kfp"]}
+    assert [Requirement(text).name for text in installs] == ["kfp"]
+    assert str(Requirement(installs[0]).specifier) == str(extra["kfp"].specifier)
+    assert str(extra["kfp"].specifier).startswith("==")
+    from importlib.metadata import version
+    assert f"=={version('kfp')}" == str(extra["kfp"].specifier)  # what compiles the specs here
+    kfp_line = next(arguments for instruction, arguments in stages()["pipeline"]
+                    if instruction == "RUN" and "kfp==" in arguments)
+    assert "--no-deps" in kfp_line
 
 
 def test_serving_image_pins_exactly_what_pyproject_pins_and_no_tensorflow():
