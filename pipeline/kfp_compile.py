@@ -98,4 +98,7 @@ def vertex_train(kfp) -> dict[str, Any]:
     if resources is not None and resources.accelerator_type:
         job.update(accelerator_type=resources.accelerator_type,
                    accelerator_count=resources.accelerator_count or 1)
-    return {"job": job, "task": {"location": kfp.location}}
+    task: dict[str, Any] = {"location": kfp.location}
+    if kfp.train_replicas > 1:  # a collective needs every replica: restart them together
+        task["restart_job_on_worker_restart"] = True
+    return {"job": job, "task": task}

@@ -110,3 +110,25 @@ def test_an_unusable_root_is_exit_2_naming_it_and_writes_nothing(case, gcs_serve
         assert f"edgepipe: {root}: " in done.stderr and expected in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
     assert not (tmp_path / "cache").exists()  # nothing written here, nor in a bucket
+
+
+@pytest.mark.slow  # about 2 minutes: the whole tiny pipeline, then a cached run
+def test_the_whole_pipeline_on_a_bucket_root_and_registry(bucket, tiny_config):
+    """The TensorFlow stages too: the store hands them local copies of their inputs and
+    uploads their outputs, so they never give TensorFlow a gs:// path; push publishes into a
+    bucket registry, which `edgepipe serve` then serves."""
+    root, registry = f"{bucket}/edgepipe", f"{bucket}/registry"
+    arguments = ["run", str(tiny_config), "--root", root, "--set", f'registry.path="{registry}"']
+    assert cli.main(arguments) == 0
+    summary = summary_of(root)
+    assert [stage["status"] for stage in summary["stages"]] == ["ran"] * 7
+    assert summary["stages"][3]["metrics"]["blessed"]
+    report = summary["stages"][5]["artifacts"]["report"]
+    assert "<html" in storage.read_text(f"{report}/report.html")[:2000].lower()
+    assert storage.isfile(f"{registry}/quickstart/1/metadata.json")
+    assert cli.main(arguments) == 0
+    assert [stage["status"] for stage in summary_of(root)["stages"]] == ["cached"] * 7
+    with serve(registry) as (base, _):
+        status, answer = call(base, "POST", "/v1/models/quickstart:predict",
+                              {"instances": [[[[0]] * 28] * 28]})
+        assert status == 200 and len(answer["predictions"][0]) == 10

@@ -80,6 +80,8 @@ def test_vertex_runs_train_as_a_multi_replica_custom_job(tmp_path):
         assert pool["container_spec"]["args"][-2:] == ["--function_to_execute", "train"]
     assert tasks["train"]["inputs"]["parameters"]["location"]["runtimeValue"]["constant"] == (
         "europe-west4")
+    assert tasks["train"]["inputs"]["parameters"]["restart_job_on_worker_restart"][
+        "runtimeValue"]["constant"] is True
     assert "runtime.strategy=multi_worker" in settings(spec, "train")["overrides"]
     assert executor(spec, "evaluate")["image"] == IMAGE
 
