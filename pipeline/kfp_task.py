@@ -70,9 +70,11 @@ def tf_config_from_cluster_spec() -> None:
 
 
 def _log_progress() -> None:
+    """The stage's progress at INFO in the task's log (through KFP's executor's handler when
+    it has set one up)."""
     logger = logging.getLogger("edgepipe")
-    if not logger.handlers:
+    logger.setLevel(logging.INFO)
+    if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", "%H:%M:%S"))
         logger.addHandler(handler)
-        logger.setLevel(logging.INFO)

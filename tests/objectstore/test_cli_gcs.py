@@ -113,15 +113,21 @@ def test_an_unusable_root_is_exit_2_naming_it_and_writes_nothing(case, gcs_serve
 
 
 @pytest.mark.slow  # about 2 minutes: the whole tiny pipeline, then a cached run
-def test_the_whole_pipeline_on_a_bucket_root_and_registry(bucket, tiny_config):
-    """The TensorFlow stages too: the store hands them local copies of their inputs and
-    uploads their outputs, so they never give TensorFlow a gs:// path; push publishes into a
-    bucket registry, which `edgepipe serve` then serves."""
+def test_the_whole_pipeline_on_a_bucket_root_and_registry(bucket, tiny_config,
+                                                           tiny_fashion_mnist):
+    """The raw files, the artifacts and the registry all in the bucket. The TensorFlow stages
+    too: the store hands them local copies of their inputs and uploads their outputs, so
+    they never give TensorFlow a gs:// path; push publishes into the bucket registry, which
+    `edgepipe serve` then serves."""
     root, registry = f"{bucket}/edgepipe", f"{bucket}/registry"
     arguments = ["run", str(tiny_config), "--root", root, "--set", f'registry.path="{registry}"']
+    storage.upload_tree(os.path.dirname(tiny_fashion_mnist["train_images"]), f"{bucket}/raw")
+    for key, path in tiny_fashion_mnist.items():  # the raw IDX files, read by Beam from gs://
+        arguments += ["--set", f'ingest.{key}="{bucket}/raw/{os.path.basename(path)}"']
     assert cli.main(arguments) == 0
     summary = summary_of(root)
     assert [stage["status"] for stage in summary["stages"]] == ["ran"] * 7
+    assert summary["stages"][0]["metrics"]["read"] == {"train": 300, "test": 100}
     assert summary["stages"][3]["metrics"]["blessed"]
     report = summary["stages"][5]["artifacts"]["report"]
     assert "<html" in storage.read_text(f"{report}/report.html")[:2000].lower()
