@@ -26,8 +26,8 @@ if (pathlib.Path(__file__).parent.parent / "pipeline" / "stage.py").is_file():
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__all__ = ["run", "status", "load_config", "latest_run", "Result", "ConfigError", "StageFailed",
-           "__version__"]
+__all__ = ["run", "status", "load_config", "latest_run", "check_storage", "Result", "ConfigError",
+           "StageFailed", "StorageError", "__version__"]
 
 
 def __getattr__(name: str):
