@@ -112,4 +112,5 @@ def test_racing_pushes_to_a_bucket_registry_get_distinct_versions(bucket, tmp_pa
     keys = {registry.read_metadata(folder, "digits", v)["model_key"] for v in versions}
     assert keys == {"m0", "m1", "m2", "m3"}
     local = registry.local_version(folder, "digits", 2)
-    assert sorted(p.name for p in local.iterdir()) == [".claim", "metadata.json", "model.tflite"]
+    assert sorted(p.name for p in local.iterdir()) == [
+        ".claim", "checksums.json", "metadata.json", "model.tflite"]
