@@ -23,7 +23,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.conftest import SAMPLE, write_idx_subset  # noqa: E402
-from tests.e2e.test_kfp_local import without_timings  # noqa: E402
+from tests.e2e.test_kfp_local import same_metrics  # noqa: E402
 
 
 def tiny_config(folder: pathlib.Path) -> pathlib.Path:
@@ -67,8 +67,8 @@ def main() -> int:
     store, same = Store(folder / "kfp-root"), True
     for stage in summary["stages"]:
         record = store.lookup(stage["name"], stage["key"])
-        agree = record is not None and without_timings(record["properties"]) == without_timings(
-            stage["metrics"])
+        agree = record is not None and same_metrics(stage["name"], record["properties"],
+                                                    stage["metrics"])
         same &= agree
         print(f"  {stage['name']:<11} key {stage['key']}  {'same' if agree else 'DIFFERENT'}")
     print(f"edgepipe run: {run_seconds:.1f} s; kfp.local (7 task processes): {kfp_seconds:.1f} s;"
