@@ -15,6 +15,8 @@ through a temporary file and a rename, so a reader (or a resumed run) never sees
     Report       summary.json
     PushedModel  pushed.json
 
+The files about unlabelled data (unlabeled_sources.jsonl of Examples, pseudo_labels.json
+of Model, labeling_queue.csv of Evaluation) have theirs in unlabeled_artifacts.py.
 Standard library only: the serving image reads model.json through here too.
 """
 
@@ -43,6 +45,9 @@ DEPLOYABLE = "deployable.json"
 STATISTICS = "statistics.json"
 ANOMALIES = "anomalies.json"
 QUARANTINE = pathlib.PurePosixPath("quarantine", "records.jsonl")
+UNLABELED_SOURCES = "unlabeled_sources.jsonl"
+PSEUDO_LABELS = "pseudo_labels.json"
+LABELING_QUEUE = "labeling_queue.csv"
 REPORT_SUMMARY = "summary.json"
 PUSHED = "pushed.json"
 
@@ -50,7 +55,9 @@ PUSHED = "pushed.json"
 WRITERS = {MODEL_INFO: "train", HISTORY: "train", METRICS: "evaluate", CONFUSION: "evaluate",
            SINGLED_OUT: "evaluate", PREDICTIONS: "evaluate", VARIANTS: "quantize",
            DEPLOYABLE: "quantize", STATISTICS: "statistics", ANOMALIES: "statistics",
-           str(QUARANTINE): "ingest", REPORT_SUMMARY: "report", PUSHED: "push"}
+           str(QUARANTINE): "ingest", REPORT_SUMMARY: "report", PUSHED: "push",
+           UNLABELED_SOURCES: "ingest", PSEUDO_LABELS: "train", "pseudo_labels.csv": "train",
+           LABELING_QUEUE: "evaluate"}
 
 
 class ArtifactFileError(ValueError):
@@ -62,6 +69,16 @@ def _at(folder: PathLike, *names: str | os.PathLike) -> pathlib.Path | str:
     if storage.is_remote(folder):
         return storage.join(folder, *(pathlib.PurePath(name).as_posix() for name in names))
     return pathlib.Path(folder, *names)
+
+
+def text(path: PathLike) -> str:
+    """An artifact file's text (path or URI); when missing, an ArtifactFileError naming it."""
+    try:
+        return storage.read_text(path)
+    except FileNotFoundError:
+        raise ArtifactFileError(
+            f"{path} is missing: the artifact is incomplete; re-run the "
+            f"{WRITERS.get(os.path.basename(path), 'stage that writes it')} stage.") from None
 
 
 def read_json(path: PathLike) -> Any:
@@ -159,6 +176,16 @@ def write_history(model_dir: PathLike, history: dict[str, list[float | None]]) -
     write_json(pathlib.Path(model_dir, HISTORY), history)
 
 
+def write_csv(path: pathlib.Path, header: Iterable[str], rows: Iterable[list]) -> None:
+    """A CSV file with a header row, through a temporary file and a rename."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(list(header))
+        writer.writerows(rows)
+    os.replace(temporary, path)
+
+
 # ---------------------------------------------------------------- Evaluation
 
 
@@ -176,12 +203,9 @@ def write_evaluation(evaluation_dir: PathLike, metrics: dict, class_names: list[
     write_json(folder / METRICS, metrics)
     write_json(folder / CONFUSION, {"class_names": list(class_names), "matrix": confusion})
     write_json(folder / SINGLED_OUT, singled_out)
-    with open(folder / PREDICTIONS, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "label", "prediction", "confidence", "entropy"])
-        for row in prediction_rows:
-            writer.writerow([row["id"], row["label"], row["prediction"],
-                             f"{row['confidence']:.6f}", f"{row['entropy']:.6f}"])
+    write_csv(folder / PREDICTIONS, ("id", "label", "prediction", "confidence", "entropy"),
+              ([row["id"], row["label"], row["prediction"], f"{row['confidence']:.6f}",
+                f"{row['entropy']:.6f}"] for row in prediction_rows))
 
 
 def read_metrics(evaluation_dir: PathLike) -> dict[str, Any]:

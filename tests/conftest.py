@@ -228,3 +228,64 @@ def text_tflite_artifact(run_stage, text_examples_artifact, text_model_artifact)
         "variants": ["float32", "dynamic_range", "int8", "qat_int8"],
         "representative_examples": 20, "max_accuracy_drop_points": 100.0})
     return artifacts["tflite"]
+
+
+# ---------------------------------------------------------------- unlabelled data (semi-supervised)
+
+UNLABELED_RECORDS = (300, 700)  # records of the committed train sample used as unlabelled
+
+
+def write_idx_images(images, target: pathlib.Path) -> None:
+    """uint8 images [N, H, W] as an IDX images gz file."""
+    header = struct.pack(">IIII", 0x0803, *images.shape)
+    target.write_bytes(gzip.compress(header + images.tobytes(), mtime=0))
+
+
+@pytest.fixture(scope="session")
+def tiny_unlabeled(tmp_path_factory) -> dict[str, object]:
+    """400 images of the committed sample that tiny_fashion_mnist does not use, as an IDX
+    images file without labels, plus their hidden labels (never given to training)."""
+    import numpy as np
+
+    from edgepipe.components.ingest.sources.idx import read_idx
+
+    start, stop = UNLABELED_RECORDS
+    images = read_idx(str(SAMPLE / "train-images-idx3-ubyte.gz"), "images", 3)[start:stop]
+    labels = read_idx(str(SAMPLE / "train-labels-idx1-ubyte.gz"), "labels", 1)[start:stop]
+    path = tmp_path_factory.mktemp("tiny_unlabeled") / "unlabeled-images-idx3-ubyte.gz"
+    write_idx_images(np.ascontiguousarray(images), path)
+    truth = {f"{path.name}:{index}": int(label) for index, label in enumerate(labels)}
+    return {"images": str(path), "truth": truth}
+
+
+@pytest.fixture(scope="session")
+def semi_examples_artifact(run_stage, tiny_fashion_mnist, tiny_unlabeled) -> Artifact:
+    """The tiny sample (300 train, 100 test) plus 400 unlabelled images."""
+    config = {**ingest_config(tiny_fashion_mnist), "unlabeled": tiny_unlabeled["images"]}
+    _, artifacts = run_stage("ingest", {}, config)
+    return artifacts["examples"]
+
+
+@pytest.fixture(scope="session")
+def semi_statistics_artifacts(run_stage, semi_examples_artifact) -> dict[str, Artifact]:
+    _, artifacts = run_stage("statistics", {"examples": semi_examples_artifact}, {})
+    return artifacts
+
+
+SEMI_TRAIN_CONFIG = {"epochs": 2, "batch_size": 32, "semi_supervised": {
+    "method": "self_training", "threshold": 0.5, "rounds": 1, "epochs": 1}}
+
+
+@pytest.fixture(scope="session")
+def semi_model(run_stage, semi_examples_artifact, semi_statistics_artifacts):
+    """(properties, Model artifact) of one round of self-training on the tiny data."""
+    inputs = {"examples": semi_examples_artifact, **semi_statistics_artifacts}
+    properties, artifacts = run_stage("train", inputs, SEMI_TRAIN_CONFIG)
+    return properties, artifacts["model"]
+
+
+@pytest.fixture(scope="session")
+def semi_evaluation_artifact(run_stage, semi_examples_artifact, semi_model) -> Artifact:
+    inputs = {"examples": semi_examples_artifact, "model": semi_model[1]}
+    _, artifacts = run_stage("evaluate", inputs, {"labeling_queue": "margin"})
+    return artifacts["evaluation"]

@@ -17,6 +17,15 @@ from edgepipe.components.ingest.sources import SOURCES
 from edgepipe.components.ingest.sources.config import Config
 
 SPLITS = ("train", "validation", "test")
+# Records of the `unlabeled` origin go to this split with label NO_LABEL (TFDS ClassLabel's
+# own "no label" value); it exists only when [ingest] unlabeled is set.
+UNLABELED = "unlabeled"
+NO_LABEL = -1
+
+
+def splits_of(config: Config) -> tuple[str, ...]:
+    """The splits an ingest run writes: train/validation/test, plus unlabeled when asked."""
+    return SPLITS + ((UNLABELED,) if config.unlabeled else ())
 
 
 # ---------------------------------------------------------------- record-level logic
@@ -29,10 +38,11 @@ def validation_bucket(record_id: str) -> float:
 
 def assign_split(record_id: str, origin: str, validation_fraction: float,
                  test_fraction: float = 0.0) -> str:
-    """test records stay in test; train records go to validation if their bucket is low; a
-    source without its own test split ("all") gives the lowest buckets to test."""
-    if origin == "test":
-        return "test"
+    """test records stay in test, unlabeled ones in unlabeled; train records go to validation
+    if their bucket is low; a source without its own test split ("all") gives the lowest
+    buckets to test."""
+    if origin in ("test", UNLABELED):
+        return origin
     bucket = validation_bucket(record_id)
     if origin == "all":
         if bucket < test_fraction:
@@ -44,9 +54,11 @@ def assign_split(record_id: str, origin: str, validation_fraction: float,
 def rejection_reason(record: dict, info: dict) -> tuple[str, str] | None:
     """(reason, detail) if a parsed record cannot become an example, else None."""
     num_classes = len(info["class_names"])
-    if record.get("label") is None:
+    if record.get("origin") == UNLABELED:
+        pass  # no label to check: whatever the source held there is not used
+    elif record.get("label") is None:
         return "missing_label", "the record has no class label"
-    if not 0 <= record["label"] < num_classes:
+    elif not 0 <= record["label"] < num_classes:
         return "label_out_of_range", (
             f"label {record['label']} is not in 0..{num_classes - 1} "
             f"(class_names has {num_classes} entries)")
@@ -115,8 +127,9 @@ def route(element: dict, info: dict, validation_fraction: float, test_fraction: 
             "reason": reason, "detail": detail})
     split = assign_split(element["id"], element["origin"], validation_fraction, test_fraction)
     name = info["feature"]
+    label = NO_LABEL if split == UNLABELED else element["label"]
     return split, (features or features_of(info)).serialize_example(
-        {"id": element["id"], name: element[name], "label": element["label"]})
+        {"id": element["id"], name: element[name], "label": label})
 
 
 def _read_unit(unit, kind: str, config: Config, info: dict):
@@ -131,8 +144,11 @@ def _route_chunk(chunk, kind: str, info: dict, validation_fraction: float,
     features = features_of(info)
     for element in SOURCES[kind].expand(chunk, info):
         counts[element["origin"]] = counts.get(element["origin"], 0) + 1
-        yield beam.pvalue.TaggedOutput(*route(element, info, validation_fraction,
-                                              test_fraction, features))
+        split, value = route(element, info, validation_fraction, test_fraction, features)
+        yield beam.pvalue.TaggedOutput(split, value)
+        if split == UNLABELED:  # where a person finds the record to label it
+            yield beam.pvalue.TaggedOutput("sources", json.dumps(
+                {"id": element["id"], "source": element["source"]}))
     for origin, count in counts.items():  # one count per chunk, not per record
         yield beam.pvalue.TaggedOutput("read", (origin, count))
 
@@ -158,8 +174,10 @@ def ReadChunks(config: Config, info: dict):
 
 def RouteRecords(config: Config, info: dict):
     """chunks -> tagged outputs: one per split (serialized examples), "quarantine" (JSON
-    lines of rejected records) and "read" ((origin, count) per chunk)."""
+    lines of rejected records), "read" ((origin, count) per chunk) and "sources" (JSON lines
+    {"id", "source"} of the unlabeled records)."""
     import apache_beam as beam
 
     return beam.FlatMap(_route_chunk, config.source, info, config.validation_fraction,
-                        config.test_fraction).with_outputs("quarantine", "read", *SPLITS)
+                        config.test_fraction).with_outputs("quarantine", "read", "sources",
+                                                           *SPLITS, UNLABELED)

@@ -27,11 +27,12 @@ import struct
 import tempfile
 from typing import Any
 
-from edgepipe.components.ingest.records import SPLITS, ReadChunks, RouteRecords, tfds_features
+from edgepipe.components.ingest.records import (SPLITS, UNLABELED, ReadChunks, RouteRecords,
+                                                splits_of, tfds_features)
 from edgepipe.components.ingest.sources import SOURCES, common
 from edgepipe.components.ingest.sources.config import Config, with_fallback
 from edgepipe.components.shared.beam_pipeline import create_pipeline
-from edgepipe.contracts import artifacts, storage
+from edgepipe.contracts import artifacts, storage, unlabeled_artifacts
 
 NAME = "ingest"
 VERSION = 2
@@ -43,7 +44,8 @@ CODE = ("edgepipe.components.shared", "edgepipe.contracts")
 REMOTE_IO = True
 
 DATASET_NAME = "examples"
-SPLITS_OF_ORIGIN = {"train": ("train", "validation"), "test": ("test",), "all": SPLITS}
+SPLITS_OF_ORIGIN = {"train": ("train", "validation"), "test": ("test",), "all": SPLITS,
+                    UNLABELED: (UNLABELED,)}
 
 
 def fingerprint(config: Config, inputs=None) -> str:
@@ -67,10 +69,10 @@ def count_records(path) -> int:
     return count
 
 
-def shard_files(folder) -> dict[str, list[str]]:
+def shard_files(folder, splits: tuple[str, ...] = SPLITS) -> dict[str, list[str]]:
     """{split: its TFRecord shards, sorted} of an Examples folder (a path or URI)."""
     return {split: storage.glob(storage.join(folder, f"{DATASET_NAME}-{split}.tfrecord-*-of-*"))
-            for split in SPLITS}
+            for split in splits}
 
 
 def _split_infos(shards: dict[str, list[str]], lengths: dict[str, list[int]], data_dir) -> list:
@@ -83,7 +85,7 @@ def _split_infos(shards: dict[str, list[str]], lengths: dict[str, list[int]], da
         filename_template=tfds.core.ShardedFileTemplate(
             data_dir=data_dir, dataset_name=DATASET_NAME, split=split,
             filetype_suffix="tfrecord"),
-    ) for split in SPLITS]
+    ) for split in shards]
 
 
 def write_metadata(folder, features, shards: dict[str, list[str]],
@@ -121,12 +123,12 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
                      len(before), {o: len(p) for o, p in files.items()}, info["feature"])
     write_records(config, info, folder, scratch, context.runtime)
     common.check_unchanged(before)
-    shards = shard_files(folder)
+    shards = shard_files(folder, splits_of(config))
     read = dict.fromkeys(files, 0)
     read.update(dict(json.loads(line) for line in
                      storage.read_text(storage.join(scratch, "read.jsonl")).splitlines()))
-    lengths = {split: [count_records(shard) for shard in shards[split]] for split in SPLITS}
-    counts = {split: sum(lengths[split]) for split in SPLITS}
+    lengths = {split: [count_records(shard) for shard in paths] for split, paths in shards.items()}
+    counts = {split: sum(split_lengths) for split, split_lengths in lengths.items()}
     rejected = artifacts.read_quarantine(folder)
     # The accounting and the rejection share are checked before TFDS reads the dataset: an
     # unreadable file then fails with its own name and reason, not as an empty split.
@@ -164,10 +166,14 @@ def write_records(config: Config, info: dict, folder, scratch, runtime) -> None:
     with create_pipeline(runtime) as pipeline:
         routed = (pipeline | "Read" >> ReadChunks(config, info)
                   | "Route" >> RouteRecords(config, info))
-        for split in SPLITS:
+        for split in splits_of(config):
             _ = routed[split] | f"Write{split.title()}" >> beam.io.WriteToTFRecord(
                 storage.join(folder, f"{DATASET_NAME}-{split}.tfrecord"),
                 num_shards=config.num_shards, shard_name_template="-SSSSS-of-NNNNN")
+        if config.unlabeled:  # id -> raw location, for the labelling queue
+            _ = routed.sources | "WriteSources" >> beam.io.WriteToText(
+                unlabeled_artifacts.unlabeled_sources_path(folder).removesuffix(".jsonl"),
+                file_name_suffix=".jsonl", num_shards=1, shard_name_template="")
         _ = (routed.read
              | "CountRead" >> beam.CombinePerKey(sum)
              | "ReadJson" >> beam.Map(json.dumps)

@@ -68,6 +68,28 @@ def class_folders(root: str, suffixes: tuple[str, ...]) -> dict[str, list[str]]:
     return kept
 
 
+def unlabeled_folder(root: str, suffixes: tuple[str, ...]) -> dict[str, list[str]]:
+    """{"unlabeled/<sub-folder path>": sorted files} of a folder of unlabelled files, at any
+    depth (class sub-folders, if any, are ignored: their names are not used as labels)."""
+    if is_uri(root):
+        files = [path for pattern in ("/*", "/*/*") for path in match(root.rstrip("/") + pattern)]
+        base = root.rstrip("/")
+    else:
+        if not os.path.isdir(root):
+            raise FileNotFoundError(f"{root}: no such folder; point [ingest] unlabeled at a "
+                                    "folder of files.")
+        files = sorted(str(path) for path in pathlib.Path(root).rglob("*") if path.is_file())
+        base = str(pathlib.Path(root))
+    kept: dict[str, list[str]] = {}
+    for path in sorted(files):
+        if path.lower().endswith(suffixes):
+            folder = str(pathlib.PurePosixPath(path[len(base):].lstrip("/")).parent)
+            kept.setdefault("unlabeled" + ("" if folder == "." else "/" + folder), []).append(path)
+    if not kept:
+        raise ValueError(f"{root}: no {'/'.join(suffixes)} files in the unlabeled folder.")
+    return kept
+
+
 def file_state(path: str) -> tuple[int, float]:
     """(size, modification time) of a file: what must not change while a source is read."""
     if is_uri(path):
@@ -134,10 +156,13 @@ def label_index(value: str, names: list[str], record_id: str, source: str, origi
 
 def folder_records(items, origin: str, names: list[str]):
     """For class-per-folder sources: (record id, path, label index, None) per file, or
-    (record id, path, None, rejection) for a file in a folder that names no known class."""
+    (record id, path, None, rejection) for a file in a folder that names no known class.
+    Files of the unlabeled origin get no label: (record id, path, None, None)."""
     for class_name, path in items:
         record_id = f"{class_name}/{pathlib.PurePosixPath(path).name}"
-        if class_name in names:
+        if origin == "unlabeled":
+            yield record_id, path, None, None
+        elif class_name in names:
             yield record_id, path, names.index(class_name), None
         else:
             yield record_id, path, None, rejection(

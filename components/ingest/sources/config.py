@@ -22,7 +22,8 @@ PATH_KINDS = {"idx": "file", "ts": "file", "csv": "file", "image_dir": "folder",
               "text_dir": "folder", "tfrecord": "glob"}
 COMMON = ("source", "fallback", "data_dir", "class_names", "validation_fraction", "test_fraction",
           "num_shards", "max_quarantine_fraction")
-PATH_FIELDS = ("train_images", "train_labels", "test_images", "test_labels", "train", "test")
+PATH_FIELDS = ("train_images", "train_labels", "test_images", "test_labels", "train", "test",
+               "unlabeled")
 
 
 class Config(StageConfig):
@@ -44,6 +45,12 @@ class Config(StageConfig):
     test: str | None = pydantic.Field(
         None, description="Test data, same kind as train; without it test_fraction of the "
         "records are cut from train by hash.")
+    unlabeled: str | None = pydantic.Field(
+        None, description="Unlabelled data, written to the `unlabeled` split (label -1): "
+        "idx: an IDX images file without labels; image_dir/text_dir: a folder of files "
+        "without class sub-folders; ts: a .ts file (@classLabel false, or labels ignored); "
+        "csv: a CSV with the feature columns (a label column is ignored); tfrecord: a glob "
+        "(labels ignored). Not for tfds.")
     class_names: tuple[str, ...] = pydantic.Field(
         (), description="Class names in label-index order. idx: required. ts: display names "
         "of the header's labels. image_dir/text_dir: sub-folder names (default: all, sorted). "
@@ -148,8 +155,10 @@ class Config(StageConfig):
                 raise ValueError(f"{key} = {value} is a folder; the {self.source} source reads "
                                  f"a file there. Point {key} at the file itself.")
             if kind == "folder" and path.exists() and not path.is_dir():
-                raise ValueError(f"{key} = {value} is a file; the {self.source} source reads a "
-                                 "folder of class sub-folders there.")
+                what = ("a folder of files" if key == "unlabeled"
+                        else "a folder of class sub-folders")
+                raise ValueError(f"{key} = {value} is a file; the {self.source} source reads "
+                                 f"{what} there.")
 
 
 def primary_files_missing(config: Config) -> list[str]:

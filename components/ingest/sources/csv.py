@@ -18,7 +18,7 @@ import numpy as np
 from edgepipe.components.ingest.sources.common import label_index, read_bytes, rejection
 
 KIND = "csv"
-FIELDS = ("train", "test", "label_column", "feature_columns", "id_column", "columns_as")
+FIELDS = ("train", "test", "unlabeled", "label_column", "feature_columns", "id_column", "columns_as")
 REQUIRED = ("train", "label_column")
 CHUNK_ROWS = 2000
 
@@ -27,6 +27,8 @@ def files(config) -> dict[str, list[str]]:
     found = {"train" if config.test else "all": [config.train]}
     if config.test:
         found["test"] = [config.test]
+    if config.unlabeled:  # the same columns; a label column there is ignored
+        found["unlabeled"] = [config.unlabeled]
     return found
 
 
@@ -39,17 +41,18 @@ def _rows(path: str):
 
 
 def describe(config) -> dict:
-    header_of = {}
-    for paths in files(config).values():
+    header_of, unlabeled = {}, None
+    for origin, paths in files(config).items():
         for path in paths:
             header = next((fields for _, fields in _rows(path)), None)
             if header is None:
                 raise ValueError(f"{path}: the CSV file is empty; it needs a header row and "
                                  "one row per example.")
             header_of[path] = [name.strip() for name in header]
+            unlabeled = header_of[path] if origin == "unlabeled" else unlabeled
     header = header_of[config.train]
     for path, other in header_of.items():
-        if other != header:
+        if other != header and other is not unlabeled:
             raise ValueError(f"{path}: header {other} differs from {config.train}'s {header}.")
     needed = [config.label_column, *config.feature_columns] + (
         [config.id_column] if config.id_column else [])
@@ -59,6 +62,11 @@ def describe(config) -> dict:
                          "Fix label_column / feature_columns / id_column.")
     features = list(config.feature_columns) or [
         name for name in header if name not in (config.label_column, config.id_column)]
+    if unlabeled is not None:
+        absent = [name for name in features + [config.id_column] if name and name not in unlabeled]
+        if absent:
+            raise ValueError(f"{config.unlabeled}: no column(s) {absent}; the header has "
+                             f"{unlabeled}. The unlabeled CSV needs the feature columns.")
     class_names = list(config.class_names)
     if not class_names:
         label = header.index(config.label_column)
@@ -66,6 +74,7 @@ def describe(config) -> dict:
                               list(_rows(config.train))[1:] if len(fields) == len(header)}
                              - {""})
     return {"feature": "sequence", "class_names": class_names, "header": header,
+            "unlabeled_header": unlabeled,
             "feature_columns": features, "label_column": config.label_column,
             "id_column": config.id_column, "columns_as": config.columns_as,
             "channels": len(features) if config.columns_as == "channels" else 1}
@@ -84,7 +93,7 @@ def read_unit(unit, config, info):
 
 def parse_row(number: int, fields: list[str], index: int, path: str, origin: str,
               info: dict) -> dict:
-    header = info["header"]
+    header = info["unlabeled_header"] if origin == "unlabeled" else info["header"]
     source = f"{path}:{number}"
     record_id = f"{pathlib.PurePosixPath(path).name}:{index}"
     if info["id_column"] and len(fields) == len(header):
@@ -93,8 +102,10 @@ def parse_row(number: int, fields: list[str], index: int, path: str, origin: str
         return rejection(record_id, source, origin, "wrong_column_count",
                          f"{len(fields)} fields, the header has {len(header)}")
     row = dict(zip(header, fields))
-    label, rejected = label_index(row[info["label_column"]], info["class_names"], record_id,
-                                  source, origin)
+    label, rejected = None, None
+    if origin != "unlabeled":
+        label, rejected = label_index(row[info["label_column"]], info["class_names"],
+                                      record_id, source, origin)
     if rejected:
         return rejected
     values = []

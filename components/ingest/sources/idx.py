@@ -1,5 +1,6 @@
 """`idx`: the MNIST family's IDX files (gz or plain): one images file and one labels file for
-train and for test. Records are images [H, W, 1] uint8; the id is "<images file name>:<index>".
+train and for test, and optionally an images file without labels (`unlabeled`). Records are
+images [H, W, 1] uint8; the id is "<images file name>:<index>".
 
 The work is cut into ranges of record indices that the pipeline spreads over the workers;
 each worker reads (and gunzips) a file pair once and keeps it in memory, so only the range
@@ -22,8 +23,8 @@ import numpy as np
 from edgepipe.components.ingest.sources.common import open_binary, rejection
 
 KIND = "idx"
-FIELDS = ("train_images", "train_labels", "test_images", "test_labels")
-REQUIRED = FIELDS
+FIELDS = ("train_images", "train_labels", "test_images", "test_labels", "unlabeled")
+REQUIRED = FIELDS[:4]
 CHUNK_RECORDS = 2000  # records per chunk handed between workers
 IDX_UBYTE = 0x08
 
@@ -128,15 +129,19 @@ def gunzip_available(raw: bytes) -> tuple[bytes, str, str]:
     return b"".join(pieces), "", "truncated_file"
 
 
-def file_pairs(config) -> dict[str, tuple[str, str]]:
-    return {
+def file_pairs(config) -> dict[str, tuple[str, str | None]]:
+    """(images, labels) per origin; the unlabeled origin is an images file alone."""
+    pairs = {
         "train": (config.train_images, config.train_labels),
         "test": (config.test_images, config.test_labels),
     }
+    if config.unlabeled:
+        pairs["unlabeled"] = (config.unlabeled, None)
+    return pairs
 
 
 def files(config) -> dict[str, list[str]]:
-    return {origin: list(pair) for origin, pair in file_pairs(config).items()}
+    return {origin: [path for path in pair if path] for origin, pair in file_pairs(config).items()}
 
 
 def check_headers(config) -> tuple[dict[str, int], tuple[int, int, int]]:
@@ -144,7 +149,8 @@ def check_headers(config) -> tuple[dict[str, int], tuple[int, int, int]]:
     counts, shapes = {}, {}
     for origin, (images_path, labels_path) in file_pairs(config).items():
         image_dims, _ = read_idx_header(images_path, "images", 3)
-        label_dims, _ = read_idx_header(labels_path, "labels", 1)
+        label_dims, _ = (read_idx_header(labels_path, "labels", 1) if labels_path
+                         else (image_dims, 0))
         if image_dims[0] != label_dims[0]:
             raise ValueError(
                 f"{images_path} holds {image_dims[0]} images but {labels_path} holds "
@@ -152,8 +158,10 @@ def check_headers(config) -> tuple[dict[str, int], tuple[int, int, int]]:
             )
         counts[origin] = image_dims[0]
         shapes[origin] = (image_dims[1], image_dims[2], 1)
-    if shapes["train"] != shapes["test"]:
-        raise ValueError(f"train images are {shapes['train']} but test images {shapes['test']}.")
+    for origin, shape in shapes.items():
+        if shape != shapes["train"]:
+            raise ValueError(f"train images are {shapes['train']} but {origin} images "
+                             f"({file_pairs(config)[origin][0]}) are {shape}.")
     return counts, shapes["train"]
 
 
@@ -181,15 +189,17 @@ _ARRAYS: dict = {}
 
 
 def _arrays(images_path: str, labels_path: str):
-    """(images, labels, problem, rejection reason) of a file pair, read once per worker
-    process (chunks of the
-    train and test pairs arrive interleaved, so both pairs stay in memory)."""
+    """(images, labels, problem, rejection reason) of a file pair (labels None for the
+    unlabeled images file), read once per worker process: chunks of the train, test and
+    unlabeled files arrive interleaved, so all of them stay in memory."""
     key = (images_path, labels_path)
     if key not in _ARRAYS:
-        if len(_ARRAYS) >= 2:  # a long-lived worker that moved on to other files
+        if len(_ARRAYS) >= 3:  # a long-lived worker that moved on to other files
             _ARRAYS.clear()
         images, _, image_problem, image_reason = read_idx_available(images_path, "images", 3)
-        labels, _, label_problem, label_reason = read_idx_available(labels_path, "labels", 1)
+        labels, label_problem, label_reason = None, "", ""
+        if labels_path:  # the unlabeled origin has none
+            labels, _, label_problem, label_reason = read_idx_available(labels_path, "labels", 1)
         problem = "; ".join(f"{path}: {problem}" for path, problem in
                             ((images_path, image_problem), (labels_path, label_problem))
                             if problem)
@@ -204,11 +214,12 @@ def expand(chunk, info):
     origin, images_path, labels_path, start, stop = chunk
     images, labels, problem, reason = _arrays(images_path, labels_path)
     images_name = pathlib.PurePosixPath(images_path).name
-    complete = min(len(images), len(labels))
+    complete = len(images) if labels is None else min(len(images), len(labels))
     for index in range(start, stop):
-        record_id, source = f"{images_name}:{index}", f"{labels_path}:{index}"
+        record_id, source = f"{images_name}:{index}", f"{labels_path or images_path}:{index}"
         if index >= complete:  # each lost record is accounted for
             yield rejection(record_id, source, origin, reason, problem)
             continue
         yield {"id": record_id, "source": source, "origin": origin,
-               "image": images[index][..., np.newaxis], "label": int(labels[index])}
+               "image": images[index][..., np.newaxis],
+               "label": None if labels is None else int(labels[index])}

@@ -11,10 +11,11 @@ import io
 
 import numpy as np
 
-from edgepipe.components.ingest.sources.common import class_folders, folder_records, read_bytes, rejection
+from edgepipe.components.ingest.sources.common import (class_folders, folder_records, read_bytes,
+                                                        rejection, unlabeled_folder)
 
 KIND = "image_dir"
-FIELDS = ("train", "test", "image_shape", "resize")
+FIELDS = ("train", "test", "unlabeled", "image_shape", "resize")
 REQUIRED = ("train",)
 SUFFIXES = (".png", ".jpg", ".jpeg")
 CHUNK_FILES = 500
@@ -25,6 +26,8 @@ def _by_class(config) -> dict[str, dict[str, list[str]]]:
     found = {"train" if config.test else "all": class_folders(config.train, SUFFIXES)}
     if config.test:
         found["test"] = class_folders(config.test, SUFFIXES)
+    if config.unlabeled:
+        found["unlabeled"] = unlabeled_folder(config.unlabeled, SUFFIXES)
     return found
 
 

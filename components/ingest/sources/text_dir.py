@@ -14,10 +14,11 @@ as empty_text.
 from __future__ import annotations
 
 
-from edgepipe.components.ingest.sources.common import class_folders, folder_records, read_bytes, rejection
+from edgepipe.components.ingest.sources.common import (class_folders, folder_records, read_bytes,
+                                                        rejection, unlabeled_folder)
 
 KIND = "text_dir"
-FIELDS = ("train", "test", "encoding", "record_separator")
+FIELDS = ("train", "test", "unlabeled", "encoding", "record_separator")
 REQUIRED = ("train",)
 CHUNK_FILES = 500
 
@@ -26,6 +27,8 @@ def _by_class(config) -> dict[str, dict[str, list[str]]]:
     found = {"train" if config.test else "all": class_folders(config.train, (".txt",))}
     if config.test:
         found["test"] = class_folders(config.test, (".txt",))
+    if config.unlabeled:
+        found["unlabeled"] = unlabeled_folder(config.unlabeled, (".txt",))
     return found
 
 

@@ -21,7 +21,7 @@ from edgepipe.components.ingest.sources import image_dir
 from edgepipe.components.ingest.sources.common import match, rejection
 
 KIND = "tfrecord"
-FIELDS = ("train", "test", "feature_key", "feature_kind", "channels", "label_key", "id_key")
+FIELDS = ("train", "test", "unlabeled", "feature_key", "feature_kind", "channels", "label_key", "id_key")
 REQUIRED = ("train", "feature_key", "feature_kind")
 CHUNK_RECORDS = 2000
 
@@ -29,13 +29,13 @@ CHUNK_RECORDS = 2000
 def files(config) -> dict[str, list[str]]:
     found = {}
     for origin, pattern in (("train" if config.test else "all", config.train),
-                            ("test", config.test)):
+                            ("test", config.test), ("unlabeled", config.unlabeled)):
         if pattern:
             found[origin] = match(pattern)
             if not found[origin]:
-                raise FileNotFoundError(f"{pattern}: no file matches; point [ingest] "
-                                        f"{'train' if origin != 'test' else 'test'} at TFRecord "
-                                        "files (a glob like data/train-*.tfrecord).")
+                key = {"all": "train"}.get(origin, origin)
+                raise FileNotFoundError(f"{pattern}: no file matches; point [ingest] {key} at "
+                                        "TFRecord files (a glob like data/train-*.tfrecord).")
     return found
 
 
@@ -119,6 +119,8 @@ def parse(serialized: bytes, record_id: str, source: str, origin: str, info: dic
                          f"no feature {key!r}; the record has {sorted(feature)}")
     record = {"id": record_id, "source": source, "origin": origin, "label": None}
     label = feature[info["label_key"]] if info["label_key"] in feature else None
+    if origin == "unlabeled":
+        label = None  # whatever the file holds there is not used
     if label is not None and label.int64_list.value:
         record["label"] = int(label.int64_list.value[0])
     elif label is not None and label.bytes_list.value:

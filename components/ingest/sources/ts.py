@@ -20,13 +20,14 @@ import numpy as np
 from edgepipe.components.ingest.sources.common import label_index, read_bytes, rejection
 
 KIND = "ts"
-FIELDS = ("train", "test")
+FIELDS = ("train", "test", "unlabeled")
 REQUIRED = ("train",)
 CHUNK_LINES = 500
 
 
-def read_header(path: str) -> dict:
-    """{"dimensions", "labels", "data_line"} from a .ts file's header; errors name the file."""
+def read_header(path: str, labelled: bool = True) -> dict:
+    """{"dimensions", "labels", "data_line"} from a .ts file's header; errors name the file.
+    An unlabelled file (`labelled` False) may say `@classLabel false`: its labels are []."""
     text = read_bytes(path).decode("utf-8", errors="replace")
     header: dict = {}
     for number, line in enumerate(text.splitlines(), start=1):
@@ -47,7 +48,9 @@ def read_header(path: str) -> dict:
         raise ValueError(f"{path}: the .ts header lacks {', '.join('@' + k for k in missing)}; "
                          "it needs @dimensions, @classLabel true <labels> and @data.")
     label_flag, *labels = header["classlabel"].split()
-    if label_flag.lower() != "true" or not labels:
+    if not labelled and label_flag.lower() == "false":
+        labels = []
+    elif label_flag.lower() != "true" or not labels:
         raise ValueError(f"{path}: @classLabel is {header['classlabel']!r}; ingest needs class "
                          "labels (@classLabel true <label> <label> ...).")
     if header.get("univariate", "").lower() == "true":
@@ -60,14 +63,17 @@ def files(config) -> dict[str, list[str]]:
     found = {"train" if config.test else "all": [config.train]}
     if config.test:
         found["test"] = [config.test]
+    if config.unlabeled:
+        found["unlabeled"] = [config.unlabeled]
     return found
 
 
 def describe(config) -> dict:
-    headers = {path: read_header(path) for paths in files(config).values() for path in paths}
-    (first_path, first), *others = headers.items()
-    for path, header in others:
-        for key in ("dimensions", "labels"):
+    headers = {(origin, path): read_header(path, origin != "unlabeled")
+               for origin, paths in files(config).items() for path in paths}
+    ((_, first_path), first), *others = headers.items()
+    for (origin, path), header in others:
+        for key in ("dimensions",) if origin == "unlabeled" else ("dimensions", "labels"):
             if header[key] != first[key]:
                 raise ValueError(f"{path} declares {key} {header[key]} but {first_path} "
                                  f"declares {first[key]}: train and test must agree.")
@@ -87,22 +93,24 @@ def read_units(config, origin: str) -> list:
 def read_unit(unit, config, info):
     """Read one .ts file and cut its data lines into chunks (parsed after the reshuffle)."""
     origin, path = unit
-    header = read_header(path)
+    header = read_header(path, origin != "unlabeled")
     lines = read_bytes(path).decode("utf-8", errors="replace").splitlines()
     numbered = [(number, line) for number, line in
                 enumerate(lines[header["data_line"]:], start=header["data_line"] + 1)
                 if line.strip() and not line.lstrip().startswith("#")]
     for start in range(0, len(numbered), CHUNK_LINES):
-        yield origin, path, start, numbered[start:start + CHUNK_LINES]
+        yield origin, path, start, numbered[start:start + CHUNK_LINES], bool(header["labels"])
 
 
 def parse_line(line: str, dimensions: int, label_values: list[str], record_id: str,
-               source: str, origin: str) -> dict:
-    """One data line -> a record, or a rejection naming what is wrong with it."""
+               source: str, origin: str, labelled: bool = True) -> dict:
+    """One data line -> a record, or a rejection naming what is wrong with it. A line of an
+    unlabelled file (`labelled` False) holds the channels only; the label of a labelled
+    line of the unlabeled origin is ignored."""
     def reject(reason, detail):
         return rejection(record_id, source, origin, reason, detail)
 
-    fields = line.strip().split(":")
+    fields = line.strip().split(":") + ([] if labelled else ["?"])
     if len(fields) == dimensions and "," in fields[-1]:
         return reject("missing_label", f"{dimensions} channels and no class label after them")
     if len(fields) != dimensions + 1:
@@ -121,7 +129,9 @@ def parse_line(line: str, dimensions: int, label_values: list[str], record_id: s
     lengths = {len(values) for values in channels}
     if len(lengths) > 1:
         return reject("ragged_channels", f"channels have different lengths {sorted(lengths)}")
-    label, rejected = label_index(fields[-1], label_values, record_id, source, origin)
+    label, rejected = None, None
+    if origin != "unlabeled":
+        label, rejected = label_index(fields[-1], label_values, record_id, source, origin)
     if rejected:
         return rejected
     return {"id": record_id, "source": source, "origin": origin, "label": label,
@@ -129,8 +139,8 @@ def parse_line(line: str, dimensions: int, label_values: list[str], record_id: s
 
 
 def expand(chunk, info):
-    origin, path, start, numbered = chunk
+    origin, path, start, numbered, labelled = chunk
     name = pathlib.PurePosixPath(path).name
     for offset, (number, line) in enumerate(numbered):
         yield parse_line(line, info["channels"], info["label_values"], f"{name}:{start + offset}",
-                         f"{path}:{number}", origin)
+                         f"{path}:{number}", origin, labelled)
