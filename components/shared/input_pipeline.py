@@ -88,3 +88,68 @@ def _elements(tf, examples, split: str, model_info: dict[str, Any], input_contex
         def element(record):
             return record[feature], record["label"]
     return data.map(element, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+# ---------------------------------------------------------------- semi-supervised training
+
+AUGMENTATIONS = ("none", "shift", "flip_shift")
+SHIFT_PIXELS = 2  # "shift" moves an image by up to this many pixels each way
+
+
+def augment_image(tf, image, augmentation: str):
+    """A randomly shifted (by up to SHIFT_PIXELS, zero fill) and for "flip_shift" randomly
+    left-right flipped copy of one [H, W, C] image; "none" returns it unchanged."""
+    if augmentation == "none":
+        return image
+    if augmentation == "flip_shift":
+        image = tf.image.random_flip_left_right(image)
+    height, width, channels = image.shape
+    padded = tf.pad(image, [[SHIFT_PIXELS, SHIFT_PIXELS], [SHIFT_PIXELS, SHIFT_PIXELS], [0, 0]])
+    return tf.image.random_crop(padded, [height, width, channels])
+
+
+def weighted_dataset(tf, examples, model_info: dict[str, Any], batch_size: int, pseudo=None,
+                     augmentation: str = "none", seed: int | None = None,
+                     shuffle_buffer: int = 10000, input_context=None):
+    """Endless (input, label, weight) batches of the train split (weight 1), mixed with the
+    unlabeled split's pseudo-labelled records: `pseudo` = (labels, weights) arrays in the
+    split's file order, weight 0 leaving a record out. The two are shuffled apart and drawn
+    in proportion to their sizes, so every batch mixes them; images are augmented per
+    example. Each input pipeline of several reads its own shard."""
+    def shard(data):
+        if input_context is not None and input_context.num_input_pipelines > 1:
+            return data.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        return data
+
+    labelled = shard(_elements(tf, examples, "train", model_info, None)).map(
+        lambda values, label: (values, label, tf.constant(1.0)))
+    parts, sizes = [labelled], [examples_io.split_size(examples, "train")]
+    if pseudo is not None and int((pseudo[1] > 0).sum()):
+        labels, weights = pseudo
+        chosen = tf.data.Dataset.zip((
+            _elements(tf, examples, "unlabeled", model_info, None),
+            tf.data.Dataset.from_tensor_slices((labels.astype("int64"),
+                                                weights.astype("float32"))),
+        )).filter(lambda element, pseudo_label: pseudo_label[1] > 0)
+        parts.append(shard(chosen.map(lambda element, pseudo_label: (
+            element[0], pseudo_label[0], pseudo_label[1]))))
+        sizes.append(int((pseudo[1] > 0).sum()))
+    parts = [part.cache().shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+             .repeat() for part in parts]
+    data = parts[0] if len(parts) == 1 else tf.data.Dataset.sample_from_datasets(
+        parts, weights=[size / sum(sizes) for size in sizes], seed=seed)
+    if model_info["input_feature"] == "image" and augmentation != "none":
+        data = data.map(lambda values, label, weight: (
+            augment_image(tf, values, augmentation), label, weight),
+            num_parallel_calls=tf.data.AUTOTUNE)
+    data = data.batch(batch_size, drop_remainder=True)
+    if model_info["input_feature"] != "text":
+        data = data.map(lambda values, labels, weights: (
+            tf.cast(values, tf.float32), labels, weights), num_parallel_calls=tf.data.AUTOTUNE)
+    data = data.prefetch(tf.data.AUTOTUNE)
+    if input_context is None:
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA)
+        data = data.with_options(options)
+    return data

@@ -46,9 +46,14 @@ def build_and_compile(keras, config, spec: dict[str, Any], num_classes: int,
 
     model = models.build(config.model, **data_arguments(spec, num_classes),
                          **config.model_options)
+    compile_model(keras, model, config, learning_rate, total_steps)
+    return model
+
+
+def compile_model(keras, model, config, learning_rate: float, total_steps: int) -> None:
+    """(Re)compile with a fresh Adam whose rate is constant or decays over `total_steps`."""
     rate = learning_rate
     if config.lr_schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(learning_rate, total_steps)
     model.compile(optimizer=keras.optimizers.Adam(rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model

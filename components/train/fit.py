@@ -30,27 +30,30 @@ class Fitted:
 
 
 def fit(tf, keras, model, training_data, validation_data, steps: int, config, context,
-        chief: bool, role: str) -> Fitted:
-    """Fit for config.epochs (steps per epoch), resuming from a backup in scratch if any."""
+        chief: bool, role: str, epochs: int | None = None, phase: str = "") -> Fitted:
+    """Fit for `epochs` (default config.epochs) of `steps` steps, resuming from a backup in
+    scratch if any. A `phase` name (one fit of several, as in semi-supervised rounds) gives
+    the fit its own backup, history file and TensorBoard folder."""
+    epochs = epochs or config.epochs
     scratch = pathlib.Path(context.scratch_dir)
-    backup_dir = scratch / "backup"
+    backup_dir = scratch / "backup" / phase if phase else scratch / "backup"
     work_dir = scratch if chief else scratch / role
     resumed = tf.train.latest_checkpoint(str(backup_dir / "chief")) is not None
     if resumed:
         context.log.info("resuming from the training backup in %s", backup_dir)
-    history_path = work_dir / "history.json"
+    history_path = work_dir / (f"history-{phase}.json" if phase else "history.json")
     # TensorBoard writes to scratch so the curves of a killed run survive into the resumed one.
-    logs_dir = work_dir / "logs"
+    logs_dir = work_dir / "logs" / phase if phase else work_dir / "logs"
     if not resumed:  # leftovers of a run killed before its first backup describe nothing
         clear(history_path, logs_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     epochs_history = read_history(history_path, context.log)
-    progress = progress_callback(keras, context.log, config.epochs, steps, epochs_history,
+    progress = progress_callback(keras, context.log, epochs, steps, epochs_history,
                                  history_path, PROGRESS_SECONDS)
     model.fit(
         training_data,
         validation_data=validation_data,
-        epochs=config.epochs,
+        epochs=epochs,
         steps_per_epoch=steps,
         verbose=0,
         # Progress records the epoch before BackupAndRestore commits it, so a kill between
@@ -66,12 +69,12 @@ def fit(tf, keras, model, training_data, validation_data, steps: int, config, co
         clear(backup_dir, history_path, logs_dir)  # a re-run must start afresh, not resume
         raise FloatingPointError(
             f"Training diverged: the loss became NaN/inf in epoch {progress.nan_epoch + 1} of "
-            f"{config.epochs} (model {config.model!r}, learning_rate {config.learning_rate}, "
+            f"{epochs}{' of ' + phase if phase else ''} (model {config.model!r}, learning_rate {config.learning_rate}, "
             f"model_options {config.model_options}). No model was saved; lower [train] "
             "learning_rate or check the model options and the input statistics."
         )
-    first_epoch = progress.first_epoch if progress.first_epoch is not None else config.epochs
-    return Fitted(history=history_table(epochs_history, config.epochs), work_dir=work_dir,
+    first_epoch = progress.first_epoch if progress.first_epoch is not None else epochs
+    return Fitted(history=history_table(epochs_history, epochs), work_dir=work_dir,
                   resumed_from_epoch=first_epoch if resumed else None,
                   mean_epoch_seconds=progress.mean_epoch_seconds())
 

@@ -26,7 +26,8 @@ import pydantic
 
 from edgepipe.components.shared import examples_io, input_pipeline
 from edgepipe.components.train import builder, input_spec
-from edgepipe.contracts import artifacts
+from edgepipe.components.train.semi_supervised import Settings as SemiSupervised
+from edgepipe.contracts import artifacts, unlabeled_artifacts
 from edgepipe.pipeline.stage import StageConfig, WorkerFinished
 
 NAME = "train"
@@ -69,6 +70,9 @@ class Config(StageConfig):
     # Compute dtype policy: "float32", "mixed_bfloat16" (TPU, recent CPUs) or "mixed_float16"
     # (GPUs only); variables and the output stay float32.
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
+    # [train.semi_supervised]: when present, self-training on the unlabeled split (see
+    # components/train/semi_supervised.py); absent, supervised training on train only.
+    semi_supervised: SemiSupervised | None = None
 
     @pydantic.field_validator("model")
     @classmethod
@@ -91,7 +95,7 @@ class Config(StageConfig):
 def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     import tensorflow as tf
 
-    from edgepipe.components.train import distribute, export, fit
+    from edgepipe.components.train import distribute
     from edgepipe.models.keras import keras
 
     examples = inputs["examples"].path
@@ -107,15 +111,10 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
                      "%g", config.model, placement.description, placement.role,
                      placement.replicas, placement.global_batch, placement.learning_rate)
     keras.utils.set_random_seed(context.seed)
-    training_data, validation_data = _datasets(tf, examples, spec, placement, config,
-                                               context.seed)
     distribute.set_precision(keras, config.precision, placement.description)
     try:
-        with placement.strategy.scope():
-            model = builder.build_and_compile(keras, config, spec, len(class_names),
-                                              placement.learning_rate, config.epochs * steps)
-        fitted = fit.fit(tf, keras, model, training_data, validation_data, steps, config,
-                         context, placement.chief, placement.role)
+        model, fitted, outcome = _fit(tf, keras, examples, spec, placement, config, context,
+                                      class_names, steps)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     model_dir = _save(tf, model, spec, fitted, placement, outputs["model"], context)
@@ -124,15 +123,50 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     artifacts.write_model_info(model_dir, info)
     artifacts.write_history(model_dir, fitted.history)
     context.log.info("saved model (%d parameters) to %s", info["params"], model_dir)
+    semi = {}
+    if outcome is not None:
+        unlabeled_artifacts.write_pseudo_labels(model_dir, outcome.summary, outcome.rows)
+        semi = _semi_properties(outcome.summary)
     return {
-        "params": info["params"], "epochs": config.epochs, "strategy": placement.description,
+        **semi,
+        "params": info["params"], "epochs": len(fitted.history.get("loss", [])),
+        "strategy": placement.description,
         "replicas": placement.replicas, "global_batch_size": placement.global_batch,
         "learning_rate": placement.learning_rate,
         "final": {metric: values[-1] for metric, values in fitted.history.items()},
-        "resumed": fitted.resumed_from_epoch is not None,
+        "resumed": fitted.resumed_from_epoch is not None or bool(outcome and outcome.resumed),
         "resumed_from_epoch": fitted.resumed_from_epoch,
         "seconds_per_epoch": fitted.mean_epoch_seconds,
     }
+
+
+def _fit(tf, keras, examples, spec: dict, placement, config: Config, context,
+         class_names: list[str], steps: int):
+    """(the model, fit.Fitted, the semi-supervised outcome or None): supervised training on
+    the train split, or self-training with the unlabeled split."""
+    from edgepipe.components.train import fit, semi_supervised
+
+    with placement.strategy.scope():
+        model = builder.build_and_compile(keras, config, spec, len(class_names),
+                                          placement.learning_rate, config.epochs * steps)
+    if config.semi_supervised:
+        outcome = semi_supervised.train(tf, keras, model, examples, spec, placement, config,
+                                        context, class_names)
+        return model, outcome.fitted, outcome
+    training_data, validation_data = _datasets(tf, examples, spec, placement, config,
+                                               context.seed)
+    fitted = fit.fit(tf, keras, model, training_data, validation_data, steps, config, context,
+                     placement.chief, placement.role)
+    return model, fitted, None
+
+
+def _semi_properties(summary: dict[str, Any]) -> dict[str, Any]:
+    """The run summary's view of pseudo_labels.json: the settings, and per round the
+    pseudo-labels used (per class) and the loss over them, without the histograms."""
+    return {"semi_supervised": {key: value for key, value in summary.items() if key != "rounds"},
+            "pseudo_labels": [{key: value for key, value in record.items()
+                               if key != "confidence_histogram"}
+                              for record in summary["rounds"]]}
 
 
 def _datasets(tf, examples, spec: dict, placement, config: Config, seed: int):
@@ -193,6 +227,8 @@ def _model_info(config: Config, spec: dict, class_names: list[str], params: int,
         "lr_scaling": config.lr_scaling,
         "lr_schedule": config.lr_schedule,
         "precision": config.precision,
-        "epochs": config.epochs,
+        "epochs": len(fitted.history.get("loss", [])),
         "resumed_from_epoch": fitted.resumed_from_epoch,
+        "semi_supervised": config.semi_supervised.model_dump() if config.semi_supervised
+        else None,
     }
