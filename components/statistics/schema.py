@@ -138,11 +138,15 @@ def find_anomalies(summaries: dict, class_names: list[str], expected: dict) -> l
         if expected["feature"] and name != expected["feature"]:
             report(name, "error", f"the examples hold a {name!r} feature but the schema "
                    f"expects {expected['feature']!r}")
-        for feature, stats in ((name, summary["features"][name]), ("label", label)):
+        # The unlabeled split has label -1 throughout; its own checks are in unlabeled.py.
+        labelled = split != "unlabeled"
+        for feature, stats in [(name, summary["features"][name])] + [("label", label)] * labelled:
             if stats["missing"]:
                 report(feature, "error", f"{stats['missing']} of {summary['num_examples']} "
                        "examples have no value; the schema requires one in every example")
         _value_anomalies(name, summary["features"][name], expected, report)
+        if not labelled:
+            continue
         if label["out_of_domain"]:
             report("label", "error", f"labels outside the domain 0..{len(class_names) - 1}: "
                    f"{label['out_of_domain']} (label: count)")

@@ -25,7 +25,7 @@ import pydantic
 
 from edgepipe.components.shared import examples_io
 from edgepipe.components.shared.beam_pipeline import create_pipeline
-from edgepipe.components.statistics import combine, vocabulary
+from edgepipe.components.statistics import combine, unlabeled, vocabulary
 from edgepipe.components.statistics.schema import (expectations, find_anomalies, infer_schema,
                                                    load_schema)
 from edgepipe.components.statistics.summary import summarise, summarise_lengths, to_proto
@@ -62,6 +62,10 @@ with warnings.catch_warnings():  # the key is `schema`, as users write it; BaseM
         min_token_count: int = pydantic.Field(
             1, ge=1, description="Text: a token enters the vocabulary only when it occurs at "
             "least this often in the train split.")
+        unlabeled_drift_threshold: float = pydantic.Field(
+            0.1, ge=0.0, le=1.0, description="Max L-infinity distance between train's and the "
+            "unlabeled split's normalised input distribution (pixel values; lengths of "
+            "sequences and texts) before a warning.")
 
 
 # ---------------------------------------------------------------- the stage
@@ -85,12 +89,18 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     schema = (load_schema(config.schema) if config.schema else
               infer_schema(summaries["train"]["features"], class_names,
                            config.label_shift_threshold))
+    overlap = (unlabeled.read_overlap(sums_dir / "overlap") if unlabeled.UNLABELED in splits
+               else None)
     anomalies = find_anomalies(summaries, class_names,
                                expectations(schema, config.label_shift_threshold))
+    anomalies += unlabeled.anomalies(summaries, feature, overlap,
+                                     config.unlabeled_drift_threshold)
     for anomaly in anomalies:
         context.log.warning("statistics: %(severity)s in %(split)s/%(feature)s: "
                             "%(description)s", anomaly)
     readable: dict[str, Any] = {"splits": summaries}
+    if overlap is not None:
+        readable["unlabeled_overlap"] = overlap
     if words is not None:
         readable["vocabulary"] = vocabulary.summary(words, config.vocabulary_size,
                                                     config.min_token_count)
@@ -121,6 +131,8 @@ def compute_sums(examples_dir: str, splits: list[str], feature: str, channels: i
                     storage.join(sums_dir, split), file_name_suffix=".json",
                     shard_name_template="")
             )
+        if unlabeled.UNLABELED in splits:
+            unlabeled.FindOverlap(pipeline, examples_dir, splits, feature, sums_dir / "overlap")
 
 
 def summarise_splits(sums_dir: str, splits: list[str], class_names: list[str],
@@ -168,6 +180,10 @@ def properties(examples_dir: str, feature: str, summaries: dict, readable: dict,
     }
     if "vocabulary" in readable:
         result["vocabulary"] = readable["vocabulary"]
+    if "unlabeled_overlap" in readable:
+        result["unlabeled"] = {"overlap": {key: readable["unlabeled_overlap"][key]
+                                           for key in ("ids", "content")},
+                               "drift": summaries["unlabeled"].get("drift")}
     if errors:
         result["halt"] = "\n".join(
             [f"statistics found {len(errors)} error anomalies in {examples_dir}"

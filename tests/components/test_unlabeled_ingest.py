@@ -116,3 +116,50 @@ def test_an_unlabeled_ts_file_without_class_labels(run_stage, tmp_path):
 def test_sources_without_a_label_free_form_refuse_the_key():
     with pytest.raises(pydantic.ValidationError, match="unlabeled are not used by source 'tfds'"):
         Config.model_validate({"source": "tfds", "name": "mnist", "unlabeled": str(JAPANESE_VOWELS)})
+
+
+def test_statistics_cover_the_unlabeled_split(semi_statistics_artifacts):
+    from edgepipe.contracts import artifacts
+
+    folder = semi_statistics_artifacts["statistics"].path
+    statistics = artifacts.read_statistics(folder)
+    assert statistics["splits"]["unlabeled"]["num_examples"] == 400
+    drift = statistics["splits"]["unlabeled"]["drift"]
+    assert drift["compared"] == "pixel-value histogram" and drift["distance"] < 0.1
+    assert statistics["unlabeled_overlap"] == {"ids": 0, "content": 0, "examples": []}
+    # The same data: no error (label -1 is not "out of domain" there), no drift warning.
+    assert not [anomaly for anomaly in artifacts.read_anomalies(folder)
+                if anomaly["split"] == "unlabeled"]
+    assert semi_statistics_artifacts["statistics"].properties["anomalies"]["errors"] == 0
+
+
+def test_unlabeled_copies_of_labelled_records_and_drift_are_reported(
+        run_stage, tiny_fashion_mnist, tmp_path):
+    """The train images file given again as unlabelled (every id and image shared), and a
+    set of inverted images (another pixel distribution): both warnings, no halt."""
+    from edgepipe.components.ingest.sources.idx import read_idx
+    from edgepipe.contracts import artifacts
+    from tests.conftest import write_idx_images
+
+    config = {**ingest_config(tiny_fashion_mnist), "unlabeled": tiny_fashion_mnist["train_images"]}
+    _, ingested = run_stage("ingest", {}, config)
+    properties, statistics = run_stage("statistics", {"examples": ingested["examples"]}, {})
+    overlap = artifacts.read_statistics(statistics["statistics"].path)["unlabeled_overlap"]
+    assert overlap["ids"] == 300 and overlap["content"] >= 300
+    first = overlap["examples"][0]
+    assert first["kind"] == "id" and first["labelled"][0].split(":", 1)[0] in (
+        "train", "validation")
+    warnings = [anomaly["description"] for anomaly in
+                artifacts.read_anomalies(statistics["statistics"].path)]
+    assert any("300 unlabeled record(s) share their id" in text for text in warnings)
+    assert properties["unlabeled"]["overlap"]["ids"] == 300 and "halt" not in properties
+
+    inverted = tmp_path / "inverted-images-idx3-ubyte.gz"
+    write_idx_images(255 - read_idx(tiny_fashion_mnist["test_images"], "images", 3), inverted)
+    _, ingested = run_stage("ingest", {}, {**ingest_config(tiny_fashion_mnist),
+                                           "unlabeled": str(inverted)})
+    properties, statistics = run_stage("statistics", {"examples": ingested["examples"]}, {})
+    warnings = [anomaly["description"] for anomaly in
+                artifacts.read_anomalies(statistics["statistics"].path)]
+    assert any("pixel-value histogram differs from train's" in text for text in warnings)
+    assert properties["unlabeled"]["drift"]["distance"] > 0.1
