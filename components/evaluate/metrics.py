@@ -165,3 +165,30 @@ def single_out(rows: list[dict[str, Any]], count: int) -> dict[str, list[dict[st
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+RANKINGS = ("least_confidence", "margin", "entropy")
+
+
+def labeling_queue(ids, probabilities: np.ndarray, class_names: list[str], sources: dict,
+                   ranking: str, size: int = 0) -> list[dict[str, Any]]:
+    """Unlabelled records, the most useful to label first: "least_confidence" (lowest top
+    probability), "margin" (smallest gap between the two most probable classes) or
+    "entropy" (highest entropy of the prediction, in nats); ties go by id. `size` > 0 keeps
+    that many."""
+    if ranking not in RANKINGS:
+        raise ValueError(f"labeling queue ranking {ranking!r} is not one of {list(RANKINGS)}")
+    ordered = np.sort(probabilities, axis=1)
+    confidence = ordered[:, -1]
+    margin = confidence - (ordered[:, -2] if probabilities.shape[1] > 1 else 0.0)
+    entropy = np.maximum(-(probabilities * np.log(np.clip(probabilities, 1e-12, 1.0))).sum(1),
+                         0.0)
+    ids = [_text(record_id) for record_id in ids]
+    score = {"least_confidence": confidence, "margin": margin, "entropy": -entropy}[ranking]
+    order = sorted(range(len(ids)), key=lambda index: (float(score[index]), ids[index]))
+    predictions = probabilities.argmax(axis=1)
+    return [{"rank": rank, "id": ids[index], "source": sources.get(ids[index], ""),
+             "predicted": class_names[predictions[index]],
+             "confidence": float(confidence[index]), "margin": float(margin[index]),
+             "entropy": float(entropy[index])}
+            for rank, index in enumerate(order[:size or None], start=1)]

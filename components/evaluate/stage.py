@@ -13,17 +13,17 @@ from __future__ import annotations
 import hashlib
 import json
 import pathlib
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pydantic
 
 from edgepipe.components.evaluate import gates, slices
 from edgepipe.components.evaluate.metrics import (calibration, compute_metrics, confused_pairs,
-                                                  prediction_rows, single_out, slice_metrics,
-                                                  top_k_accuracy)
+                                                  labeling_queue, prediction_rows, single_out,
+                                                  slice_metrics, top_k_accuracy)
 from edgepipe.components.shared import examples_io
-from edgepipe.contracts import artifacts, model_inputs, registry
+from edgepipe.contracts import artifacts, model_inputs, registry, unlabeled_artifacts
 from edgepipe.pipeline.stage import RegistrySettings, StageConfig
 
 NAME = "evaluate"
@@ -60,6 +60,12 @@ class Config(StageConfig):
     # Numeric slice features with more distinct values than this are cut into this many
     # quantile buckets (4 = quartiles of the test split).
     slice_buckets: int = pydantic.Field(4, ge=2, le=20)
+    # With an unlabeled split: how labeling_queue.csv ranks its records, most useful to label
+    # first: "least_confidence" (lowest top probability), "margin" (smallest gap between the
+    # two most probable classes) or "entropy" (most uncertain prediction over all classes).
+    labeling_queue: Literal["least_confidence", "margin", "entropy"] = "least_confidence"
+    # How many records labeling_queue.csv lists; 0: every unlabelled record.
+    labeling_queue_size: int = pydantic.Field(0, ge=0)
 
     @pydantic.field_validator("top_k")
     @classmethod
@@ -110,6 +116,8 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     artifacts.write_evaluation(outputs["evaluation"], metrics, class_names, confusion,
                                single_out(rows, config.singled_out_examples), rows)
     gates.write(outputs["evaluation"], blessing)
+    queue = _labeling_queue(examples, model_dir, class_names, feature, outputs["evaluation"],
+                            config)
     context.log.info("%s on %d test examples: %s",
                      "BLESSED" if blessing["blessed"] else "NOT_BLESSED",
                      metrics["num_examples"], blessing["reason"])
@@ -117,7 +125,28 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
         "accuracy": metrics["accuracy"], "loss": metrics["loss"],
         "ece": metrics["calibration"]["ece"], "blessed": blessing["blessed"],
         "reason": blessing["reason"], "num_examples": metrics["num_examples"],
+        **queue,
     }
+
+
+def _labeling_queue(examples, model_dir, class_names, feature, evaluation_dir, config):
+    """labeling_queue.csv from the serving model's predictions on the unlabeled split, and
+    the stage's properties about it ({} without unlabelled examples)."""
+    if "unlabeled" not in examples_io.split_names(examples) or not examples_io.split_size(
+            examples, "unlabeled"):
+        return {}
+    unlabeled = examples_io.load_numpy(examples, "unlabeled")
+    probabilities = predict(model_dir, unlabeled[feature])
+    rows = labeling_queue(unlabeled["id"], probabilities, class_names,
+                          unlabeled_artifacts.read_unlabeled_sources(examples),
+                          config.labeling_queue, config.labeling_queue_size)
+    unlabeled_artifacts.write_labeling_queue(evaluation_dir, rows)
+    predicted = probabilities.argmax(axis=1)
+    return {"labeling_queue": {
+        "ranking": config.labeling_queue, "records": len(rows), "unlabeled": len(predicted),
+        "top": [row["id"] for row in rows[:5]],
+        "predicted_per_class": {name: int((predicted == index).sum())
+                                for index, name in enumerate(class_names)}}}
 
 
 def _metrics(labels, probabilities, class_names, test, feature, examples, config):
