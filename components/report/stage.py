@@ -18,10 +18,10 @@ from typing import Any
 
 import pydantic
 
-from edgepipe.components.report import network, quantization, sections
+from edgepipe.components.report import network, quantization, sections, semi_supervised
 from edgepipe.components.shared import examples_io
 from edgepipe.contracts import artifacts
-from edgepipe.pipeline.stage import Artifact, Context, StageConfig
+from edgepipe.pipeline.stage import Artifact, Context, ExistingPath, StageConfig
 
 NAME = "report"
 VERSION = 2
@@ -49,6 +49,21 @@ class Config(StageConfig):
         3, ge=1, le=8, description="Test examples whose LSTM hidden states are drawn (a CNN's "
         "activation maps are drawn for the first test example).",
     )
+    labeling_queue_examples: int = pydantic.Field(
+        12, ge=1, description="Records of the top of the labelling queue shown in the gallery.")
+    unlabeled_truth: ExistingPath | None = pydantic.Field(
+        None, description="A CSV (columns id, label: class name or index) with the true labels "
+        "of unlabelled records, when known (a benchmark): the report then shows the accuracy "
+        "of the pseudo-labels. Only the report reads it; training never does.")
+
+
+def fingerprint(config: Config, inputs=None) -> str:
+    """The content of the unlabeled_truth file: an edited file re-draws the report."""
+    import hashlib
+
+    if not config.unlabeled_truth:
+        return ""
+    return hashlib.sha256(pathlib.Path(config.unlabeled_truth).read_bytes()).hexdigest()
 
 
 def run(inputs: dict[str, Artifact], outputs: dict[str, pathlib.Path], config: Config,
@@ -98,15 +113,29 @@ def build_page(inputs: dict[str, Artifact], config: Config, context: Context) ->
         "network": network.inside(model_dir, model_info, test, feature, class_names,
                                          config.network_examples),
         "quantization": quantization.quantization(inputs["tflite"].path, evaluation["accuracy"]),
+        "semi_supervised": semi_supervised.section(
+            model_dir, evaluation_dir, _unlabeled(examples), feature, class_names,
+            config.unlabeled_truth, config.labeling_queue_examples),
     }
+
+
+def _unlabeled(examples) -> dict | None:
+    """The unlabeled split in memory (for the labelling queue's gallery), or None."""
+    if "unlabeled" not in examples_io.split_names(examples):
+        return None
+    return examples_io.load_numpy(examples, "unlabeled")
 
 
 def render(page: dict[str, Any]) -> str:
     import jinja2
 
-    source = importlib.resources.files(__package__).joinpath(TEMPLATE).read_text("utf-8")
+    def load(name: str) -> str:  # template.html and the section templates it includes
+        return importlib.resources.files(__package__).joinpath(name).read_text("utf-8")
+
+    source = load(TEMPLATE)
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
-                                     trim_blocks=True, lstrip_blocks=True)
+                                     trim_blocks=True, lstrip_blocks=True,
+                                     loader=jinja2.FunctionLoader(load))
     return environment.from_string(source).render(page=page)
 
 
@@ -142,4 +171,5 @@ def build_summary(page: dict[str, Any]) -> dict[str, Any]:
         "variants": quantization["variants"],
         "skipped_variants": quantization["skipped"],
         "deployable_variant": quantization["deployable"],
+        **semi_supervised.summary(page["semi_supervised"]),
     }
