@@ -42,7 +42,23 @@ def config_sections() -> dict[str, set[str]]:
         if name not in config.SECTIONS:
             keys -= INJECTED
         sections[name] = keys
+        for key in keys:  # a nested table, e.g. [train.semi_supervised], is its own section
+            nested = nested_model(model.model_fields[key].annotation)
+            if nested is not None:
+                sections[f"{name}.{key}"] = set(nested.model_fields)
     return sections
+
+
+def nested_model(annotation):
+    """The pydantic model a field holds (also as `Model | None`), or None."""
+    import typing
+
+    import pydantic
+
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, pydantic.BaseModel):
+            return candidate
+    return None
 
 
 def section_text(name: str, text: str | None = None) -> str | None:

@@ -3,7 +3,8 @@
 The page (R/report.html) embeds every plot as a base64 PNG and its CSS inline: no network, no
 JavaScript, so it opens offline, attaches to an e-mail and prints. It works for image, sequence
 and text pipelines. The package: sections.py (run overview, data, training, evaluation,
-galleries, quantization), network.py (inside the network: CNN filters and activations, LSTM
+galleries, quantization), semi_supervised.py and its template semi_supervised.html
+(pseudo-labels and the labelling queue, when the run had unlabelled data), network.py (inside the network: CNN filters and activations, LSTM
 hidden states), plots.py and plots_network.py (matplotlib figures, imported lazily), and the
 Jinja2 layout template.html. summary.json carries the same numbers for CI and scripts,
 including the variant quantize chose to deploy.
