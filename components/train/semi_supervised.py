@@ -191,7 +191,9 @@ def _pseudo_labels(tf, model, examples, spec, settings, ids, class_names, folder
 def predict(tf, model, examples, spec: dict) -> np.ndarray:
     """Class probabilities of every record of the unlabeled split, in file order."""
     data = input_pipeline.dataset(tf, examples, "unlabeled", spec, PREDICT_BATCH)
-    call = tf.function(lambda values: model(values, training=False))
+    dtype = tf.int32 if spec["input_feature"] == "text" else tf.float32
+    call = tf.function(lambda values: model(values, training=False),
+                       input_signature=[tf.TensorSpec([None, *spec["input_shape"]], dtype)])
     return np.concatenate([call(values).numpy() for values, _ in data])
 
 
