@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import os
 import pathlib
 import struct
@@ -72,7 +73,7 @@ def split_labels(data: pathlib.Path, folder: pathlib.Path, labels: int, seed: in
 
 def config(files: dict, root: pathlib.Path, args, semi: dict | None) -> dict:
     train = {"model": args.model, "epochs": args.epochs, "batch_size": args.batch_size,
-             "learning_rate": args.learning_rate}
+             "learning_rate": args.learning_rate, "lr_schedule": args.lr_schedule}
     if semi is not None:
         train["semi_supervised"] = semi
     return {"pipeline": {"name": "semi_benchmark", "root": str(root), "seed": args.seed},
@@ -87,11 +88,15 @@ def measure(name: str, pipeline_config: dict) -> dict:
     result = edgepipe.run(pipeline_config, stages=["ingest", "statistics", "train", "evaluate"],
                           progress=True)
     train = next(stage for stage in result.summary["stages"] if stage["name"] == "train")
+    # A train stage reused from the cache (an earlier run with --root) reports the seconds of
+    # the run that computed it, from its stage record.
+    record = json.loads((result.artifacts["train"]["model"].parent / "manifest.json").read_text())
     outcome = {"name": name, "accuracy": result.metrics["evaluate"]["accuracy"],
-               "seconds": train["seconds"], "model": result.artifacts["train"]["model"],
+               "seconds": float(record["seconds"]), "cached": train["status"] == "cached",
+               "model": result.artifacts["train"]["model"],
                "pseudo_labels": train["metrics"].get("pseudo_labels", [])}
-    print(f"{name}: test accuracy {outcome['accuracy']:.4f}, train {outcome['seconds']:.0f} s",
-          flush=True)
+    print(f"{name}: test accuracy {outcome['accuracy']:.4f}, train {outcome['seconds']:.0f} s"
+          + (" (reused from an earlier run)" if outcome["cached"] else ""), flush=True)
     return outcome
 
 
@@ -122,6 +127,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threshold", type=float, default=0.95)
     parser.add_argument("--unlabeled-weight", type=float, default=1.0)
     parser.add_argument("--max-per-class", type=int, default=0)
+    parser.add_argument("--labeled-share", type=float, default=None)
+    parser.add_argument("--lr-schedule", default="cosine")
     parser.add_argument("--augment", default="flip_shift")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-plain", action="store_true", help="no plain supervised run")
@@ -136,12 +143,13 @@ def main(argv=None) -> int:
     files, truth = split_labels(data, root / "data", args.labels, args.seed)
     semi = {"threshold": args.threshold, "unlabeled_weight": args.unlabeled_weight,
             "epochs": args.round_epochs, "augment": args.augment,
-            "max_per_class": args.max_per_class}
+            "max_per_class": args.max_per_class, "labeled_share": args.labeled_share}
     print(f"{args.labels} labelled, {len(truth)} unlabelled training images; model "
           f"{args.model}, {args.epochs} epochs on the labels, {args.rounds} round(s) of "
           f"{args.round_epochs} epochs, threshold {args.threshold}, augment {args.augment}")
     runs = [] if args.skip_plain else [measure("plain", config(files, root, args, None))]
-    runs.append(measure("labelled-only", config(files, root, args, {**semi, "rounds": 0})))
+    runs.append(measure("labelled-only", config(files, root, args, {
+        "augment": args.augment, "rounds": 0})))  # the teacher alone
     semi_run = measure("semi", config(files, root, args, {**semi, "rounds": args.rounds}))
     best = max(runs, key=lambda run: run["accuracy"])
     for line in pseudo_label_accuracy(semi_run["model"], truth):

@@ -110,11 +110,13 @@ def augment_image(tf, image, augmentation: str):
 
 def weighted_dataset(tf, examples, model_info: dict[str, Any], batch_size: int, pseudo=None,
                      augmentation: str = "none", seed: int | None = None,
-                     shuffle_buffer: int = 10000, input_context=None):
+                     shuffle_buffer: int = 10000, input_context=None,
+                     labeled_share: float | None = None):
     """Endless (input, label, weight) batches of the train split (weight 1), mixed with the
     unlabeled split's pseudo-labelled records: `pseudo` = (labels, weights) arrays in the
     split's file order, weight 0 leaving a record out. The two are shuffled apart and drawn
-    in proportion to their sizes, so every batch mixes them; images are augmented per
+    at random, a labelled one with probability `labeled_share` (default: the labelled
+    share of all the examples), so every batch mixes them; images are augmented per
     example. Each input pipeline of several reads its own shard."""
     def shard(data):
         if input_context is not None and input_context.num_input_pipelines > 1:
@@ -136,8 +138,9 @@ def weighted_dataset(tf, examples, model_info: dict[str, Any], batch_size: int, 
         sizes.append(int((pseudo[1] > 0).sum()))
     parts = [part.cache().shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
              .repeat() for part in parts]
+    share = sizes[0] / sum(sizes) if labeled_share is None else labeled_share
     data = parts[0] if len(parts) == 1 else tf.data.Dataset.sample_from_datasets(
-        parts, weights=[size / sum(sizes) for size in sizes], seed=seed)
+        parts, weights=[share, 1.0 - share], seed=seed)
     if model_info["input_feature"] == "image" and augmentation != "none":
         data = data.map(lambda values, label, weight: (
             augment_image(tf, values, augmentation), label, weight),

@@ -51,6 +51,10 @@ class Settings(StageConfig):
         "the teacher only (a labelled-only baseline with the same augmentation).")
     epochs: int | None = pydantic.Field(
         None, ge=1, description="Epochs of each student round; default [train] epochs.")
+    labeled_share: float | None = pydantic.Field(
+        None, gt=0.0, lt=1.0, description="Share of each student batch drawn from the "
+        "labelled examples (they repeat more often than the pseudo-labelled ones); default: "
+        "their share of all the examples.")
     max_per_class: int = pydantic.Field(
         0, ge=0, description="At most this many pseudo-labels per class and round, the most "
         "confident; 0: no limit.")
@@ -129,7 +133,8 @@ def fit_phase(tf, keras, model, examples, spec: dict, placement, config, context
         tf, placement.strategy,
         lambda input_context, batch: input_pipeline.weighted_dataset(
             tf, examples, spec, batch, pseudo, settings.augment, seed=context.seed,
-            shuffle_buffer=config.shuffle_buffer, input_context=input_context),
+            shuffle_buffer=config.shuffle_buffer, input_context=input_context,
+            labeled_share=settings.labeled_share),
         placement.global_batch)
     validation = None
     if examples_io.split_size(examples, "validation"):
@@ -256,7 +261,6 @@ def _whole_history(fit, histories: list[dict], context, placement, resumed_from)
 
 
 def _summary(settings: Settings, rounds: list[dict]) -> dict[str, Any]:
-    return {"method": settings.method, "threshold": settings.threshold,
-            "unlabeled_weight": settings.unlabeled_weight, "rounds_configured": settings.rounds,
-            "max_per_class": settings.max_per_class, "augment": settings.augment,
+    return {**settings.model_dump(exclude={"rounds", "epochs"}),
+            "rounds_configured": settings.rounds, "epochs_per_round": settings.epochs,
             "rounds": rounds}

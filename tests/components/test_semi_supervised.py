@@ -165,3 +165,35 @@ def test_a_run_killed_in_the_middle_of_a_round_resumes_there(
     history = json.loads((artifacts["model"].path / "history.json").read_text())
     assert len(history["loss"]) == 1 + 3 + 3
     assert not scratch.exists()
+
+
+def test_self_training_under_mirrored_and_multi_worker_strategies(
+        tmp_path, semi_examples_artifact, semi_statistics_artifacts):
+    """The same rounds under MirroredStrategy (two logical CPUs) and a two-process
+    MultiWorkerMirroredStrategy cluster: pseudo-labels, training and export work there, and
+    the two workers made the same pseudo-labels and reached the same loss."""
+    from tests.components.test_distribute import ENV, free_ports, train_command
+
+    config = {"epochs": 1, "batch_size": 16, "model_options": {"filters": [8], "dense_units": 16},
+              "semi_supervised": {"threshold": 0.3, "rounds": 1, "epochs": 1}}
+    mirrored = subprocess.run(train_command(tmp_path / "mirrored", semi_examples_artifact,
+                                            semi_statistics_artifacts, "mirrored", config),
+                              capture_output=True, text=True, env=ENV, cwd=REPO)
+    assert mirrored.returncode == 0, mirrored.stderr[-3000:]
+    properties = json.loads(mirrored.stdout.strip().splitlines()[-1])
+    assert properties["replicas"] == 2 and properties["pseudo_labels"][0]["selected"] > 0
+
+    workers = [f"localhost:{port}" for port in free_ports(2)]
+    processes = [subprocess.Popen(
+        train_command(tmp_path / "cluster", semi_examples_artifact, semi_statistics_artifacts,
+                      "multi_worker", config),
+        env={**ENV, "TF_CONFIG": json.dumps({"cluster": {"worker": workers},
+                                             "task": {"type": "worker", "index": index}})},
+        cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for index in range(2)]
+    outputs = [process.communicate() for process in processes]
+    for process, (_, stderr) in zip(processes, outputs):
+        assert process.returncode == 0, stderr[-3000:]
+    chief = json.loads(outputs[0][0].strip().splitlines()[-1])
+    assert chief["replicas"] == 2 and chief["pseudo_labels"][0]["selected"] > 0
+    assert f"final loss {chief['final']['loss']!r}"[:18] in outputs[1][1]
