@@ -71,8 +71,9 @@ def split_labels(data: pathlib.Path, folder: pathlib.Path, labels: int, seed: in
     return files, truth
 
 
-def config(files: dict, root: pathlib.Path, args, semi: dict | None) -> dict:
-    train = {"model": args.model, "epochs": args.epochs, "batch_size": args.batch_size,
+def config(files: dict, root: pathlib.Path, args, semi: dict | None,
+           epochs: int | None = None) -> dict:
+    train = {"model": args.model, "epochs": epochs or args.epochs, "batch_size": args.batch_size,
              "learning_rate": args.learning_rate, "lr_schedule": args.lr_schedule}
     if semi is not None:
         train["semi_supervised"] = semi
@@ -122,6 +123,8 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=60, help="epochs over the labelled set")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--teacher-epochs", type=int, default=None,
+                        help="epochs of the semi-supervised teacher (default: --epochs)")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--round-epochs", type=int, default=3)
     parser.add_argument("--threshold", type=float, default=0.95)
@@ -129,6 +132,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-per-class", type=int, default=0)
     parser.add_argument("--labeled-share", type=float, default=None)
     parser.add_argument("--lr-schedule", default="cosine")
+    parser.add_argument("--student-init", default="teacher")
     parser.add_argument("--augment", default="flip_shift")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-plain", action="store_true", help="no plain supervised run")
@@ -143,14 +147,17 @@ def main(argv=None) -> int:
     files, truth = split_labels(data, root / "data", args.labels, args.seed)
     semi = {"threshold": args.threshold, "unlabeled_weight": args.unlabeled_weight,
             "epochs": args.round_epochs, "augment": args.augment,
-            "max_per_class": args.max_per_class, "labeled_share": args.labeled_share}
+            "max_per_class": args.max_per_class, "labeled_share": args.labeled_share,
+            "student_init": args.student_init}
     print(f"{args.labels} labelled, {len(truth)} unlabelled training images; model "
-          f"{args.model}, {args.epochs} epochs on the labels, {args.rounds} round(s) of "
-          f"{args.round_epochs} epochs, threshold {args.threshold}, augment {args.augment}")
+          f"{args.model}, {args.epochs} epochs on the labels (teacher: "
+          f"{args.teacher_epochs or args.epochs}), {args.rounds} round(s) of "
+          f"{args.round_epochs} epochs, {semi}", flush=True)
     runs = [] if args.skip_plain else [measure("plain", config(files, root, args, None))]
     runs.append(measure("labelled-only", config(files, root, args, {
         "augment": args.augment, "rounds": 0})))  # the teacher alone
-    semi_run = measure("semi", config(files, root, args, {**semi, "rounds": args.rounds}))
+    semi_run = measure("semi", config(files, root, args, {**semi, "rounds": args.rounds},
+                                      args.teacher_epochs))
     best = max(runs, key=lambda run: run["accuracy"])
     for line in pseudo_label_accuracy(semi_run["model"], truth):
         print(line)

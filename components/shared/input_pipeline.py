@@ -92,20 +92,31 @@ def _elements(tf, examples, split: str, model_info: dict[str, Any], input_contex
 
 # ---------------------------------------------------------------- semi-supervised training
 
-AUGMENTATIONS = ("none", "shift", "flip_shift")
+AUGMENTATIONS = ("none", "shift", "flip_shift", "flip_shift_cutout")
 SHIFT_PIXELS = 2  # "shift" moves an image by up to this many pixels each way
+CUTOUT_FRACTION = 0.3  # the side of the square "cutout" blanks, as a share of the image's
 
 
 def augment_image(tf, image, augmentation: str):
-    """A randomly shifted (by up to SHIFT_PIXELS, zero fill) and for "flip_shift" randomly
-    left-right flipped copy of one [H, W, C] image; "none" returns it unchanged."""
+    """A randomly augmented copy of one [H, W, C] image: "shift" moves it by up to
+    SHIFT_PIXELS (zero fill), "flip_shift" also flips it left-right at random,
+    "flip_shift_cutout" also blanks a random square (Cutout); "none" returns it unchanged."""
     if augmentation == "none":
         return image
-    if augmentation == "flip_shift":
+    if augmentation != "shift":
         image = tf.image.random_flip_left_right(image)
     height, width, channels = image.shape
     padded = tf.pad(image, [[SHIFT_PIXELS, SHIFT_PIXELS], [SHIFT_PIXELS, SHIFT_PIXELS], [0, 0]])
-    return tf.image.random_crop(padded, [height, width, channels])
+    image = tf.image.random_crop(padded, [height, width, channels])
+    if augmentation == "flip_shift_cutout":
+        size = max(1, round(CUTOUT_FRACTION * min(height, width)))
+        top = tf.random.uniform([], -(size // 2), height - size // 2, dtype=tf.int32)
+        left = tf.random.uniform([], -(size // 2), width - size // 2, dtype=tf.int32)
+        rows = tf.range(height)[:, None, None]
+        columns = tf.range(width)[None, :, None]
+        inside = (rows >= top) & (rows < top + size) & (columns >= left) & (columns < left + size)
+        image = tf.where(inside, tf.zeros_like(image), image)
+    return image
 
 
 def weighted_dataset(tf, examples, model_info: dict[str, Any], batch_size: int, pseudo=None,

@@ -4,10 +4,11 @@ Self-training runs in phases: a teacher is trained on the labelled train split; 
 round labels the unlabeled split with the current model, keeps the pseudo-labels whose
 confidence reaches `threshold` (at most `max_per_class` per class, the most confident), and
 trains the student on the labelled examples (weight 1) mixed with the pseudo-labelled ones
-(weight `unlabeled_weight`) for `epochs`, starting from the teacher's weights. The student
-labels the data for the next round. Images are augmented in every phase (`augment`), the
-noise that lets a student do better than its teacher. `rounds = 0` trains the teacher alone:
-a labelled-only model with the same augmentation and budget, for comparisons.
+(weight `unlabeled_weight`) for `epochs`, starting from the teacher's weights (or, with
+`student_init = "fresh"`, from the initial ones). The student labels the data for the next
+round. Images are augmented in every phase (`augment`), the noise that lets a student do
+better than its teacher. `rounds = 0` trains the teacher alone: a labelled-only model with
+the same augmentation and budget, for comparisons.
 
 Every phase is a model.fit under the stage's strategy with its own BackupAndRestore folder in
 scratch; a finished phase leaves its weights (and a round its pseudo-labels) there, so a run
@@ -55,12 +56,17 @@ class Settings(StageConfig):
         None, gt=0.0, lt=1.0, description="Share of each student batch drawn from the "
         "labelled examples (they repeat more often than the pseudo-labelled ones); default: "
         "their share of all the examples.")
+    student_init: Literal["teacher", "fresh"] = pydantic.Field(
+        "teacher", description="A student starts from its teacher's weights ('teacher': "
+        "cheap, fine-tunes) or from the initial weights ('fresh': a new model that learns "
+        "the pseudo-labels from scratch, as Noisy Student does).")
     max_per_class: int = pydantic.Field(
         0, ge=0, description="At most this many pseudo-labels per class and round, the most "
         "confident; 0: no limit.")
-    augment: Literal["none", "shift", "flip_shift"] = pydantic.Field(
+    augment: Literal["none", "shift", "flip_shift", "flip_shift_cutout"] = pydantic.Field(
         "shift", description="Image augmentation in every phase: 'shift' (up to 2 pixels), "
-        "'flip_shift' (also left-right flips), 'none'. Ignored for sequences and text.")
+        "'flip_shift' (also left-right flips), 'flip_shift_cutout' (also a blanked square), "
+        "'none' (the only choice for sequences and text).")
 
 
 @dataclasses.dataclass
@@ -83,6 +89,7 @@ def train(tf, keras, model, examples, spec: dict, placement, config, context,
     folder = _phases_dir(context, placement)
     phases = ["teacher"] + [f"round-{number}" for number in range(1, settings.rounds + 1)]
     histories, rounds, rows, resumed_from = [], [], [], None
+    initial = model.get_weights()  # the seeded initialisation, the same after a resume
     for index, phase in enumerate(phases):
         pseudo = None
         if index:
@@ -103,6 +110,8 @@ def train(tf, keras, model, examples, spec: dict, placement, config, context,
             resumed_from = epochs_before + len(histories[-1])
             continue
         epochs = config.epochs if phase == "teacher" else (settings.epochs or config.epochs)
+        if index and settings.student_init == "fresh":
+            model.set_weights(initial)
         fitted = fit_phase(tf, keras, model, examples, spec, placement, config, context,
                            phase, epochs, pseudo[:2] if pseudo else None)
         if fitted.resumed_from_epoch is not None:
