@@ -48,6 +48,8 @@ def data(examples: Artifact, statistics_dir: pathlib.Path, feature: str, class_n
     statistics = artifacts.read_statistics(statistics_dir)["splits"]
     anomalies = artifacts.read_anomalies(statistics_dir)
     splits = [split for split in SPLITS if split in statistics]
+    # The unlabeled split has no label distribution, but its values (drift) are drawn too.
+    value_splits = splits + [split for split in ("unlabeled",) if split in statistics]
     distributions = {split: _feature(statistics, split, "label", statistics_dir)["distribution"]
                      for split in splits}
     # The first records of each class: deterministic, and every class is shown.
@@ -58,14 +60,14 @@ def data(examples: Artifact, statistics_dir: pathlib.Path, feature: str, class_n
     if feature == "image":
         figures["histogram_figure"] = plots.pixel_histogram(
             {split: _feature(statistics, split, "image", statistics_dir)["histogram"]
-             for split in splits})
+             for split in value_splits})
         figures["examples_figure"] = plots.image_grid(
             train["image"][chosen], names, columns=min(10, max(1, len(chosen))),
             cell_inches=1.0)
     elif feature == "sequence":
         figures["lengths_figure"] = plots.length_histogram(
             {split: _feature(statistics, split, "sequence", statistics_dir)["length"]["histogram"]
-             for split in splits})
+             for split in value_splits})
         figures["examples_figure"] = plots.series_grid(
             [train["sequence"][index] for index in chosen], names,
             columns=min(6, max(1, len(chosen))))
@@ -73,7 +75,7 @@ def data(examples: Artifact, statistics_dir: pathlib.Path, feature: str, class_n
         figures["lengths_figure"] = plots.length_histogram(
             {split: _feature(statistics, split, "text", statistics_dir)
              .get("tokens", {}).get("histogram", {"edges": [], "counts": []})
-             for split in splits}, "text length (tokens)")
+             for split in value_splits}, "text length (tokens)")
         figures["example_texts"] = [{"label": name, "id": str(train["id"][index]),
                                      "snippet": _snippet(train["text"][index])}
                                     for name, index in zip(names, chosen)]
