@@ -89,7 +89,7 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     schema = (load_schema(config.schema) if config.schema else
               infer_schema(summaries["train"]["features"], class_names,
                            config.label_shift_threshold))
-    overlap = (unlabeled.read_overlap(sums_dir / "overlap") if unlabeled.UNLABELED in splits
+    overlap = (unlabeled.read_overlap(storage.join(sums_dir, "overlap")) if unlabeled.UNLABELED in splits
                else None)
     anomalies = find_anomalies(summaries, class_names,
                                expectations(schema, config.label_shift_threshold))
@@ -132,7 +132,8 @@ def compute_sums(examples_dir: str, splits: list[str], feature: str, channels: i
                     shard_name_template="")
             )
         if unlabeled.UNLABELED in splits:
-            unlabeled.FindOverlap(pipeline, examples_dir, splits, feature, sums_dir / "overlap")
+            unlabeled.FindOverlap(pipeline, examples_dir, splits, feature,
+                                  storage.join(sums_dir, "overlap"))
 
 
 def summarise_splits(sums_dir: str, splits: list[str], class_names: list[str],

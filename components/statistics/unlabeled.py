@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pathlib
 
 import numpy as np
 
@@ -48,8 +47,8 @@ def _overlapping(item):
 
 
 def FindOverlap(pipeline, examples_dir: str, splits: list[str], feature: str,
-                output: pathlib.Path) -> None:
-    """Add to `pipeline` the pass that writes <output>.jsonl: one line per unlabelled record
+                output: str) -> None:
+    """Add to `pipeline` the pass that writes <output>.jsonl (a path or URI): one line per unlabelled record
     that shares its id or its content with a labelled record."""
     import apache_beam as beam
 
@@ -64,10 +63,12 @@ def FindOverlap(pipeline, examples_dir: str, splits: list[str], feature: str,
                                                  num_shards=1, shard_name_template=""))
 
 
-def read_overlap(output: pathlib.Path) -> dict:
-    """{"ids": n, "content": n, "examples": [...]} from FindOverlap's file."""
+def read_overlap(output: str) -> dict:
+    """{"ids": n, "content": n, "examples": [...]} from FindOverlap's file (a path or URI)."""
+    from edgepipe.contracts import storage
+
     lines = [json.loads(line) for line in
-             pathlib.Path(f"{output}.jsonl").read_text().splitlines() if line.strip()]
+             storage.read_text(f"{output}.jsonl").splitlines() if line.strip()]
     lines.sort(key=lambda line: (line["kind"], line["id"]))
     return {"ids": sum(line["kind"] == "id" for line in lines),
             "content": sum(line["kind"] == "content" for line in lines),
