@@ -2,7 +2,8 @@
 
 key = sha256 of (stage name and version, its validated config, the pipeline seed, the keys of
 its input artifacts, the source of its code, and the stage's fingerprint of the world outside
-the artifacts: the raw files a source stage reads, the registry version a gate compares with).
+the artifacts: the raw files a source stage reads, the registry version a gate compares with,
+the source file of a user's model builder; None when there is none for this config).
 Runtime settings (Beam runner, strategy) are deliberately left out.
 
 A stage's code is every file of its own package (the folder of components/<stage>/stage.py,
@@ -72,7 +73,8 @@ def stage_key(
         "code": code_hash(module),
     }
     fingerprint = getattr(module, "fingerprint", None)
-    if fingerprint is not None:
-        parts["data"] = fingerprint(config, inputs)
+    data = None if fingerprint is None else fingerprint(config, inputs)
+    if data is not None:  # None: nothing outside the artifacts for this config
+        parts["data"] = data
     blob = json.dumps(parts, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16], parts

@@ -3,8 +3,8 @@
 The page (R/report.html) embeds every plot as a base64 PNG and its CSS inline: no network, no
 JavaScript, so it opens offline, attaches to an e-mail and prints. It works for image, sequence
 and text pipelines. The package: sections.py (run overview, data, training, evaluation,
-galleries, quantization), network.py (inside the network: CNN filters and activations, LSTM
-hidden states), plots.py and plots_network.py (matplotlib figures, imported lazily), and the
+galleries, quantization), tuning.py (the hyperparameter search, when the pipeline has a tune
+stage), network.py (inside the network: CNN filters and activations, LSTM hidden states), plots.py and plots_network.py (matplotlib figures, imported lazily), and the
 Jinja2 layout template.html. summary.json carries the same numbers for CI and scripts,
 including the variant quantize chose to deploy.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 import pydantic
 
-from edgepipe.components.report import network, quantization, sections
+from edgepipe.components.report import network, quantization, sections, tuning
 from edgepipe.components.shared import examples_io
 from edgepipe.contracts import artifacts
 from edgepipe.pipeline.stage import Artifact, Context, StageConfig
@@ -32,6 +32,7 @@ INPUTS = {
     "evaluation": "Evaluation",
     "tflite": "TFLiteModels",
 }
+OPTIONAL_INPUTS = {"tuning": "Tuning"}  # wired only when the pipeline has a tune stage
 OUTPUTS = {"report": "Report"}
 CODE = ("edgepipe.components.shared", "edgepipe.contracts")
 TEMPLATE = "template.html"
@@ -98,6 +99,7 @@ def build_page(inputs: dict[str, Artifact], config: Config, context: Context) ->
         "network": network.inside(model_dir, model_info, test, feature, class_names,
                                          config.network_examples),
         "quantization": quantization.quantization(inputs["tflite"].path, evaluation["accuracy"]),
+        "tuning": tuning.section(inputs["tuning"].path) if "tuning" in inputs else None,
     }
 
 
@@ -142,4 +144,7 @@ def build_summary(page: dict[str, Any]) -> dict[str, Any]:
         "variants": quantization["variants"],
         "skipped_variants": quantization["skipped"],
         "deployable_variant": quantization["deployable"],
+        **({"tuning": {key: page["tuning"][key] for key in
+                       ("metric", "best_trial", "best_params", "best_value", "pruned")}
+            | {"trials": len(page["tuning"]["trials"])}} if page["tuning"] else {}),
     }

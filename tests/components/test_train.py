@@ -20,7 +20,7 @@ import pytest
 
 from edgepipe.components.shared import examples_io
 from edgepipe.contracts import model_inputs
-from edgepipe.components.train import input_spec
+from edgepipe.components.shared import input_spec
 from edgepipe.pipeline.stage import Context, Runtime
 from tests.conftest import CLASS_NAMES, REPO
 
