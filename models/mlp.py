@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from edgepipe.models import blocks
+from edgepipe.models.color import image_input
 from edgepipe.models.keras import keras
 
 
@@ -26,6 +27,7 @@ def build(
     normalization: str = "none",
     dropout: float = 0.2,
     residual: bool = False,
+    rgb_to_gray: bool = False,
 ) -> keras.Model:
     """Returns an uncompiled model from raw float32 features to class probabilities.
 
@@ -37,10 +39,11 @@ def build(
     if not hidden_units:
         raise ValueError("mlp: model option `hidden_units` is empty; give one width per hidden "
                          "layer, e.g. hidden_units = [64, 32].")
-    name = "image" if len(input_shape) == 3 else "sequence"
-    inputs = keras.Input(shape=tuple(input_shape), dtype="float32", name=name)
-    x = keras.layers.Normalization(axis=-1, mean=mean, variance=variance,
-                                   name="normalize")(inputs)
+    if len(input_shape) == 3:  # an image ([train] input_color = "rgb": see models/color.py)
+        inputs, x = image_input(input_shape, rgb_to_gray)
+    else:
+        inputs = x = keras.Input(shape=tuple(input_shape), dtype="float32", name="sequence")
+    x = keras.layers.Normalization(axis=-1, mean=mean, variance=variance, name="normalize")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     for index, units in enumerate(hidden_units, start=1):
         x = blocks.dense_block(x, units, activation, normalization, dropout, residual,

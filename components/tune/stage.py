@@ -94,7 +94,8 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
                          "compares trials on it; set [ingest] validation_fraction > 0.")
     train = config.train
     num_classes = len(examples_io.class_names(examples))
-    spec = input_spec.input_spec(examples, statistics, train.sequence_length, train.padding)
+    spec = input_spec.input_spec(examples, statistics, train.sequence_length, train.padding,
+                                 train.input_color)
     model_builder.check(train.model, train.model_options, spec["input_feature"])
     model_builder.preflight(tf, keras, train, spec, num_classes)
     epochs = config.epochs_per_trial or train.epochs
