@@ -52,8 +52,7 @@ TUNING = "tuning.json"
 WRITERS = {MODEL_INFO: "train", HISTORY: "train", METRICS: "evaluate", CONFUSION: "evaluate",
            SINGLED_OUT: "evaluate", PREDICTIONS: "evaluate", VARIANTS: "quantize",
            DEPLOYABLE: "quantize", STATISTICS: "statistics", ANOMALIES: "statistics",
-           str(QUARANTINE): "ingest", REPORT_SUMMARY: "report", PUSHED: "push",
-           TUNING: "tune"}
+           str(QUARANTINE): "ingest", REPORT_SUMMARY: "report", PUSHED: "push", TUNING: "tune"}
 
 
 class ArtifactFileError(ValueError):
@@ -136,14 +135,11 @@ def write_anomalies(statistics_dir: PathLike, anomalies: list[dict[str, Any]]) -
 
 
 # ---------------------------------------------------------------- Tuning
-
 TRIAL_FIELDS = ("number", "params", "value", "val_accuracy", "seconds", "pruned", "state")
 
-
 def write_tuning(tuning_dir: PathLike, tuning: dict[str, Any]) -> None:
-    """tuning.json: {"metric", "direction", "space", "trials": [{number, params, value,
-    val_accuracy, seconds, pruned, state, epochs, values}], "best_trial", "best_params",
-    "best_value", ...}."""
+    """tuning.json: metric, direction, space, trials [{number, params, value, val_accuracy,
+    seconds, pruned, state, epochs, values}], best_trial, best_params, best_value."""
     write_json(pathlib.Path(tuning_dir, TUNING), tuning)
 
 
@@ -151,12 +147,11 @@ def read_tuning(tuning_dir: PathLike) -> dict[str, Any]:
     """The search: every trial and the best parameters (dotted [train] keys -> values)."""
     path = pathlib.Path(tuning_dir, TUNING)
     tuning = read_json(path)
-    missing = sorted({"metric", "trials", "best_params", "best_value"} - set(tuning))
-    for index, trial in enumerate(tuning.get("trials", [])):
-        missing += [f"trials[{index}].{field}" for field in TRIAL_FIELDS if field not in trial]
+    missing = sorted({"metric", "trials", "best_params", "best_value"} - set(tuning)) + [
+        f"trials[{index}].{field}" for index, trial in enumerate(tuning.get("trials", []))
+        for field in TRIAL_FIELDS if field not in trial]
     if missing or not isinstance(tuning["best_params"], dict):
-        raise ArtifactFileError(f"{path} lacks {missing or ['a best_params object']}; re-run "
-                                "the tune stage.")
+        raise ArtifactFileError(f"{path} lacks {missing or ['best_params']}; re-run tune.")
     return tuning
 
 
