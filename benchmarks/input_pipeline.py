@@ -73,8 +73,8 @@ def main() -> int:
     import tensorflow as tf
 
     from edgepipe import models
-    from edgepipe.components.shared import examples_io, input_pipeline
-    from edgepipe.components.train import distribute, input_spec
+    from edgepipe.components.shared import examples_io, input_pipeline, input_spec
+    from edgepipe.components.train import distribute
     from edgepipe.contracts import model_inputs
     from edgepipe.models.keras import keras
 

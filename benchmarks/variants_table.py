@@ -39,12 +39,12 @@ def quantize_artifact(argument: pathlib.Path) -> pathlib.Path:
     from edgepipe.pipeline.store import Store
 
     config = config_module.load(argument, dag.stage_modules())
-    for node, key, _, _, record in runner.plan(config):
-        if node.stage == "quantize":
-            if record is None:
-                raise SystemExit(f"{argument}: quantize has no committed artifact for key {key}; "
-                                 f"run `edgepipe run {argument}` first.")
-            return Store(config.root).stage_dir("quantize", key) / "tflite"
+    for step in runner.plan(config):
+        if step.node.stage == "quantize":
+            if step.record is None:
+                raise SystemExit(f"{argument}: quantize has no committed artifact for key "
+                                 f"{step.key}; run `edgepipe run {argument}` first.")
+            return Store(config.root).stage_dir("quantize", step.key) / "tflite"
     raise SystemExit(f"{argument}: the pipeline has no quantize stage.")
 
 

@@ -146,6 +146,8 @@ def _print_summary(summary: dict) -> None:
         print(f"  {stage['name']:<11} {stage['status']:<8} {stage.get('seconds', 0):7.1f} s")
     for stage in summary["stages"]:
         metrics = stage.get("metrics", {})
+        if stage["name"] == "tune" and "best_params" in metrics:
+            print(f"\n{_tuning_line(metrics)}")
         if stage["name"] == "evaluate" and "accuracy" in metrics:
             verdict = "BLESSED" if metrics.get("blessed") else "NOT BLESSED"
             print(f"\ntest accuracy {metrics['accuracy']:.4f}: {verdict} ({metrics.get('reason', '')})")
@@ -175,10 +177,20 @@ def status(config) -> int:
         else:
             print(f"  {entry['stage']:<11} committed key {entry['key']}: run {record['run_id']}, "
                   f"{record['seconds']:.1f} s, {record['created']}")
+            if entry["stage"] == "tune" and "best_params" in record.get("properties", {}):
+                print(f"              {_tuning_line(record['properties'])}")
     latest = api.latest_run(config.root)
     if latest is not None:
         print(f"latest run: {latest['run_id']} {latest['status']} in {latest['seconds']:.1f} s")
     return 0
+
+
+def _tuning_line(metrics: dict) -> str:
+    """The tune stage's result in one line: trials, best value, best parameters."""
+    params = ", ".join(f"{key}={value}" for key, value in metrics["best_params"].items())
+    return (f"tune: {metrics['trials']} trials ({metrics.get('pruned', 0)} pruned), best "
+            f"{metrics.get('metric', 'value')} {metrics['best_value']:.4f} (trial "
+            f"{metrics.get('best_trial')}): {params}")
 
 
 def inspect(path: pathlib.Path) -> int:

@@ -6,12 +6,18 @@ filters it has about 470k parameters on 28x28x1 inputs. The convolutions have no
 batch normalisation after them supplies it, and the TFLite converter folds each batch
 normalisation into its convolution, so the deployed model is as small as a plain CNN of the
 same shape and quantizes to int8 as one conv op per layer.
+
+Options shared with the other builders (models/choices.py): `normalization` ("batch" by
+default; "layer", or "none", which gives the convolutions their bias back), `activation`
+(ReLU by default), `residual` (each block adds its input, through a 1x1 convolution when the
+filter counts differ, before the last activation of the block, as in ResNet) and `dropout`.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
+from edgepipe.models import blocks
 from edgepipe.models.color import image_input
 from edgepipe.models.keras import keras
 
@@ -28,6 +34,9 @@ def build(
     dense_units: int = 128,
     dropout: float = 0.4,
     rgb_to_gray: bool = False,
+    activation: str = "relu",
+    normalization: str = "batch",
+    residual: bool = False,
 ) -> keras.Model:
     """Returns an uncompiled model from raw float32 pixels to class probabilities.
 
@@ -35,26 +44,26 @@ def build(
     `dropout` the dense layer. `mean`/`variance` are the raw pixels' training statistics.
     `rgb_to_gray`: `input_shape` is [H, W, 3] and the model converts RGB to gray first.
     """
+    blocks.check("cnn_bn", activation, normalization, dropout, residual)
     inputs, x = image_input(input_shape, rgb_to_gray)
     x = keras.layers.Normalization(mean=mean, variance=variance, name="normalize")(x)
     for block, count in enumerate(filters, start=1):
+        y = x
         for conv in range(1, convs_per_block + 1):
             name = f"block{block}_conv{conv}"
-            x = keras.layers.Conv2D(count, kernel_size, padding="same", use_bias=False,
-                                    name=name)(x)
-            x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
-            x = keras.layers.ReLU(name=f"{name}_relu")(x)
-        x = keras.layers.MaxPooling2D(name=f"block{block}_pool")(x)
+            y = keras.layers.Conv2D(count, kernel_size, padding="same",
+                                    use_bias=normalization == "none", name=name)(y)
+            y = blocks.normalize(y, normalization, name)
+            if residual and conv == convs_per_block:
+                y = blocks.shortcut(x, y, f"block{block}", convolution=True)
+            y = blocks.activate(y, activation, name)
+        x = keras.layers.MaxPooling2D(name=f"block{block}_pool")(y)
         if block_dropout:
             x = keras.layers.Dropout(block_dropout, name=f"block{block}_dropout")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dense(dense_units, use_bias=False, name="dense")(x)
-    x = keras.layers.BatchNormalization(name="dense_bn")(x)
-    x = keras.layers.ReLU(name="dense_relu")(x)
+    x = keras.layers.Dense(dense_units, use_bias=normalization == "none", name="dense")(x)
+    x = blocks.activate(blocks.normalize(x, normalization, "dense"), activation, "dense")
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
-    # float32 output even under a mixed-precision policy: softmax in half precision is lossy.
-    outputs = keras.layers.Dense(
-        num_classes, activation="softmax", dtype="float32", name="probabilities"
-    )(x)
+    outputs = blocks.classifier(x, num_classes)
     return keras.Model(inputs, outputs, name="cnn_bn")

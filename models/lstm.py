@@ -7,12 +7,20 @@ conversion keeps each LSTM as one fused UNIDIRECTIONAL_SEQUENCE_LSTM op: no Mask
 and the converter is given a fixed batch size of 1 (docs/architecture.md and the design notes it cites). Bidirectional
 layers are available but convert with REVERSE_V2 ops around two fused LSTMs and are measured
 less faithful after conversion: prefer unidirectional stacks for int8 deployment.
+
+Options shared with the other builders (models/choices.py): `activation` of the Conv1D front
+end and the dense layer (the LSTM keeps its own tanh/sigmoid gates: other gate functions would
+leave the fused kernel), `normalization` of every LSTM's output ("batch" or "layer"),
+`residual` (each LSTM that returns sequences, all but the last, adds its input sequence,
+through a per-step dense projection when the widths differ: needs two or more LSTMs) and
+`dropout`.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
+from edgepipe.models import blocks
 from edgepipe.models.keras import keras
 
 
@@ -28,6 +36,9 @@ def build(
     dropout: float = 0.2,
     dense_units: int = 0,
     unroll: bool = False,
+    activation: str = "relu",
+    normalization: str = "none",
+    residual: bool = False,
 ) -> keras.Model:
     """Returns an uncompiled model from raw float32 sequences [steps, channels] to class
     probabilities.
@@ -40,39 +51,51 @@ def build(
     instead of one fused op that keeps its state in variable tensors between invocations,
     which runtimes that never reset them (MediaPipe Tasks) need; the file grows with the steps.
     """
-    if not units:
-        raise ValueError("lstm: model option `units` is empty; give one size per LSTM layer, "
-                         "e.g. units = [64].")
+    check("lstm", units, activation, normalization, dropout, residual)
     inputs = keras.Input(shape=tuple(input_shape), dtype="float32", name="sequence")
     x = keras.layers.Normalization(axis=-1, mean=mean, variance=variance, name="normalize")(inputs)
     outputs = recurrent_layers(x, num_classes, units, bidirectional, conv_filters,
-                               conv_kernel_size, dropout, dense_units, unroll)
+                               conv_kernel_size, dropout, dense_units, unroll, activation,
+                               normalization, residual)
     return keras.Model(inputs, outputs, name="lstm")
+
+
+def check(builder: str, units: Sequence[int], activation: str, normalization: str,
+          dropout: float, residual: bool) -> None:
+    blocks.check(builder, activation, normalization, dropout, residual)
+    if not units:
+        raise ValueError(f"{builder}: model option `units` is empty; give one size per LSTM "
+                         "layer, e.g. units = [64].")
+    if residual and len(units) < 2:
+        raise ValueError(f"{builder}: model option `residual = true` adds a shortcut around "
+                         "each LSTM that returns sequences (all but the last); with one LSTM "
+                         "there is none. Stack two or more, e.g. units = [64, 64], or set "
+                         "residual = false.")
 
 
 def recurrent_layers(x, num_classes: int, units: Sequence[int], bidirectional: bool = False,
                      conv_filters: int = 0, conv_kernel_size: int = 3, dropout: float = 0.2,
-                     dense_units: int = 0, unroll: bool = False):
+                     dense_units: int = 0, unroll: bool = False, activation: str = "relu",
+                     normalization: str = "none", residual: bool = False):
     """The layers after the input's own preprocessing, shared with models/text_lstm.py:
-    optional Conv1D, the LSTM stack with dropout, optional dense layer, softmax output."""
+    optional Conv1D, the LSTM stack (normalisation, shortcut, dropout), optional dense layer,
+    softmax output."""
     if conv_filters:
         x = keras.layers.Conv1D(
-            conv_filters, conv_kernel_size, padding="same", activation="relu", name="conv"
+            conv_filters, conv_kernel_size, padding="same", activation=activation, name="conv"
         )(x)
     for index, count in enumerate(units):
-        layer = keras.layers.LSTM(
-            count, return_sequences=index < len(units) - 1, unroll=unroll,
-            name=f"lstm{index + 1}")
+        sequences = index < len(units) - 1
+        name = f"lstm{index + 1}"
+        layer = keras.layers.LSTM(count, return_sequences=sequences, unroll=unroll, name=name)
         if bidirectional:
             layer = keras.layers.Bidirectional(layer, name=f"bilstm{index + 1}")
-        x = layer(x)
+        y = blocks.normalize(layer(x), normalization, name)
+        x = blocks.shortcut(x, y, name) if residual and sequences else y
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"dropout{index + 1}")(x)
     if dense_units:
-        x = keras.layers.Dense(dense_units, activation="relu", name="dense")(x)
+        x = keras.layers.Dense(dense_units, activation=activation, name="dense")(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name="dense_dropout")(x)
-    # float32 output even under a mixed-precision policy: softmax in half precision is lossy.
-    return keras.layers.Dense(
-        num_classes, activation="softmax", dtype="float32", name="probabilities"
-    )(x)
+    return blocks.classifier(x, num_classes)

@@ -6,7 +6,8 @@ token). The Embedding has no mask_zero: a mask turns the LSTM into a while loop 
 padding ids are learned like any token instead (pre-padding puts them before the text, where
 the LSTM's final state has moved on from them). After the embedding the layers are those of
 models/lstm.py (unidirectional: each LSTM converts to one fused UNIDIRECTIONAL_SEQUENCE_LSTM op,
-also in full int8; no recurrent dropout, which would leave the fusable kernel).
+also in full int8; no recurrent dropout, which would leave the fusable kernel). The options
+`activation`, `normalization` and `residual` are those of models/lstm.py.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ def build(
     dropout: float = 0.2,
     dense_units: int = 0,
     unroll: bool = False,
+    activation: str = "relu",
+    normalization: str = "none",
+    residual: bool = False,
 ) -> keras.Model:
     """Returns an uncompiled model from int32 token ids [T] to class probabilities.
 
@@ -42,13 +46,12 @@ def build(
     if vocabulary_size < 3:
         raise ValueError(f"text_lstm: vocabulary_size {vocabulary_size} holds no token besides "
                          "[PAD] and [UNK]; the training texts gave no vocabulary.")
-    if not units:
-        raise ValueError("text_lstm: model option `units` is empty; give one size per LSTM "
-                         "layer, e.g. units = [64].")
+    lstm.check("text_lstm", units, activation, normalization, dropout, residual)
     inputs = keras.Input(shape=(length,), dtype="int32", name="tokens")
     x = keras.layers.Embedding(vocabulary_size, embedding_dim, name="embedding")(inputs)
     if dropout:
         x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
     outputs = lstm.recurrent_layers(x, num_classes, units, False, conv_filters,
-                                    conv_kernel_size, dropout, dense_units, unroll)
+                                    conv_kernel_size, dropout, dense_units, unroll,
+                                    activation, normalization, residual)
     return keras.Model(inputs, outputs, name="text_lstm")

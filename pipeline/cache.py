@@ -2,7 +2,8 @@
 
 key = sha256 of (stage name and version, its validated config, the pipeline seed, the keys of
 its input artifacts, the source of its code, and the stage's fingerprint of the world outside
-the artifacts: the raw files a source stage reads, the registry version a gate compares with).
+the artifacts: the raw files a source stage reads, the registry version a gate compares with,
+the source file of a user's model builder; None when there is none for this config).
 Runtime settings (Beam runner, strategy) are deliberately left out.
 
 A stage's code is every file of its own package (the folder of components/<stage>/stage.py,
@@ -23,6 +24,8 @@ from edgepipe.pipeline.stage import Artifact, StageConfig
 
 def source_files(module: ModuleType) -> list[pathlib.Path]:
     """The files whose content is part of the stage's key (see the module docstring)."""
+    # Ordered by group, then by path inside the group, never by absolute path: the key must
+    # not change when the checkout (or a copy of the package) lives somewhere else.
     module_file = pathlib.Path(module.__file__)
     if module_file.name == "stage.py":  # a stage package: all of it
         files = _package_files(module_file.parent)
@@ -37,18 +40,19 @@ def source_files(module: ModuleType) -> list[pathlib.Path]:
                                       "importable module or package; fix the CODE tuple.")
         path = pathlib.Path(spec.origin)
         files += _package_files(path.parent) if path.name == "__init__.py" else [path]
-    return sorted(set(files))
+    return list(dict.fromkeys(files))
 
 
 def _package_files(folder: pathlib.Path) -> list[pathlib.Path]:
-    return [path for path in folder.rglob("*")
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"]
+    return sorted((path for path in folder.rglob("*")
+                   if path.is_file() and "__pycache__" not in path.parts
+                   and path.suffix != ".pyc"), key=lambda path: path.relative_to(folder).parts)
 
 
 def code_hash(module: ModuleType) -> str:
     digest = hashlib.sha256()
     for path in source_files(module):
-        digest.update(path.name.encode())
+        digest.update(path.name.encode())  # the name, not the location (see source_files)
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
@@ -69,7 +73,8 @@ def stage_key(
         "code": code_hash(module),
     }
     fingerprint = getattr(module, "fingerprint", None)
-    if fingerprint is not None:
-        parts["data"] = fingerprint(config, inputs)
+    data = None if fingerprint is None else fingerprint(config, inputs)
+    if data is not None:  # None: nothing outside the artifacts for this config
+        parts["data"] = data
     blob = json.dumps(parts, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16], parts

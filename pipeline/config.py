@@ -165,9 +165,7 @@ def load(
         registry = _validate(path, "registry", RegistrySettings, data["registry"], context)
         registry = registry.model_copy(
             update={"model_name": registry.model_name or pipeline_section.name})
-    stages = {name: _validate_stage(path, name, module.Config, data.get(name, {}), registry,
-                                    context)
-              for name, module in stage_modules.items()}
+    stages = _validate_stages(path, data, stage_modules, registry, context)
     kfp = _validate(path, "kfp", KfpSection, data.get("kfp", {}), context)
     for stage in sorted(set(kfp.resources) - set(stage_modules)):
         raise ConfigError(f"{path}: [kfp] resources.{stage}: unknown stage; the stages are "
@@ -221,6 +219,29 @@ def _root(root: str | None, pipeline_section: PipelineSection, base_dir: pathlib
             return pipeline_section.root.rstrip("/")
         return (base_dir / pipeline_section.root).resolve()
     return pathlib.Path("artifacts", pipeline_section.name).resolve()
+
+
+def _validate_stages(path, data: dict, stage_modules: dict[str, ModuleType], registry,
+                     context) -> dict[str, StageConfig]:
+    """Each stage's section; an OPTIONAL stage's only when the config has it. A stage whose
+    module lists other stages in READS gets their validated configs as fields of those names
+    (tune reads [train] to check its search space), so those are validated first."""
+    stages: dict[str, StageConfig] = {}
+    present = [name for name, module in stage_modules.items()
+               if name in data or not getattr(module, "OPTIONAL", False)]
+    readers = [name for name in present if getattr(stage_modules[name], "READS", ())]
+    for name in [name for name in present if name not in readers] + readers:
+        section = data.get(name, {})
+        read = getattr(stage_modules[name], "READS", ())
+        if read and isinstance(section, dict):
+            moved = [key for key in read if key in section]
+            if moved:
+                raise ConfigError(f"{path}: [{name}] {moved[0]}: unknown key; the [{moved[0]}] "
+                                  "section is read from its own table.")
+            section = {**section, **{key: stages[key] for key in read}}
+        stages[name] = _validate_stage(path, name, stage_modules[name].Config, section,
+                                       registry, context)
+    return {name: stages[name] for name in stage_modules if name in stages}
 
 
 def _validate_stage(path, name: str, model: type[StageConfig], data, registry, context):

@@ -3,6 +3,12 @@
 Each node names a stage module and maps its input names to (producing stage, output name).
 The order is a valid topological order; the runner follows it, and `runner.plan` checks that
 every input's artifact kind is what the producing stage declares before anything runs.
+
+A stage whose module says OPTIONAL (tune) is in a pipeline only when its config has the
+stage's section: `active` leaves its node out otherwise, and drops the inputs it would feed
+(train's "tuning"), which the reading stage must declare as OPTIONAL_INPUTS (runner's wiring
+check says so otherwise). Without [tune], the pipeline, and every cache key, is the one of a
+DAG that never had a tune stage.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ def component(stage: str) -> str:
 EXAMPLES = ("ingest", "examples")
 STATISTICS = ("statistics", "statistics")
 SCHEMA = ("statistics", "schema")
+TUNING = ("tune", "tuning")
 MODEL = ("train", "model")
 EVALUATION = ("evaluate", "evaluation")
 TFLITE = ("quantize", "tflite")
@@ -38,13 +45,14 @@ TFLITE = ("quantize", "tflite")
 CLASSIFICATION = (
     Node("ingest", component("ingest"), {}),
     Node("statistics", component("statistics"), {"examples": EXAMPLES}),
+    Node("tune", component("tune"), {"examples": EXAMPLES, "statistics": STATISTICS}),
     Node("train", component("train"),
-         {"examples": EXAMPLES, "statistics": STATISTICS, "schema": SCHEMA}),
+         {"examples": EXAMPLES, "statistics": STATISTICS, "schema": SCHEMA, "tuning": TUNING}),
     Node("evaluate", component("evaluate"), {"examples": EXAMPLES, "model": MODEL}),
     Node("quantize", component("quantize"), {"examples": EXAMPLES, "model": MODEL}),
     Node("report", component("report"), {
         "examples": EXAMPLES, "statistics": STATISTICS, "model": MODEL,
-        "evaluation": EVALUATION, "tflite": TFLITE,
+        "evaluation": EVALUATION, "tflite": TFLITE, "tuning": TUNING,
     }),
     Node("push", component("push"),
          {"model": MODEL, "evaluation": EVALUATION, "tflite": TFLITE, "examples": EXAMPLES}),
@@ -53,6 +61,18 @@ CLASSIFICATION = (
 
 def stage_modules(nodes=CLASSIFICATION) -> dict[str, ModuleType]:
     return {node.stage: node.module for node in nodes}
+
+
+def active(stages, nodes=CLASSIFICATION) -> tuple[Node, ...]:
+    """The nodes of the stages a config has (`stages`: its validated stage sections; an
+    OPTIONAL stage without one is left out), without the inputs that a left-out stage would
+    have fed."""
+    kept = [node for node in nodes if node.stage in stages]
+    names = {node.stage for node in kept}
+    return tuple(
+        dataclasses.replace(node, inputs={name: source for name, source in node.inputs.items()
+                                          if source[0] in names})
+        for node in kept)
 
 
 def downstream(stage: str, nodes=CLASSIFICATION) -> list[str]:

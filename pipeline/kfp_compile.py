@@ -42,25 +42,36 @@ def compile_pipeline(config_path: str | pathlib.Path, target: str, output: str |
                                         "install 'edgepipe[kfp]'.") from None
     config = config_module.load(config_path, dag.stage_modules(), overrides=list(overrides),
                                 root=root)
-    check_wiring(parts)
+    nodes = dag.active(config.stages)  # an optional stage (tune) only with its section
+    missing = [node.stage for node in nodes if node.stage not in parts.BODIES]
+    if missing:
+        raise config_module.ConfigError(
+            f"{config_path}: edgepipe compile has no component for stage(s) {missing} (the "
+            "optional [tune] section); run the search with `edgepipe run`, or compile the "
+            "config without [tune].")
+    check_wiring(parts, nodes)
     kfp = config.kfp
     image = image or kfp.image
     root_default = config.root if isinstance(config.root, str) else ""  # a URI, else required
     pipeline = parts.build_pipeline(
         name=f"edgepipe-{config.name}".lower().replace("_", "-"),
         config_json=json.dumps(config_module.read(config_path), sort_keys=True),
-        stages=list(dag.CLASSIFICATION), settings=task_settings(config, overrides, target),
+        stages=list(nodes), settings=task_settings(config, overrides, target),
         resources=dict(kfp.resources), image=image, root=root_default,
         config_dir=config_dir or kfp.config_dir, retries=kfp.retries,
         vertex_train=vertex_train(kfp) if target == "vertex" else None)
     compiler.Compiler().compile(pipeline, str(output))
     return {"target": target, "image": image, "root": root_default, "output": str(output),
-            "tasks": [node.stage for node in dag.CLASSIFICATION]}
+            "tasks": [node.stage for node in nodes]}
 
 
-def check_wiring(parts) -> None:
-    """Each component takes the keys of exactly the stages dag.py feeds the stage from."""
-    for node in dag.CLASSIFICATION:
+def check_wiring(parts, nodes=None) -> None:
+    """Each component takes the keys of exactly the stages dag.py feeds the stage from
+    (`nodes` default: the DAG without its optional stages)."""
+    if nodes is None:
+        nodes = dag.active({node.stage for node in dag.CLASSIFICATION
+                            if not getattr(node.module, "OPTIONAL", False)})
+    for node in nodes:
         wired = sorted({producer for producer, _ in node.inputs.values()})
         if sorted(parts.upstream_parameters(node.stage)) != wired:
             raise RuntimeError(f"pipeline/kfp_components.py: {node.stage} takes the keys of "
@@ -78,7 +89,7 @@ def task_settings(config, overrides, target: str) -> dict[str, str]:
         common.append(f"beam.runner={kfp.beam_runner}")
     beam = [f"{key}={value}" for key, value in sorted(kfp.beam_options.items())]
     result = {}
-    for node in dag.CLASSIFICATION:
+    for node in dag.active(config.stages):
         extra = []
         if node.stage == "train" and target == "vertex" and kfp.train_replicas > 1:
             extra.append("runtime.strategy=multi_worker")

@@ -53,31 +53,37 @@ class Step:
 
 
 def check_wiring(nodes=dag.CLASSIFICATION) -> None:
-    """Every input a node wires must be one its stage declares, fed by an earlier stage's
-    output of the same artifact kind; raises WiringError naming the stage and the input."""
+    """Every input a node wires must be one its stage declares (INPUTS, or OPTIONAL_INPUTS),
+    every one of its INPUTS must be wired, each fed by an earlier stage's output of the same
+    artifact kind; raises WiringError naming the stage and the input."""
     modules: dict[str, ModuleType] = {}
     for node in nodes:
         module = node.module
         declared = dict(module.INPUTS)
-        if set(declared) != set(node.inputs):
+        optional = dict(getattr(module, "OPTIONAL_INPUTS", {}))
+        if not set(declared) <= set(node.inputs) <= set(declared) | set(optional):
             raise WiringError(
-                f"stage {node.stage!r} declares inputs {sorted(declared)} but the DAG wires "
-                f"{sorted(node.inputs)}; make pipeline/dag.py and {module.__name__}.INPUTS agree.")
+                f"stage {node.stage!r} declares inputs {sorted(declared)} (optional: "
+                f"{sorted(optional)}) but the DAG wires {sorted(node.inputs)}; make "
+                f"pipeline/dag.py and {module.__name__}.INPUTS agree.")
+        kinds = {**optional, **declared}
         for name, (producer, output) in node.inputs.items():
             if producer not in modules:
                 raise WiringError(f"stage {node.stage!r} input {name!r} comes from {producer!r}, "
                                   "which is not an earlier stage of the DAG.")
             kind = modules[producer].OUTPUTS.get(output)
-            if kind != declared[name]:
+            if kind != kinds[name]:
                 raise WiringError(
-                    f"stage {node.stage!r} input {name!r} expects a {declared[name]} artifact, "
+                    f"stage {node.stage!r} input {name!r} expects a {kinds[name]} artifact, "
                     f"but {producer}.{output} is {kind or 'not an output'} "
                     f"({producer} writes {dict(modules[producer].OUTPUTS)}).")
         modules[node.stage] = module
 
 
-def plan(config: PipelineConfig, nodes=dag.CLASSIFICATION) -> list[Step]:
-    """Every stage's key, inputs and committed record, in DAG order."""
+def plan(config: PipelineConfig, nodes=None) -> list[Step]:
+    """Every stage's key, inputs and committed record, in DAG order. `nodes` default: the
+    stages the config has (dag.active: an optional stage only with its section)."""
+    nodes = dag.active(config.stages) if nodes is None else nodes
     check_wiring(nodes)
     store = Store(config.root)
     store.check()  # an unusable root (scheme, credentials, bucket) fails before anything runs
@@ -119,7 +125,7 @@ def select(steps: list[Step], stages: list[str] | None, root: Any = "the artifac
     return chosen
 
 
-def run(config: PipelineConfig, no_cache: bool = False, nodes=dag.CLASSIFICATION,
+def run(config: PipelineConfig, no_cache: bool = False, nodes=None,
         stages: list[str] | None = None) -> dict[str, Any]:
     """Runs the planned stages in order; returns the run summary (also under <root>/runs)."""
     steps = select(plan(config, nodes), stages, config.root)

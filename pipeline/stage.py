@@ -7,6 +7,9 @@ A stage is a plain module (components/<stage>/stage.py), not a class to subclass
     INPUTS: dict[str, str]         input name -> artifact kind it reads; the DAG wires each
                                    input to an upstream output, and `runner.plan` checks that
                                    the upstream stage declares that kind for it
+    OPTIONAL_INPUTS: dict[str, str]  optional: inputs read only when the stage feeding them is
+                                   in the pipeline (train's "tuning" from the optional tune
+                                   stage); absent from `inputs` (and the cache key) otherwise
     OUTPUTS: dict[str, str]        output name -> artifact kind it writes
     Config: type[StageConfig]      frozen pydantic model of the stage's config section;
                                    every field can change results
@@ -14,10 +17,11 @@ A stage is a plain module (components/<stage>/stage.py), not a class to subclass
                                    own package whose source is part of the cache key (every
                                    file of the stage's own package always is)
     def run(inputs, outputs, config, context) -> dict      JSON-able properties
-    def fingerprint(config, inputs) -> str                 optional: the state of the world
+    def fingerprint(config, inputs) -> str | None          optional: the state of the world
                                    outside the artifacts that the result depends on (the raw
                                    files ingest reads, the registry version evaluate compares
-                                   with); part of the cache key
+                                   with, a user model's source file); part of the cache key
+                                   (None: nothing for this config, the key has no such part)
     COLLECTIVE: bool               optional: every worker of a multi-worker cluster runs the
                                    stage at once (training under MultiWorkerMirroredStrategy);
                                    otherwise one process per key runs it, others wait
@@ -27,6 +31,13 @@ A stage is a plain module (components/<stage>/stage.py), not a class to subclass
                                    outputs and scratch_dir and writes straight into the bucket;
                                    otherwise (TensorFlow stages) it always gets local folders:
                                    the store copies its inputs and uploads its outputs
+    OPTIONAL: bool                 optional: the stage is in the pipeline only when the config
+                                   has its section (tune); without it the stage is left out of
+                                   the DAG, its config is not validated, and the inputs it
+                                   would feed must be OPTIONAL_INPUTS of their readers
+    READS: tuple[str, ...]         optional: other stages whose validated config the stage's
+                                   Config receives in a field of the same name (tune reads
+                                   [train]); that field is not a key of the stage's section
 
 `run` reads only `inputs` (committed artifacts) and writes only into the empty directories in
 `outputs`. The runner writes the manifests and commits the directories; a stage never

@@ -34,13 +34,14 @@ TABLE_KEY = re.compile(r"^\|\s*`([^`]+)`\s*\|")
 
 def config_sections() -> dict[str, set[str]]:
     """Section name -> the keys a user may write in it, read from the pydantic models."""
-    models = {**config.SECTIONS,
-              **{name: module.Config for name, module in dag.stage_modules().items()}}
+    modules = dag.stage_modules()
+    models = {**config.SECTIONS, **{name: module.Config for name, module in modules.items()}}
     sections = {}
     for name, model in models.items():
         keys = set(model.model_fields)
         if name not in config.SECTIONS:
-            keys -= INJECTED
+            # and the other stages' sections the loader hands over (tune reads [train])
+            keys -= INJECTED | set(getattr(modules[name], "READS", ()))
         sections[name] = keys
         for key in keys:  # a nested table, e.g. [train.semi_supervised], is its own section
             nested = nested_model(model.model_fields[key].annotation)
@@ -96,8 +97,8 @@ def relative_links(path: pathlib.Path) -> list[str]:
 def test_the_config_models_are_found():
     """The check below is only as good as the sections it finds."""
     sections = config_sections()
-    expected = {"pipeline", "beam", "runtime", "registry", "ingest", "statistics", "train",
-                "evaluate", "quantize", "report", "push"}
+    expected = {"pipeline", "beam", "runtime", "registry", "ingest", "statistics", "tune",
+                "train", "evaluate", "quantize", "report", "push"}
     assert expected <= set(sections), f"sections found: {sorted(sections)}"
     assert {"source", "train_images", "record_separator"} <= sections["ingest"], (
         "the [ingest] keys must come from the ingest stage's Config (the sources' config)")

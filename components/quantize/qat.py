@@ -153,9 +153,22 @@ def unannotatable_layers(model) -> list[str]:
     )
 
     registry = default_8bit_quantize_registry.Default8BitQuantizeRegistry()
-    return [f"{layer.name} ({type(layer).__name__})" for layer in model.layers
-            if type(layer).__name__ not in FLOAT_LAYERS and not registry.supports(layer)
-            and not _folded_batch_norm(layer)]
+    found = [f"{layer.name} ({type(layer).__name__})" for layer in model.layers
+             if type(layer).__name__ not in FLOAT_LAYERS and not registry.supports(layer)
+             and not _folded_batch_norm(layer)]
+    return found + [f"{layer.name} ({type(layer).__name__} {name})" for layer in model.layers
+                    if (name := _activation(layer)) and name not in QAT_ACTIVATIONS]
+
+
+# The activations tfmot's default 8-bit scheme quantizes (Default8BitActivationQuantizeConfig);
+# any other (elu, selu) fails inside quantize_apply, so QAT is skipped for it instead.
+QAT_ACTIVATIONS = ("linear", "relu", "relu6", "swish", "gelu", "softmax", "sigmoid", "tanh")
+
+
+def _activation(layer) -> str | None:
+    """The name of a layer's activation function, or None if it has none."""
+    function = getattr(layer, "activation", None)
+    return getattr(function, "__name__", None) if callable(function) else None
 
 
 def quantization_aware(model, dataset, epochs: int, learning_rate: float,

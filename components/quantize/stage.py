@@ -62,11 +62,13 @@ class Config(StageConfig):
         "for models tfmot cannot annotate, such as LSTMs), pruned_int8 (magnitude pruning "
         "while fine-tuning, then full integer).",
     )
-    int8_io: Literal["int8", "uint8"] = pydantic.Field(
+    int8_io: Literal["int8", "uint8", "float32"] = pydantic.Field(
         default="int8", description="Input and output type of the full-integer variants "
         "int8, qat_int8 and pruned_int8: int8, or uint8 for devices that want unsigned data "
-        "(the uint8 variant is always uint8). The int32 token-id input of a text model stays "
-        "int32.")
+        "(the uint8 variant is always uint8), or float32: raw float input, the model's input "
+        "normalisation kept in float and every layer after it in int8 (for raw features of "
+        "different scales, such as a table's columns, which one int8 input scale cannot "
+        "hold). The int32 token-id input of a text model stays int32.")
     benchmark_tool: bool = pydantic.Field(
         default=True, description="Also run LiteRT's benchmark tool (litert-benchmark, the "
         "CompiledModel benchmark shipped in ai-edge-litert) on each variant, one thread, and "

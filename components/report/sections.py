@@ -18,7 +18,7 @@ from edgepipe.contracts import artifacts
 from edgepipe.pipeline.stage import Artifact
 
 SPLITS = ("train", "validation", "test")
-STAGE_ORDER = ("ingest", "statistics", "train", "evaluate", "quantize")
+STAGE_ORDER = ("ingest", "statistics", "tune", "train", "evaluate", "quantize")
 
 
 def stage_runs(inputs: dict[str, Artifact], run_id: str) -> list[dict[str, Any]]:

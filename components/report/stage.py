@@ -3,9 +3,11 @@
 The page (R/report.html) embeds every plot as a base64 PNG and its CSS inline: no network, no
 JavaScript, so it opens offline, attaches to an e-mail and prints. It works for image, sequence
 and text pipelines. The package: sections.py (run overview, data, training, evaluation,
-galleries, quantization), semi_supervised.py and its template semi_supervised.html
-(pseudo-labels and the labelling queue, when the run had unlabelled data), network.py (inside the network: CNN filters and activations, LSTM
-hidden states), plots.py and plots_network.py (matplotlib figures, imported lazily), and the
+galleries, quantization), tuning.py (the hyperparameter search, when the pipeline has a tune
+stage), semi_supervised.py and its template semi_supervised.html (pseudo-labels and the
+labelling queue, when the run had unlabelled data), network.py (inside the network: CNN filters
+and activations, LSTM hidden states), plots.py and plots_network.py (matplotlib figures,
+imported lazily), and the
 Jinja2 layout template.html. summary.json carries the same numbers for CI and scripts,
 including the variant quantize chose to deploy.
 """
@@ -19,7 +21,7 @@ from typing import Any
 
 import pydantic
 
-from edgepipe.components.report import network, quantization, sections, semi_supervised
+from edgepipe.components.report import network, quantization, sections, semi_supervised, tuning
 from edgepipe.components.shared import examples_io
 from edgepipe.contracts import artifacts
 from edgepipe.pipeline.stage import Artifact, Context, ExistingPath, StageConfig
@@ -33,6 +35,7 @@ INPUTS = {
     "evaluation": "Evaluation",
     "tflite": "TFLiteModels",
 }
+OPTIONAL_INPUTS = {"tuning": "Tuning"}  # wired only when the pipeline has a tune stage
 OUTPUTS = {"report": "Report"}
 CODE = ("edgepipe.components.shared", "edgepipe.contracts")
 TEMPLATE = "template.html"
@@ -117,6 +120,7 @@ def build_page(inputs: dict[str, Artifact], config: Config, context: Context) ->
         "semi_supervised": semi_supervised.section(
             model_dir, evaluation_dir, _unlabeled(examples), feature, class_names,
             config.unlabeled_truth, config.labeling_queue_examples),
+        "tuning": tuning.section(inputs["tuning"].path) if "tuning" in inputs else None,
     }
 
 
@@ -173,4 +177,7 @@ def build_summary(page: dict[str, Any]) -> dict[str, Any]:
         "skipped_variants": quantization["skipped"],
         "deployable_variant": quantization["deployable"],
         **semi_supervised.summary(page["semi_supervised"]),
+        **({"tuning": {key: page["tuning"][key] for key in
+                       ("metric", "best_trial", "best_params", "best_value", "pruned")}
+            | {"trials": len(page["tuning"]["trials"])}} if page["tuning"] else {}),
     }

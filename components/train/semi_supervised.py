@@ -129,7 +129,8 @@ def fit_phase(tf, keras, model, examples, spec: dict, placement, config, context
               epochs: int, pseudo=None):
     """One phase: a fresh optimizer, then model.fit on the labelled train split mixed with
     `pseudo` = (labels, weights) of the unlabeled split (None: the labelled examples only)."""
-    from edgepipe.components.train import builder, distribute, fit
+    from edgepipe.components.shared import model_builder
+    from edgepipe.components.train import distribute, fit
 
     settings = config.semi_supervised
     count = examples_io.split_size(examples, "train")
@@ -137,7 +138,7 @@ def fit_phase(tf, keras, model, examples, spec: dict, placement, config, context
         count += int((pseudo[1] > 0).sum())
     steps = max(1, math.ceil(count / placement.global_batch))
     with placement.strategy.scope():
-        builder.compile_model(keras, model, config, placement.learning_rate, epochs * steps)
+        model_builder.compile_model(keras, model, config, placement.learning_rate, epochs * steps)
     training = distribute.sharded_dataset(
         tf, placement.strategy,
         lambda input_context, batch: input_pipeline.weighted_dataset(

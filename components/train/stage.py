@@ -8,11 +8,18 @@ stage goes into model.json (and M/vocabulary.txt). The batch size is per replica
 rate follows the configured scaling rule. Under multi-worker training only the chief commits
 the artifact.
 
-The package: input_spec.py (what the model takes, from the data), builder.py (check, build and
-compile the model), distribute.py (strategy and worker role), fit.py (model.fit with resume,
-NaN detection, progress from progress.py), export.py (model.keras and the SavedModel). The
-tf.data input is components/shared/input_pipeline.py. TensorFlow is imported inside `run` so
-that a cached pipeline never pays for importing it.
+`[train] model` is a built-in builder's name or the user's own ("my_model.py:build", see
+edgepipe.models.user): its source file is part of the cache key (`fingerprint`), and its
+model is checked (shapes, probabilities, builtin-op TFLite conversion, reload) before
+training. With a tune stage in the pipeline (a [tune] section), the optional input `tuning`
+holds the best parameters of the search, which replace the config's own values.
+
+The package: distribute.py (strategy and worker role), fit.py (model.fit with resume, NaN
+detection, progress from progress.py), export.py (model.keras and the SavedModel). What the
+tune stage shares with it is in components/shared: input_spec.py (what the model takes, from
+the data), model_builder.py and model_check.py (check, build and compile the model),
+input_pipeline.py (tf.data), tuned_config.py (parameters over a config). TensorFlow is
+imported inside `run` so that a cached pipeline never pays for importing it.
 """
 
 from __future__ import annotations
@@ -24,8 +31,8 @@ from typing import Any, Literal
 
 import pydantic
 
-from edgepipe.components.shared import examples_io, input_pipeline
-from edgepipe.components.train import builder, input_spec
+from edgepipe.components.shared import (examples_io, input_pipeline, input_spec,
+                                        model_builder, tuned_config)
 from edgepipe.components.train.semi_supervised import Settings as SemiSupervised
 from edgepipe.contracts import artifacts, unlabeled_artifacts
 from edgepipe.pipeline.stage import StageConfig, WorkerFinished
@@ -33,16 +40,18 @@ from edgepipe.pipeline.stage import StageConfig, WorkerFinished
 NAME = "train"
 VERSION = 2
 INPUTS = {"examples": "Examples", "statistics": "Statistics", "schema": "Schema"}
+OPTIONAL_INPUTS = {"tuning": "Tuning"}  # wired only when the pipeline has a tune stage
 OUTPUTS = {"model": "Model"}
 COLLECTIVE = True  # every worker of a multi-worker cluster trains at once
 CODE = ("edgepipe.models", "edgepipe.components.shared", "edgepipe.contracts")
 
 
 class Config(StageConfig):
-    # Name of the builder in edgepipe.models.BUILDERS.
+    # A built-in builder of edgepipe.models (cnn, cnn_bn, lstm, text_lstm, mlp), or the user's
+    # own: "path/to/my_model.py:build" (relative to the config file) or "package.module:build".
     model: str = "cnn"
     # Keyword options passed to the builder, e.g. {"filters": [32, 64], "dropout": 0.3}.
-    model_options: dict[str, Any] = {}
+    model_options: dict[str, Any] = pydantic.Field({}, validate_default=True)
     # Number of passes over the training split.
     epochs: int = pydantic.Field(10, ge=1)
     # Examples per replica per step; the global batch is this times the number of replicas.
@@ -76,11 +85,10 @@ class Config(StageConfig):
 
     @pydantic.field_validator("model")
     @classmethod
-    def _known_model(cls, model: str) -> str:
+    def _known_model(cls, model: str, info: pydantic.ValidationInfo) -> str:
         from edgepipe import models  # the registry only: no Keras import
 
-        models.check_name(model)
-        return model
+        return models.resolve(model, (info.context or {}).get("base_dir", "."))
 
     @pydantic.field_validator("model_options")
     @classmethod
@@ -92,17 +100,29 @@ class Config(StageConfig):
         return options
 
 
+def fingerprint(config: Config, inputs) -> str | None:
+    """A user model's source file (editing it re-runs training); None for a built-in, whose
+    source is part of the stage's code (CODE)."""
+    from edgepipe import models
+
+    if not models.user.is_reference(config.model):
+        return None
+    return f"user model sha256 {models.user.fingerprint(config.model)}"
+
+
 def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     import tensorflow as tf
 
     from edgepipe.components.train import distribute
     from edgepipe.models.keras import keras
 
+    config, tuned = _tuned(config, inputs, context.log)
     examples = inputs["examples"].path
     class_names = examples_io.class_names(examples)
     spec = input_spec.input_spec(examples, inputs["statistics"].path, config.sequence_length,
                                  config.padding, config.input_color)
-    builder.check(config.model, config.model_options, spec["input_feature"])
+    model_builder.check(config.model, config.model_options, spec["input_feature"])
+    model_builder.preflight(tf, keras, config, spec, len(class_names))
     placement = distribute.place(context.runtime, config.batch_size, config.learning_rate,
                                  config.lr_scaling)
     steps = max(1, math.ceil(examples_io.split_size(examples, "train")
@@ -137,6 +157,7 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
         "resumed": fitted.resumed_from_epoch is not None or bool(outcome and outcome.resumed),
         "resumed_from_epoch": fitted.resumed_from_epoch,
         "seconds_per_epoch": fitted.mean_epoch_seconds,
+        **({"tuned_params": tuned} if tuned else {}),
     }
 
 
@@ -147,8 +168,8 @@ def _fit(tf, keras, examples, spec: dict, placement, config: Config, context,
     from edgepipe.components.train import fit, semi_supervised
 
     with placement.strategy.scope():
-        model = builder.build_and_compile(keras, config, spec, len(class_names),
-                                          placement.learning_rate, config.epochs * steps)
+        model = model_builder.build_and_compile(keras, config, spec, len(class_names),
+                                                placement.learning_rate, config.epochs * steps)
     if config.semi_supervised:
         outcome = semi_supervised.train(tf, keras, model, examples, spec, placement, config,
                                         context, class_names)
@@ -167,6 +188,15 @@ def _semi_properties(summary: dict[str, Any]) -> dict[str, Any]:
             "pseudo_labels": [{key: value for key, value in record.items()
                                if key != "confidence_histogram"}
                               for record in summary["rounds"]]}
+
+
+def _tuned(config: Config, inputs, log) -> tuple[Config, dict[str, Any]]:
+    """The config with the tune stage's best parameters in place of its own values."""
+    if "tuning" not in inputs:
+        return config, {}
+    best = artifacts.read_tuning(inputs["tuning"].path)["best_params"]
+    log.info("training with the tune stage's best parameters %s", best)
+    return tuned_config.apply(config, best, f"the tune stage's best parameters {best}"), best
 
 
 def _datasets(tf, examples, spec: dict, placement, config: Config, seed: int):

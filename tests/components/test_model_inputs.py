@@ -9,7 +9,7 @@ import pytest
 
 from edgepipe.contracts import model_inputs
 from edgepipe.components.shared import input_pipeline
-from edgepipe.components.train import input_spec
+from edgepipe.components.shared import input_spec
 
 SERIES = [np.arange(6, dtype=np.float32).reshape(3, 2) + 1,   # 3 steps
           np.arange(10, dtype=np.float32).reshape(5, 2) + 1]  # 5 steps

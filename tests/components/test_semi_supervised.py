@@ -59,7 +59,8 @@ def test_one_round_uses_the_pseudo_labels(semi_examples_artifact, semi_statistic
     other pseudo-labels ends with other weights: the pseudo-labels are what moves them."""
     import tensorflow as tf
 
-    from edgepipe.components.train import builder, distribute, input_spec, stage as train
+    from edgepipe.components.shared import input_spec, model_builder
+    from edgepipe.components.train import distribute, stage as train
     from edgepipe.models.keras import keras
 
     examples = semi_examples_artifact.path
@@ -68,7 +69,7 @@ def test_one_round_uses_the_pseudo_labels(semi_examples_artifact, semi_statistic
         "filters": [8], "dense_units": 16}})
     placement = distribute.place(Runtime(), 32, 1e-3, "none")
     keras.utils.set_random_seed(3)
-    model = builder.build_and_compile(keras, config, spec, 10, 1e-3, 10)
+    model = model_builder.build_and_compile(keras, config, spec, 10, 1e-3, 10)
     teacher = [weights.copy() for weights in model.get_weights()]
     probabilities = semi_supervised.predict(tf, model, examples, spec)
     labels, chosen, _ = semi_supervised.select(probabilities, 0.0)  # every record

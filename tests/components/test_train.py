@@ -20,7 +20,7 @@ import pytest
 
 from edgepipe.components.shared import examples_io
 from edgepipe.contracts import model_inputs
-from edgepipe.components.train import input_spec
+from edgepipe.components.shared import input_spec
 from edgepipe.pipeline.stage import Context, Runtime
 from tests.conftest import CLASS_NAMES, REPO
 
@@ -272,7 +272,7 @@ def test_sequence_length_and_padding_come_from_config(run_stage, vowels):
 
 def test_a_model_for_another_input_kind_is_rejected(run_stage, vowels):
     with pytest.raises(ValueError, match=r"model 'cnn' takes 'image' inputs but the examples "
-                                         r"hold 'sequence'.*\['lstm'\]"):
+                                         r"hold 'sequence'.*\['lstm', 'mlp'\]"):
         run_stage("train", vowels, {"model": "cnn", "epochs": 1})
 
 

@@ -1,0 +1,87 @@
+"""Which model a stage trains (train, and tune's trials): checks before training, then build
+and compile.
+
+Builders live in edgepipe.models (or are the user's own, see edgepipe.models.user); before
+any training time is spent, this checks that a built-in takes this kind of input and accepts
+the configured options, and that a user's builder returns a usable model
+(components/shared/model_check.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def check(model: str, model_options: dict[str, Any], feature: str) -> None:
+    """Reject a model that does not take this input, or unknown options, before training
+    (the config loader already checked the name and the options)."""
+    from edgepipe import models
+
+    models.check_name(model)
+    if not models.user.is_reference(model):
+        takes = models.INPUT_FEATURES.get(model, ())
+        if feature not in takes:
+            fitting = sorted(name for name, kinds in models.INPUT_FEATURES.items()
+                             if feature in kinds)
+            raise ValueError(
+                f"[train] model {model!r} takes {' or '.join(map(repr, takes))} inputs but the "
+                f"examples hold {feature!r}; set [train] model to one of {fitting}."
+            )
+    try:
+        models.check_options(model, model_options)
+    except ValueError as error:
+        raise ValueError(f"[train.model_options] has {error}") from None
+
+
+def data_arguments(spec: dict[str, Any], num_classes: int) -> dict[str, Any]:
+    """What a builder takes from the data: the input shape, the number of classes, and the
+    normalisation statistics, or for text the vocabulary's size."""
+    arguments = {"input_shape": spec["input_shape"], "num_classes": num_classes}
+    if spec["input_feature"] == "text":
+        return {**arguments, "vocabulary_size": len(spec["vocabulary"])}
+    if spec.get("rgb_to_gray"):  # RGB input, gray training data: converted inside the model
+        arguments["rgb_to_gray"] = True
+    return {**arguments, **spec["normalization"]}
+
+
+def build(config, spec: dict[str, Any], num_classes: int):
+    """The configured model, uncompiled; a user builder's model is checked (it raised,
+    returned a Keras 3 model or the wrong shapes: ValueError naming the file and function)."""
+    from edgepipe import models
+    from edgepipe.components.shared import model_check
+
+    arguments = models.data_arguments(config.model, data_arguments(spec, num_classes))
+    if not models.user.is_reference(config.model):
+        return models.build(config.model, **arguments, **config.model_options)
+    model = model_check.call(config.model, arguments, config.model_options)
+    model_check.check_model(config.model, model, spec, num_classes)
+    return model
+
+
+def build_and_compile(keras, config, spec: dict[str, Any], num_classes: int,
+                      learning_rate: float, total_steps: int):
+    """The configured model, compiled with Adam (constant or cosine-decayed rate)."""
+    model = build(config, spec, num_classes)
+    compile_model(keras, model, config, learning_rate, total_steps)
+    return model
+
+
+def compile_model(keras, model, config, learning_rate: float, total_steps: int) -> None:
+    """(Re)compile with a fresh Adam whose rate is constant or decays over `total_steps`."""
+    rate = learning_rate
+    if config.lr_schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(learning_rate, total_steps)
+    model.compile(optimizer=keras.optimizers.Adam(rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+
+def preflight(tf, keras, config, spec: dict[str, Any], num_classes: int) -> None:
+    """A user builder's model, built once before training and checked: shapes and
+    probabilities, conversion to builtin-op TFLite, reload from a .keras file. Built-ins are
+    tested to pass (tests/models) and skip this."""
+    from edgepipe import models
+    from edgepipe.components.shared import model_check
+
+    if models.user.is_reference(config.model):
+        model_check.preflight(tf, keras, config.model, build(config, spec, num_classes))
+        keras.backend.clear_session()

@@ -1,0 +1,1 @@
+"""The tune stage: a hyperparameter search over [train] keys (Optuna)."""
