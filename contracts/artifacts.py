@@ -8,7 +8,6 @@ through a temporary file and a rename, so a reader (or a resumed run) never sees
     Examples     quarantine/records.jsonl (the TFDS dataset itself: components/shared/examples_io)
     Statistics   statistics.json, anomalies.json, vocabulary.txt (statistics.pb and
                  schema.pbtxt: components/statistics)
-    Tuning       tuning.json (every trial of the search and the best parameters)
     Model        model.json (what the model takes and returns), history.json
     Evaluation   metrics.json, confusion.json, singled_out.json, predictions.csv and the
                  blessing marker BLESSED or NOT_BLESSED
@@ -16,8 +15,9 @@ through a temporary file and a rename, so a reader (or a resumed run) never sees
     Report       summary.json
     PushedModel  pushed.json
 
-The files about unlabelled data (unlabeled_sources.jsonl of Examples, pseudo_labels.json
-of Model, labeling_queue.csv of Evaluation) have theirs in unlabeled_artifacts.py.
+The tune stage's tuning.json has its reader and writer in tuning_artifacts.py; the files about
+unlabelled data (unlabeled_sources.jsonl, pseudo_labels.json, labeling_queue.csv) in
+unlabeled_artifacts.py.
 Standard library only: the serving image reads model.json through here too.
 """
 
@@ -46,20 +46,15 @@ DEPLOYABLE = "deployable.json"
 STATISTICS = "statistics.json"
 ANOMALIES = "anomalies.json"
 QUARANTINE = pathlib.PurePosixPath("quarantine", "records.jsonl")
-UNLABELED_SOURCES = "unlabeled_sources.jsonl"
-PSEUDO_LABELS = "pseudo_labels.json"
-LABELING_QUEUE = "labeling_queue.csv"
 REPORT_SUMMARY = "summary.json"
 PUSHED = "pushed.json"
-TUNING = "tuning.json"
 
-# Which stage writes each file: error messages say what to re-run.
+# Which stage writes each file: error messages say what to re-run (tuning_artifacts.py and
+# unlabeled_artifacts.py add theirs).
 WRITERS = {MODEL_INFO: "train", HISTORY: "train", METRICS: "evaluate", CONFUSION: "evaluate",
            SINGLED_OUT: "evaluate", PREDICTIONS: "evaluate", VARIANTS: "quantize",
            DEPLOYABLE: "quantize", STATISTICS: "statistics", ANOMALIES: "statistics",
-           str(QUARANTINE): "ingest", REPORT_SUMMARY: "report", PUSHED: "push", TUNING: "tune",
-           UNLABELED_SOURCES: "ingest", PSEUDO_LABELS: "train", "pseudo_labels.csv": "train",
-           LABELING_QUEUE: "evaluate"}
+           str(QUARANTINE): "ingest", REPORT_SUMMARY: "report", PUSHED: "push"}
 
 
 class ArtifactFileError(ValueError):
@@ -149,27 +144,6 @@ def read_anomalies(statistics_dir: PathLike) -> list[dict[str, Any]]:
 
 def write_anomalies(statistics_dir: PathLike, anomalies: list[dict[str, Any]]) -> None:
     write_json(_at(statistics_dir, ANOMALIES), {"anomalies": anomalies})
-
-
-# ---------------------------------------------------------------- Tuning
-TRIAL_FIELDS = ("number", "params", "value", "val_accuracy", "seconds", "pruned", "state")
-
-def write_tuning(tuning_dir: PathLike, tuning: dict[str, Any]) -> None:
-    """tuning.json: metric, direction, space, trials [{number, params, value, val_accuracy,
-    seconds, pruned, state, epochs, values}], best_trial, best_params, best_value."""
-    write_json(pathlib.Path(tuning_dir, TUNING), tuning)
-
-
-def read_tuning(tuning_dir: PathLike) -> dict[str, Any]:
-    """The search: every trial and the best parameters (dotted [train] keys -> values)."""
-    path = pathlib.Path(tuning_dir, TUNING)
-    tuning = read_json(path)
-    missing = sorted({"metric", "trials", "best_params", "best_value"} - set(tuning)) + [
-        f"trials[{index}].{field}" for index, trial in enumerate(tuning.get("trials", []))
-        for field in TRIAL_FIELDS if field not in trial]
-    if missing or not isinstance(tuning["best_params"], dict):
-        raise ArtifactFileError(f"{path} lacks {missing or ['best_params']}; re-run tune.")
-    return tuning
 
 
 # ---------------------------------------------------------------- Model

@@ -25,9 +25,14 @@ import pathlib
 from typing import Any, Iterable
 
 from edgepipe.contracts import storage
-from edgepipe.contracts.artifacts import (LABELING_QUEUE, PSEUDO_LABELS, UNLABELED_SOURCES,
-                                          ArtifactFileError, PathLike, read_json, text,
-                                          write_csv, write_json)
+from edgepipe.contracts.artifacts import (WRITERS, ArtifactFileError, PathLike, read_json,
+                                          text, write_csv, write_json)
+
+UNLABELED_SOURCES = "unlabeled_sources.jsonl"
+PSEUDO_LABELS = "pseudo_labels.json"
+LABELING_QUEUE = "labeling_queue.csv"
+WRITERS.update({UNLABELED_SOURCES: "ingest", PSEUDO_LABELS: "train",
+                "pseudo_labels.csv": "train", LABELING_QUEUE: "evaluate"})
 
 PSEUDO_LABEL_ROWS = "pseudo_labels.csv"
 QUEUE_COLUMNS = ("rank", "id", "source", "predicted", "confidence", "margin", "entropy")

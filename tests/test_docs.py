@@ -51,11 +51,14 @@ def config_sections() -> dict[str, set[str]]:
 
 
 def nested_model(annotation):
-    """The pydantic model a field holds (also as `Model | None`), or None."""
+    """The pydantic model a field holds (also as `Model | None`), or None. A table of tables
+    (`dict[str, Model]`, e.g. [kfp.resources.<stage>]) is documented with its parent key."""
     import typing
 
     import pydantic
 
+    if typing.get_origin(annotation) is dict:
+        return None
     for candidate in (annotation, *typing.get_args(annotation)):
         if isinstance(candidate, type) and issubclass(candidate, pydantic.BaseModel):
             return candidate

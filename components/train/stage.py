@@ -34,7 +34,7 @@ import pydantic
 from edgepipe.components.shared import (examples_io, input_pipeline, input_spec,
                                         model_builder, tuned_config)
 from edgepipe.components.train.semi_supervised import Settings as SemiSupervised
-from edgepipe.contracts import artifacts, unlabeled_artifacts
+from edgepipe.contracts import artifacts, tuning_artifacts, unlabeled_artifacts
 from edgepipe.pipeline.stage import StageConfig, WorkerFinished
 
 NAME = "train"
@@ -194,7 +194,7 @@ def _tuned(config: Config, inputs, log) -> tuple[Config, dict[str, Any]]:
     """The config with the tune stage's best parameters in place of its own values."""
     if "tuning" not in inputs:
         return config, {}
-    best = artifacts.read_tuning(inputs["tuning"].path)["best_params"]
+    best = tuning_artifacts.read_tuning(inputs["tuning"].path)["best_params"]
     log.info("training with the tune stage's best parameters %s", best)
     return tuned_config.apply(config, best, f"the tune stage's best parameters {best}"), best
 

@@ -31,7 +31,7 @@ import pydantic
 
 from edgepipe.components.shared import examples_io, model_builder, tuned_config
 from edgepipe.components.tune import space as space_module
-from edgepipe.contracts import artifacts
+from edgepipe.contracts import tuning_artifacts
 from edgepipe.pipeline.stage import StageConfig
 
 NAME = "tune"
@@ -108,7 +108,7 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
                            context.seed, config.metric, report)
 
     result = search.search(config, objective, context.scratch_dir, context.seed, context.log)
-    artifacts.write_tuning(outputs["tuning"], {**result, "epochs_per_trial": epochs})
+    tuning_artifacts.write_tuning(outputs["tuning"], {**result, "epochs_per_trial": epochs})
     context.log.info("best trial %d: %s %.4f with %s", result["best_trial"], config.metric,
                      result["best_value"], result["best_params"])
     return {
