@@ -42,4 +42,4 @@ def test_bad_options_say_what_to_fix():
         build(units=[])
     with pytest.raises(ValueError, match="vocabulary_size 2"):
         models.build("text_lstm", input_shape=[20], num_classes=3, vocabulary_size=2)
-    assert models.INPUT_FEATURES["text_lstm"] == "text"
+    assert models.INPUT_FEATURES["text_lstm"] == ("text",)
