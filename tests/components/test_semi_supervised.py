@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import subprocess
-import sys
-import textwrap
 import time
 
 import numpy as np
@@ -20,6 +17,7 @@ from edgepipe.components.shared import examples_io
 from edgepipe.components.train import semi_supervised
 from edgepipe.contracts import unlabeled_artifacts
 from edgepipe.pipeline.stage import Context, Runtime
+from tests.components import train_kill
 from tests.conftest import REPO, SEMI_TRAIN_CONFIG
 
 
@@ -96,29 +94,6 @@ def test_semi_supervised_needs_an_unlabeled_split(run_stage, examples_artifact,
                   SEMI_TRAIN_CONFIG)
 
 
-KILL_SCRIPT = textwrap.dedent("""
-    import logging, sys, time
-    from edgepipe.components.train import stage as train
-    from edgepipe.pipeline.stage import Artifact, Context, Runtime
-    from edgepipe.pipeline.store import Store
-
-    class SlowEpochs(logging.Handler):  # gives the test time to kill between two epochs
-        def emit(self, record):
-            if " step " not in record.getMessage() and record.getMessage().startswith("epoch"):
-                time.sleep(1.5)
-
-    root, examples, statistics, schema = sys.argv[1:]
-    log = logging.getLogger("edgepipe.killed")
-    log.setLevel(logging.INFO)
-    log.addHandler(SlowEpochs())
-    store = Store(root)
-    inputs = {"examples": Artifact.load(examples), "statistics": Artifact.load(statistics),
-              "schema": Artifact.load(schema)}
-    config = train.Config.model_validate(CONFIG)
-    context = Context("tests", "killed", 7, Runtime(), store.scratch_dir("train", "semi"),
-                      log=log)
-    store.execute(train, "semi", inputs, config, context)
-""")
 KILL_CONFIG = {"epochs": 1, "batch_size": 32, "model_options": {"filters": [8], "dense_units": 16},
                "semi_supervised": {"threshold": 0.3, "rounds": 2, "epochs": 3}}
 
@@ -132,13 +107,8 @@ def test_a_run_killed_in_the_middle_of_a_round_resumes_there(
 
     store = Store(tmp_path)
     scratch = store.scratch_dir("train", "semi")
-    script = KILL_SCRIPT.replace("CONFIG)", f"{KILL_CONFIG!r})")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_USE_LEGACY_KERAS": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-c", script, str(tmp_path), str(semi_examples_artifact.path),
-         str(semi_statistics_artifacts["statistics"].path),
-         str(semi_statistics_artifacts["schema"].path)],
-        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = train_kill.start(tmp_path, semi_examples_artifact, semi_statistics_artifacts,
+                               "semi", json.dumps(KILL_CONFIG))
     backup = scratch / "backup" / "round-1" / "chief"  # the first student's backup
     while process.poll() is None and tf.train.latest_checkpoint(str(backup)) is None:
         time.sleep(0.05)

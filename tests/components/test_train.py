@@ -6,13 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import pathlib
 import re
 import signal
-import subprocess
-import sys
-import textwrap
 import time
 
 import numpy as np
@@ -22,6 +18,7 @@ from edgepipe.components.shared import examples_io
 from edgepipe.contracts import model_inputs
 from edgepipe.components.shared import input_spec
 from edgepipe.pipeline.stage import Context, Runtime
+from tests.components import train_kill
 from tests.conftest import CLASS_NAMES, REPO
 
 
@@ -131,32 +128,6 @@ def test_progress_is_logged_per_epoch_and_per_step(
     assert any(re.fullmatch(pattern, message) for message in messages), messages
 
 
-KILL_SCRIPT = textwrap.dedent("""
-    import logging, sys, time
-    from edgepipe.components.train import stage as train
-    from edgepipe.pipeline.stage import Artifact, Context, Runtime
-    from edgepipe.pipeline.store import Store
-
-    class SlowEpochs(logging.Handler):  # gives the test time to kill between two epochs
-        def emit(self, record):
-            if " step " not in record.getMessage() and record.getMessage().startswith("epoch"):
-                time.sleep(1.5)
-
-    root, examples, statistics, schema = sys.argv[1:]
-    log = logging.getLogger("edgepipe.killed")
-    log.setLevel(logging.INFO)
-    log.addHandler(SlowEpochs())
-    store = Store(root)
-    inputs = {"examples": Artifact.load(examples), "statistics": Artifact.load(statistics),
-              "schema": Artifact.load(schema)}
-    config = train.Config(epochs=4, batch_size=32, model_options={"filters": [8],
-                                                                    "dense_units": 16})
-    context = Context("tests", "killed", 7, Runtime(), store.scratch_dir("train", "resume"),
-                      log=log)
-    store.execute(train, "resume", inputs, config, context)
-""")
-
-
 @pytest.mark.parametrize("torn_history", [False, True], ids=["intact", "torn-history"])
 def test_sigkilled_training_resumes_from_the_checkpoint_epoch(
     tmp_path, examples_artifact, statistics_artifacts, torn_history, caplog
@@ -170,12 +141,9 @@ def test_sigkilled_training_resumes_from_the_checkpoint_epoch(
     from edgepipe.pipeline.store import Store
 
     store = Store(tmp_path)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_USE_LEGACY_KERAS": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-c", KILL_SCRIPT, str(tmp_path), str(examples_artifact.path),
-         str(statistics_artifacts["statistics"].path), str(statistics_artifacts["schema"].path)],
-        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
+    process = train_kill.start(tmp_path, examples_artifact, statistics_artifacts, "resume",
+                               json.dumps({"epochs": 4, "batch_size": 32,
+                                           "model_options": {"filters": [8], "dense_units": 16}}))
     backup = store.scratch_dir("train", "resume") / "backup" / "chief"
     while process.poll() is None and tf.train.latest_checkpoint(str(backup)) is None:
         time.sleep(0.05)
