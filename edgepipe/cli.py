@@ -156,6 +156,7 @@ def _print_summary(summary: dict) -> None:
                 print(
                     f"  {variant['name']:<14} {variant['size_bytes'] / 1024:8.1f} KB"
                     f"  accuracy {variant['accuracy']:.4f}  p50 {variant['latency_ms_p50']:.3f} ms"
+                    f"{_variant_seconds(variant.get('seconds'))}"
                 )
         if stage["name"] == "quantize" and metrics.get("deployable"):
             deployable = metrics["deployable"]
@@ -165,6 +166,14 @@ def _print_summary(summary: dict) -> None:
         if stage["name"] == "report" and stage.get("artifacts"):
             print(f"\nreport: {stage['artifacts']['report']}/report.html")
     print(f"summary: {summary['root']}/runs/latest.json")
+
+
+def _variant_seconds(seconds: dict | None) -> str:
+    """A quantize variant's time split, as the run summary records it."""
+    if not seconds:
+        return ""
+    return (f"  s: fine-tune {seconds.get('fine_tune', 0):.1f} convert "
+            f"{seconds.get('convert', 0):.1f} measure {seconds.get('measure', 0):.1f}")
 
 
 def status(config) -> int:

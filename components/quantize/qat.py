@@ -60,13 +60,21 @@ def _compile(model, learning_rate: float, decay_steps: int | None = None) -> Non
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
 
-def _steps(dataset, epochs: int) -> int:
-    """Optimizer steps of `epochs` passes over `dataset` (its batch count must be known)."""
+def _steps(dataset, epochs: float) -> int:
+    """Optimizer steps of `epochs` passes over `dataset` (its batch count must be known); a
+    fraction of an epoch is that share of its batches, at least one."""
     batches = int(dataset.cardinality().numpy())
     if batches < 0:
         raise ValueError("the fine-tuning dataset has no known length; build it with "
                          "input_pipeline.dataset without repeat (or .take(n)).")
-    return max(1, epochs * batches)
+    return max(1, round(epochs * batches))
+
+
+def _fit(model, dataset, steps: int, callbacks=()):
+    """Fit for exactly `steps` batches: the dataset repeats (reshuffled each pass), so whole
+    and fractional epochs both work."""
+    return model.fit(dataset.repeat(), epochs=1, steps_per_epoch=steps, verbose=0,
+                     callbacks=list(callbacks))
 
 
 # tfmot's 8-bit scheme trains a BatchNormalization next to the conv before it, which the
@@ -171,7 +179,7 @@ def _activation(layer) -> str | None:
     return getattr(function, "__name__", None) if callable(function) else None
 
 
-def quantization_aware(model, dataset, epochs: int, learning_rate: float,
+def quantization_aware(model, dataset, epochs: float, learning_rate: float,
                        log: logging.Logger):
     """The model fine-tuned with fake-quantized weights and activations (ready for int8).
 
@@ -194,14 +202,15 @@ def quantization_aware(model, dataset, epochs: int, learning_rate: float,
     annotated = keras.models.clone_model(fold_batch_norms(model), clone_function=annotate)
     with quantization.quantize_scope():
         qat_model = quantization.quantize_apply(annotated)
-    _compile(qat_model, learning_rate, _steps(dataset, epochs))
-    history = qat_model.fit(dataset, epochs=epochs, verbose=0)
-    log.info("quantize: QAT fine-tuned %d epoch(s), final loss %.4f accuracy %.4f", epochs,
-             history.history["loss"][-1], history.history["accuracy"][-1])
+    steps = _steps(dataset, epochs)
+    _compile(qat_model, learning_rate, steps)
+    history = _fit(qat_model, dataset, steps)
+    log.info("quantize: QAT fine-tuned %g epoch(s) (%d steps), loss %.4f accuracy %.4f",
+             epochs, steps, history.history["loss"][-1], history.history["accuracy"][-1])
     return qat_model
 
 
-def prune(model, dataset, epochs: int, learning_rate: float, target_sparsity: float,
+def prune(model, dataset, epochs: float, learning_rate: float, target_sparsity: float,
           log: logging.Logger):
     """(stripped model, sparsity): magnitude-pruned to `target_sparsity` while fine-tuning.
 
@@ -233,10 +242,10 @@ def prune(model, dataset, epochs: int, learning_rate: float, target_sparsity: fl
 
     pruned = keras.models.clone_model(_copy(model), clone_function=wrap)
     _compile(pruned, learning_rate)
-    pruned.fit(dataset, epochs=epochs, verbose=0, callbacks=[sparsity_api.UpdatePruningStep()])
+    _fit(pruned, dataset, total_steps, [sparsity_api.UpdatePruningStep()])
     weights = [weight.numpy().ravel() for layer in pruned.layers
                for weight, _, _ in getattr(layer, "pruning_vars", [])]
     sparsity = float(np.mean(np.concatenate(weights) == 0)) if weights else 0.0
-    log.info("quantize: pruned for %d epoch(s) to sparsity %.3f (target %.2f)",
-             epochs, sparsity, target_sparsity)
+    log.info("quantize: pruned for %g epoch(s) (%d steps) to sparsity %.3f (target %.2f)",
+             epochs, total_steps, sparsity, target_sparsity)
     return sparsity_api.strip_pruning(pruned), sparsity

@@ -8,9 +8,11 @@ accuracy and agreement are compared with.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import pathlib
+import time
 from typing import Any, Callable
 
 import numpy as np
@@ -38,24 +40,40 @@ def quantize_model(
     data = _Once(fine_tune_data)
     records = []
     for variant in config.variants:
-        source = model
-        extra: dict[str, Any] = {}
+        seconds = {"fine_tune": 0.0, "convert": 0.0, "measure": 0.0}
+        source, extra = model, {}
         if variant in FINE_TUNED:
-            tuned = fine_tune(model, variant, config, data, log)
+            with _timed(seconds, "fine_tune"):
+                tuned = fine_tune(model, variant, config, data, log)
             if isinstance(tuned, str):
                 log.warning("quantize: %s skipped: %s", variant, tuned)
-                records.append({"name": variant, "skipped": tuned})
+                records.append({"name": variant, "skipped": tuned})  # decided before training
                 continue
             source, extra = tuned
-        content = _write(source, variant, representative, config, model_info, raw_range,
-                         output_dir, model_key)
-        check_recurrent(model, variant, (ops := _ops(content)))
-        record = measure_variant(content, variant, ops, test_inputs, test_labels,
-                                 keras_predictions, output_dir, log)
-        record["device"] = _device_checks(content, output_dir / record["path"], config, log)
-        records.append({**record, **extra})
+        with _timed(seconds, "convert"):
+            content = _write(source, variant, representative, config, model_info, raw_range,
+                             output_dir, model_key)
+            check_recurrent(model, variant, (ops := _ops(content)))
+        with _timed(seconds, "measure"):
+            record = measure_variant(content, variant, ops, test_inputs, test_labels,
+                                     keras_predictions, output_dir, log,
+                                     getattr(config, "latency_examples", None))
+            record["device"] = _device_checks(content, output_dir / record["path"], config, log)
+        log.info("quantize: %-13s seconds: fine-tuning %.1f, conversion %.1f, measurement %.1f",
+                 variant, seconds["fine_tune"], seconds["convert"], seconds["measure"])
+        records.append({**record, **extra, "seconds": seconds})
     artifacts.write_variants(output_dir, records)
     return records, keras_accuracy
+
+
+@contextlib.contextmanager
+def _timed(seconds: dict[str, float], part: str):
+    """Adds the wall seconds of the block to seconds[part] (rounded to 0.01 s)."""
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        seconds[part] = round(seconds[part] + time.monotonic() - started, 2)
 
 
 class _Once:
@@ -128,20 +146,25 @@ def _ops(content: bytes) -> list[str]:
 
 def measure_variant(content: bytes, variant: str, ops: list[str], test_inputs, test_labels,
                     keras_predictions, output_dir: pathlib.Path,
-                    log: logging.Logger) -> dict[str, Any]:
-    """The variants.json record of one written variant, measured on the test inputs with one
-    interpreter thread and with every core."""
+                    log: logging.Logger, latency_examples: int | None = None) -> dict[str, Any]:
+    """The variants.json record of one written variant: accuracy and agreement over every
+    test input (the inputs split among one-thread interpreters on every core), batch-1
+    latency with one interpreter thread and with every core over the first
+    `latency_examples` test inputs (None: all of them)."""
     from edgepipe.components.quantize import measure
 
     cores = measure.all_cores()
+    timed = test_inputs[:latency_examples] if latency_examples else test_inputs
     try:
-        one = measure.run(content, test_inputs, num_threads=1, name=f"variant {variant!r}")
-        every = one if cores == 1 else measure.run(content, test_inputs, num_threads=cores,
+        probabilities = measure.predict(content, test_inputs, workers=cores,
+                                        name=f"variant {variant!r}")
+        one = measure.run(content, timed, num_threads=1, name=f"variant {variant!r}")
+        every = one if cores == 1 else measure.run(content, timed, num_threads=cores,
                                                    name=f"variant {variant!r}")
     except (RuntimeError, ValueError) as error:
         raise RuntimeError(f"TFLite variant {variant!r} converted but failed on the LiteRT "
                            f"interpreter: {error}") from error
-    predictions = np.argmax(one.probabilities, axis=1)
+    predictions = np.argmax(probabilities, axis=1)
     path = output_dir / f"{variant}.tflite"
     record = {
         "name": variant, "path": path.name, "metadata": f"{variant}.json",
@@ -153,7 +176,7 @@ def measure_variant(content: bytes, variant: str, ops: list[str], test_inputs, t
         "threads_all_cores": cores, "peak_memory_bytes": measure.peak_memory_bytes(path),
         "ops": ops, "builtin_only": measure.builtin_only(ops),
         "input_dtype": one.input_dtype, "output_dtype": one.output_dtype,
-        "num_examples": int(len(test_labels)), "cpu": measure.cpu_description(),
+        "num_examples": int(len(test_labels)), "latency_examples": int(len(timed)), "cpu": measure.cpu_description(),
     }
     log.info(
         "quantize: %-13s %9d bytes (gzip %9d)  accuracy %.4f  agreement %.4f  p50 %.3f ms "

@@ -23,6 +23,8 @@ def quantization(tflite_dir: pathlib.Path, keras_accuracy: float) -> dict[str, A
         "variants": rows,
         "skipped": skipped,
         "keras_accuracy": keras_accuracy,
+        "num_examples": measured[0].get("num_examples") if measured else None,
+        "latency_examples": measured[0].get("latency_examples") if measured else None,
         "max_drop_points": deployable["policy"]["max_accuracy_drop_points"],
         "deployable": deployable,
         "figure": plots.variant_tradeoff(measured, keras_accuracy) if measured else "",
@@ -45,8 +47,19 @@ def _row(variant: dict[str, Any], keras_accuracy: float, float32_size: int | Non
         "builtin_only": bool(variant["builtin_only"]),
         "ops": list(variant["ops"]),
         "io": f"{variant.get('input_dtype', '?')} → {variant.get('output_dtype', '?')}",
+        "seconds": _seconds(variant),
         **_device(variant.get("device") or {}),
     }
+
+
+def _seconds(variant: dict[str, Any]) -> dict[str, float] | None:
+    """Where the stage spent its time on the variant: {"fine_tune", "convert", "measure",
+    "total"} seconds; None for variants.json written before the split was recorded."""
+    seconds = variant.get("seconds")
+    if not seconds:
+        return None
+    parts = {part: float(seconds.get(part, 0.0)) for part in ("fine_tune", "convert", "measure")}
+    return {**parts, "total": round(sum(parts.values()), 2)}
 
 
 def _device(device: dict[str, Any]) -> dict[str, Any]:

@@ -29,15 +29,34 @@ def pad_sequence_tensor(tf, series, length: int, padding: str = "pre",
     return tf.ensure_shape(padded, [length, series.shape[-1]])
 
 
+AUGMENTS = ("none", "translate")  # [train] augment: what the training batches get
+
+
+def translate_batch(tf, images, pixels: int):
+    """Every image of a float32 [B, H, W, C] batch shifted by its own random whole number of
+    pixels, up to `pixels` each way on each axis, the edge filled with 0 (the raw background):
+    zero padding then a random crop, vectorised over the batch (no per-image map)."""
+    batch, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
+    padded = tf.pad(images, [[0, 0], [pixels, pixels], [pixels, pixels], [0, 0]])
+    rows = tf.random.uniform([batch], 0, 2 * pixels + 1, dtype=tf.int32)
+    columns = tf.random.uniform([batch], 0, 2 * pixels + 1, dtype=tf.int32)
+    shifted = tf.gather(padded, rows[:, None] + tf.range(height)[None, :], axis=1, batch_dims=1)
+    return tf.gather(shifted, columns[:, None] + tf.range(width)[None, :], axis=2,
+                     batch_dims=1)
+
+
 def dataset(tf, examples, split: str, model_info: dict[str, Any], batch_size: int,
             seed: int | None = None, shuffle_buffer: int = 0, repeat: bool = False,
-            input_context=None, drop_remainder: bool = False):
+            input_context=None, drop_remainder: bool = False, augment: str = "none",
+            augment_pixels: int = 2):
     """(model input, label) batches of one split of an Examples artifact.
 
     `shuffle_buffer` > 0 shuffles with `seed` (reshuffled every epoch); `repeat` repeats
     forever (fit then counts steps, and every batch is full). With an InputContext of several
     input pipelines (multi-worker training) each pipeline reads its own shard; without one
-    the dataset is sharded by element, so Keras can split it among replicas.
+    the dataset is sharded by element, so Keras can split it among replicas. `augment`
+    "translate" shifts each image by up to `augment_pixels` (translate_batch): only for
+    image inputs, and only the caller's training split should ask for it.
     """
     data = _elements(tf, examples, split, model_info, input_context).cache()
     if shuffle_buffer:
@@ -46,9 +65,16 @@ def dataset(tf, examples, split: str, model_info: dict[str, Any], batch_size: in
         data = data.repeat()
         drop_remainder = True
     data = data.batch(batch_size, drop_remainder=drop_remainder)
+    if augment not in AUGMENTS:
+        raise ValueError(f"augment {augment!r}: expected one of {list(AUGMENTS)}")
+    translate = augment == "translate" and model_info["input_feature"] == "image"
+
+    def cast(values, labels):  # per batch: a quarter of the memory traffic of float32 caches
+        values = tf.cast(values, tf.float32)
+        return (translate_batch(tf, values, augment_pixels) if translate else values), labels
+
     if model_info["input_feature"] != "text":  # token ids stay int32
-        data = data.map(lambda values, labels: (tf.cast(values, tf.float32), labels),
-                        num_parallel_calls=tf.data.AUTOTUNE)
+        data = data.map(cast, num_parallel_calls=tf.data.AUTOTUNE)
     data = data.prefetch(tf.data.AUTOTUNE)
     if input_context is None:
         options = tf.data.Options()

@@ -67,12 +67,32 @@ def build_and_compile(keras, config, spec: dict[str, Any], num_classes: int,
 
 
 def compile_model(keras, model, config, learning_rate: float, total_steps: int) -> None:
-    """(Re)compile with a fresh Adam whose rate is constant or decays over `total_steps`."""
+    """(Re)compile with a fresh Adam whose rate is constant or decays over `total_steps`,
+    and the sparse cross-entropy, label-smoothed when the config asks for it."""
     rate = learning_rate
     if config.lr_schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(learning_rate, total_steps)
+    smoothing = float(getattr(config, "label_smoothing", 0.0) or 0.0)
     model.compile(optimizer=keras.optimizers.Adam(rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                  loss=smoothed_sparse_crossentropy(keras, smoothing) if smoothing
+                  else "sparse_categorical_crossentropy", metrics=["accuracy"])
+
+
+def smoothed_sparse_crossentropy(keras, smoothing: float):
+    """Cross-entropy of integer labels against probabilities with label smoothing (tf_keras'
+    SparseCategoricalCrossentropy has none): the labels become one-hot inside the loss, so the
+    data and the "accuracy" metric stay sparse. Not serialisable: the train stage saves an
+    uncompiled copy (components/train/export.py)."""
+    import tensorflow as tf
+
+    def loss(labels, probabilities):
+        labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+        one_hot = tf.one_hot(labels, tf.shape(probabilities)[-1], dtype=probabilities.dtype)
+        return keras.losses.categorical_crossentropy(one_hot, probabilities,
+                                                     label_smoothing=smoothing)
+
+    loss.__name__ = f"sparse_crossentropy_smoothed_{smoothing:g}"
+    return loss
 
 
 def preflight(tf, keras, config, spec: dict[str, Any], num_classes: int) -> None:

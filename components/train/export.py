@@ -9,6 +9,24 @@ from typing import Any
 from edgepipe.contracts import text_tokens
 
 
+def float32_copy(keras, model):
+    """The trained model rebuilt with every layer under the float32 policy and the trained
+    weights copied in, uncompiled. A model trained under mixed_bfloat16 does not convert to
+    full int8 as it is (its bfloat16 Normalization subtract is no TFLite builtin op: "'tf.Sub'
+    op is neither a custom op nor a flex op"); the copy converts like a float32-trained model.
+    Uncompiled, model.keras carries no loss either (a label-smoothed loss is a Python function
+    that loading could not find) and no optimizer state."""
+    def clone(layer):
+        config = layer.get_config()
+        if "dtype" in config:
+            config["dtype"] = "float32"
+        return type(layer).from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def save(tf, model, spec: dict[str, Any], folder: pathlib.Path) -> None:
     """model.keras, vocabulary.txt (text) and saved_model/ in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -27,10 +27,12 @@ class Fitted:
     work_dir: pathlib.Path  # this worker's scratch folder (TensorBoard logs/)
     resumed_from_epoch: int | None  # None: trained from scratch
     mean_epoch_seconds: float | None
+    images_per_second: float | None = None  # training steps only (see progress.py)
 
 
 def fit(tf, keras, model, training_data, validation_data, steps: int, config, context,
-        chief: bool, role: str, epochs: int | None = None, phase: str = "") -> Fitted:
+        chief: bool, role: str, epochs: int | None = None, phase: str = "",
+        global_batch: int | None = None) -> Fitted:
     """Fit for `epochs` (default config.epochs) of `steps` steps, resuming from a backup in
     scratch if any. A `phase` name (one fit of several, as in semi-supervised rounds) gives
     the fit its own backup, history file and TensorBoard folder."""
@@ -49,7 +51,7 @@ def fit(tf, keras, model, training_data, validation_data, steps: int, config, co
     work_dir.mkdir(parents=True, exist_ok=True)
     epochs_history = read_history(history_path, context.log)
     progress = progress_callback(keras, context.log, epochs, steps, epochs_history,
-                                 history_path, PROGRESS_SECONDS)
+                                 history_path, PROGRESS_SECONDS, global_batch)
     model.fit(
         training_data,
         validation_data=validation_data,
@@ -76,7 +78,8 @@ def fit(tf, keras, model, training_data, validation_data, steps: int, config, co
     first_epoch = progress.first_epoch if progress.first_epoch is not None else epochs
     return Fitted(history=history_table(epochs_history, epochs), work_dir=work_dir,
                   resumed_from_epoch=first_epoch if resumed else None,
-                  mean_epoch_seconds=progress.mean_epoch_seconds())
+                  mean_epoch_seconds=progress.mean_epoch_seconds(),
+                  images_per_second=progress.images_per_second())
 
 
 def history_table(epochs_history: dict[str, dict[str, float]], epochs: int) -> dict:

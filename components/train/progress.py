@@ -18,24 +18,29 @@ from edgepipe.contracts import artifacts
 
 
 def progress_callback(keras, log, epochs: int, steps: int, history: dict,
-                      history_path: pathlib.Path, report_seconds: float):
+                      history_path: pathlib.Path, report_seconds: float,
+                      batch_size: int | None = None):
     """A callback that logs one line per epoch and, in long epochs, step progress (at most
-    every `report_seconds`).
-
-    It also keeps the history in scratch after every epoch, keyed by epoch number, so a
-    resumed run (whose fit() only sees the remaining epochs) still returns the whole curve.
-    """
+    every `report_seconds`); with the (global) `batch_size`, each epoch's training throughput
+    (examples per second over its training steps, validation excluded). It keeps the history
+    in scratch after every epoch, keyed by epoch number, so a resumed run (whose fit() only
+    sees the remaining epochs) still returns the whole curve."""
 
     class Progress(keras.callbacks.Callback):
         nan_epoch: int | None = None
         first_epoch: int | None = None  # the epoch fit started at: > 0 after a resume
         seconds: list[float] = []
+        rates: list[float] = []  # training examples per second, one per epoch
 
         def on_epoch_begin(self, epoch, logs=None):
             if self.first_epoch is None:
                 self.first_epoch = epoch
             self.epoch = epoch
             self.started = self.last_report = time.monotonic()
+            self.trained = None  # when the epoch's training steps ended (validation starts)
+
+        def on_test_begin(self, logs=None):
+            self.trained = time.monotonic()
 
         def on_train_batch_end(self, batch, logs=None):
             now = time.monotonic()
@@ -46,8 +51,11 @@ def progress_callback(keras, log, epochs: int, steps: int, history: dict,
                          self.epoch + 1, epochs, batch + 1, steps, loss)
 
         def on_epoch_end(self, epoch, logs=None):
-            seconds = time.monotonic() - self.started
+            now = time.monotonic()
+            seconds = now - self.started
             self.seconds = [*self.seconds, seconds]
+            rate = batch_size and steps * batch_size / max(1e-9, (self.trained or now) - self.started)
+            self.rates = [*self.rates, rate] if rate else self.rates
             logs = {name: float(value) for name, value in (logs or {}).items()}
             # TerminateOnNaN stops at the bad batch; its loss is then this epoch's loss.
             if self.nan_epoch is None and not all(
@@ -56,11 +64,23 @@ def progress_callback(keras, log, epochs: int, steps: int, history: dict,
                 self.nan_epoch = epoch
             metrics = " ".join(f"{name} {logs[name]:.4f}" for name in
                                ("loss", "accuracy", "val_loss", "val_accuracy") if name in logs)
-            log.info("epoch %d/%d %s %.1f s", epoch + 1, epochs, metrics, seconds)
-            history[str(epoch)] = {**logs, "seconds": seconds}
+            log.info("epoch %d/%d %s %.1f s%s", epoch + 1, epochs, metrics, seconds,
+                     f" ({rate:,.0f} images/s in training)" if rate else "")
+            history[str(epoch)] = {**logs, "seconds": seconds,
+                                   **({"images_per_second": rate} if rate else {})}
             artifacts.write_json(history_path, history)  # atomic: a kill leaves the old one
+
+        def images_per_second(self) -> float | None:
+            return steady_rate(self.rates)
 
         def mean_epoch_seconds(self) -> float | None:
             return round(sum(self.seconds) / len(self.seconds), 3) if self.seconds else None
 
     return Progress()
+
+
+def steady_rate(rates: list[float]) -> float | None:
+    """Mean training throughput of the epochs after the first (which also traces the train
+    function and fills the input cache), or of the first alone."""
+    steady = rates[1:] or rates
+    return round(sum(steady) / len(steady), 1) if steady else None

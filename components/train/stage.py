@@ -79,6 +79,14 @@ class Config(StageConfig):
     # Compute dtype policy: "float32", "mixed_bfloat16" (TPU, recent CPUs) or "mixed_float16"
     # (GPUs only); variables and the output stay float32.
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
+    # Label smoothing of the cross-entropy loss: the target puts 1 - s on the true class and
+    # spreads s over all classes (0: none; 0.1 measured +0.2-0.3 points on Fashion-MNIST).
+    label_smoothing: float = pydantic.Field(0.0, ge=0.0, lt=1.0)
+    # Augmentation of the training batches in the tf.data pipeline (images only; validation,
+    # test and every later stage see the images unchanged): "none", or "translate": each image
+    # shifted by a random whole number of pixels, up to augment_pixels each way, zero fill.
+    augment: Literal["none", "translate"] = "none"
+    augment_pixels: int = pydantic.Field(2, ge=1)
     # [train.semi_supervised]: when present, self-training on the unlabeled split (see
     # components/train/semi_supervised.py); absent, supervised training on train only.
     semi_supervised: SemiSupervised | None = None
@@ -113,7 +121,7 @@ def fingerprint(config: Config, inputs) -> str | None:
 def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     import tensorflow as tf
 
-    from edgepipe.components.train import distribute
+    from edgepipe.components.train import distribute, export
     from edgepipe.models.keras import keras
 
     config, tuned = _tuned(config, inputs, context.log)
@@ -137,6 +145,8 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
                                       class_names, steps)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+    if config.precision != "float32" or config.label_smoothing:  # see export.float32_copy
+        model = export.float32_copy(keras, model)
     model_dir = _save(tf, model, spec, fitted, placement, outputs["model"], context)
     info = _model_info(config, spec, class_names, int(model.count_params()), placement,
                        fitted)
@@ -157,6 +167,7 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
         "resumed": fitted.resumed_from_epoch is not None or bool(outcome and outcome.resumed),
         "resumed_from_epoch": fitted.resumed_from_epoch,
         "seconds_per_epoch": fitted.mean_epoch_seconds,
+        "images_per_second": fitted.images_per_second,
         **({"tuned_params": tuned} if tuned else {}),
     }
 
@@ -177,7 +188,7 @@ def _fit(tf, keras, examples, spec: dict, placement, config: Config, context,
     training_data, validation_data = _datasets(tf, examples, spec, placement, config,
                                                context.seed)
     fitted = fit.fit(tf, keras, model, training_data, validation_data, steps, config, context,
-                     placement.chief, placement.role)
+                     placement.chief, placement.role, global_batch=placement.global_batch)
     return model, fitted, None
 
 
@@ -204,11 +215,15 @@ def _datasets(tf, examples, spec: dict, placement, config: Config, seed: int):
     validation split (None when it is empty)."""
     from edgepipe.components.train import distribute
 
+    if config.augment != "none" and spec["input_feature"] != "image":
+        raise ValueError(f"[train] augment = {config.augment!r} augments images, but the "
+                         f"examples hold {spec['input_feature']!r}; set augment = \"none\".")
     training = distribute.sharded_dataset(
         tf, placement.strategy,
         lambda context, batch: input_pipeline.dataset(
             tf, examples, "train", spec, batch, seed=seed, shuffle_buffer=config.shuffle_buffer,
-            repeat=True, input_context=context),
+            repeat=True, input_context=context, augment=config.augment,
+            augment_pixels=config.augment_pixels),
         placement.global_batch)
     if not examples_io.split_size(examples, "validation"):
         return training, None

@@ -162,6 +162,49 @@ def test_properties_summarise_variants_against_keras(tflite_artifact):
         assert properties["keras_accuracy"] == pytest.approx(records["float32"]["accuracy"])
 
 
+def test_each_variant_records_where_its_time_went(tflite_artifact):
+    records = variants_by_name(tflite_artifact)
+    summary = {variant["name"]: variant for variant in tflite_artifact.properties["variants"]}
+    for name, record in records.items():
+        seconds = record["seconds"]
+        assert set(seconds) == {"fine_tune", "convert", "measure"}
+        assert seconds["convert"] > 0 and seconds["measure"] > 0
+        assert (seconds["fine_tune"] > 0) == (name == "qat_int8")  # only QAT fine-tunes here
+        assert summary[name]["seconds"] == seconds  # the run summary shows the same split
+
+
+def test_latency_is_timed_on_a_subsample_and_accuracy_on_every_test_example(
+        run_stage, examples_artifact, model_artifact, tflite_artifact, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="edgepipe")
+    inputs = {"examples": examples_artifact, "model": model_artifact}
+    _, artifacts = run_stage("quantize", inputs, {
+        "variants": ["int8", "qat_int8"], "latency_examples": 10, "qat_epochs": 0.5,
+        "representative_examples": 50, "benchmark_tool": False})
+    records = variants_by_name(artifacts["tflite"])
+    full = variants_by_name(tflite_artifact)
+    test_size = examples_io.split_size(examples_artifact.path, "test")
+    steps = round(0.5 * -(-examples_io.split_size(examples_artifact.path, "train") // 64))
+    assert any(f"QAT fine-tuned 0.5 epoch(s) ({steps} steps)" in record.getMessage()
+               for record in caplog.records)
+    for record in records.values():
+        assert (record["num_examples"], record["latency_examples"]) == (test_size, 10)
+    # The same int8 file measured on every test example, split among interpreters: the
+    # accuracy of the fixture's run, whose latency was timed on all of them.
+    assert full["int8"]["latency_examples"] == test_size
+    assert records["int8"]["accuracy"] == full["int8"]["accuracy"]
+    assert records["int8"]["agreement"] == full["int8"]["agreement"]
+
+
+def test_parallel_prediction_equals_one_interpreter(tflite_artifact, examples_artifact):
+    test = examples_io.load_numpy(examples_artifact.path, "test")
+    images = test["image"].astype(np.float32)
+    content = (tflite_artifact.path / "int16x8.tflite").read_bytes()
+    one = litert_measure.run(content, images, warmup=0).probabilities
+    np.testing.assert_array_equal(litert_measure.predict(content, images, workers=3), one)
+
+
 def test_deployable_variant_follows_the_default_policy(tflite_artifact):
     deployable = json.loads((tflite_artifact.path / "deployable.json").read_text())
     records = json.loads((tflite_artifact.path / "variants.json").read_text())

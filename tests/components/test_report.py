@@ -401,3 +401,20 @@ def test_text_report_shows_escaped_texts_token_lengths_vocabulary_and_hidden_sta
     assert f"<code>{vocabulary[2]}</code>" in text
     assert summary["slices"]["length"]["description"].startswith("length of the text in tokens")
     assert "at each of the 24 tokens, for 2 test examples" in text
+
+
+def test_variant_table_splits_each_variants_quantize_time(report_run, tflite_artifact):
+    import re
+
+    variants = _variants(tflite_artifact)
+    for part in ("fine-tuning s", "conversion s", "measurement s"):
+        assert f'<th class="num">{part}</th>' in report_run["html"]
+    for variant in variants:
+        row = re.search(rf'data-variant="{re.escape(variant["name"])}">(.*?)</tr>',
+                        report_run["html"], re.DOTALL).group(1)
+        for part in ("fine_tune", "convert", "measure"):
+            cell = re.search(rf'class="num seconds-{part}">([^<]*)<', row).group(1)
+            assert cell == f"{variant['seconds'][part]:.1f}"
+    summary = {row["name"]: row for row in report_run["summary"]["variants"]}
+    assert all(summary[v["name"]]["seconds"]["total"] == pytest.approx(
+        sum(v["seconds"].values()), abs=0.02) for v in variants)

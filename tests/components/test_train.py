@@ -124,8 +124,12 @@ def test_progress_is_logged_per_epoch_and_per_step(
     messages = [record.getMessage() for record in caplog.records if record.name == "edgepipe"]
     steps = math.ceil(examples_io.split_size(examples_artifact.path, "train") / 32)
     assert any(message.startswith(f"epoch 1/1 step {steps}/{steps} loss ") for message in messages)
-    pattern = r"epoch 1/1 loss [\d.]+ accuracy [\d.]+ val_loss [\d.]+ val_accuracy [\d.]+ [\d.]+ s"
-    assert any(re.fullmatch(pattern, message) for message in messages), messages
+    pattern = (r"epoch 1/1 loss [\d.]+ accuracy [\d.]+ val_loss [\d.]+ val_accuracy [\d.]+ "
+               r"[\d.]+ s \(([\d,]+) images/s in training\)")
+    matches = [re.fullmatch(pattern, message) for message in messages]
+    assert any(matches), messages
+    rate = next(match for match in matches if match).group(1)
+    assert int(rate.replace(",", "")) > 0
 
 
 @pytest.mark.parametrize("torn_history", [False, True], ids=["intact", "torn-history"])
