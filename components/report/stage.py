@@ -97,7 +97,8 @@ def build_page(inputs: dict[str, Artifact], config: Config, context: Context) ->
     model_info = artifacts.read_model_info(model_dir)
     class_names = list(model_info["class_names"])
     feature = examples_io.input_feature(examples)
-    train = examples_io.load_numpy(examples, "train")
+    train = examples_io.leading_per_class(examples, "train", config.examples_per_class,
+                                          len(class_names))  # all the data section shows
     test = examples_io.load_numpy(examples, "test")
     evaluation = sections.evaluation(evaluation_dir, class_names)
     blessing = artifacts.read_blessing(evaluation_dir)

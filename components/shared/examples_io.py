@@ -104,6 +104,38 @@ def as_dataset(path, split: str):
     return builder.as_dataset(split=split, shuffle_files=False)
 
 
+def leading_per_class(path, split: str, per_class: int,
+                      num_classes: int) -> dict[str, np.ndarray]:
+    """load_numpy's arrays of the split's leading records, read in file order only until
+    every class has `per_class` of them (or the split ends): the records a report shows as
+    the first examples of each class, without decoding the whole split."""
+    import tensorflow_datasets as tfds
+
+    feature = input_feature(path)
+    counts = np.zeros(num_classes, dtype=np.int64)
+    rows = []
+    for example in tfds.as_numpy(_check_split(path, split).as_dataset(split=split,
+                                                                      shuffle_files=False)):
+        rows.append(example)
+        label = int(example["label"])
+        if 0 <= label < num_classes:
+            counts[label] += 1
+        if counts.min() >= per_class:
+            break
+    values = [row[feature] for row in rows]
+    if feature == "image":
+        values = np.stack(values).astype(np.uint8) if values else np.zeros(
+            (0, *input_shape(path)), dtype=np.uint8)
+    elif feature == "sequence":
+        values, sequences = np.empty((len(rows),), dtype=object), values
+        for index, sequence in enumerate(sequences):
+            values[index] = sequence.astype(np.float32, copy=False)
+    else:
+        values = np.array([value.decode("utf-8") for value in values])
+    return {"id": np.array([row["id"].decode("utf-8") for row in rows]), feature: values,
+            "label": np.array([row["label"] for row in rows], dtype=np.int64)}
+
+
 def load_numpy(path, split: str) -> dict[str, np.ndarray]:
     """The whole split in memory: id (str), label int64, and the input feature: image uint8
     [N, H, W, C], sequence an object array of N float32 [steps, C] arrays, or text (str)."""

@@ -59,9 +59,10 @@ def fit(tf, keras, model, training_data, validation_data, steps: int, config, co
         steps_per_epoch=steps,
         verbose=0,
         # Progress records the epoch before BackupAndRestore commits it, so a kill between
-        # the two re-runs that epoch rather than losing its history entry.
+        # the two re-runs that epoch rather than losing its history entry. It also stops
+        # training on a NaN/inf loss (at its next progress line or the epoch's end): Keras's
+        # TerminateOnNaN would read the loss after every batch, a host sync per step.
         callbacks=[
-            keras.callbacks.TerminateOnNaN(),
             progress,
             keras.callbacks.BackupAndRestore(backup_dir=str(backup_dir)),
             keras.callbacks.TensorBoard(log_dir=str(logs_dir)),

@@ -27,6 +27,7 @@ def progress_callback(keras, log, epochs: int, steps: int, history: dict,
     sees the remaining epochs) still returns the whole curve."""
 
     class Progress(keras.callbacks.Callback):
+        _supports_tf_logs = True  # tensor batch logs: no host sync per batch (see fit.py)
         nan_epoch: int | None = None
         first_epoch: int | None = None  # the epoch fit started at: > 0 after a resume
         seconds: list[float] = []
@@ -49,6 +50,7 @@ def progress_callback(keras, log, epochs: int, steps: int, history: dict,
                 loss = float((logs or {}).get("loss", float("nan")))
                 log.info("epoch %d/%d step %d/%d loss %.4f",
                          self.epoch + 1, epochs, batch + 1, steps, loss)
+                self.model.stop_training |= not math.isfinite(loss)  # the epoch end notes it
 
         def on_epoch_end(self, epoch, logs=None):
             now = time.monotonic()
@@ -57,11 +59,9 @@ def progress_callback(keras, log, epochs: int, steps: int, history: dict,
             rate = batch_size and steps * batch_size / max(1e-9, (self.trained or now) - self.started)
             self.rates = [*self.rates, rate] if rate else self.rates
             logs = {name: float(value) for name, value in (logs or {}).items()}
-            # TerminateOnNaN stops at the bad batch; its loss is then this epoch's loss.
-            if self.nan_epoch is None and not all(
-                math.isfinite(value) for name, value in logs.items() if "loss" in name
-            ):
+            if self.nan_epoch is None and not finite_losses(logs):
                 self.nan_epoch = epoch
+                self.model.stop_training = True
             metrics = " ".join(f"{name} {logs[name]:.4f}" for name in
                                ("loss", "accuracy", "val_loss", "val_accuracy") if name in logs)
             log.info("epoch %d/%d %s %.1f s%s", epoch + 1, epochs, metrics, seconds,
@@ -84,3 +84,8 @@ def steady_rate(rates: list[float]) -> float | None:
     function and fills the input cache), or of the first alone."""
     steady = rates[1:] or rates
     return round(sum(steady) / len(steady), 1) if steady else None
+
+
+def finite_losses(logs: dict[str, float]) -> bool:
+    """No loss in the epoch's logs is NaN/inf (one bad batch makes the epoch mean so too)."""
+    return all(math.isfinite(value) for name, value in logs.items() if "loss" in name)
