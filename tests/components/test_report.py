@@ -418,3 +418,16 @@ def test_variant_table_splits_each_variants_quantize_time(report_run, tflite_art
     summary = {row["name"]: row for row in report_run["summary"]["variants"]}
     assert all(summary[v["name"]]["seconds"]["total"] == pytest.approx(
         sum(v["seconds"].values()), abs=0.02) for v in variants)
+
+
+def test_report_reads_only_the_leading_train_records_it_shows(examples_artifact):
+    from edgepipe.components.shared import examples_io
+
+    everything = examples_io.load_numpy(examples_artifact.path, "train")
+    leading = examples_io.leading_per_class(examples_artifact.path, "train", 2, 10)
+    count = len(leading["label"])
+    assert count < len(everything["label"])  # stopped early
+    for key in ("id", "image", "label"):
+        assert (leading[key] == everything[key][:count]).all()
+    assert all((leading["label"] == label).sum() >= 2 for label in range(10))
+    assert (everything["label"][:count - 1] == leading["label"][-1]).sum() < 2  # no sooner
