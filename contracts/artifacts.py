@@ -242,9 +242,9 @@ def read_blessing(evaluation_dir: PathLike) -> Blessing:
 
 def read_variants(tflite_dir: PathLike) -> list[dict[str, Any]]:
     """variants.json: one record per variant; measured ones have name, path, size_bytes,
-    accuracy, agreement, latencies, ops, builtin_only, input/output dtypes and "device" (the
-    device checks: xnnpack, gpu, nnapi, coreml, mediapipe, benchmark; absent in artifacts
-    written before them)...; skipped ones name and skipped."""
+    accuracy, agreement, latencies (over latency_examples), ops, builtin_only, dtypes, "device"
+    (checks: xnnpack, gpu, nnapi, coreml, mediapipe, benchmark) and "seconds" ({fine_tune,
+    convert, measure}; both absent in older artifacts)...; skipped ones name and skipped."""
     path = pathlib.Path(tflite_dir, VARIANTS)
     records = read_json(path)
     required = {"name", "path", "size_bytes", "accuracy", "agreement", "latency_ms_p50",
