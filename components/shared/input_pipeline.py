@@ -75,6 +75,12 @@ def dataset(tf, examples, split: str, model_info: dict[str, Any], batch_size: in
 
     if model_info["input_feature"] != "text":  # token ids stay int32
         data = data.map(cast, num_parallel_calls=tf.data.AUTOTUNE)
+    return _prefetched(tf, data, input_context)
+
+
+def _prefetched(tf, data, input_context):
+    """Prefetch; without an input context (one pipeline for all replicas) tf.distribute
+    shards by data, not by the files a TFDS split happens to have."""
     data = data.prefetch(tf.data.AUTOTUNE)
     if input_context is None:
         options = tf.data.Options()
@@ -186,10 +192,4 @@ def weighted_dataset(tf, examples, model_info: dict[str, Any], batch_size: int, 
     if model_info["input_feature"] != "text":
         data = data.map(lambda values, labels, weights: (
             tf.cast(values, tf.float32), labels, weights), num_parallel_calls=tf.data.AUTOTUNE)
-    data = data.prefetch(tf.data.AUTOTUNE)
-    if input_context is None:
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.DATA)
-        data = data.with_options(options)
-    return data
+    return _prefetched(tf, data, input_context)
