@@ -145,8 +145,11 @@ def test_self_training_under_mirrored_and_multi_worker_strategies(
     the two workers made the same pseudo-labels and reached the same loss."""
     from tests.components.test_distribute import ENV, free_ports, train_command
 
+    # One teacher epoch leaves the most confident predictions near 0.3, and the two-process
+    # all-reduce is not bitwise repeatable (8 to 27 of 400 passed 0.3 in three runs), so the
+    # threshold is 0.2: twice chance for ten classes, well inside what one epoch reaches.
     config = {"epochs": 1, "batch_size": 16, "model_options": {"filters": [8], "dense_units": 16},
-              "semi_supervised": {"threshold": 0.3, "rounds": 1, "epochs": 1}}
+              "semi_supervised": {"threshold": 0.2, "rounds": 1, "epochs": 1}}
     mirrored = subprocess.run(train_command(tmp_path / "mirrored", semi_examples_artifact,
                                             semi_statistics_artifacts, "mirrored", config),
                               capture_output=True, text=True, env=ENV, cwd=REPO)
