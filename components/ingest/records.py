@@ -15,6 +15,7 @@ import numpy as np
 
 from edgepipe.components.ingest.sources import SOURCES
 from edgepipe.components.ingest.sources.config import Config
+from edgepipe.components.shared import png
 
 SPLITS = ("train", "validation", "test")
 # Records of the `unlabeled` origin go to this split with label NO_LABEL (TFDS ClassLabel's
@@ -128,8 +129,11 @@ def route(element: dict, info: dict, validation_fraction: float, test_fraction: 
     split = assign_split(element["id"], element["origin"], validation_fraction, test_fraction)
     name = info["feature"]
     label = NO_LABEL if split == UNLABELED else element["label"]
+    value = element[name]
+    if name == "image" and value.dtype == np.uint8:  # TFDS takes encoded bytes as they are
+        value = png.encode(value)
     return split, (features or features_of(info)).serialize_example(
-        {"id": element["id"], name: element[name], "label": label})
+        {"id": element["id"], name: value, "label": label})
 
 
 def _read_unit(unit, kind: str, config: Config, info: dict):

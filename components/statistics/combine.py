@@ -1,5 +1,6 @@
-"""The statistics stage's Beam part: decode each serialized example with the dataset's own
-TFDS features and summarise a split with one CombineFn.
+"""The statistics stage's Beam part: decode each serialized example (ingest's own PNGs with
+components/shared/png.py, anything else with the dataset's TFDS features) and summarise a
+split with one CombineFn.
 
 The sums are exact: images keep a count per pixel value (0..255) and per image size;
 sequences keep per-channel count, mean and sum of squared deviations (merged with Chan's
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgepipe.components.shared import examples_io
+from edgepipe.components.shared import examples_io, png
 
 
 _FEATURES_CACHE: dict = {}
@@ -35,8 +36,9 @@ def _decode(serialized: bytes, examples_dir: str, feature: str):
     encoded = example[feature].bytes_list.value
     if not encoded or not encoded[0]:
         return None, label
-    if feature == "image":
-        return spec.decode_example_np(encoded[0]), label
+    if feature == "image":  # ingest's own PNGs in one zlib call, any other through TFDS
+        image = png.decode_plain(encoded[0])
+        return (spec.decode_example_np(encoded[0]) if image is None else image), label
     return encoded[0].decode("utf-8", errors="replace"), label
 
 
