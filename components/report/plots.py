@@ -18,13 +18,30 @@ SPLIT_COLORS = {"train": "#1f77b4", "validation": "#ff7f0e", "test": "#2ca02c"}
 WRONG_COLOR = "#c62828"
 
 
-def _new_figure(width: float, height: float):
+def _new_figure(width: float, height: float, layout: str | None = "constrained"):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    figure = Figure(figsize=(width, height), dpi=DPI, layout=layout)
     FigureCanvasAgg(figure)
     return figure
+
+
+def grid_figure(width: float, height: float, rows: int, columns: int, top: float = 0.0,
+                above: float = 0.0, below: float = 0.0, right: float = 0.0):
+    """(figure, rows x columns axes) on fixed margins, in inches: `top` above the grid (a
+    title), `above` and `below` each cell (its own title), `right` beside it (a colorbar).
+    Constrained layout measures every axis to place them: about a second for a grid of 30
+    images, most of the report's time on full Fashion-MNIST."""
+    figure = _new_figure(width, height, layout=None)
+    gap, side = 0.08, 0.05
+    cell_height = (height - top - above - below - (rows - 1) * (above + below)) / rows
+    cell_width = (width - 2 * side - right - (columns - 1) * gap) / columns
+    axes = figure.subplots(rows, columns, squeeze=False, gridspec_kw={
+        "left": side / width, "right": 1 - (side + right) / width,
+        "top": 1 - (top + above) / height, "bottom": below / height,
+        "wspace": gap / cell_width, "hspace": (above + below) / max(cell_height, 1e-3)})
+    return figure, axes
 
 
 def _to_base64_png(figure) -> str:
@@ -97,8 +114,9 @@ def image_grid(
     count = len(images)
     rows = max(1, -(-count // columns))
     title_lines = max((title.count("\n") + 1 for title in titles), default=1)
-    figure = _new_figure(cell_inches * columns, rows * (cell_inches + 0.16 * title_lines))
-    grid = figure.subplots(rows, columns, squeeze=False)
+    below = 0.04 + 0.15 * title_lines
+    figure, grid = grid_figure(cell_inches * columns, rows * (cell_inches + below), rows,
+                               columns, below=below)
     for index, axes in enumerate(grid.flat):
         axes.set_xticks([])
         axes.set_yticks([])

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from edgepipe.components.report.plots import _new_figure, _to_base64_png
+from edgepipe.components.report.plots import _new_figure, _to_base64_png, grid_figure
 
 MAX_MAPS = 32  # more activation maps than this would be too small to read
 
@@ -22,8 +22,8 @@ def conv_filters(kernel: np.ndarray) -> str:
     count = kernel.shape[-1]
     columns = min(16, count)
     rows = -(-count // columns)
-    figure = _new_figure(0.62 * columns + 0.8, 0.62 * rows + 0.3)
-    grid = figure.subplots(rows, columns, squeeze=False)
+    figure, grid = grid_figure(0.62 * columns + 0.9, 0.62 * rows + 0.2 * rows, rows, columns,
+                               above=0.16, right=0.9)
     limit = float(np.abs(kernel).max()) or 1.0
     for index, axes in enumerate(grid.flat):
         axes.set_axis_off()
@@ -37,8 +37,10 @@ def conv_filters(kernel: np.ndarray) -> str:
             image = axes.imshow(weights.mean(axis=-1), cmap="RdBu_r", vmin=-limit, vmax=limit,
                                 interpolation="nearest")
         axes.set_title(str(index + 1), fontsize=7, pad=1)
-    if kernel.shape[2] != 3:
-        figure.colorbar(image, ax=grid, shrink=0.8, label="weight")
+    if kernel.shape[2] != 3:  # in the margin grid_figure left on the right
+        width = figure.get_figwidth()
+        bar = figure.add_axes([1 - 0.75 / width, 0.12, 0.12 / width, 0.76])
+        figure.colorbar(image, cax=bar, label="weight")
     return _to_base64_png(figure)
 
 
@@ -47,8 +49,8 @@ def activation_maps(example: np.ndarray, activations: np.ndarray, title: str) ->
     count = min(activations.shape[-1], MAX_MAPS)
     columns = min(11, count + 1)
     rows = -(-(count + 1) // columns)
-    figure = _new_figure(0.95 * columns, 1.05 * rows + 0.3)
-    grid = figure.subplots(rows, columns, squeeze=False)
+    figure, grid = grid_figure(0.95 * columns, 1.05 * rows + 0.3, rows, columns, top=0.3,
+                               above=0.16)
     image = np.asarray(example)
     for index, axes in enumerate(grid.flat):
         axes.set_axis_off()
