@@ -42,6 +42,7 @@ def baseline(files: dict[str, str], out: pathlib.Path, validation_fraction: floa
 
     from edgepipe.components.ingest import records
     from edgepipe.components.ingest.sources import idx
+    from edgepipe.components.shared import png
 
     info = {"feature": "image", "shape": [28, 28, 1], "class_names": CLASS_NAMES}
     features = records.tfds_features(info)
@@ -56,7 +57,8 @@ def baseline(files: dict[str, str], out: pathlib.Path, validation_fraction: floa
             record_id = f"{name}:{index}"
             split = records.assign_split(record_id, origin, validation_fraction)
             writers[split].write(features.serialize_example(
-                {"id": record_id, "image": image[..., None], "label": int(label)}))
+                {"id": record_id, "image": png.encode(image[..., None]),  # as ingest does
+                 "label": int(label)}))
             counts[split] += 1
     for writer in writers.values():
         writer.close()

@@ -90,6 +90,18 @@ def _prefetched(tf, data, input_context):
     return data
 
 
+# Image splits up to this size (decoded, uint8) are read into memory at once (the cache
+# holds them there anyway); larger ones, or images of varying size, stream from the shards.
+IN_MEMORY_IMAGE_BYTES = 1024**3
+
+
+def _image_bytes(examples, split: str) -> float:
+    size = float(examples_io.split_size(examples, split))
+    for dimension in examples_io.input_shape(examples):
+        size *= float(dimension) if dimension else float("inf")
+    return size
+
+
 def _elements(tf, examples, split: str, model_info: dict[str, Any], input_context):
     """Unbatched (model input, label) pairs of this input pipeline's shard: uint8 images,
     padded float32 sequences, int32 token ids (texts are small: tokenised in Python by the one
@@ -99,6 +111,13 @@ def _elements(tf, examples, split: str, model_info: dict[str, Any], input_contex
         split_data = examples_io.load_numpy(examples, split)
         data = tf.data.Dataset.from_tensor_slices(
             (model_inputs.prepare(model_info, split_data["text"]), split_data["label"]))
+    elif feature == "image" and _image_bytes(examples, split) <= IN_MEMORY_IMAGE_BYTES:
+        # Decoded in one batched read (the same records in the same order as as_dataset):
+        # decoding them one by one while the first epoch trains took ~5 s more on full
+        # Fashion-MNIST. The arrays are what the cache below would hold anyway.
+        split_data = examples_io.load_numpy(examples, split)
+        data = tf.data.Dataset.from_tensor_slices(
+            {"image": split_data["image"], "label": split_data["label"]})
     else:
         data = examples_io.as_dataset(examples, split)
     if input_context is not None and input_context.num_input_pipelines > 1:
