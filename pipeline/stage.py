@@ -13,9 +13,10 @@ A stage is a plain module (components/<stage>/stage.py), not a class to subclass
     OUTPUTS: dict[str, str]        output name -> artifact kind it writes
     Config: type[StageConfig]      frozen pydantic model of the stage's config section;
                                    every field can change results
-    CODE: tuple[str, ...]          optional: shared modules or packages outside the stage's
-                                   own package whose source is part of the cache key (every
-                                   file of the stage's own package always is)
+    CODE: tuple[str, ...]          optional: modules or packages the stage loads by name
+                                   rather than imports, whose source is part of the cache key
+                                   (every file of the stage's own package and every edgepipe
+                                   module those import always are; see pipeline/cache.py)
     def run(inputs, outputs, config, context) -> dict      JSON-able properties
     def fingerprint(config, inputs) -> str | None          optional: the state of the world
                                    outside the artifacts that the result depends on (the raw

@@ -30,7 +30,6 @@ NAME = "evaluate"
 VERSION = 2
 INPUTS = {"examples": "Examples", "model": "Model"}
 OUTPUTS = {"evaluation": "Evaluation"}
-CODE = ("edgepipe.components.shared", "edgepipe.contracts")
 
 BATCH_SIZE = 256  # examples per call of the serving signature; does not change results
 

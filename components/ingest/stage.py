@@ -38,7 +38,6 @@ NAME = "ingest"
 VERSION = 2
 INPUTS: dict[str, str] = {}
 OUTPUTS = {"examples": "Examples"}
-CODE = ("edgepipe.components.shared", "edgepipe.contracts")
 # Beam writes the shards and every file goes through edgepipe.contracts.storage: on a gs://
 # root the output folder is a URI and the workers write straight into the bucket.
 REMOTE_IO = True

@@ -26,7 +26,6 @@ VERSION = 2
 INPUTS = {"model": "Model", "evaluation": "Evaluation", "tflite": "TFLiteModels",
           "examples": "Examples"}
 OUTPUTS = {"pushed": "PushedModel"}
-CODE = ("edgepipe.contracts",)
 
 
 class Config(StageConfig):

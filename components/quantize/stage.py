@@ -41,7 +41,6 @@ NAME = "quantize"
 VERSION = 2
 INPUTS = {"examples": "Examples", "model": "Model"}
 OUTPUTS = {"tflite": "TFLiteModels"}
-CODE = ("edgepipe.components.shared", "edgepipe.contracts")
 
 Variant = Literal["float32", "dynamic_range", "float16", "int8", "uint8", "int16x8",
                   "qat_int8", "pruned_int8"]

@@ -37,7 +37,6 @@ INPUTS = {
 }
 OPTIONAL_INPUTS = {"tuning": "Tuning"}  # wired only when the pipeline has a tune stage
 OUTPUTS = {"report": "Report"}
-CODE = ("edgepipe.components.shared", "edgepipe.contracts")
 TEMPLATE = "template.html"
 
 

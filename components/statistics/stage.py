@@ -36,7 +36,6 @@ NAME = "statistics"
 VERSION = 3
 INPUTS = {"examples": "Examples"}
 OUTPUTS = {"statistics": "Statistics", "schema": "Schema"}
-CODE = ("edgepipe.components.shared", "edgepipe.contracts")
 # Beam reads the shards and every file goes through edgepipe.contracts.storage: on a gs://
 # root the stage reads and writes the bucket directly.
 REMOTE_IO = True

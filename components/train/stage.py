@@ -43,7 +43,8 @@ INPUTS = {"examples": "Examples", "statistics": "Statistics", "schema": "Schema"
 OPTIONAL_INPUTS = {"tuning": "Tuning"}  # wired only when the pipeline has a tune stage
 OUTPUTS = {"model": "Model"}
 COLLECTIVE = True  # every worker of a multi-worker cluster trains at once
-CODE = ("edgepipe.models", "edgepipe.components.shared", "edgepipe.contracts")
+# The model builders are loaded by name (edgepipe.models.MODULES), not imported.
+CODE = ("edgepipe.models",)
 
 
 class Config(StageConfig):

@@ -40,7 +40,8 @@ INPUTS = {"examples": "Examples", "statistics": "Statistics"}
 OUTPUTS = {"tuning": "Tuning"}
 OPTIONAL = True  # only in a pipeline whose config has a [tune] section
 READS = ("train",)  # the config loader hands the validated [train] section to Config.train
-CODE = ("edgepipe.models", "edgepipe.components.shared", "edgepipe.contracts")
+# The model builders are loaded by name (edgepipe.models.MODULES), not imported.
+CODE = ("edgepipe.models",)
 
 
 class Config(StageConfig):

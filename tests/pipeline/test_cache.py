@@ -89,3 +89,36 @@ def test_every_file_of_the_stage_package_and_nothing_else_is_in_its_key(tmp_path
     report_files = cache.source_files(dag.stage_modules()["report"])
     assert any(path.name == "template.html" for path in report_files)
     assert not any("report" in path.parts for path in cache.source_files(module))
+
+
+def _code_of(stage: str) -> set[str]:
+    """The stage's key files as paths inside the edgepipe tree (components/shared/png.py)."""
+    return {"/".join(path.relative_to(REPO).parts) for path in
+            cache.source_files(dag.stage_modules()[stage]) if path.is_relative_to(REPO)}
+
+
+def test_a_stage_key_covers_the_shared_code_it_imports_and_no_other():
+    """Editing the input pipeline re-runs train and quantize (QAT fine-tunes through it) but
+    not ingest; editing the PNG codec re-runs ingest and statistics; editing the runner
+    re-runs nothing. Imports inside functions count (train imports its fit helper lazily)."""
+    ingest, statistics, train, quantize = map(_code_of,
+                                              ("ingest", "statistics", "train", "quantize"))
+    assert "components/shared/png.py" in ingest & statistics
+    assert "components/shared/input_pipeline.py" in train & quantize
+    assert "components/shared/input_pipeline.py" not in ingest | statistics
+    assert "models/cnn.py" in train and "models/cnn.py" not in ingest
+    assert "contracts/storage.py" in ingest  # through contracts.artifacts
+    assert not any(path.startswith("pipeline/") or path == "edgepipe/api.py"
+                   for stage in dag.stage_modules() for path in _code_of(stage))
+
+
+def test_a_stage_key_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom edgepipe.pipeline import cache, dag\n"
+              "[cache.code_hash(module) for module in dag.stage_modules().values()]\n"
+              "print('tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=REPO, check=True)
+    assert result.stdout.strip() == "False"
