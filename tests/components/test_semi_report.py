@@ -56,7 +56,20 @@ def test_the_report_shows_the_top_of_the_labeling_queue(semi_report, semi_evalua
     assert 'href="#unlabeled"' in page
 
 
+def _headings(page: str) -> list[str]:
+    return re.findall(r"<h2>(\d+)\. ([^<]+)</h2>", page)
+
+
+def test_the_sections_are_numbered_in_order_with_the_unlabelled_one(semi_report):
+    titles = [title for _, title in _headings(semi_report[0])]
+    assert [int(number) for number, _ in _headings(semi_report[0])] == list(
+        range(1, len(titles) + 1))
+    assert titles.index("Unlabelled data: pseudo-labels and the labelling queue") == \
+        titles.index("Uncertain and confidently wrong examples") + 1
+
+
 def test_a_run_without_unlabeled_data_has_no_such_section(report_run):  # noqa: F811
     page = report_run["html"]
     assert 'id="unlabeled"' not in page and 'href="#unlabeled"' not in page
     assert "semi_supervised" not in report_run["summary"]
+    assert _headings(page)[-1] == ("7", "Blessing")
