@@ -10,6 +10,8 @@ TensorFlow and Beam are imported inside functions; workers unpickle these by ref
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 
 from edgepipe.components.shared import examples_io, png
@@ -37,7 +39,12 @@ def _decode(serialized: bytes, examples_dir: str, feature: str):
     if not encoded or not encoded[0]:
         return None, label
     if feature == "image":  # ingest's own PNGs in one zlib call, any other through TFDS
-        image = png.decode_plain(encoded[0])
+        try:
+            image = png.decode_plain(encoded[0])
+        except (ValueError, zlib.error) as error:
+            record_id = b"".join(example["id"].bytes_list.value).decode("utf-8", "replace")
+            raise ValueError(f"example {record_id!r} in {examples_dir}: its image is corrupt "
+                             f"({error}); re-run the ingest stage (--no-cache).") from error
         return (spec.decode_example_np(encoded[0]) if image is None else image), label
     return encoded[0].decode("utf-8", errors="replace"), label
 

@@ -48,3 +48,18 @@ def test_a_corrupt_png_is_an_error_not_another_image():
 def test_only_8_bit_images_of_one_to_four_channels_are_encoded():
     with pytest.raises(ValueError, match=r"uint8 \[height, width, 1..4\].*float32"):
         png.encode(np.zeros((4, 4, 1), dtype=np.float32))
+
+
+def test_statistics_names_the_example_whose_image_is_corrupt(examples_artifact):
+    from tensorflow.core.example import example_pb2
+
+    from edgepipe.components.statistics import combine
+
+    encoded = bytearray(png.encode(np.zeros((4, 4, 1), dtype=np.uint8)))
+    encoded[45] ^= 0xFF
+    example = example_pb2.Example()
+    example.features.feature["id"].bytes_list.value.append(b"train-images:7")
+    example.features.feature["image"].bytes_list.value.append(bytes(encoded))
+    example.features.feature["label"].int64_list.value.append(3)
+    with pytest.raises(ValueError, match=r"'train-images:7'.*corrupt.*re-run the ingest"):
+        combine._decode(example.SerializeToString(), str(examples_artifact.path), "image")
