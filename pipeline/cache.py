@@ -69,9 +69,11 @@ def _module_file(name: str) -> pathlib.Path | None:
     path = pathlib.Path(spec.origin)
     if len(parts) <= 2:
         return path
+    if path.name != "__init__.py":  # edgepipe.<part> is a module: nothing below it
+        return None
     folder = path.parent.joinpath(*parts[2:-1])
     for candidate in (folder / parts[-1] / "__init__.py", folder / f"{parts[-1]}.py"):
-        if path.name == "__init__.py" and candidate.is_file():
+        if candidate.is_file():
             return candidate
     return None
 
