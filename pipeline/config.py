@@ -1,9 +1,11 @@
 """Load, override and validate a pipeline config (TOML file or dict) before any stage runs.
 
-Sections: [pipeline] (name, root, seed), [beam] and [runtime] (where and how work runs; not
+Sections: [pipeline] (name, root, seed, task), [beam] and [runtime] (where and how work runs; not
 part of any cache key), [registry] (where blessed models go; handed to every stage whose
 Config has a `registry` field), then one section per stage, validated by that stage's own
-Config. Paths in a file are relative to the file's folder; --root on the command line (and
+Config. The task ([pipeline] task, see edgepipe.contracts.tasks) is handed to every stage whose
+Config has a `task` field, so it is part of their cache keys. Paths in a file are relative
+to the file's folder; --root on the command line (and
 the paths of a dict config) are relative to the working directory.
 """
 
@@ -18,6 +20,7 @@ from typing import Any, Mapping
 
 import pydantic
 
+from edgepipe.contracts import tasks
 from edgepipe.pipeline.stage import RegistrySettings, Runtime, StageConfig
 
 if sys.version_info >= (3, 11):
@@ -35,6 +38,15 @@ class PipelineSection(StageConfig):
     root: str = pydantic.Field("", description="artifact root (a folder, or gs://BUCKET/PREFIX); "
                                "default artifacts/<name>")
     seed: int = pydantic.Field(0, description="seeds every random choice of every stage")
+    task: str = pydantic.Field(
+        tasks.CLASSIFICATION.name, description="what the model learns: "
+        + ", ".join(f'"{name}"' for name in tasks.NAMES) + " (edgepipe.contracts.tasks)")
+
+    @pydantic.field_validator("task")
+    @classmethod
+    def _known_task(cls, task: str) -> str:
+        tasks.get(task)
+        return task
 
 
 class BeamSection(StageConfig):
@@ -92,6 +104,7 @@ class PipelineConfig:
     stages: dict[str, StageConfig]  # stage name -> its validated config
     registry: RegistrySettings | None = None
     kfp: KfpSection | None = None  # [kfp]: how `edgepipe compile` builds tasks
+    task: str = tasks.CLASSIFICATION.name  # [pipeline] task
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -165,6 +178,7 @@ def load(
         registry = _validate(path, "registry", RegistrySettings, data["registry"], context)
         registry = registry.model_copy(
             update={"model_name": registry.model_name or pipeline_section.name})
+    context["task"] = pipeline_section.task
     stages = _validate_stages(path, data, stage_modules, registry, context)
     kfp = _validate(path, "kfp", KfpSection, data.get("kfp", {}), context)
     for stage in sorted(set(kfp.resources) - set(stage_modules)):
@@ -175,6 +189,7 @@ def load(
         name=pipeline_section.name,
         root=_root(root, pipeline_section, base_dir),
         seed=pipeline_section.seed,
+        task=pipeline_section.task,
         runtime=Runtime(
             beam_runner=beam.runner,
             beam_options=tuple((key, str(value)) for key, value in sorted(beam.options.items())),
@@ -245,7 +260,13 @@ def _validate_stages(path, data: dict, stage_modules: dict[str, ModuleType], reg
 
 
 def _validate_stage(path, name: str, model: type[StageConfig], data, registry, context):
-    """A stage's section; a stage whose Config has a `registry` field gets [registry]."""
+    """A stage's section; a stage whose Config has a `registry` field gets [registry], one
+    with a `task` field gets [pipeline] task."""
+    if "task" in model.model_fields:
+        if "task" in (data or {}):
+            raise ConfigError(f"{path}: [{name}] task: the task is set once, as [pipeline] "
+                              "task, for every stage; move it there.")
+        data = {**(data or {}), "task": context["task"]}
     if "registry" in model.model_fields:
         moved = sorted({"registry", "model_name"} & set(data or {}))
         if moved:

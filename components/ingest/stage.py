@@ -150,6 +150,7 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
         },
         "accounting": accounting,
         "class_names": list(info["class_names"]),
+        **({"target_names": list(info["target_names"])} if info.get("target_names") else {}),
         "input_shape": shape,
     }
 

@@ -17,6 +17,10 @@ from __future__ import annotations
 
 import pathlib
 
+from edgepipe.components.statistics import targets
+
+LABELS = ("label", targets.FEATURE)  # class labels, or regression targets
+
 
 def infer_schema(train: dict, class_names: list[str], threshold: float):
     """Schema from train: the input feature's kind and shape, a categorical label 0..K-1 with
@@ -26,7 +30,7 @@ def infer_schema(train: dict, class_names: list[str], threshold: float):
     schema = schema_pb2.Schema()
     ident = schema.feature.add(name="id", type=schema_pb2.BYTES)
     ident.annotation.comment.append("Stable record id '<source file>:<index>'.")
-    name = next(key for key in train if key not in ("label", "id"))
+    name = next(key for key in train if key not in (*LABELS, "id"))
     stats = train[name]
     # The types describe the decoded values, as the statistics do (an image is uint8 pixels
     # of a fixed shape, whatever its PNG encoding on disk): TFDV tools comparing the two agree.
@@ -49,6 +53,9 @@ def infer_schema(train: dict, class_names: list[str], threshold: float):
         added.presence.min_fraction = 1.0
         if added is ident or name == "text":  # an image has its shape instead (one of them)
             added.value_count.min = added.value_count.max = 1
+    if targets.FEATURE in train:  # regression
+        targets.add_to_schema(schema, train[targets.FEATURE], threshold)
+        return schema
     label = schema.feature.add(name="label", type=schema_pb2.INT)
     label.presence.min_fraction = 1.0
     label.value_count.min = label.value_count.max = 1
@@ -96,6 +103,7 @@ def expectations(schema, default_threshold: float) -> dict:
     label = features.get("label")
     if label is not None and label.drift_comparator.HasField("infinity_norm"):
         expected["threshold"] = label.drift_comparator.infinity_norm.threshold
+    expected["targets"] = targets.expectations(schema, default_threshold)
     return expected
 
 
@@ -121,6 +129,8 @@ def _value_anomalies(name: str, stats: dict, expected: dict, report) -> None:
 
 def find_anomalies(summaries: dict, class_names: list[str], expected: dict) -> list[dict]:
     """Anomalies of each split against the schema's expectations."""
+    if targets.FEATURE in summaries["train"]["features"]:
+        return _target_split_anomalies(summaries, expected)
     anomalies = []
     train_labels = summaries["train"]["features"]["label"]["distribution"]
     train_total = max(sum(train_labels.values()), 1)
@@ -167,3 +177,31 @@ def find_anomalies(summaries: dict, class_names: list[str], expected: dict) -> l
                        f"the threshold {expected['threshold']:g}")
     return anomalies
 
+
+
+def _target_split_anomalies(summaries: dict, expected: dict) -> list[dict]:
+    """find_anomalies for regression examples: the input feature as for classes, the
+    targets by targets.anomalies."""
+    anomalies = []
+    train = summaries["train"]["features"][targets.FEATURE]
+    for split, summary in summaries.items():
+        def report(feature, severity, description):
+            anomalies.append({"split": split, "feature": feature, "severity": severity,
+                              "description": description})
+
+        if summary["num_examples"] == 0:
+            report("*", "warning", "the split is empty")
+            continue
+        (name,) = [key for key in summary["features"] if key not in LABELS]
+        if expected["feature"] and name != expected["feature"]:
+            report(name, "error", f"the examples hold a {name!r} feature but the schema "
+                   f"expects {expected['feature']!r}")
+        if summary["features"][name]["missing"]:
+            report(name, "error", f"{summary['features'][name]['missing']} of "
+                   f"{summary['num_examples']} examples have no value; the schema requires "
+                   "one in every example")
+        _value_anomalies(name, summary["features"][name], expected, report)
+        if split != "unlabeled":
+            targets.anomalies(split, summary["features"][targets.FEATURE], train,
+                              expected["targets"], report)
+    return anomalies

@@ -73,6 +73,7 @@ with warnings.catch_warnings():  # the key is `schema`, as users write it; BaseM
 def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     examples_dir = str(inputs["examples"].path)
     class_names = examples_io.class_names(examples_dir)
+    target_names = examples_io.target_names(examples_dir)  # regression, else []
     feature = examples_io.input_feature(examples_dir)
     splits = examples_io.split_names(examples_dir)
     context.log.info("statistics: reading splits %s of %s (%s)", splits, examples_dir, feature)
@@ -81,7 +82,7 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     sums_dir = storage.join(context.scratch_dir, "sums")  # a local path or a URI
     compute_sums(examples_dir, splits, feature, channels, sums_dir, config, context.runtime)
     summaries, words = summarise_splits(sums_dir, splits, class_names, feature, channels,
-                                        config)
+                                        config, target_names)
     if "train" not in summaries or summaries["train"]["num_examples"] == 0:
         raise ValueError(f"{examples_dir} has no training examples: the schema is inferred "
                          "from the train split; check the ingest stage's inputs.")
@@ -136,11 +137,13 @@ def compute_sums(examples_dir: str, splits: list[str], feature: str, channels: i
 
 
 def summarise_splits(sums_dir: str, splits: list[str], class_names: list[str],
-                     feature: str, channels: int, config: Config) -> tuple[dict, list | None]:
+                     feature: str, channels: int, config: Config,
+                     target_names: list[str] = ()) -> tuple[dict, list | None]:
     """(readable statistics per split, the text vocabulary or None) from the raw sums."""
     summaries = {split: summarise(json.loads(storage.read_text(
                                       storage.join(sums_dir, f"{split}.json"))),
-                                  class_names, config.histogram_bins, feature, channels)
+                                  class_names, config.histogram_bins, feature, channels,
+                                  target_names)
                  for split in splits}
     words = None
     if feature == "text":

@@ -63,7 +63,8 @@ def progress_callback(keras, log, epochs: int, steps: int, history: dict,
                 self.nan_epoch = epoch
                 self.model.stop_training = True
             metrics = " ".join(f"{name} {logs[name]:.4f}" for name in
-                               ("loss", "accuracy", "val_loss", "val_accuracy") if name in logs)
+                               ("loss", "accuracy", "mae", "val_loss", "val_accuracy", "val_mae")
+                               if name in logs)
             log.info("epoch %d/%d %s %.1f s%s", epoch + 1, epochs, metrics, seconds,
                      f" ({rate:,.0f} images/s in training)" if rate else "")
             history[str(epoch)] = {**logs, "seconds": seconds,
