@@ -21,6 +21,10 @@ class Metric:
     name: str  # the key in metrics.json, the run summary and variants.json
     higher_is_better: bool
     description: str
+    number_format: str = ".4g"  # how reasons and reports print it
+
+    def format(self, value: float) -> str:
+        return format(value, self.number_format)
 
     def better(self, candidate: float, reference: float) -> bool:
         return candidate > reference if self.higher_is_better else candidate < reference
@@ -66,7 +70,8 @@ class Task:
         return self.losses[0]
 
 
-ACCURACY = Metric("accuracy", True, "share of test examples whose most probable class is right")
+ACCURACY = Metric("accuracy", True, "share of test examples whose most probable class is right",
+                  ".3f")
 
 CLASSIFICATION = Task(
     name="classification", label="class", label_feature="label", output="probabilities",
