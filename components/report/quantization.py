@@ -28,6 +28,13 @@ def keras_figure(declared: dict[str, Any], task) -> float:
 
 def quantization(tflite_dir: pathlib.Path, task=tasks.CLASSIFICATION) -> dict[str, Any]:
     declared = artifacts.read_deployable(tflite_dir)
+    measured_names = [variant["name"] for variant in artifacts.read_variants(tflite_dir)
+                      if not variant.get("skipped")]
+    if declared.get("variant") not in measured_names:
+        raise artifacts.ArtifactFileError(
+            f"{tflite_dir / artifacts.DEPLOYABLE} names variant {declared.get('variant')!r}, "
+            f"which {artifacts.VARIANTS} does not list as measured ({measured_names}); re-run "
+            "the quantize stage.")
     keras_value = keras_figure(declared, task)
     if task.primary.name != "accuracy":
         return _error_quantization(tflite_dir, task, declared, keras_value)

@@ -257,7 +257,8 @@ def test_declared_deployable_variant_and_skipped_variants_are_shown(
     (copy / "variants.json").write_text(json.dumps(variants))
     (copy / "deployable.json").write_text(json.dumps(
         {"variant": "float16", "path": "float16.tflite", "reason": "policy says so",
-         "policy": {"name": "smallest_within", "max_accuracy_drop_points": 0.5}}))
+         "policy": {"name": "smallest_within", "max_accuracy_drop_points": 0.5,
+                    "keras_accuracy": 0.9}}))
     inputs = {"examples": examples_artifact, "statistics": statistics_artifacts["statistics"],
               "model": model_artifact, "evaluation": evaluation_artifact,
               "tflite": Artifact.load(copy)}

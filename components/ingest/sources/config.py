@@ -144,10 +144,10 @@ class Config(StageConfig):
             raise ValueError(
                 f"key(s) {', '.join(unused)} are not used by source {self.source!r}; it takes "
                 f"{', '.join(module.FIELDS)} besides {', '.join(COMMON[1:])}")
+        self._check_label_fits_task()
         missing = [key for key in module.REQUIRED if getattr(self, key) in (None, ())]
         if missing:
             raise ValueError(f"source {self.source!r} needs {', '.join(missing)}")
-        self._check_label_fits_task()
         self._check_path_kinds()
         return self
 

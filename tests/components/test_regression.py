@@ -1,0 +1,213 @@
+"""Regression through the real stages: numeric targets in, values in the data's units out.
+
+The table is generated with a known answer (two targets, a nonlinear function of four
+features, on a scale far from 0..1), so the tests can say what a model that learned must
+reach; ingest, statistics, train, evaluate, quantize and report run for real on it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from edgepipe.components.shared import examples_io
+from edgepipe.contracts import artifacts, litert, model_inputs
+from edgepipe.pipeline import config as pipeline_config
+from edgepipe.pipeline.dag import stage_modules
+
+ROWS = 900
+TARGETS = ["price", "delta"]
+
+
+def truth(features: np.ndarray) -> np.ndarray:
+    """The targets of a row: price in the hundreds (nonlinear), delta near 0 (linear)."""
+    price = 400 + 60 * np.sin(features[:, 0]) + 25 * features[:, 1] ** 2 + 10 * features[:, 2]
+    delta = features[:, 0] - 0.5 * features[:, 3]
+    return np.stack([price, delta], axis=1)
+
+
+@pytest.fixture(scope="session")
+def regression_csv(tmp_path_factory):
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(ROWS, 4))
+    targets = truth(features) + rng.normal(scale=[2.0, 0.02], size=(ROWS, 2))
+    path = tmp_path_factory.mktemp("regression") / "table.csv"
+    with open(path, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["id", "a", "b", "c", "d", *TARGETS])
+        for index, (row, target) in enumerate(zip(features, targets)):
+            writer.writerow([f"r{index}", *(f"{v:.5f}" for v in row), *(f"{v:.5f}" for v in target)])
+        writer.writerow(["empty", 1, 2, 3, 4, "", 0.5])        # missing target
+        writer.writerow(["words", 1, 2, 3, 4, "cheap", 0.5])   # not a number
+        writer.writerow(["infinite", 1, 2, 3, 4, "inf", 0.5])  # not finite
+    return path
+
+
+def ingest_config(path) -> dict:
+    return {"task": "regression", "source": "csv", "train": str(path),
+            "target_column": TARGETS, "id_column": "id", "columns_as": "channels",
+            "test_fraction": 0.2, "validation_fraction": 0.1,
+            "max_quarantine_fraction": 0.01}
+
+
+@pytest.fixture(scope="session")
+def regression_examples(run_stage, regression_csv):
+    properties, outputs = run_stage("ingest", {}, ingest_config(regression_csv))
+    return properties, outputs["examples"]
+
+
+@pytest.fixture(scope="session")
+def regression_statistics(run_stage, regression_examples):
+    _, outputs = run_stage("statistics", {"examples": regression_examples[1]}, {})
+    return outputs
+
+
+@pytest.fixture(scope="session")
+def regression_model(run_stage, regression_examples, regression_statistics):
+    inputs = {"examples": regression_examples[1], **regression_statistics}
+    properties, outputs = run_stage("train", inputs, {
+        "task": "regression", "model": "mlp", "loss": "huber", "epochs": 60, "batch_size": 32,
+        "learning_rate": 0.003, "model_options": {"hidden_units": [32, 16], "dropout": 0.0}})
+    return properties, outputs["model"]
+
+
+@pytest.fixture(scope="session")
+def regression_evaluation(run_stage, regression_examples, regression_model):
+    inputs = {"examples": regression_examples[1], "model": regression_model[1]}
+    properties, outputs = run_stage("evaluate", inputs, {"task": "regression", "max_mae": 50.0})
+    return properties, outputs["evaluation"]
+
+
+@pytest.fixture(scope="session")
+def regression_tflite(run_stage, regression_examples, regression_model):
+    inputs = {"examples": regression_examples[1], "model": regression_model[1]}
+    properties, outputs = run_stage("quantize", inputs, {
+        "task": "regression", "variants": ["float32", "dynamic_range", "int8"],
+        "int8_io": "float32", "representative_examples": 200, "benchmark_tool": False,
+        "max_metric_increase": 0.05})
+    return properties, outputs["tflite"]
+
+
+def test_targets_are_read_and_bad_ones_quarantined_with_their_reason(regression_examples):
+    properties, examples = regression_examples
+    assert properties["target_names"] == TARGETS
+    assert properties["quarantined"]["by_reason"] == {
+        "missing_target": 1, "unparseable_target": 1, "non_finite_target": 1}
+    assert sum(properties["splits"].values()) == ROWS
+    test = examples_io.load_numpy(examples.path, "test")
+    assert test["target"].shape == (properties["splits"]["test"], 2)
+    assert test["target"].dtype == np.float32
+    assert examples_io.target_names(examples.path) == TARGETS
+    assert examples_io.class_names(examples.path) == []
+
+
+def test_statistics_describe_the_targets_and_the_schema_requires_them(regression_statistics):
+    statistics = artifacts.read_statistics(regression_statistics["statistics"].path)
+    train = statistics["splits"]["train"]["features"]["target"]
+    assert train["names"] == TARGETS and train["missing"] == 0
+    price = train["columns"]["price"]
+    assert 300 < price["mean"] < 500 and price["min"] < price["mean"] < price["max"]
+    assert sum(price["histogram"]["counts"]) == price["count"]
+    schema = (regression_statistics["schema"].path / "schema.pbtxt").read_text()
+    assert 'name: "target"' in schema and 'value: "price"' in schema
+
+
+def test_the_model_learns_and_returns_values_in_the_data_units(regression_examples,
+                                                                regression_model):
+    properties, model_dir = regression_model
+    info = artifacts.read_model_info(model_dir.path)
+    assert info["task"] == "regression" and info["target_names"] == TARGETS
+    assert properties["loss"] == "huber"
+    # mlp [32, 16] on 4 features + the head (16 -> 2) + normalisation constants
+    from edgepipe.models.keras import keras
+
+    model = keras.models.load_model(model_dir.path / "model.keras")
+    assert model.output_shape == (None, 2) and model.layers[-1].name == "values"
+    test = examples_io.load_numpy(regression_examples[1].path, "test")
+    values = model.predict(model_inputs.prepare(info, test["sequence"]), verbose=0)
+    error = np.abs(values - test["target"]).mean(axis=0)
+    spread = test["target"].std(axis=0)
+    # Predicting the mean would err by about 0.8 std; a model that learned does far better.
+    assert (error < 0.3 * spread).all(), (error, spread)
+
+
+def test_evaluate_reports_mae_rmse_r2_and_gates_on_mae(run_stage, regression_examples,
+                                                        regression_model, regression_evaluation):
+    properties, evaluation = regression_evaluation
+    assert set(properties) >= {"mae", "rmse", "r2", "blessed", "reason"}
+    assert properties["rmse"] >= properties["mae"] > 0 and 0.5 < properties["r2"] <= 1.0
+    assert properties["blessed"] and "mae" in properties["reason"]
+    metrics = artifacts.read_metrics(evaluation.path)
+    assert set(metrics["per_target"]) == set(TARGETS)
+    assert metrics["slices"]["target"]["rows"]
+    with open(evaluation.path / artifacts.PREDICTIONS) as stream:
+        header = next(csv.reader(stream))
+    assert header == ["id", "price", "delta", "predicted_price", "predicted_delta", "abs_error"]
+    largest = artifacts.read_singled_out(evaluation.path)["largest_errors"]
+    assert largest[0]["abs_error"] >= largest[-1]["abs_error"]
+    strict = {"examples": regression_examples[1], "model": regression_model[1]}
+    refused, _ = run_stage("evaluate", strict, {"task": "regression", "max_mae": 1e-6})
+    assert not refused["blessed"] and "threshold" in refused["reason"]
+
+
+def test_every_variant_is_scored_by_mae_in_the_data_units(regression_examples, regression_model,
+                                                          regression_tflite):
+    properties, tflite = regression_tflite
+    variants = {record["name"]: record for record in artifacts.read_variants(tflite.path)}
+    assert set(variants) == {"float32", "dynamic_range", "int8"}
+    deployable = artifacts.read_deployable(tflite.path)
+    keras_mae = deployable["policy"]["keras_mae"]
+    assert deployable["policy"]["metric"] == "mae"
+    # float32 converts faithfully; int8's output is dequantized back to the data's units.
+    assert variants["float32"]["mae"] == pytest.approx(keras_mae, rel=1e-3)
+    assert variants["int8"]["mae"] < 2 * keras_mae
+    assert "mae" in deployable["reason"].lower()
+    info = artifacts.read_model_info(regression_model[1].path)
+    test = examples_io.load_numpy(regression_examples[1].path, "test")
+    batch = model_inputs.prepare(info, test["sequence"][:20])
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=(tflite.path / "int8.tflite").read_bytes())
+    interpreter.allocate_tensors()
+    outputs = litert.invoke_each(interpreter, batch)
+    assert np.abs(outputs - test["target"][:20]).mean() < 3 * keras_mae
+
+
+def test_config_errors_name_what_fits_the_task():
+    modules = stage_modules()
+    base = {"pipeline": {"name": "t", "task": "regression"},
+            "ingest": {"source": "csv", "train": __file__, "target_column": "y"}}
+    with pytest.raises(pipeline_config.ConfigError, match="min_accuracy: not used by task"):
+        pipeline_config.load({**base, "evaluate": {"min_accuracy": 0.9}}, modules)
+    with pytest.raises(pipeline_config.ConfigError, match="does not fit task 'regression'"):
+        pipeline_config.load({**base, "train": {"loss": "crossentropy"}}, modules)
+    with pytest.raises(pipeline_config.ConfigError, match="numeric targets, which the 'idx'"):
+        pipeline_config.load({**base, "ingest": {"source": "idx", "train_images": __file__,
+                                                 "train_labels": __file__,
+                                                 "class_names": ["a"]}}, modules)
+    classification = {"pipeline": {"name": "t"}, "ingest": {
+        "source": "csv", "train": __file__, "label_column": "y", "target_column": "z"}}
+    with pytest.raises(pipeline_config.ConfigError, match="target_column: numeric targets need"):
+        pipeline_config.load(classification, modules)
+    with pytest.raises(pipeline_config.ConfigError, match="unknown task 'ranking'"):
+        pipeline_config.load({**base, "pipeline": {"name": "t", "task": "ranking"}}, modules)
+
+
+def test_the_report_shows_errors_not_accuracies(run_stage, regression_examples,
+                                                regression_statistics, regression_model,
+                                                regression_evaluation, regression_tflite):
+    inputs = {"examples": regression_examples[1], "statistics": regression_statistics["statistics"],
+              "model": regression_model[1], "evaluation": regression_evaluation[1],
+              "tflite": regression_tflite[1]}
+    properties, outputs = run_stage("report", inputs, {})
+    assert properties["mae"] == pytest.approx(regression_evaluation[0]["mae"])
+    html = (outputs["report"].path / "report.html").read_text()
+    for marker in ('id="fig-predicted-vs-actual"', 'id="fig-residuals"',
+                   'id="largest-errors-table"', 'data-slice="target"', "Δ vs Keras (%)"):
+        assert marker in html, marker
+    assert "Test accuracy" not in html and "confusion" not in html.lower()
+    summary = json.loads((outputs["report"].path / "summary.json").read_text())
+    assert summary["task"] == "regression" and len(summary["largest_error_ids"]) == 12
