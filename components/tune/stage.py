@@ -53,12 +53,30 @@ class Config(StageConfig):
     trials: int = pydantic.Field(20, ge=1)
     # Optional budget in minutes of trial time; no new trial starts once it is spent.
     minutes: float | None = pydantic.Field(None, gt=0)
-    # What the search optimises: validation accuracy (maximised) or loss (minimised).
-    metric: Literal["val_accuracy", "val_loss"] = "val_accuracy"
+    # What the search optimises: validation accuracy (maximised; classification's default),
+    # MAE (minimised; regression's default) or loss (minimised).
+    metric: Literal["val_accuracy", "val_loss", "val_mae"] = "val_accuracy"
     # Epochs each trial trains; default [train] epochs.
     epochs_per_trial: int | None = pydantic.Field(None, ge=1)
     # Dotted [train] keys -> {log_uniform|uniform|int = [min, max]} or {choice = [...]}.
     space: dict[str, Any] = {}
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _task_metric(cls, data):
+        """The default metric is the task's validation metric (task_heads.VALIDATION_METRIC);
+        one the task's model does not report is an error."""
+        from edgepipe.components.shared.task_heads import VALIDATION_METRIC
+
+        train = data.get("train") if isinstance(data, dict) else None
+        task = getattr(train, "task", "classification")
+        if isinstance(data, dict) and "metric" not in data:
+            return {**data, "metric": VALIDATION_METRIC[task][0]}
+        reported = {VALIDATION_METRIC[task][0], "val_loss"}
+        if isinstance(data, dict) and data["metric"] not in reported:
+            raise ValueError(f"metric = {data['metric']!r}: a {task} model reports "
+                             f"{sorted(reported)}; choose one of them.")
+        return data
 
     @pydantic.field_validator("space")
     @classmethod
@@ -94,9 +112,10 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
         raise ValueError(f"{examples}: the validation split is empty, and the tune stage "
                          "compares trials on it; set [ingest] validation_fraction > 0.")
     train = config.train
-    num_classes = len(examples_io.class_names(examples))
     spec = input_spec.input_spec(examples, statistics, train.sequence_length, train.padding,
                                  train.input_color)
+    spec.update(input_spec.label_spec(examples, statistics, train.task))
+    num_classes = len(spec["class_names"]) or len(spec["target_names"])
     model_builder.check(train.model, train.model_options, spec["input_feature"])
     model_builder.preflight(tf, keras, train, spec, num_classes)
     epochs = config.epochs_per_trial or train.epochs
