@@ -40,7 +40,7 @@ def compile_pipeline(config_path: str | pathlib.Path, target: str, output: str |
     except ImportError as error:
         raise config_module.ConfigError(f"edgepipe compile needs the kfp SDK ({error}): pip "
                                         "install 'edgepipe[kfp]'.") from None
-    config = config_module.load(config_path, dag.stage_modules(), overrides=list(overrides),
+    config = config_module.load(config_path, dag.specs(), overrides=list(overrides),
                                 root=root)
     nodes = dag.active(config.stages)  # an optional stage (tune) only with its section
     missing = [node.stage for node in nodes if node.stage not in parts.BODIES]
@@ -70,7 +70,7 @@ def check_wiring(parts, nodes=None) -> None:
     (`nodes` default: the DAG without its optional stages)."""
     if nodes is None:
         nodes = dag.active({node.stage for node in dag.CLASSIFICATION
-                            if not getattr(node.module, "OPTIONAL", False)})
+                            if not node.spec.optional})
     for node in nodes:
         wired = sorted({producer for producer, _ in node.inputs.values()})
         if sorted(parts.upstream_parameters(node.stage)) != wired:

@@ -16,7 +16,7 @@ a later one deletes its own files and uses the winner's result (same key, same i
 code and config: an equal result). Readers only follow a manifest, so a folder without one
 (an attempt that crashed, was killed, or lost the race) is absent for every reader.
 
-Stages whose module sets REMOTE_IO = True (ingest and statistics: Beam reads and writes
+Stages whose spec says remote_io (ingest and statistics: Beam reads and writes
 gs:// directly, so on Dataflow the workers write straight into the bucket) get URIs for their
 inputs, outputs and scratch_dir. Every other stage (TensorFlow needs local files) gets local
 copies of its inputs (downloaded once per machine into the edgepipe cache) and local output
@@ -36,10 +36,10 @@ import pathlib
 import shutil
 import time
 import uuid
-from types import ModuleType
 from typing import Any
 
 from edgepipe.contracts import storage
+from edgepipe.pipeline.spec import StageResult, StageSpec
 from edgepipe.pipeline.stage import Artifact, Context, StageConfig
 
 MANIFEST = "manifest.json"
@@ -85,43 +85,42 @@ def local_input(artifact: Artifact) -> Artifact:
     return dataclasses.replace(artifact, path=storage.local_copy(artifact.path))
 
 
-def execute(store, module: ModuleType, key: str, inputs: dict[str, Artifact],
+def execute(store, spec: StageSpec, key: str, inputs: dict[str, Artifact],
             config: StageConfig, context: Context, record: dict[str, Any] | None,
-            replace: bool) -> tuple[dict[str, Any], dict[str, Artifact]]:
+            replace: bool) -> tuple[StageResult, dict[str, Artifact]]:
     """Store.execute on an object store: run into a new attempt, then commit it (see the
     module docstring); returns the committed (possibly another run's) properties and
     artifacts."""
     attempt = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
-    target = attempt_dir(store, module.NAME, key, attempt)
-    direct = getattr(module, "REMOTE_IO", False)
-    staging = store.local / "staging" / f"{module.NAME}-{key}-{attempt}-{os.getpid()}"
+    target = attempt_dir(store, spec.name, key, attempt)
+    direct = spec.remote_io
+    staging = store.local / "staging" / f"{spec.name}-{key}-{attempt}-{os.getpid()}"
     if direct:
-        outputs = {name: storage.join(target, name) for name in module.OUTPUTS}
+        outputs = {name: storage.join(target, name) for name in spec.outputs}
         context = dataclasses.replace(context, scratch_dir=storage.join(
-            store.root, "scratch", f"{module.NAME}-{key}", attempt))
+            store.root, "scratch", f"{spec.name}-{key}", attempt))
         stage_inputs = inputs
     else:
         shutil.rmtree(staging, ignore_errors=True)
-        outputs = {name: staging / name for name in module.OUTPUTS}
+        outputs = {name: staging / name for name in spec.outputs}
         for path in outputs.values():
             path.mkdir(parents=True)
         pathlib.Path(context.scratch_dir).mkdir(parents=True, exist_ok=True)
         stage_inputs = {name: local_input(artifact) for name, artifact in inputs.items()}
     started = time.monotonic()
     try:
-        properties = module.run(stage_inputs, outputs, config, context) or {}
-        json.dumps(properties)  # fail here, not after commit, if a stage returns non-JSON
-        manifests = store.manifests(module, key, inputs, context, properties,
+        result = StageResult.of(spec.run(stage_inputs, outputs, config, context), spec.name)
+        manifests = store.manifests(spec, key, inputs, context, result,
                                     seconds=round(time.monotonic() - started, 3), record=record)
         _upload(target, staging if not direct else None, manifests)
     except BaseException:
         _discard(target, staging, context, direct)
         raise
-    committed = _commit(store, module.NAME, key, {**manifests[""], "attempt": attempt}, replace)
+    committed = _commit(store, spec.name, key, {**manifests[""], "attempt": attempt}, replace)
     _discard(target if committed["attempt"] != attempt else None, staging, context, direct)
     if not direct:
         shutil.rmtree(context.scratch_dir, ignore_errors=True)
-    return committed["properties"], store.artifacts(module.NAME, key)
+    return StageResult.from_record(committed), store.artifacts(spec.name, key)
 
 
 def _upload(target: str, staging: pathlib.Path | None,

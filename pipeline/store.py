@@ -35,12 +35,12 @@ import os
 import pathlib
 import shutil
 import time
-from types import ModuleType
 from typing import Any, Iterator
 
 from edgepipe.contracts import storage
 from edgepipe.contracts.artifacts import write_json
 from edgepipe.pipeline import objectstore
+from edgepipe.pipeline.spec import StageResult, StageSpec
 from edgepipe.pipeline.stage import Artifact, Context, StageConfig
 
 MANIFEST = "manifest.json"
@@ -121,15 +121,15 @@ class Store:
 
     def execute(
         self,
-        module: ModuleType,
+        spec: StageSpec,
         key: str,
         inputs: dict[str, Artifact],
         config: StageConfig,
         context: Context,
         record: dict[str, Any] | None = None,
         replace: bool = False,
-    ) -> tuple[dict[str, Any], dict[str, Artifact]]:
-        """Run one stage into staging and commit its outputs; returns (its properties, the
+    ) -> tuple[StageResult, dict[str, Artifact]]:
+        """Run one stage into staging and commit its outputs; returns (its result, the
         committed artifacts).
 
         On any exception the staging folder is removed and nothing is committed. With
@@ -137,46 +137,48 @@ class Store:
         new one only once the new one is complete.
         """
         if self.remote:
-            return objectstore.execute(self, module, key, inputs, config, context, record,
+            return objectstore.execute(self, spec, key, inputs, config, context, record,
                                        replace)
-        staging = self.root / "staging" / f"{module.NAME}-{key}-{os.getpid()}"
+        staging = self.root / "staging" / f"{spec.name}-{key}-{os.getpid()}"
         if staging.exists():
             shutil.rmtree(staging)
-        outputs = {name: staging / name for name in module.OUTPUTS}
+        outputs = {name: staging / name for name in spec.outputs}
         for path in outputs.values():
             path.mkdir(parents=True)
         context.scratch_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         try:
-            properties = module.run(inputs, outputs, config, context) or {}
-            json.dumps(properties)  # fail here, not after commit, if a stage returns non-JSON
+            result = StageResult.of(spec.run(inputs, outputs, config, context), spec.name)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        manifests = self.manifests(module, key, inputs, context, properties,
+        manifests = self.manifests(spec, key, inputs, context, result,
                                    seconds=round(time.monotonic() - started, 3), record=record)
         for name, manifest in manifests.items():  # the outputs' first, the stage's record last
             write_json(staging / name / MANIFEST if name else staging / MANIFEST, manifest)
-        self._commit(staging, self.stage_dir(module.NAME, key), replace)
+        self._commit(staging, self.stage_dir(spec.name, key), replace)
         shutil.rmtree(context.scratch_dir, ignore_errors=True)
-        return properties, self.artifacts(module.NAME, key)
+        return result, self.artifacts(spec.name, key)
 
     @staticmethod
-    def manifests(module: ModuleType, key: str, inputs: dict[str, Artifact], context: Context,
-                  properties: dict[str, Any], seconds: float,
+    def manifests(spec: StageSpec, key: str, inputs: dict[str, Artifact], context: Context,
+                  result: StageResult, seconds: float,
                   record: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-        """{output name: its manifest} and, under "" (last), the stage's record."""
+        """{output name: its manifest} and, under "" (last), the stage's record (with the
+        result's signals: halt, resumed)."""
+        properties = result.properties
         created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         manifests = {name: {
-            "kind": kind, "stage": module.NAME, "output": name, "key": key,
+            "kind": kind, "stage": spec.name, "output": name, "key": key,
             "created": created, "run_id": context.run_id, "properties": properties,
-        } for name, kind in module.OUTPUTS.items()}
+        } for name, kind in spec.outputs.items()}
         manifests[""] = {
-            "stage": module.NAME, "version": module.VERSION, "key": key, "created": created,
+            "stage": spec.name, "version": spec.version, "key": key, "created": created,
             "run_id": context.run_id, "seconds": seconds,
-            "outputs": dict(module.OUTPUTS),
+            "outputs": dict(spec.outputs),
             "inputs": {name: str(artifact.path) for name, artifact in inputs.items()},
-            "properties": properties, **(record or {}),
+            "properties": properties, "halt": result.halt, "resumed": result.resumed,
+            **(record or {}),
         }
         return manifests
 

@@ -64,8 +64,14 @@ class StageRunner:
         self.count = 0
 
     def __call__(self, stage_name: str, inputs: dict[str, Artifact], config: dict, seed: int = 7):
-        module = importlib.import_module(f"edgepipe.components.{stage_name}.stage")
-        parsed = module.Config.model_validate(config, context={"base_dir": REPO})
+        """(the stage's properties, its committed artifacts)."""
+        result, artifacts = self.result(stage_name, inputs, config, seed)
+        return result.properties, artifacts
+
+    def result(self, stage_name: str, inputs: dict[str, Artifact], config: dict, seed: int = 7):
+        """(the stage's StageResult: properties and signals, its committed artifacts)."""
+        spec = importlib.import_module(f"edgepipe.components.{stage_name}.stage").SPEC
+        parsed = spec.config.model_validate(config, context={"base_dir": REPO})
         self.count += 1
         key = f"test{self.count:04d}"
         context = Context(
@@ -75,7 +81,7 @@ class StageRunner:
             runtime=Runtime(),
             scratch_dir=self.store.scratch_dir(stage_name, key),
         )
-        return self.store.execute(module, key, inputs, parsed, context)
+        return self.store.execute(spec, key, inputs, parsed, context)
 
 
 @pytest.fixture(scope="session")

@@ -25,11 +25,8 @@ from edgepipe.components.evaluate.metrics import (calibration, compute_metrics, 
 from edgepipe.components.shared import examples_io
 from edgepipe.contracts import artifacts, model_inputs, registry, unlabeled_artifacts
 from edgepipe.pipeline.stage import RegistrySettings, StageConfig
+from edgepipe.pipeline.spec import StageSpec
 
-NAME = "evaluate"
-VERSION = 2
-INPUTS = {"examples": "Examples", "model": "Model"}
-OUTPUTS = {"evaluation": "Evaluation"}
 
 BATCH_SIZE = 256  # examples per call of the serving signature; does not change results
 
@@ -187,3 +184,9 @@ def predict(model_dir: str | pathlib.Path, values) -> np.ndarray:
         serve(**{input_name: tf.constant(batch[start:start + BATCH_SIZE])})["probabilities"].numpy()
         for start in range(0, len(batch), BATCH_SIZE)
     ])
+
+
+SPEC = StageSpec(
+    name="evaluate", version=2, config=Config, run=run, fingerprint=fingerprint,
+    inputs={"examples": "Examples", "model": "Model"}, outputs={"evaluation": "Evaluation"},
+)

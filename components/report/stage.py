@@ -25,18 +25,8 @@ from edgepipe.components.report import network, quantization, sections, semi_sup
 from edgepipe.components.shared import examples_io
 from edgepipe.contracts import artifacts
 from edgepipe.pipeline.stage import Artifact, Context, ExistingPath, StageConfig
+from edgepipe.pipeline.spec import StageSpec
 
-NAME = "report"
-VERSION = 2
-INPUTS = {
-    "examples": "Examples",
-    "statistics": "Statistics",
-    "model": "Model",
-    "evaluation": "Evaluation",
-    "tflite": "TFLiteModels",
-}
-OPTIONAL_INPUTS = {"tuning": "Tuning"}  # wired only when the pipeline has a tune stage
-OUTPUTS = {"report": "Report"}
 TEMPLATE = "template.html"
 
 
@@ -181,3 +171,12 @@ def build_summary(page: dict[str, Any]) -> dict[str, Any]:
                        ("metric", "best_trial", "best_params", "best_value", "pruned")}
             | {"trials": len(page["tuning"]["trials"])}} if page["tuning"] else {}),
     }
+
+
+SPEC = StageSpec(
+    name="report", version=2, config=Config, run=run, fingerprint=fingerprint,
+    inputs={"examples": "Examples", "statistics": "Statistics", "model": "Model",
+            "evaluation": "Evaluation", "tflite": "TFLiteModels"},
+    optional_inputs={"tuning": "Tuning"},  # wired only when the pipeline has a tune stage
+    outputs={"report": "Report"},
+)

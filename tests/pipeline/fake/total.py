@@ -2,12 +2,8 @@
 
 import json
 
+from edgepipe.pipeline.spec import StageSpec
 from edgepipe.pipeline.stage import StageConfig
-
-NAME = "total"
-VERSION = 1
-INPUTS = {"numbers": "Numbers"}
-OUTPUTS = {"total": "Total"}
 
 
 class Config(StageConfig):
@@ -18,3 +14,7 @@ def run(inputs, outputs, config, context):
     total = sum(json.loads((inputs["numbers"].path / "numbers.json").read_text()))
     (outputs["total"] / "total.json").write_text(json.dumps(total))
     return {"total": total}
+
+
+SPEC = StageSpec(name="total", version=1, config=Config, run=run,
+                 inputs={"numbers": "Numbers"}, outputs={"total": "Total"})
