@@ -17,7 +17,6 @@ import time
 import traceback
 from typing import Any
 
-from edgepipe.contracts import storage
 from edgepipe.pipeline import cache, dag
 from edgepipe.pipeline.config import ConfigError, PipelineConfig
 from edgepipe.pipeline.spec import StageResult, StageSpec
@@ -98,10 +97,9 @@ def plan(config: PipelineConfig, nodes=None) -> list[Step]:
         spec = node.spec
         inputs = {name: produced[source] for name, source in node.inputs.items()}
         key, parts = cache.stage_key(spec, config.stages[node.stage], config.seed, inputs)
-        for output, kind in spec.outputs.items():
-            folder = store.stage_dir(node.stage, key)  # on an object store: resolved at run
-            path = storage.join(folder, output) if store.remote else folder / output
-            produced[(node.stage, output)] = Artifact(path, kind, key, {})
+        for output, kind in spec.outputs.items():  # on an object store: resolved at run
+            produced[(node.stage, output)] = Artifact(store.output_path(node.stage, key, output),
+                                                      kind, key, {})
         steps.append(Step(node, spec, key, parts, inputs, store.lookup(node.stage, key)))
     return steps
 
@@ -204,13 +202,10 @@ def _run_step(step: Step, store: Store, config: PipelineConfig, run_id: str, no_
 
 
 def _load_input(store: Store, step: Step, name: str) -> Artifact:
-    """An input as committed: on an object store its folder is the committed attempt's,
-    named by the producing stage's record."""
-    planned = step.inputs[name]
-    if not store.remote:
-        return Artifact.load(planned.path)
+    """An input as committed (on an object store its folder is the committed attempt's,
+    named by the producing stage's record)."""
     producer, output = step.node.inputs[name]
-    return store.artifacts(producer, planned.key)[output]
+    return store.artifacts(producer, step.inputs[name].key)[output]
 
 
 def _execute(step: Step, store: Store, config: PipelineConfig, run_id: str, no_cache: bool,
