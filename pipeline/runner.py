@@ -20,7 +20,7 @@ from typing import Any
 from edgepipe.pipeline import cache, dag
 from edgepipe.pipeline.config import ConfigError, PipelineConfig
 from edgepipe.pipeline.spec import StageResult, StageSpec
-from edgepipe.pipeline.stage import Artifact, Context, WorkerFinished
+from edgepipe.pipeline.stage import Artifact, Context, UpstreamStage, WorkerFinished
 from edgepipe.pipeline.store import Store
 
 log = logging.getLogger("edgepipe")
@@ -41,7 +41,8 @@ class MissingInput(ConfigError):
 @dataclasses.dataclass(frozen=True)
 class Step:
     """One stage of a plan: its key, its inputs (placeholders carrying their keys until the
-    upstream stage has committed) and its committed record, if the key has one."""
+    upstream stage has committed), its committed record, if the key has one, and the keys of
+    every stage upstream of it (directly or not), in DAG order."""
 
     node: dag.Node
     spec: StageSpec
@@ -49,6 +50,7 @@ class Step:
     parts: dict[str, Any]
     inputs: dict[str, Artifact]
     record: dict[str, Any] | None
+    upstream: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def check_wiring(nodes=dag.CLASSIFICATION) -> None:
@@ -100,7 +102,9 @@ def plan(config: PipelineConfig, nodes=None) -> list[Step]:
         for output, kind in spec.outputs.items():  # on an object store: resolved at run
             produced[(node.stage, output)] = Artifact(store.output_path(node.stage, key, output),
                                                       kind, key, {})
-        steps.append(Step(node, spec, key, parts, inputs, store.lookup(node.stage, key)))
+        keys = {step.node.stage: step.key for step in steps}
+        steps.append(Step(node, spec, key, parts, inputs, store.lookup(node.stage, key),
+                          {name: keys[name] for name in dag.upstream(node.stage, nodes)}))
     return steps
 
 
@@ -215,6 +219,7 @@ def _execute(step: Step, store: Store, config: PipelineConfig, run_id: str, no_c
         pipeline_name=config.name, run_id=run_id, seed=config.seed, runtime=config.runtime,
         scratch_dir=store.scratch_dir(step.node.stage, step.key),
         log=logging.getLogger(f"edgepipe.{step.node.stage}"),
+        upstream=_upstream(step, store, run_id),
     )
     try:
         result, artifacts = store.execute(step.spec, step.key, inputs,
@@ -232,6 +237,14 @@ def _execute(step: Step, store: Store, config: PipelineConfig, run_id: str, no_c
     entry["status"] = "ran"
     paths = {name: artifact.path for name, artifact in artifacts.items()}
     return _finish(entry, result, paths, started, position), None
+
+
+def _upstream(step: Step, store: Store, run_id: str) -> dict[str, UpstreamStage]:
+    """What the store's records say of every stage upstream of `step` (committed by this run
+    or reused), for the stage's context: a stage never reads the store's manifests itself."""
+    records = {name: store.lookup(name, key) for name, key in step.upstream.items()}
+    return {name: UpstreamStage.of(record, run_id) for name, record in records.items()
+            if record is not None}
 
 
 def _lock_key(step: Step, config: PipelineConfig) -> str:

@@ -1,10 +1,8 @@
-"""What the runner hands a stage and what the stage hands back, besides its declaration.
-
-The declaration (StageSpec) and the result (StageResult) are in pipeline/spec.py. Here: the
-base of every stage config (StageConfig), a committed artifact (Artifact), the runtime settings
-that never change results (Runtime), the rest of what a stage is given (Context, with what the
-runner knows about the upstream stages), WorkerFinished, and the config field types that name
-files (ExistingPath, OutputPath) and the registry (RegistrySettings).
+"""What a stage is given, besides its declaration and result (StageSpec and StageResult are in
+pipeline/spec.py): the base of every stage config (StageConfig), a committed artifact
+(Artifact), the runtime settings that never change results (Runtime), the Context with what
+the runner knows of the upstream stages (UpstreamStage), WorkerFinished, and the config field
+types that name files (ExistingPath, OutputPath) and the registry (RegistrySettings).
 """
 
 from __future__ import annotations
@@ -96,6 +94,28 @@ class Runtime:
 
 
 @dataclasses.dataclass(frozen=True)
+class UpstreamStage:
+    """What the runner knows of a stage upstream of the one it runs: its committed record."""
+
+    stage: str
+    key: str
+    run_id: str  # the run that computed it
+    created: str
+    seconds: float  # what computing it took, in that run
+    resumed: bool  # it continued from a checkpoint when it was computed
+    cached: bool  # computed by another run than the one running now
+    properties: dict[str, Any]
+
+    @classmethod
+    def of(cls, record: dict[str, Any], run_id: str) -> "UpstreamStage":
+        """From a stage record (the store's manifest), seen from run `run_id`."""
+        return cls(record["stage"], record["key"], record.get("run_id", ""),
+                   record.get("created", ""), float(record.get("seconds", 0.0)),
+                   bool(record.get("resumed", False)), record.get("run_id") != run_id,
+                   dict(record.get("properties", {})))
+
+
+@dataclasses.dataclass(frozen=True)
 class Context:
     """What the runner hands a stage besides its inputs and outputs."""
 
@@ -104,8 +124,11 @@ class Context:
     seed: int
     runtime: Runtime
     scratch_dir: pathlib.Path | str  # survives a crash, keyed by the cache key; removed on
-    # commit. A URI (str) only for a REMOTE_IO stage on an object-store root.
+    # commit. A URI (str) only for a remote_io stage on an object-store root.
     log: logging.Logger = dataclasses.field(default_factory=lambda: logging.getLogger("edgepipe"))
+    # Every stage upstream of this one, in DAG order: a stage learns about them here, never
+    # by reading the store's manifests (which an object store keeps elsewhere).
+    upstream: dict[str, UpstreamStage] = dataclasses.field(default_factory=dict)
 
 
 def _resolve_existing_path(value: str, info: pydantic.ValidationInfo) -> str:

@@ -97,7 +97,7 @@ def build_page(inputs: dict[str, Artifact], config: Config, context: Context) ->
         "feature": feature,
         "blessed": blessing.blessed,
         "blessing_reason": blessing.reason,
-        "stages": sections.stage_runs(inputs, context.run_id),
+        "stages": sections.stage_runs(context.upstream),
         "data": sections.data(inputs["examples"], inputs["statistics"].path, feature,
                                      class_names, train, config.examples_per_class),
         "training": sections.training(model_dir, model_info),

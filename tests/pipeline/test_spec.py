@@ -4,6 +4,7 @@ declaration is an error when the DAG is built, and halt/resumed are returned exp
 from __future__ import annotations
 
 import json
+import pathlib
 import types
 
 import pytest
@@ -95,5 +96,14 @@ def test_halt_and_resumed_are_returned_not_properties(tmp_path, monkeypatch):
     record = json.loads(next((tmp_path / "artifacts" / "doubled").glob("*/manifest.json"))
                         .read_text())
     assert record["resumed"] is True and record["halt"] == ""
+    # total learns it from its context, in DAG order, with what ran in this run
+    total = json.loads(pathlib.Path(summary["stages"][2]["artifacts"]["total"], "upstream.json")
+                       .read_text())
+    assert total == [["numbers", summary["stages"][0]["key"], False, False],
+                     ["doubled", summary["stages"][1]["key"], False, True]]
     again = runner.run(load(tmp_path), nodes=NODES)  # reused: it did not resume in this run
     assert "resumed_stages" not in again and "resumed" not in again["stages"][1]
+    rerun = runner.run(load(tmp_path), nodes=NODES, stages=["total"], no_cache=True)
+    total = json.loads(pathlib.Path(rerun["stages"][0]["artifacts"]["total"], "upstream.json")
+                       .read_text())
+    assert [row[2:] for row in total] == [[True, False], [True, True]]  # reused, resumed then
