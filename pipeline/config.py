@@ -15,13 +15,13 @@ import copy
 import dataclasses
 import pathlib
 import sys
-from types import ModuleType
 from typing import Any, Mapping
 
 import pydantic
 
 from edgepipe.contracts import tasks
 from edgepipe.pipeline.stage import RegistrySettings, Runtime, StageConfig
+from edgepipe.pipeline.spec import StageSpec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -144,7 +144,7 @@ def read(path: str | pathlib.Path) -> dict[str, Any]:
 
 def load(
     source: str | pathlib.Path | Mapping[str, Any],
-    stage_modules: dict[str, ModuleType],
+    specs: dict[str, StageSpec],
     overrides: list[str] | Mapping[str, Any] = (),
     root: str | None = None,
     beam_options: list[str] = (),
@@ -165,10 +165,10 @@ def load(
         base_dir = path.resolve().parent
     _apply_overrides(data, overrides, path)
     _apply_beam_options(data, beam_options)
-    unknown = sorted(set(data) - set(SECTIONS) - set(stage_modules))
+    unknown = sorted(set(data) - set(SECTIONS) - set(specs))
     if unknown:
         raise ConfigError(f"{path}: unknown section [{unknown[0]}]. Expected sections: "
-                          f"{', '.join(sorted({*SECTIONS, *stage_modules}))}.")
+                          f"{', '.join(sorted({*SECTIONS, *specs}))}.")
     context = {"base_dir": base_dir}
     pipeline_section = _validate(path, "pipeline", PipelineSection, data.get("pipeline"), context)
     beam = _validate(path, "beam", BeamSection, data.get("beam", {}), context)
@@ -179,11 +179,11 @@ def load(
         registry = registry.model_copy(
             update={"model_name": registry.model_name or pipeline_section.name})
     context["task"] = pipeline_section.task
-    stages = _validate_stages(path, data, stage_modules, registry, context)
+    stages = _validate_stages(path, data, specs, registry, context)
     kfp = _validate(path, "kfp", KfpSection, data.get("kfp", {}), context)
-    for stage in sorted(set(kfp.resources) - set(stage_modules)):
+    for stage in sorted(set(kfp.resources) - set(specs)):
         raise ConfigError(f"{path}: [kfp] resources.{stage}: unknown stage; the stages are "
-                          f"{', '.join(stage_modules)}.")
+                          f"{', '.join(specs)}.")
     return PipelineConfig(
         path=path,
         name=pipeline_section.name,
@@ -236,27 +236,26 @@ def _root(root: str | None, pipeline_section: PipelineSection, base_dir: pathlib
     return pathlib.Path("artifacts", pipeline_section.name).resolve()
 
 
-def _validate_stages(path, data: dict, stage_modules: dict[str, ModuleType], registry,
+def _validate_stages(path, data: dict, specs: dict[str, StageSpec], registry,
                      context) -> dict[str, StageConfig]:
-    """Each stage's section; an OPTIONAL stage's only when the config has it. A stage whose
-    module lists other stages in READS gets their validated configs as fields of those names
+    """Each stage's section; an optional stage's only when the config has it. A stage whose
+    spec lists other stages in `reads` gets their validated configs as fields of those names
     (tune reads [train] to check its search space), so those are validated first."""
     stages: dict[str, StageConfig] = {}
-    present = [name for name, module in stage_modules.items()
-               if name in data or not getattr(module, "OPTIONAL", False)]
-    readers = [name for name in present if getattr(stage_modules[name], "READS", ())]
+    present = [name for name, spec in specs.items() if name in data or not spec.optional]
+    readers = [name for name in present if specs[name].reads]
     for name in [name for name in present if name not in readers] + readers:
         section = data.get(name, {})
-        read = getattr(stage_modules[name], "READS", ())
+        read = specs[name].reads
         if read and isinstance(section, dict):
             moved = [key for key in read if key in section]
             if moved:
                 raise ConfigError(f"{path}: [{name}] {moved[0]}: unknown key; the [{moved[0]}] "
                                   "section is read from its own table.")
             section = {**section, **{key: stages[key] for key in read}}
-        stages[name] = _validate_stage(path, name, stage_modules[name].Config, section,
-                                       registry, context)
-    return {name: stages[name] for name in stage_modules if name in stages}
+        stages[name] = _validate_stage(path, name, specs[name].config, section, registry,
+                                       context)
+    return {name: stages[name] for name in specs if name in stages}
 
 
 def _validate_stage(path, name: str, model: type[StageConfig], data, registry, context):

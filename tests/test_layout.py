@@ -22,6 +22,7 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
+from edgepipe.pipeline import dag
 from tests.conftest import REPO
 
 # Repository folder -> the package it installs as.
@@ -40,7 +41,7 @@ FORBIDDEN = {
     "contracts": {"pipeline", "components", "models", "serving", "api", "heavy"},
     "components": {"serving", "api"},
 }
-STAGES = ("ingest", "statistics", "train", "evaluate", "quantize", "report", "push")
+STAGES = tuple(node.stage for node in dag.CLASSIFICATION)  # the DAG's list, optional ones too
 
 
 def imported_names(path: pathlib.Path) -> list[tuple[int, str]]:
@@ -101,10 +102,13 @@ def test_an_added_forbidden_import_is_found(tmp_path):
     litert.write_text(litert.read_text() + "\n\ndef late():\n    import tensorflow\n")
     push = tmp_path / "components" / "push" / "stage.py"
     push.write_text(push.read_text() + "\nfrom edgepipe.components.evaluate import gates\n")
+    tune = tmp_path / "components" / "tune" / "stage.py"  # an optional stage is walled too
+    tune.write_text(tune.read_text() + "\nfrom edgepipe.components.train import fit\n")
     found = "\n".join(violations(tmp_path))
     assert "serving/runtime.py:" in found and "edgepipe.components.shared" in found
     assert "contracts/litert.py:" in found and "tensorflow (heavy)" in found
     assert "stage push imports stage evaluate" in found
+    assert "stage tune imports stage train" in found
 
 
 def test_every_package_folder_is_installed():

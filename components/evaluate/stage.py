@@ -22,11 +22,8 @@ from edgepipe.components.evaluate import classification, gates, regression
 from edgepipe.components.shared import examples_io
 from edgepipe.contracts import artifacts, model_inputs, registry, tasks
 from edgepipe.pipeline.stage import RegistrySettings, StageConfig
+from edgepipe.pipeline.spec import StageSpec
 
-NAME = "evaluate"
-VERSION = 2
-INPUTS = {"examples": "Examples", "model": "Model"}
-OUTPUTS = {"evaluation": "Evaluation"}
 
 BATCH_SIZE = 256  # examples per call of the serving signature; does not change results
 # What differs per task (edgepipe.contracts.tasks): metrics, artifacts, gate thresholds.
@@ -162,3 +159,9 @@ def predict(model_dir: str | pathlib.Path, values, output: str = "probabilities"
         serve(**{input_name: tf.constant(batch[start:start + BATCH_SIZE])})[output].numpy()
         for start in range(0, len(batch), BATCH_SIZE)
     ])
+
+
+SPEC = StageSpec(
+    name="evaluate", version=2, config=Config, run=run, fingerprint=fingerprint,
+    inputs={"examples": "Examples", "model": "Model"}, outputs={"evaluation": "Evaluation"},
+)

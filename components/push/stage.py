@@ -20,12 +20,8 @@ from typing import Any
 
 from edgepipe.contracts import artifacts, registry, tasks
 from edgepipe.pipeline.stage import Artifact, Context, RegistrySettings, StageConfig
+from edgepipe.pipeline.spec import StageSpec
 
-NAME = "push"
-VERSION = 2
-INPUTS = {"model": "Model", "evaluation": "Evaluation", "tflite": "TFLiteModels",
-          "examples": "Examples"}
-OUTPUTS = {"pushed": "PushedModel"}
 
 
 class Config(StageConfig):
@@ -123,3 +119,11 @@ def lineage(inputs: dict[str, Artifact], context: Context, model_info: dict,
             **({"padding": model_info["padding"]} if "padding" in model_info else {}),
         },
     }
+
+
+SPEC = StageSpec(
+    name="push", version=2, config=Config, run=run,
+    inputs={"model": "Model", "evaluation": "Evaluation", "tflite": "TFLiteModels",
+            "examples": "Examples"},
+    outputs={"pushed": "PushedModel"},
+)

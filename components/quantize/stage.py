@@ -36,11 +36,8 @@ from edgepipe.components.quantize.variants import quantize_model
 from edgepipe.components.shared import examples_io, input_pipeline
 from edgepipe.contracts import artifacts, model_inputs
 from edgepipe.pipeline.stage import Artifact, Context, StageConfig
+from edgepipe.pipeline.spec import StageSpec
 
-NAME = "quantize"
-VERSION = 2
-INPUTS = {"examples": "Examples", "model": "Model"}
-OUTPUTS = {"tflite": "TFLiteModels"}
 
 Variant = Literal["float32", "dynamic_range", "float16", "int8", "uint8", "int16x8",
                   "qat_int8", "pruned_int8"]
@@ -224,3 +221,9 @@ def _measurement_data(model, model_info: dict, examples, config: Config, seed: i
             "examples."
         )
     return representative, test_inputs, test["label"]
+
+
+SPEC = StageSpec(
+    name="quantize", version=2, config=Config, run=run,
+    inputs={"examples": "Examples", "model": "Model"}, outputs={"tflite": "TFLiteModels"},
+)

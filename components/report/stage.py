@@ -26,18 +26,8 @@ from edgepipe.components.report import (classification, network, quantization, r
 from edgepipe.components.shared import examples_io
 from edgepipe.contracts import artifacts, tasks
 from edgepipe.pipeline.stage import Artifact, Context, ExistingPath, StageConfig
+from edgepipe.pipeline.spec import StageSpec
 
-NAME = "report"
-VERSION = 2
-INPUTS = {
-    "examples": "Examples",
-    "statistics": "Statistics",
-    "model": "Model",
-    "evaluation": "Evaluation",
-    "tflite": "TFLiteModels",
-}
-OPTIONAL_INPUTS = {"tuning": "Tuning"}  # wired only when the pipeline has a tune stage
-OUTPUTS = {"report": "Report"}
 TEMPLATE = "template.html"
 # What differs per task (edgepipe.contracts.tasks): sections, headline cards, summary fields.
 PIECES = {"classification": classification, "regression": regression}
@@ -114,7 +104,7 @@ def build_page(inputs: dict[str, Artifact], config: Config, context: Context) ->
         "feature": feature,
         "blessed": blessing.blessed,
         "blessing_reason": blessing.reason,
-        "stages": sections.stage_runs(inputs, context.run_id),
+        "stages": sections.stage_runs(context.upstream),
         "training": sections.training(model_dir, model_info),
         **piece.sections_of(inputs, model_dir, evaluation_dir, model_info, feature, config,
                             test),
@@ -165,3 +155,12 @@ def build_summary(page: dict[str, Any]) -> dict[str, Any]:
                        ("metric", "best_trial", "best_params", "best_value", "pruned")}
             | {"trials": len(page["tuning"]["trials"])}} if page["tuning"] else {}),
     }
+
+
+SPEC = StageSpec(
+    name="report", version=2, config=Config, run=run, fingerprint=fingerprint,
+    inputs={"examples": "Examples", "statistics": "Statistics", "model": "Model",
+            "evaluation": "Evaluation", "tflite": "TFLiteModels"},
+    optional_inputs={"tuning": "Tuning"},  # wired only when the pipeline has a tune stage
+    outputs={"report": "Report"},
+)

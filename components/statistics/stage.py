@@ -31,14 +31,8 @@ from edgepipe.components.statistics.schema import (expectations, find_anomalies,
 from edgepipe.components.statistics.summary import summarise, summarise_lengths, to_proto
 from edgepipe.contracts import artifacts, storage, text_tokens
 from edgepipe.pipeline.stage import ExistingPath, StageConfig
+from edgepipe.pipeline.spec import StageResult, StageSpec
 
-NAME = "statistics"
-VERSION = 3
-INPUTS = {"examples": "Examples"}
-OUTPUTS = {"statistics": "Statistics", "schema": "Schema"}
-# Beam reads the shards and every file goes through edgepipe.contracts.storage: on a gs://
-# root the stage reads and writes the bucket directly.
-REMOTE_IO = True
 
 
 with warnings.catch_warnings():  # the key is `schema`, as users write it; BaseModel.schema()
@@ -70,7 +64,7 @@ with warnings.catch_warnings():  # the key is `schema`, as users write it; BaseM
 # ---------------------------------------------------------------- the stage
 
 
-def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
+def run(inputs, outputs, config: Config, context) -> StageResult:
     examples_dir = str(inputs["examples"].path)
     class_names = examples_io.class_names(examples_dir)
     target_names = examples_io.target_names(examples_dir)  # regression, else []
@@ -105,7 +99,7 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
         readable["vocabulary"] = vocabulary.summary(words, config.vocabulary_size,
                                                     config.min_token_count)
     write(outputs, summaries, readable, anomalies, schema, words)
-    return properties(examples_dir, feature, summaries, readable, anomalies, config)
+    return outcome(examples_dir, feature, summaries, readable, anomalies, config)
 
 
 def compute_sums(examples_dir: str, splits: list[str], feature: str, channels: int,
@@ -171,8 +165,8 @@ def write(outputs, summaries: dict, readable: dict, anomalies: list, schema,
             storage.join(statistics_dir, text_tokens.VOCABULARY_FILE), words)
 
 
-def properties(examples_dir: str, feature: str, summaries: dict, readable: dict,
-               anomalies: list, config: Config) -> dict[str, Any]:
+def outcome(examples_dir: str, feature: str, summaries: dict, readable: dict,
+            anomalies: list, config: Config) -> StageResult:
     """The stage's properties; anomalies of severity error halt the pipeline."""
     errors = [anomaly for anomaly in anomalies if anomaly["severity"] == "error"]
     result: dict[str, Any] = {
@@ -187,8 +181,9 @@ def properties(examples_dir: str, feature: str, summaries: dict, readable: dict,
         result["unlabeled"] = {"overlap": {key: readable["unlabeled_overlap"][key]
                                            for key in ("ids", "content")},
                                "drift": summaries["unlabeled"].get("drift")}
+    halt = ""
     if errors:
-        result["halt"] = "\n".join(
+        halt = "\n".join(
             [f"statistics found {len(errors)} error anomalies in {examples_dir}"
              + (f" against the schema {config.schema}" if config.schema else "") + ":"]
             + [f"- {a['split']}/{a['feature']}: {a['description']}" for a in errors]
@@ -196,4 +191,13 @@ def properties(examples_dir: str, feature: str, summaries: dict, readable: dict,
                + (", or update the saved schema if the change is intended." if config.schema
                   else ".")]
         )
-    return result
+    return StageResult(result, halt=halt)
+
+
+SPEC = StageSpec(
+    name="statistics", version=3, config=Config, run=run,
+    inputs={"examples": "Examples"}, outputs={"statistics": "Statistics", "schema": "Schema"},
+    # Beam reads the shards and every file goes through edgepipe.contracts.storage: on a
+    # gs:// root the stage reads and writes the bucket directly.
+    remote_io=True,
+)

@@ -36,15 +36,8 @@ from edgepipe.components.shared import (examples_io, input_pipeline, input_spec,
 from edgepipe.components.train.semi_supervised import Settings as SemiSupervised
 from edgepipe.contracts import artifacts, tasks, tuning_artifacts, unlabeled_artifacts
 from edgepipe.pipeline.stage import StageConfig, WorkerFinished
+from edgepipe.pipeline.spec import StageResult, StageSpec
 
-NAME = "train"
-VERSION = 2
-INPUTS = {"examples": "Examples", "statistics": "Statistics", "schema": "Schema"}
-OPTIONAL_INPUTS = {"tuning": "Tuning"}  # wired only when the pipeline has a tune stage
-OUTPUTS = {"model": "Model"}
-COLLECTIVE = True  # every worker of a multi-worker cluster trains at once
-# The model builders are loaded by name (edgepipe.models.MODULES), not imported.
-CODE = ("edgepipe.models",)
 
 
 class Config(StageConfig):
@@ -130,7 +123,7 @@ class Config(StageConfig):
 
 def fingerprint(config: Config, inputs) -> str | None:
     """A user model's source file (editing it re-runs training); None for a built-in, whose
-    source is part of the stage's code (CODE)."""
+    source is part of the stage's code (SPEC.code)."""
     from edgepipe import models
 
     if not models.user.is_reference(config.model):
@@ -138,7 +131,7 @@ def fingerprint(config: Config, inputs) -> str | None:
     return f"user model sha256 {models.user.fingerprint(config.model)}"
 
 
-def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
+def run(inputs, outputs, config: Config, context) -> StageResult:
     import tensorflow as tf
 
     from edgepipe.components.train import distribute, export
@@ -179,7 +172,7 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     if outcome is not None:
         unlabeled_artifacts.write_pseudo_labels(model_dir, outcome.summary, outcome.rows)
         semi = _semi_properties(outcome.summary)
-    return {
+    return StageResult({
         **semi,
         "task": config.task, "loss": info["loss"],
         "params": info["params"], "epochs": len(fitted.history.get("loss", [])),
@@ -187,12 +180,11 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
         "replicas": placement.replicas, "global_batch_size": placement.global_batch,
         "learning_rate": placement.learning_rate,
         "final": {metric: values[-1] for metric, values in fitted.history.items()},
-        "resumed": fitted.resumed_from_epoch is not None or bool(outcome and outcome.resumed),
         "resumed_from_epoch": fitted.resumed_from_epoch,
         "seconds_per_epoch": fitted.mean_epoch_seconds,
         "images_per_second": fitted.images_per_second,
         **({"tuned_params": tuned} if tuned else {}),
-    }
+    }, resumed=fitted.resumed_from_epoch is not None or bool(outcome and outcome.resumed))
 
 
 def _fit(tf, keras, examples, spec: dict, placement, config: Config, context,
@@ -301,3 +293,13 @@ def _model_info(config: Config, spec: dict, params: int, placement,
         "semi_supervised": config.semi_supervised.model_dump() if config.semi_supervised
         else None,
     }
+
+
+SPEC = StageSpec(
+    name="train", version=2, config=Config, run=run, fingerprint=fingerprint,
+    inputs={"examples": "Examples", "statistics": "Statistics", "schema": "Schema"},
+    optional_inputs={"tuning": "Tuning"},  # wired only when the pipeline has a tune stage
+    outputs={"model": "Model"},
+    collective=True,  # every worker of a multi-worker cluster trains at once
+    code=("edgepipe.models",),  # the model builders are loaded by name, not imported
+)

@@ -33,15 +33,8 @@ from edgepipe.components.shared import examples_io, model_builder, tuned_config
 from edgepipe.components.tune import space as space_module
 from edgepipe.contracts import tuning_artifacts
 from edgepipe.pipeline.stage import StageConfig
+from edgepipe.pipeline.spec import StageResult, StageSpec
 
-NAME = "tune"
-VERSION = 1
-INPUTS = {"examples": "Examples", "statistics": "Statistics"}
-OUTPUTS = {"tuning": "Tuning"}
-OPTIONAL = True  # only in a pipeline whose config has a [tune] section
-READS = ("train",)  # the config loader hands the validated [train] section to Config.train
-# The model builders are loaded by name (edgepipe.models.MODULES), not imported.
-CODE = ("edgepipe.models",)
 
 
 class Config(StageConfig):
@@ -100,7 +93,7 @@ def fingerprint(config: Config, inputs) -> str:
     return hashlib.sha256(json.dumps(train, sort_keys=True).encode()).hexdigest()
 
 
-def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
+def run(inputs, outputs, config: Config, context) -> StageResult:
     import tensorflow as tf
 
     from edgepipe.components.shared import input_spec
@@ -131,10 +124,19 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     tuning_artifacts.write_tuning(outputs["tuning"], {**result, "epochs_per_trial": epochs})
     context.log.info("best trial %d: %s %.4f with %s", result["best_trial"], config.metric,
                      result["best_value"], result["best_params"])
-    return {
+    return StageResult({
         "trials": len(result["trials"]),
         "pruned": sum(record["pruned"] for record in result["trials"]),
         "best_trial": result["best_trial"], "best_params": result["best_params"],
         "best_value": result["best_value"], "metric": config.metric,
-        "epochs_per_trial": epochs, "resumed": result["resumed"],
-    }
+        "epochs_per_trial": epochs,
+    }, resumed=result["resumed"])
+
+
+SPEC = StageSpec(
+    name="tune", version=1, config=Config, run=run, fingerprint=fingerprint,
+    inputs={"examples": "Examples", "statistics": "Statistics"}, outputs={"tuning": "Tuning"},
+    optional=True,  # only in a pipeline whose config has a [tune] section
+    reads=("train",),  # the config loader hands the validated [train] section to Config.train
+    code=("edgepipe.models",),  # the model builders are loaded by name, not imported
+)

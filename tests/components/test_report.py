@@ -16,7 +16,7 @@ import pytest
 
 from edgepipe.components.report import stage as report, sections as report_sections
 from edgepipe.pipeline.stage import Artifact
-from tests.conftest import REPO
+from tests.conftest import REPO, StageRunner
 
 LOW_CONFIDENCE = 7  # not the default (12), so the test sees the config being honoured
 IMAGE_FIGURES = (
@@ -182,8 +182,9 @@ def test_run_overview_shows_each_upstream_stage_and_whether_it_was_reused(
 
 def test_stage_runs_tell_this_run_from_the_cache(model_artifact, evaluation_artifact):
     run_id = json.loads((model_artifact.path.parent / "manifest.json").read_text())["run_id"]
-    rows = report_sections.stage_runs({"model": model_artifact, "evaluation": evaluation_artifact},
-                                      run_id)
+    upstream = StageRunner.upstream({"model": model_artifact, "evaluation": evaluation_artifact},
+                                    run_id)
+    rows = report_sections.stage_runs(upstream)
     assert [(row["stage"], row["cached"]) for row in rows] == [("train", False),
                                                                 ("evaluate", True)]
 

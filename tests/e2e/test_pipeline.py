@@ -7,6 +7,7 @@ nothing a later run would trust, and the run summary has the documented fields.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import signal
@@ -89,7 +90,7 @@ def test_failed_stage_commits_nothing(first_run, tiny_config, monkeypatch):
         (outputs["tflite"] / "half-written.tflite").write_bytes(b"partial")
         raise RuntimeError("converter exploded")
 
-    monkeypatch.setattr(quantize, "run", broken_run)
+    monkeypatch.setattr(quantize, "SPEC", dataclasses.replace(quantize.SPEC, run=broken_run))
     args = ["run", str(tiny_config), "--set", "quantize.representative_examples=21"]
     assert cli.main(args) == 1
     failed = latest_summary(str(tiny_config))
