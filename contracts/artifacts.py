@@ -208,17 +208,14 @@ def write_evaluation(evaluation_dir: PathLike, metrics: dict, class_names: list[
 def write_regression_evaluation(evaluation_dir: PathLike, metrics: dict, singled_out: dict,
                                 prediction_rows: Iterable[dict],
                                 target_names: list[str]) -> None:
-    """A regression model's evaluation: no confusion matrix; predictions.csv has a target and
-    a prediction column per target name, and the absolute error (mean over the targets)."""
-    folder = pathlib.Path(evaluation_dir)
-    write_json(folder / METRICS, metrics)
-    write_json(folder / SINGLED_OUT, singled_out)
-    write_csv(folder / PREDICTIONS,
-              ("id", *target_names, *(f"predicted_{name}" for name in target_names),
-               "abs_error"),
-              ([row["id"], *(f"{value:.6g}" for value in row["target"]),
-                *(f"{value:.6g}" for value in row["prediction"]), f"{row['abs_error']:.6g}"]
-               for row in prediction_rows))
+    """A regression model's evaluation (no confusion matrix): predictions.csv has a target and
+    a prediction column per target, and the absolute error (mean over the targets)."""
+    write_json(pathlib.Path(evaluation_dir, METRICS), metrics)
+    write_json(pathlib.Path(evaluation_dir, SINGLED_OUT), singled_out)
+    header = ("id", *target_names, *(f"predicted_{name}" for name in target_names), "abs_error")
+    write_csv(pathlib.Path(evaluation_dir, PREDICTIONS), header, (
+        [row["id"], *(f"{value:.6g}" for value in [*row["target"], *row["prediction"]]),
+         f"{row['abs_error']:.6g}"] for row in prediction_rows))
 
 
 def read_metrics(evaluation_dir: PathLike) -> dict[str, Any]:

@@ -59,3 +59,27 @@ def export_serving(tf, model, spec: dict[str, Any], path: pathlib.Path) -> None:
 
     module.serve = serve
     tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
+
+
+def model_info(config, spec: dict, params: int, placement, fitted) -> dict[str, Any]:
+    """model.json: what the model takes and returns (every consumer reads it: the task, its
+    class names or target names), and how it was trained."""
+    return {
+        "model": config.model,
+        "model_options": config.model_options,
+        **{key: value for key, value in spec.items() if key != "normalization"},
+        "loss": config.loss or tasks.get(config.task).default_loss,
+        "normalization": spec.get("normalization"),
+        "params": params,
+        "strategy": placement.description,
+        "replicas": placement.replicas,
+        "global_batch_size": placement.global_batch,
+        "learning_rate": placement.learning_rate,
+        "lr_scaling": config.lr_scaling,
+        "lr_schedule": config.lr_schedule,
+        "precision": config.precision,
+        "epochs": len(fitted.history.get("loss", [])),
+        "resumed_from_epoch": fitted.resumed_from_epoch,
+        "semi_supervised": config.semi_supervised.model_dump() if config.semi_supervised
+        else None,
+    }

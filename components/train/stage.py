@@ -164,7 +164,7 @@ def run(inputs, outputs, config: Config, context) -> StageResult:
             or config.task != tasks.CLASSIFICATION.name):  # see export.float32_copy
         model = export.float32_copy(keras, model)
     model_dir = _save(tf, model, spec, fitted, placement, outputs["model"], context)
-    info = _model_info(config, spec, int(model.count_params()), placement, fitted)
+    info = export.model_info(config, spec, int(model.count_params()), placement, fitted)
     artifacts.write_model_info(model_dir, info)
     artifacts.write_history(model_dir, fitted.history)
     context.log.info("saved model (%d parameters) to %s", info["params"], model_dir)
@@ -268,31 +268,6 @@ def _save(tf, model, spec: dict, fitted, placement, model_dir, context) -> pathl
         raise WorkerFinished(message)
     shutil.copytree(fitted.work_dir / "logs", model_dir / "logs")
     return model_dir
-
-
-def _model_info(config: Config, spec: dict, params: int, placement,
-                fitted) -> dict[str, Any]:
-    """model.json: what the model takes and returns (every consumer reads it: the task, its
-    class names or target names), and how it was trained."""
-    return {
-        "model": config.model,
-        "model_options": config.model_options,
-        **{key: value for key, value in spec.items() if key != "normalization"},
-        "loss": config.loss or tasks.get(config.task).default_loss,
-        "normalization": spec.get("normalization"),
-        "params": params,
-        "strategy": placement.description,
-        "replicas": placement.replicas,
-        "global_batch_size": placement.global_batch,
-        "learning_rate": placement.learning_rate,
-        "lr_scaling": config.lr_scaling,
-        "lr_schedule": config.lr_schedule,
-        "precision": config.precision,
-        "epochs": len(fitted.history.get("loss", [])),
-        "resumed_from_epoch": fitted.resumed_from_epoch,
-        "semi_supervised": config.semi_supervised.model_dump() if config.semi_supervised
-        else None,
-    }
 
 
 SPEC = StageSpec(

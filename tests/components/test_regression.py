@@ -16,7 +16,7 @@ import pytest
 from edgepipe.components.shared import examples_io
 from edgepipe.contracts import artifacts, litert, model_inputs
 from edgepipe.pipeline import config as pipeline_config
-from edgepipe.pipeline.dag import stage_modules
+from edgepipe.pipeline import dag
 
 ROWS = 900
 TARGETS = ["price", "delta"]
@@ -177,7 +177,7 @@ def test_every_variant_is_scored_by_mae_in_the_data_units(regression_examples, r
 
 
 def test_config_errors_name_what_fits_the_task():
-    modules = stage_modules()
+    modules = dag.specs()
     base = {"pipeline": {"name": "t", "task": "regression"},
             "ingest": {"source": "csv", "train": __file__, "target_column": "y"}}
     with pytest.raises(pipeline_config.ConfigError, match="min_accuracy: not used by task"):
