@@ -18,12 +18,15 @@ this machine, not of a microcontroller build.
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import logging
 import os
 import pathlib
 import re
 import subprocess
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -228,6 +231,55 @@ def _probe_peak_memory(model_path: str, num_threads: int) -> int | None:
     interpreter.invoke()
     peak = _proc_status_kib("VmHWM")
     return None if before is None or peak is None else max(0, peak - before) * 1024
+
+
+# --- one variant's variants.json record ---------------------------------------------------
+
+def variant_record(content: bytes, variant: str, ops: list[str], test_inputs, test_labels,
+                   keras_predictions, output_dir: pathlib.Path,
+                   log: logging.Logger, latency_examples: int | None = None) -> dict[str, Any]:
+    """The variants.json record of one written variant: accuracy and agreement over every
+    test input (the inputs split among one-thread interpreters on every core), batch-1
+    latency with one interpreter thread and with every core over the first
+    `latency_examples` test inputs (None: all of them)."""
+    cores = all_cores()
+    timed = test_inputs[:latency_examples] if latency_examples else test_inputs
+    try:
+        probabilities = predict(content, test_inputs, workers=cores, name=f"variant {variant!r}")
+        one = run(content, timed, num_threads=1, name=f"variant {variant!r}")
+        every = one if cores == 1 else run(content, timed, num_threads=cores,
+                                           name=f"variant {variant!r}")
+    except (RuntimeError, ValueError) as error:
+        raise RuntimeError(f"TFLite variant {variant!r} converted but failed on the LiteRT "
+                           f"interpreter: {error}") from error
+    predictions = np.argmax(probabilities, axis=1)
+    path = output_dir / f"{variant}.tflite"
+    record = {
+        "name": variant, "path": path.name, "metadata": f"{variant}.json",
+        "size_bytes": len(content),
+        "gzip_size_bytes": len(gzip.compress(content, compresslevel=9, mtime=0)),
+        "accuracy": float(np.mean(predictions == test_labels)),
+        "agreement": float(np.mean(predictions == keras_predictions)),
+        **_latencies(one.invoke_seconds, ""), **_latencies(every.invoke_seconds, "_all_cores"),
+        "threads_all_cores": cores, "peak_memory_bytes": peak_memory_bytes(path),
+        "ops": ops, "builtin_only": builtin_only(ops),
+        "input_dtype": one.input_dtype, "output_dtype": one.output_dtype,
+        "num_examples": int(len(test_labels)), "latency_examples": int(len(timed)),
+        "cpu": cpu_description(),
+    }
+    log.info(
+        "quantize: %-13s %9d bytes (gzip %9d)  accuracy %.4f  agreement %.4f  p50 %.3f ms "
+        "(1 thread) %.3f ms (%d threads)  %s", variant, record["size_bytes"],
+        record["gzip_size_bytes"], record["accuracy"], record["agreement"],
+        record["latency_ms_p50"], record["latency_ms_p50_all_cores"], cores,
+        "builtin ops only" if record["builtin_only"] else "NEEDS NON-BUILTIN OPS")
+    return record
+
+
+def _latencies(seconds: np.ndarray, suffix: str) -> dict[str, float]:
+    milliseconds = seconds * 1000.0
+    return {f"latency_ms_p50{suffix}": round(float(np.percentile(milliseconds, 50)), 5),
+            f"latency_ms_p99{suffix}": round(float(np.percentile(milliseconds, 99)), 5)}
 
 
 if __name__ == "__main__":  # the fresh process of peak_memory_bytes

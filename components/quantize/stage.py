@@ -12,27 +12,31 @@ and gzip size, batch-1 latency with one thread and with all cores, peak memory, 
 CPU features the latency depends on. The deploy policy (deploy_policy.py) then picks
 the variant to ship: Q/deployable.json, the one place the deployable variant is chosen.
 
-The package: variants.py (fine-tune, convert, describe and measure one variant), convert.py
-(conversion recipes), qat.py (QAT and pruning fine-tuning), measure.py (LiteRT measurements),
-metadata.py (what a device needs to feed the model, embedded in each .tflite as JSON and
-written as a sidecar `<variant>.json`), standard_metadata.py with metadata_flatbuffer.py and
-metadata_specs.py (the standard TFLite metadata MediaPipe Tasks and the Task Library read:
-labels, normalisation, tokenizer, packed files), device_checks.py and mediapipe_compat.py
-(XNNPACK coverage, GPU op types, MediaPipe's rules, LiteRT's benchmark tool: variants.json's
-"device"), deploy_policy.py (the choice). TensorFlow and LiteRT are imported inside the
+The flow is one-directional: this module orchestrates, and every module it calls is a leaf
+that calls none of the others back. convert.py (conversion recipes), qat.py (QAT and pruning
+fine-tuning), metadata.py (what a device needs to feed the model: the JSON description
+embedded in each .tflite and written as a sidecar `<variant>.json`, and the standard TFLite
+metadata it implies, which edgepipe.components.tflite_metadata writes), device_checks.py with
+mediapipe_compat.py (XNNPACK coverage, GPU op types, MediaPipe's rules, LiteRT's benchmark
+tool: variants.json's "device"), measure.py (LiteRT measurements, one variant's variants.json
+record), deploy_policy.py (the choice). TensorFlow and LiteRT are imported inside the
 functions that use them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import logging
 import pathlib
+import time
 from typing import Any, Literal
 
 import numpy as np
 import pydantic
 
-from edgepipe.components.quantize import deploy_policy
-from edgepipe.components.quantize.variants import quantize_model
+from edgepipe.components import tflite_metadata
+from edgepipe.components.quantize import convert, deploy_policy, metadata, qat
 from edgepipe.components.shared import examples_io, input_pipeline
 from edgepipe.contracts import artifacts, model_inputs
 from edgepipe.pipeline.stage import Artifact, Context, StageConfig
@@ -149,7 +153,7 @@ class Config(StageConfig):
 def run(
     inputs: dict[str, Artifact], outputs: dict[str, pathlib.Path], config: Config, context: Context
 ) -> dict[str, Any]:
-    from edgepipe.components.quantize import measure
+    from edgepipe.components.quantize import device_checks, measure
     from edgepipe.models.keras import keras
 
     model_dir = inputs["model"].path
@@ -164,29 +168,65 @@ def run(
         "(%d cores, %s)", len(config.variants), len(representative), len(test_labels),
         cpu["model"], cpu["cores"], " ".join(cpu["features"]) or "no relevant features reported",
     )
+    keras_predictions = np.argmax(model.predict(test_inputs, batch_size=256, verbose=0), axis=1)
+    keras_accuracy = float(np.mean(keras_predictions == test_labels))
+    context.log.info("quantize: keras accuracy %.4f on %d test examples", keras_accuracy,
+                     len(test_labels))
 
-    def fine_tune_data():
-        import tensorflow as tf
+    fine_tune_data = functools.cache(  # the train split as batches, built when first needed
+        lambda: _fine_tune_dataset(examples, model_info, config, context.seed))
+    records = []
+    for variant in config.variants:
+        seconds = {"fine_tune": 0.0, "convert": 0.0, "measure": 0.0}
+        source, extra = model, {}
+        if variant in qat.FINE_TUNED:
+            with _timed(seconds, "fine_tune"):
+                tuned = qat.skip_reason(model, variant) or qat.fine_tune(
+                    model, variant, config, fine_tune_data(), context.log)
+            if isinstance(tuned, str):
+                context.log.warning("quantize: %s skipped: %s", variant, tuned)
+                records.append({"name": variant, "skipped": tuned})
+                continue
+            source, extra = tuned
+        with _timed(seconds, "convert"):
+            content, ops = _write(source, model, variant, representative, config, model_info,
+                                  outputs["tflite"], inputs["model"].key)
+        with _timed(seconds, "measure"):
+            record = measure.variant_record(content, variant, ops, test_inputs, test_labels,
+                                            keras_predictions, outputs["tflite"], context.log,
+                                            config.latency_examples)
+            record["device"] = device_checks.check(content, outputs["tflite"] / record["path"],
+                                                   ops, benchmark=config.benchmark_tool)
+            context.log.info("quantize: %-13s %s", variant, device_checks.summary(record["device"]))
+        context.log.info("quantize: %-13s seconds: fine-tuning %.1f, conversion %.1f, "
+                         "measurement %.1f", variant, *seconds.values())
+        records.append({**record, **extra, "seconds": seconds})
+    artifacts.write_variants(outputs["tflite"], records)
+    return _choose(records, keras_accuracy, cpu, config, outputs["tflite"], context.log)
 
-        keras.utils.set_random_seed(context.seed)
-        size = examples_io.split_size(examples, "train")
-        return input_pipeline.dataset(tf, examples, "train", model_info,
-                                      config.fine_tune_batch_size, seed=context.seed,
-                                      shuffle_buffer=max(size, 1))
 
-    records, keras_accuracy = quantize_model(
-        model, representative, test_inputs, test_labels, config, outputs["tflite"],
-        context.log, fine_tune_data=fine_tune_data, model_info=model_info,
-        model_key=inputs["model"].key,
-    )
+def _fine_tune_dataset(examples: pathlib.Path, model_info: dict, config: Config, seed: int):
+    import tensorflow as tf
+
+    from edgepipe.models.keras import keras
+
+    keras.utils.set_random_seed(seed)
+    return input_pipeline.dataset(tf, examples, "train", model_info, config.fine_tune_batch_size,
+                                  seed=seed, shuffle_buffer=max(examples_io.split_size(
+                                      examples, "train"), 1))
+
+
+def _choose(records, keras_accuracy: float, cpu: dict, config: Config, output_dir: pathlib.Path,
+            log: logging.Logger) -> dict[str, Any]:
+    """The deploy policy's choice, written to deployable.json; the stage's properties."""
     try:
         deployable = deploy_policy.choose(records, keras_accuracy, config.deploy_policy,
                                           config.max_accuracy_drop_points, config.deploy_latency,
                                           config.deploy_target)
     except deploy_policy.PolicyNotSatisfied as error:
         raise deploy_policy.PolicyNotSatisfied(f"[quantize] {error}") from None
-    artifacts.write_deployable(outputs["tflite"], deployable)
-    context.log.info("quantize: deployable %s", deployable["reason"])
+    artifacts.write_deployable(output_dir, deployable)
+    log.info("quantize: deployable %s", deployable["reason"])
     summary_keys = ("name", "size_bytes", "gzip_size_bytes", "accuracy", "agreement",
                     "latency_ms_p50", "latency_ms_p50_all_cores", "seconds")
     # Skipped variants are listed apart, so readers of "variants" always find measurements.
@@ -194,10 +234,41 @@ def run(
         "variants": [{key: record[key] for key in summary_keys}
                      for record in records if "skipped" not in record],
         "skipped_variants": [record for record in records if "skipped" in record],
-        "keras_accuracy": keras_accuracy,
-        "cpu": cpu,
-        "deployable": deployable,
-    }
+        "keras_accuracy": keras_accuracy, "cpu": cpu, "deployable": deployable}
+
+
+def _write(source, model, variant: str, representative, config: Config, model_info: dict,
+           output_dir: pathlib.Path, model_key: str) -> tuple[bytes, list[str]]:
+    """(content, op names) of `<variant>.tflite`, written with its sidecar JSON.
+
+    Converted, then the JSON description embedded, then the standard TFLite metadata (in this
+    order: embedding re-packs the flatbuffer, which would drop the zip of associated files that
+    the standard metadata appends)."""
+    from edgepipe.components.quantize import measure
+
+    io_type = "uint8" if variant == "uint8" else config.int8_io
+    content = convert.convert(source, variant, representative, io_type)
+    raw_range = (float(representative.min()), float(representative.max()))
+    description = metadata.describe(content, variant, model_info, raw_range)
+    content = metadata.embed(content, description)
+    content = tflite_metadata.write(
+        content, metadata.standard(description, model_info, config, model_key))
+    path = output_dir / f"{variant}.tflite"
+    path.write_bytes(content)
+    metadata.write_sidecar(path, description)
+    ops = measure.op_names(content)
+    convert.check_recurrent(model, variant, ops)
+    return content, ops
+
+
+@contextlib.contextmanager
+def _timed(seconds: dict[str, float], part: str):
+    """Adds the wall seconds of the block to seconds[part] (rounded to 0.01 s)."""
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        seconds[part] = round(seconds[part] + time.monotonic() - started, 2)
 
 
 def _measurement_data(model, model_info: dict, examples, config: Config, seed: int):
@@ -213,6 +284,8 @@ def _measurement_data(model, model_info: dict, examples, config: Config, seed: i
     chosen = np.sort(rng.choice(len(train["label"]), size=count, replace=False))
     representative = model_inputs.prepare(model_info, train[feature][chosen])
     test_inputs = model_inputs.prepare(model_info, test[feature])
+    if test_inputs.dtype != np.int32:  # int32 token ids stay ids
+        test_inputs = test_inputs.astype(np.float32, copy=False)
     model_shape = tuple(model.input_shape[1:])
     if model_shape != tuple(test_inputs.shape[1:]):
         raise ValueError(
