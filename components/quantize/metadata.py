@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from edgepipe.components import tflite_metadata as tm
+from edgepipe.contracts import tasks
 
 METADATA_NAME = "edgepipe_metadata"
 
@@ -49,9 +50,13 @@ def describe(
     input_detail = interpreter.get_input_details()[0]
     output_detail = interpreter.get_output_details()[0]
     feature = model_json.get("input_feature", "image")
+    task = tasks.of_model(model_json)
     description = {
         "variant": variant,
-        "class_names": list(model_json["class_names"]),
+        "task": task.name,
+        "class_names": list(model_json.get("class_names") or []),
+        **({"target_names": list(model_json["target_names"])}
+           if model_json.get("target_names") else {}),
         "input": {
             "feature": feature,
             **_tensor(input_detail),
@@ -59,7 +64,7 @@ def describe(
             # the range over the training examples that calibrated the variant.
             "raw_range": [float(raw_range[0]), float(raw_range[1])],
         },
-        "output": {"name": "probabilities", **_tensor(output_detail)},
+        "output": {"name": task.output, **_tensor(output_detail)},
     }
     if feature == "sequence":
         description["input"]["padding"] = model_json.get("padding", "pre")
@@ -166,23 +171,42 @@ def standard(description: dict[str, Any], model_json: dict[str, Any], config,
     version, author and license: [quantize] metadata_* keys, or defaults derived from the
     model (its builder, classes and artifact key)."""
     variant = description["variant"]
-    classes = list(model_json["class_names"])
-    kind = f"{model_json.get('model', 'keras')} {model_json['input_feature']} classifier"
-    about = config.metadata_description or (
-        f"{kind} of {len(classes)} classes ({', '.join(classes[:6])}"
-        f"{', ...' if len(classes) > 6 else ''}), TFLite variant {variant}, built by edgepipe.")
-    labels = tm.ClassScores(
-        classes, description=f"Probabilities of the {len(classes)} classes, in the order of "
-                             f"labels.txt ({_quantization(description['output'])}).")
+    kind, about, output = OUTPUTS[tasks.of_model(model_json).name](model_json, description)
     return tm.ModelDescription(
         name=config.metadata_name or kind,
         inputs=[input_spec(model_json, description)],
-        outputs=[labels],
-        description=about,
+        outputs=[output],
+        description=config.metadata_description or (
+            f"{about}, TFLite variant {variant}, built by edgepipe."),
         version=config.metadata_version or f"model {model_key[:12]}",
         author=config.metadata_author,
         license=config.metadata_license,
     )
+
+
+def _class_scores(model_json: dict[str, Any], description: dict[str, Any]):
+    """(model kind, what it does, the output's metadata) of a classifier."""
+    classes = list(model_json["class_names"])
+    kind = f"{model_json.get('model', 'keras')} {model_json['input_feature']} classifier"
+    about = (f"{kind} of {len(classes)} classes ({', '.join(classes[:6])}"
+             f"{', ...' if len(classes) > 6 else ''})")
+    return kind, about, tm.ClassScores(
+        classes, description=f"Probabilities of the {len(classes)} classes, in the order of "
+                             f"labels.txt ({_quantization(description['output'])}).")
+
+
+def _values(model_json: dict[str, Any], description: dict[str, Any]):
+    """(model kind, what it does, the output's metadata) of a regression model: one value
+    per target, in the data's own units (the model undoes the targets' normalisation)."""
+    names = list(model_json["target_names"])
+    kind = f"{model_json.get('model', 'keras')} {model_json['input_feature']} regressor"
+    return kind, f"{kind} of {', '.join(names)}", tm.Values(
+        names, description=f"Predicted {', '.join(names)}, one value each in the units of the "
+                           f"training data ({_quantization(description['output'])}).")
+
+
+# The output's standard metadata per task (edgepipe.contracts.tasks).
+OUTPUTS = {"classification": _class_scores, "regression": _values}
 
 
 def input_spec(model_json: dict[str, Any], description: dict[str, Any]) -> tm.Input:

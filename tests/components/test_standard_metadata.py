@@ -104,7 +104,7 @@ def test_task_library_classifies_rgb_images_like_litert(readings, rgb_tflite, ex
     images = _rgb_test_images(examples_artifact, 8)
     for variant, tolerance in (("float32", 1e-5), ("uint8", 1.0 / 256 + 1e-6)):
         content = (rgb_tflite[1].path / f"{variant}.tflite").read_bytes()
-        expected = measure.run(content, images.astype(np.float32), warmup=0).probabilities
+        expected = measure.run(content, images.astype(np.float32), warmup=0).outputs
         for scores, categories in zip(expected, readings[f"rgb_{variant}"]["images"]):
             got = np.zeros(len(CLASS_NAMES))
             for index, name, score in categories:
@@ -155,7 +155,7 @@ def test_task_library_tokenizes_and_classifies_texts_like_litert(
     texts = _texts(text_examples_artifact, 12)
     ids = text_tokens.encode(texts, model_json["vocabulary"], model_json["input_shape"][0], "post")
     content = (text_tflite_artifact.path / "float32.tflite").read_bytes()
-    expected = measure.run(content, ids, warmup=0).probabilities
+    expected = measure.run(content, ids, warmup=0).outputs
     for scores, categories in zip(expected, readings["text_float32"]["texts"]):
         got = {name: score for _, name, score in categories}
         np.testing.assert_allclose([got[name] for name in ("fortunes", "literature", "riddles")],
