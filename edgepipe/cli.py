@@ -18,6 +18,7 @@ import sys
 
 import edgepipe
 from edgepipe import api
+from edgepipe.contracts import tasks
 from edgepipe.pipeline import dag
 from edgepipe.serving import server as serving_server
 
@@ -159,16 +160,26 @@ def _tune_lines(metrics: dict, stage: dict) -> list[str]:
     return [f"\n{_tuning_line(metrics)}"] if "best_params" in metrics else []
 
 
+def _scores(record: dict) -> str:
+    """The task's metrics found in a record (evaluate's properties, a quantize variant)."""
+    task = next((task for task in tasks.TASKS.values() if task.primary.name in record), None)
+    if task is None:
+        return ""
+    return "  ".join(
+        f"{metric.name} {record[metric.name]:{'.4f' if metric is tasks.ACCURACY else '.4g'}}"
+        for metric in task.metrics if metric.name in record)
+
+
 def _evaluate_lines(metrics: dict, stage: dict) -> list[str]:
-    if "accuracy" not in metrics:
+    if not _scores(metrics):
         return []
     verdict = "BLESSED" if metrics.get("blessed") else "NOT BLESSED"
-    return [f"\ntest accuracy {metrics['accuracy']:.4f}: {verdict} ({metrics.get('reason', '')})"]
+    return [f"\ntest {_scores(metrics)}: {verdict} ({metrics.get('reason', '')})"]
 
 
 def _quantize_lines(metrics: dict, stage: dict) -> list[str]:
     lines = [f"  {variant['name']:<14} {variant['size_bytes'] / 1024:8.1f} KB"
-             f"  accuracy {variant['accuracy']:.4f}  p50 {variant['latency_ms_p50']:.3f} ms"
+             f"  {_scores(variant)}  p50 {variant['latency_ms_p50']:.3f} ms"
              f"{_variant_seconds(variant.get('seconds'))}"
              for variant in metrics.get("variants", [])]
     if metrics.get("deployable"):
