@@ -23,8 +23,9 @@ REFERENCE = DOCS / "configuration.md"
 MAX_README_LINES = 150
 
 # Stage Config fields that are not keys of the stage's own section: the config loader fills
-# them from another section ([registry] is handed to evaluate and push).
-INJECTED = {"registry"}
+# them from another section ([registry] is handed to evaluate and push, [pipeline] task to
+# every stage that asks the task).
+INJECTED = {"registry", "task"}
 
 FENCE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.MULTILINE | re.DOTALL)
 INLINE_CODE = re.compile(r"`[^`\n]*`")
