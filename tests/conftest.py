@@ -22,6 +22,9 @@ import pytest  # noqa: E402
 from edgepipe.pipeline.stage import Artifact, Context, Runtime, UpstreamStage  # noqa: E402
 from edgepipe.pipeline.store import Store  # noqa: E402
 
+# Fixture modules beside this one (regression: a generated table through every stage).
+pytest_plugins = ["tests.regression_fixtures"]
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "fashion_mnist"
 CLASS_NAMES = (

@@ -272,6 +272,11 @@ def test_declared_deployable_variant_and_skipped_variants_are_shown(
                                             "reason": "not supported by this converter build"}]
     text = (artifacts["report"].path / "report.html").read_text()
     assert "skipped: not supported by this converter build" in text
+    # One Keras figure: the report compares the variants with the number the deploy policy
+    # used (quantize's own measurement), not with evaluate's.
+    assert "Keras model (90.0%, measured by the quantize stage" in text
+    float16 = next(row for row in summary["variants"] if row["name"] == "float16")
+    assert float16["delta_points"] == pytest.approx(100 * (float16["accuracy"] - 0.9))
 
     (copy / "deployable.json").write_text(json.dumps({"variant": "int4", "path": "int4.tflite"}))
     with pytest.raises(ValueError, match="deployable.json names variant 'int4'"):
