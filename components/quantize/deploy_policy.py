@@ -57,7 +57,6 @@ def choose(
         return choose_by_metric(records, metric, keras_accuracy, max_accuracy_drop_points,
                                 policy, latency, target)
     _check(policy, latency, target)
-    latency_field = LATENCY_FIELDS[latency]
     description = {"name": policy, "metric": "accuracy",
                    "max_accuracy_drop_points": max_accuracy_drop_points,
                    "latency": latency, "keras_accuracy": keras_accuracy, "target": target}
@@ -76,13 +75,7 @@ def choose(
             "max_accuracy_drop_points, add the float32 (or uint8) variant, or improve the "
             "model. Measured:\n" + format_table(records, keras_accuracy)
         )
-    if policy == "smallest_within":
-        chosen = min(candidates, key=lambda record: (record["size_bytes"], record[latency_field]))
-        why = f"the smallest ({chosen['size_bytes']:,} bytes)"
-    else:
-        chosen = min(candidates, key=lambda record: (record[latency_field], record["size_bytes"]))
-        threads = "1 thread" if latency == "one_thread" else "all cores"
-        why = f"the fastest ({chosen[latency_field]:.4f} ms p50 batch 1, {threads}, measured here)"
+    chosen, why = _pick(candidates, policy, latency)
     others = sorted(record["name"] for record in candidates if record is not chosen)
     reason = (
         f"{chosen['name']}: {why} of the {len(candidates)} variant(s) within "
@@ -100,7 +93,6 @@ def choose_by_metric(records: Sequence[dict[str, Any]], metric: tasks.Metric,
     """choose() for an error metric: the candidates are the variants whose value is at most
     `max_increase` (a fraction) above Keras's; then the same smallest/fastest rule."""
     _check(policy, latency, target)
-    latency_field = LATENCY_FIELDS[latency]
     name = metric.name
     description = {"name": policy, "metric": name, "max_metric_increase": max_increase,
                    "latency": latency, f"keras_{name}": keras_value, "target": target}
@@ -114,13 +106,7 @@ def choose_by_metric(records: Sequence[dict[str, Any]], metric: tasks.Metric,
             f"{max_increase:.1%} of the Keras model's ({keras_value:.4g}) with builtin ops "
             "only. Raise [quantize] max_metric_increase, add the float32 variant, or improve "
             "the model. Measured:\n" + format_table(records, None, metric, keras_value))
-    if policy == "smallest_within":
-        chosen = min(candidates, key=lambda record: (record["size_bytes"], record[latency_field]))
-        why = f"the smallest ({chosen['size_bytes']:,} bytes)"
-    else:
-        chosen = min(candidates, key=lambda record: (record[latency_field], record["size_bytes"]))
-        threads = "1 thread" if latency == "one_thread" else "all cores"
-        why = f"the fastest ({chosen[latency_field]:.4f} ms p50 batch 1, {threads}, measured here)"
+    chosen, why = _pick(candidates, policy, latency)
     others = sorted(record["name"] for record in candidates if record is not chosen)
     refused = sorted(f"{record['name']} ({record[name]:.4g}, "
                      f"{metric.worsening(record[name], keras_value):+.1%})"
@@ -133,6 +119,18 @@ def choose_by_metric(records: Sequence[dict[str, Any]], metric: tasks.Metric,
         f"{', '.join(refused) or 'none'}")
     return {"variant": chosen["name"], "path": chosen["path"], "reason": reason,
             "policy": description}
+
+
+def _pick(candidates: list[dict[str, Any]], policy: str, latency: str):
+    """(the chosen record, why) by the policy's rule among candidates that all qualify."""
+    latency_field = LATENCY_FIELDS[latency]
+    if policy == "smallest_within":
+        chosen = min(candidates, key=lambda record: (record["size_bytes"], record[latency_field]))
+        return chosen, f"the smallest ({chosen['size_bytes']:,} bytes)"
+    chosen = min(candidates, key=lambda record: (record[latency_field], record["size_bytes"]))
+    threads = "1 thread" if latency == "one_thread" else "all cores"
+    return chosen, (f"the fastest ({chosen[latency_field]:.4f} ms p50 batch 1, {threads}, "
+                    "measured here)")
 
 
 def _check(policy: str, latency: str, target: str) -> None:

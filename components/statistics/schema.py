@@ -128,62 +128,10 @@ def _value_anomalies(name: str, stats: dict, expected: dict, report) -> None:
 
 
 def find_anomalies(summaries: dict, class_names: list[str], expected: dict) -> list[dict]:
-    """Anomalies of each split against the schema's expectations."""
-    if targets.FEATURE in summaries["train"]["features"]:
-        return _target_split_anomalies(summaries, expected)
+    """Anomalies of each split against the schema's expectations: the input feature, then
+    the class labels or (regression) the targets."""
     anomalies = []
-    train_labels = summaries["train"]["features"]["label"]["distribution"]
-    train_total = max(sum(train_labels.values()), 1)
-    known = expected["class_names"] or class_names
-    for split, summary in summaries.items():
-        def report(feature, severity, description):
-            anomalies.append({"split": split, "feature": feature, "severity": severity,
-                              "description": description})
-
-        if summary["num_examples"] == 0:
-            report("*", "warning", "the split is empty")
-            continue
-        (name,) = [key for key in summary["features"] if key != "label"]
-        label = summary["features"]["label"]
-        if expected["feature"] and name != expected["feature"]:
-            report(name, "error", f"the examples hold a {name!r} feature but the schema "
-                   f"expects {expected['feature']!r}")
-        # The unlabeled split has label -1 throughout; its own checks are in unlabeled.py.
-        labelled = split != "unlabeled"
-        for feature, stats in [(name, summary["features"][name])] + [("label", label)] * labelled:
-            if stats["missing"]:
-                report(feature, "error", f"{stats['missing']} of {summary['num_examples']} "
-                       "examples have no value; the schema requires one in every example")
-        _value_anomalies(name, summary["features"][name], expected, report)
-        if not labelled:
-            continue
-        if label["out_of_domain"]:
-            report("label", "error", f"labels outside the domain 0..{len(class_names) - 1}: "
-                   f"{label['out_of_domain']} (label: count)")
-        unknown = {name: count for name, count in label["distribution"].items()
-                   if count and name not in known and name not in label["out_of_domain"]}
-        if unknown:
-            report("label", "error", f"unknown labels {unknown} (label: count); the schema's "
-                   f"class_names are {known}")
-        if split != "train":
-            total = max(sum(label["distribution"].values()), 1)
-            distance, worst = max(
-                (abs(label["distribution"].get(key, 0) / total
-                     - train_labels.get(key, 0) / train_total), key)
-                for key in set(label["distribution"]) | set(train_labels))
-            if distance > expected["threshold"]:
-                report("label", "warning", f"label distribution differs from train's by "
-                       f"{distance:.3f} (L-infinity, class {worst!r}), more than "
-                       f"the threshold {expected['threshold']:g}")
-    return anomalies
-
-
-
-def _target_split_anomalies(summaries: dict, expected: dict) -> list[dict]:
-    """find_anomalies for regression examples: the input feature as for classes, the
-    targets by targets.anomalies."""
-    anomalies = []
-    train = summaries["train"]["features"][targets.FEATURE]
+    regression = targets.FEATURE in summaries["train"]["features"]
     for split, summary in summaries.items():
         def report(feature, severity, description):
             anomalies.append({"split": split, "feature": feature, "severity": severity,
@@ -201,7 +149,43 @@ def _target_split_anomalies(summaries: dict, expected: dict) -> list[dict]:
                    f"{summary['num_examples']} examples have no value; the schema requires "
                    "one in every example")
         _value_anomalies(name, summary["features"][name], expected, report)
-        if split != "unlabeled":
-            targets.anomalies(split, summary["features"][targets.FEATURE], train,
+        if split == "unlabeled":  # no labels; its own checks are in unlabeled.py
+            continue
+        if regression:
+            targets.anomalies(split, summary["features"][targets.FEATURE],
+                              summaries["train"]["features"][targets.FEATURE],
                               expected["targets"], report)
+        else:
+            _label_anomalies(split, summary, summaries["train"], class_names, expected, report)
     return anomalies
+
+
+def _label_anomalies(split: str, summary: dict, train: dict, class_names: list[str],
+                     expected: dict, report) -> None:
+    """Missing, out-of-domain and unknown labels are errors; a label distribution further
+    from train's than the threshold is a warning."""
+    label = summary["features"]["label"]
+    known = expected["class_names"] or class_names
+    if label["missing"]:
+        report("label", "error", f"{label['missing']} of {summary['num_examples']} examples "
+               "have no value; the schema requires one in every example")
+    if label["out_of_domain"]:
+        report("label", "error", f"labels outside the domain 0..{len(class_names) - 1}: "
+               f"{label['out_of_domain']} (label: count)")
+    unknown = {name: count for name, count in label["distribution"].items()
+               if count and name not in known and name not in label["out_of_domain"]}
+    if unknown:
+        report("label", "error", f"unknown labels {unknown} (label: count); the schema's "
+               f"class_names are {known}")
+    if split != "train":
+        train_labels = train["features"]["label"]["distribution"]
+        train_total = max(sum(train_labels.values()), 1)
+        total = max(sum(label["distribution"].values()), 1)
+        distance, worst = max(
+            (abs(label["distribution"].get(key, 0) / total
+                 - train_labels.get(key, 0) / train_total), key)
+            for key in set(label["distribution"]) | set(train_labels))
+        if distance > expected["threshold"]:
+            report("label", "warning", f"label distribution differs from train's by "
+                   f"{distance:.3f} (L-infinity, class {worst!r}), more than "
+                   f"the threshold {expected['threshold']:g}")
