@@ -98,7 +98,7 @@ def test_pruning_reaches_the_target_sparsity_and_compresses(
     # The tiny fixture model loses accuracy when pruned: accept any drop, deploying it anyway.
     config = {"variants": ["pruned_int8"], "pruning_sparsity": 0.6, "pruning_epochs": 1,
               "representative_examples": 50, "max_test_examples": 20,
-              "max_accuracy_drop_points": 100.0}
+              "max_accuracy_drop_points": 100.0, "benchmark_tool": False}
     _, artifacts = run_stage("quantize", inputs, config)
     pruned = records_of(artifacts["tflite"])["pruned_int8"]
     int8 = records_of(tflite_artifact)["int8"]

@@ -123,7 +123,7 @@ def test_uint8_io_is_chosen_by_config(run_stage, examples_artifact, model_artifa
 
     inputs = {"examples": examples_artifact, "model": model_artifact}
     config = {"variants": ["float32", "int8"], "int8_io": "uint8", "representative_examples": 50,
-              "max_test_examples": 20}
+              "max_test_examples": 20, "benchmark_tool": False}
     _, artifacts = run_stage("quantize", inputs, config)
     record = variants_by_name(artifacts["tflite"])["int8"]
     assert (record["input_dtype"], record["output_dtype"]) == ("uint8", "uint8")

@@ -327,7 +327,7 @@ def _sequence_pipeline(run_stage, folder: pathlib.Path) -> dict:
     evaluation = artifacts["evaluation"]
     _, artifacts = run_stage("quantize", {"examples": examples, "model": model},
                              {"variants": ["float32"], "representative_examples": 20,
-                              "max_accuracy_drop_points": 100.0})
+                              "max_accuracy_drop_points": 100.0, "benchmark_tool": False})
     inputs = {"examples": examples, "statistics": statistics["statistics"], "model": model,
               "evaluation": evaluation, "tflite": artifacts["tflite"]}
     properties, artifacts = run_stage("report", inputs, {"low_confidence_examples": 4})

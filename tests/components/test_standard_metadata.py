@@ -30,7 +30,7 @@ def rgb_tflite(run_stage, examples_artifact, statistics_artifacts):
     _, converted = run_stage("quantize", {"examples": examples_artifact, "model": trained["model"]},
                              {"variants": ["float32", "uint8"], "representative_examples": 50,
                               "max_test_examples": 20, "metadata_name": "rgb test model",
-                              "metadata_license": "Apache-2.0"})
+                              "metadata_license": "Apache-2.0", "benchmark_tool": False})
     return trained["model"], converted["tflite"]
 
 
