@@ -108,7 +108,7 @@ def load(name: str, version: int, path: pathlib.Path, runtime: str, workers: int
     model_json = artifacts.read_model_info(path)
     spec = InputSpec.from_model_json(model_json)
     if runtime == "litert":
-        engine = LiteRTRuntime(path / "model.tflite", workers)
+        engine = LiteRTRuntime(path / registry.TFLITE_MODEL, workers)
     elif runtime == "saved_model":
         # The version folder is the SavedModel (older versions: its saved_model/).
         engine = SavedModelRuntime(pathlib.Path(registry.saved_model_dir(path)), spec)

@@ -97,7 +97,7 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     probabilities = predict(model_dir, test[feature])
     if probabilities.shape != (len(labels), len(class_names)):
         raise ValueError(
-            f"{model_dir / 'saved_model'}: the model returned probabilities of shape "
+            f"{model_dir / artifacts.SAVED_MODEL}: the model returned probabilities of shape "
             f"{probabilities.shape}, expected ({len(labels)}, {len(class_names)}) for the "
             f"{len(class_names)} classes of {examples}. Were model and examples built from the "
             "same data?"

@@ -153,7 +153,7 @@ def run(
     from edgepipe.models.keras import keras
 
     model_dir = inputs["model"].path
-    model = keras.models.load_model(model_dir / "model.keras")
+    model = keras.models.load_model(model_dir / artifacts.KERAS_MODEL)
     model_info = artifacts.read_model_info(model_dir)
     examples = inputs["examples"].path
     representative, test_inputs, test_labels = _measurement_data(

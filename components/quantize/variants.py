@@ -123,7 +123,7 @@ def _write(source, variant: str, representative, config, model_info: dict, raw_r
     content = metadata.embed(content, description)
     info = metadata_specs.model_info(config, model_info, variant, model_key)
     content = metadata_specs.write(content, info, model_info, description)
-    path = output_dir / f"{variant}.tflite"
+    path = output_dir / artifacts.variant_file(variant)
     path.write_bytes(content)
     metadata.write_sidecar(path, description)
     return content
@@ -165,7 +165,7 @@ def measure_variant(content: bytes, variant: str, ops: list[str], test_inputs, t
         raise RuntimeError(f"TFLite variant {variant!r} converted but failed on the LiteRT "
                            f"interpreter: {error}") from error
     predictions = np.argmax(probabilities, axis=1)
-    path = output_dir / f"{variant}.tflite"
+    path = output_dir / artifacts.variant_file(variant)
     record = {
         "name": variant, "path": path.name, "metadata": f"{variant}.json",
         "size_bytes": len(content),

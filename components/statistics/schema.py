@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import pathlib
 
+from edgepipe.contracts import artifacts
+
 
 def infer_schema(train: dict, class_names: list[str], threshold: float):
     """Schema from train: the input feature's kind and shape, a categorical label 0..K-1 with
@@ -66,7 +68,7 @@ def load_schema(path: str):
     from tensorflow_metadata.proto.v0 import schema_pb2
 
     file = pathlib.Path(path)
-    file = file / "schema.pbtxt" if file.is_dir() else file
+    file = file / artifacts.SCHEMA if file.is_dir() else file
     try:
         return text_format.Parse(file.read_text(), schema_pb2.Schema())
     except (OSError, text_format.ParseError) as error:
