@@ -274,7 +274,7 @@ def _model_info(config: Config, spec: dict, class_names: list[str], params: int,
 
 SPEC = StageSpec(
     name="train", version=2, config=Config, run=run, fingerprint=fingerprint,
-    inputs={"examples": "Examples", "statistics": "Statistics", "schema": "Schema"},
+    inputs={"examples": "Examples", "statistics": "Statistics"},
     optional_inputs={"tuning": "Tuning"},  # wired only when the pipeline has a tune stage
     outputs={"model": "Model"},
     collective=True,  # every worker of a multi-worker cluster trains at once
