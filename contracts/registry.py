@@ -30,12 +30,20 @@ import uuid
 from typing import Any, Callable, Iterator
 
 from edgepipe.contracts import checksums, storage
+from edgepipe.contracts.artifacts import model as model_artifact
 
 METADATA = "metadata.json"
 LOCK = ".push.lock"
 SAVED_MODEL_FILE = "saved_model.pb"
-SAVED_MODEL_FOLDER = "saved_model"  # inside a Model artifact (and older registry versions)
+SAVED_MODEL_FOLDER = model_artifact.SAVED_MODEL  # a Model artifact's (and older versions')
+TFLITE_MODEL = "model.tflite"  # the deployable variant; its sidecar <variant>.json beside it
+LABELS = "labels.txt"  # the class names, one per line
 CLAIM = ".claim"
+
+
+def sidecar_name(sidecar: str, variant_stem: str) -> str:
+    """The registry name of a variant's sidecar file: int8.json -> model.tflite.json."""
+    return TFLITE_MODEL + sidecar[len(variant_stem):]
 
 
 is_remote = storage.is_remote

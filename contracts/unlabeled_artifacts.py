@@ -25,8 +25,8 @@ import pathlib
 from typing import Any, Iterable
 
 from edgepipe.contracts import storage
-from edgepipe.contracts.artifacts import (WRITERS, ArtifactFileError, PathLike, read_json,
-                                          text, write_csv, write_json)
+from edgepipe.contracts.artifacts.files import (WRITERS, ArtifactFileError, PathLike,
+                                                read_json, text, write_csv, write_json)
 
 UNLABELED_SOURCES = "unlabeled_sources.jsonl"
 PSEUDO_LABELS = "pseudo_labels.json"

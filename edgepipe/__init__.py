@@ -14,13 +14,12 @@ image, say) does not load the pipeline.
 """
 
 import os
-import pathlib
 
-# In a source checkout the parts sit beside this folder (pipeline/, components/, ...), which
-# the installer maps to edgepipe.pipeline, edgepipe.components, ...: let a checkout on sys.path
-# (a notebook in the repository folder) find them the same way.
-if (pathlib.Path(__file__).parent.parent / "pipeline" / "stage.py").is_file():
-    __path__.append(str(pathlib.Path(__file__).parent.parent))
+# The parts (pipeline/, components/, ... beside this folder in a checkout) are mapped to
+# edgepipe.pipeline, edgepipe.components, ... by the installer (pyproject's package-dir); a
+# checkout is used through its editable install (`make install`), never by adding the
+# repository folder to this package's path, which made edgepipe.tests, edgepipe.configs and a
+# second copy of the API (edgepipe.edgepipe.api) importable.
 
 # Before TensorFlow is ever imported: Keras 2 (see edgepipe/models/keras.py), no C++ info spam.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

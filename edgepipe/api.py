@@ -17,7 +17,7 @@ import pathlib
 import sys
 from typing import Any, Iterator, Mapping
 
-from edgepipe.contracts import storage
+from edgepipe.contracts import artifacts, storage
 from edgepipe.pipeline import config as config_module
 from edgepipe.pipeline import dag, runner
 from edgepipe.pipeline.store import Store
@@ -79,8 +79,8 @@ class Result:
         folder = self.artifacts.get("report", {}).get("report")
         if not folder:
             return None
-        return storage.join(folder, "report.html") if isinstance(folder, str) else (
-            folder / "report.html")
+        return storage.join(folder, artifacts.REPORT_HTML) if isinstance(folder, str) else (
+            folder / artifacts.REPORT_HTML)
 
     @property
     def blessed(self) -> bool | None:

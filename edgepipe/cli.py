@@ -18,7 +18,7 @@ import sys
 
 import edgepipe
 from edgepipe import api
-from edgepipe.contracts import tasks
+from edgepipe.contracts import artifacts, tasks
 from edgepipe.pipeline import dag
 from edgepipe.serving import server as serving_server
 
@@ -195,7 +195,7 @@ def _push_lines(metrics: dict, stage: dict) -> list[str]:
 def _report_lines(metrics: dict, stage: dict) -> list[str]:
     if not stage.get("artifacts"):
         return []
-    return [f"\nreport: {stage['artifacts']['report']}/report.html"]
+    return [f"\nreport: {stage['artifacts']['report']}/{artifacts.REPORT_HTML}"]
 
 
 # What a stage of the DAG (pipeline/dag.py) prints below the table; tests/pipeline/test_cli.py

@@ -50,7 +50,6 @@ def component(stage: str) -> str:
 
 EXAMPLES = ("ingest", "examples")
 STATISTICS = ("statistics", "statistics")
-SCHEMA = ("statistics", "schema")
 TUNING = ("tune", "tuning")
 MODEL = ("train", "model")
 EVALUATION = ("evaluate", "evaluation")
@@ -61,7 +60,7 @@ CLASSIFICATION = (
     Node("statistics", component("statistics"), {"examples": EXAMPLES}),
     Node("tune", component("tune"), {"examples": EXAMPLES, "statistics": STATISTICS}),
     Node("train", component("train"),
-         {"examples": EXAMPLES, "statistics": STATISTICS, "schema": SCHEMA, "tuning": TUNING}),
+         {"examples": EXAMPLES, "statistics": STATISTICS, "tuning": TUNING}),
     Node("evaluate", component("evaluate"), {"examples": EXAMPLES, "model": MODEL}),
     Node("quantize", component("quantize"), {"examples": EXAMPLES, "model": MODEL}),
     Node("report", component("report"), {

@@ -248,7 +248,7 @@ def _upstream(step: Step, store: Store, run_id: str) -> dict[str, UpstreamStage]
 
 
 def _lock_key(step: Step, config: PipelineConfig) -> str:
-    """The workers of one multi-worker cluster run a COLLECTIVE stage together by design
+    """The workers of one multi-worker cluster run a collective stage together by design
     (they share its scratch folder): each takes its own lock so none waits for another."""
     task = config.runtime.worker_task() if step.spec.collective else ""
     return f"{step.key}-{task}" if task else step.key

@@ -112,7 +112,7 @@ def load(name: str, version: int, path: pathlib.Path, runtime: str, workers: int
     spec = InputSpec.from_model_json(model_json)
     task = tasks.of_model(model_json)
     if runtime == "litert":
-        engine = LiteRTRuntime(path / "model.tflite", workers)
+        engine = LiteRTRuntime(path / registry.TFLITE_MODEL, workers)
     elif runtime == "saved_model":
         # The version folder is the SavedModel (older versions: its saved_model/).
         engine = SavedModelRuntime(pathlib.Path(registry.saved_model_dir(path)), spec,

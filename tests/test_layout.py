@@ -172,3 +172,39 @@ def test_modules_and_functions_stay_small():
                     if length > MAX_FUNCTION_LINES and qualified not in EXCEPTIONS:
                         too_big.append(f"{qualified}: {length} lines")
     assert too_big == []
+
+
+IMPORT_PROBE = """
+import importlib, json, sys
+found = {}
+for name in sys.argv[1:]:
+    try:
+        found[name] = importlib.import_module(name).__file__
+    except ModuleNotFoundError:
+        found[name] = None
+print(json.dumps(found))
+"""
+
+
+def test_one_import_path_the_installed_names_and_nothing_else(tmp_path):
+    """From outside the checkout (a user's notebook folder) the installed parts import as
+    edgepipe.pipeline, edgepipe.components, ... from the checkout's folders, and the
+    repository's other folders do not become edgepipe.tests, edgepipe.configs or a second copy
+    of the API (edgepipe.edgepipe.api, whose Result would be another class)."""
+    import json
+    import subprocess
+
+    real = ["edgepipe.pipeline.dag", "edgepipe.components.report", "edgepipe.contracts.artifacts",
+            "edgepipe.serving", "edgepipe.models"]
+    bogus = ["edgepipe.tests", "edgepipe.benchmarks", "edgepipe.configs", "edgepipe.edgepipe.api",
+             "edgepipe.data"]
+    env = {key: value for key, value in __import__("os").environ.items()
+           if key != "PYTHONPATH"}
+    for cwd in (tmp_path, REPO):  # a notebook elsewhere, and the checkout itself
+        done = subprocess.run([sys.executable, "-c", IMPORT_PROBE, *real, *bogus], cwd=cwd,
+                              env=env, capture_output=True, text=True, check=True)
+        found = json.loads(done.stdout)
+        for name in real:
+            folder = name.split(".")[1]
+            assert found[name].startswith(str(REPO / folder)), (cwd, name, found[name])
+        assert {name: found[name] for name in bogus} == dict.fromkeys(bogus), cwd

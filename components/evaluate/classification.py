@@ -31,7 +31,7 @@ def gate_thresholds(config) -> tuple[float, float]:
 def check_shape(probabilities, labels, class_names, model_dir, examples) -> None:
     if probabilities.shape != (len(labels), len(class_names)):
         raise ValueError(
-            f"{model_dir / 'saved_model'}: the model returned probabilities of shape "
+            f"{model_dir / artifacts.SAVED_MODEL}: the model returned probabilities of shape "
             f"{probabilities.shape}, expected ({len(labels)}, {len(class_names)}) for the "
             f"{len(class_names)} classes of {examples}. Were model and examples built from the "
             "same data?"

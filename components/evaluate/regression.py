@@ -41,8 +41,8 @@ def primary(targets, values) -> float:
 def check_shape(values, targets, target_names, model_dir, examples) -> None:
     if values.shape != targets.shape:
         raise ValueError(
-            f"{model_dir / 'saved_model'}: the model returned values of shape {values.shape}, "
-            f"expected {targets.shape} for the targets {target_names} of {examples}. Were "
+            f"{model_dir / artifacts.SAVED_MODEL}: the model returned values of shape "
+            f"{values.shape}, expected {targets.shape} for the targets {target_names} of {examples}. Were "
             "model and examples built from the same data?")
 
 

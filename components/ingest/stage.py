@@ -35,7 +35,7 @@ from edgepipe.components.shared.beam_pipeline import create_pipeline
 from edgepipe.contracts import artifacts, storage, unlabeled_artifacts
 from edgepipe.pipeline.spec import StageSpec
 
-DATASET_NAME = "examples"
+DATASET_NAME = artifacts.DATASET_NAME
 SPLITS_OF_ORIGIN = {"train": ("train", "validation"), "test": ("test",), "all": SPLITS,
                     UNLABELED: (UNLABELED,)}
 

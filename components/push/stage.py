@@ -58,11 +58,11 @@ def _publish(inputs: dict[str, Artifact], settings: RegistrySettings, context: C
         # The version folder is the SavedModel directory (TF Serving's layout).
         shutil.copytree(model_dir / registry.SAVED_MODEL_FOLDER, folder, dirs_exist_ok=True)
         shutil.copy2(model_dir / artifacts.MODEL_INFO, folder / artifacts.MODEL_INFO)
-        shutil.copy2(tflite_file, folder / "model.tflite")
+        shutil.copy2(tflite_file, folder / registry.TFLITE_MODEL)
         for sidecar in sidecar_files(tflite_file):
-            shutil.copy2(sidecar, folder / ("model.tflite" + sidecar.name[len(tflite_file.stem):]))
+            shutil.copy2(sidecar, folder / registry.sidecar_name(sidecar.name, tflite_file.stem))
         if model_info.get("class_names"):  # a classifier's labels (not a regression model's)
-            (folder / "labels.txt").write_text("\n".join(model_info["class_names"]) + "\n")
+            (folder / registry.LABELS).write_text("\n".join(model_info["class_names"]) + "\n")
 
     metadata = lineage(inputs, context, model_info, deployable, verdict)
     name = settings.model_name

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from edgepipe.contracts import artifacts
 from edgepipe.contracts.litert import invoke_each
 
 # Flex ops are TensorFlow kernels wrapped as TFLite custom ops; the plain runtime lacks them.
@@ -254,7 +255,7 @@ def variant_record(content: bytes, variant: str, ops: list[str], test_inputs, sc
         raise RuntimeError(f"TFLite variant {variant!r} converted but failed on the LiteRT "
                            f"interpreter: {error}") from error
     scores = scorer(outputs)
-    path = output_dir / f"{variant}.tflite"
+    path = output_dir / artifacts.variant_file(variant)
     record = {
         "name": variant, "path": path.name, "metadata": f"{variant}.json",
         "size_bytes": len(content),

@@ -50,7 +50,7 @@ def run(
     from edgepipe.models.keras import keras
 
     model_dir = inputs["model"].path
-    model = keras.models.load_model(model_dir / "model.keras")
+    model = keras.models.load_model(model_dir / artifacts.KERAS_MODEL)
     model_info = artifacts.read_model_info(model_dir)
     examples = inputs["examples"].path
     task = tasks.get(config.task)
@@ -151,7 +151,7 @@ def _write(source, model, variant: str, representative, config: Config, model_in
     content = metadata.embed(content, description)
     content = tflite_metadata.write(
         content, metadata.standard(description, model_info, config, model_key))
-    path = output_dir / f"{variant}.tflite"
+    path = output_dir / artifacts.variant_file(variant)
     path.write_bytes(content)
     metadata.write_sidecar(path, description)
     ops = measure.op_names(content)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edgepipe.contracts import model_inputs, text_tokens
+from edgepipe.contracts import artifacts, model_inputs, text_tokens
 from edgepipe.components.report import plots_network as plots
 
 
@@ -24,7 +24,7 @@ def inside(model_dir: pathlib.Path, model_info: dict[str, Any], test: dict, feat
     """{"kind": "cnn" | "lstm" | "none", figures and a short description of what they show}."""
     from edgepipe.models.keras import keras
 
-    path = model_dir / "model.keras"
+    path = model_dir / artifacts.KERAS_MODEL
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: the Model artifact must hold the Keras model "
                                 "the train stage saves. Re-run train.")

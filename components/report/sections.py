@@ -105,7 +105,7 @@ def _feature(statistics: dict, split: str, kind: str, statistics_dir: pathlib.Pa
         if feature.get("type") == kind:
             return feature
     raise ValueError(
-        f"{statistics_dir / 'statistics.json'}: split {split!r} has no feature of type {kind!r}; "
+        f"{statistics_dir / artifacts.STATISTICS}: split {split!r} has no feature of type {kind!r}; "
         "the report needs the input feature and a label feature. Re-run the statistics stage."
     )
 
@@ -133,7 +133,7 @@ def training(model_dir: pathlib.Path, model_info: dict[str, Any]) -> dict[str, A
         "epochs_run": len(history.get("loss", [])),
         "input_shape": model_info.get("input_shape"),
         "padding": model_info.get("padding"),
-        "logs": str(model_dir / "logs") if (model_dir / "logs").is_dir() else "",
+        "logs": str(model_dir / artifacts.LOGS) if (model_dir / artifacts.LOGS).is_dir() else "",
         "final": {key: values[-1] for key, values in history.items() if values},
         "curves_figure": plots.training_curves(history),
     }
@@ -144,7 +144,7 @@ def evaluation(evaluation_dir: pathlib.Path, class_names: list[str]) -> dict[str
     confusion = artifacts.read_confusion(evaluation_dir)
     for key in ("calibration", "top_k_accuracy", "confused_pairs", "slices", "blessing"):
         if key not in metrics:
-            raise ValueError(f"{evaluation_dir / 'metrics.json'} lacks {key!r}: it was written "
+            raise ValueError(f"{evaluation_dir / artifacts.METRICS} lacks {key!r}: it was written "
                              "by an older evaluate stage. Re-run evaluate.")
     rows = [{"name": name, **metrics["per_class"][name]} for name in class_names]
     averages = [{"name": label, **metrics[key]}

@@ -105,7 +105,7 @@ def labeling_queue(evaluation_dir: pathlib.Path, unlabeled: dict | None, feature
     items = [{**row, "snippet": _snippet(values[index]) if feature == "text" and values else ""}
              for index, row in enumerate(top)]
     return {"records": len(rows), "items": items, "figure": figure,
-            "path": str(evaluation_dir / "labeling_queue.csv")}
+            "path": str(evaluation_dir / unlabeled_artifacts.LABELING_QUEUE)}
 
 
 def _snippet(value: Any, limit: int = 160) -> str:

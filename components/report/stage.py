@@ -67,7 +67,7 @@ def run(inputs: dict[str, Artifact], outputs: dict[str, pathlib.Path], config: C
     page = build_page(inputs, config, context)
     html = render(page)
     output_dir = outputs["report"]
-    (output_dir / "report.html").write_text(html, encoding="utf-8")
+    (output_dir / artifacts.REPORT_HTML).write_text(html, encoding="utf-8")
     summary = build_summary(page)
     artifacts.write_report_summary(output_dir, summary)
     context.log.info("report: %d KB, %s, deploy %s", len(html) // 1024,

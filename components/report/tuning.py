@@ -8,11 +8,11 @@ import pathlib
 from typing import Any
 
 from edgepipe.components.report import plots
-from edgepipe.contracts import tuning_artifacts
+from edgepipe.contracts import artifacts
 
 
 def section(tuning_dir: pathlib.Path) -> dict[str, Any]:
-    tuning = tuning_artifacts.read_tuning(tuning_dir)
+    tuning = artifacts.read_tuning(tuning_dir)
     keys = sorted(tuning.get("space") or {key for trial in tuning["trials"]
                                           for key in trial["params"]})
     rows = [{

@@ -8,17 +8,12 @@ and it honours --direct_running_mode and --direct_num_workers; in multi_processi
 workers run components/shared/beam_worker.py (Beam's harness with a fast exit). Any other runner
 (Dataflow, Flink, Spark, Prism) is passed to Beam unchanged.
 
-gs:// paths need `apache-beam[gcp]` (the `gcs` extra). With STORAGE_EMULATOR_HOST set (a GCS
-emulator on loopback), `adapt_to_gcs_emulator` runs in this process and in the
-multi_processing workers: Beam's GCS client is made anonymous at once (Beam would otherwise
-search for Google credentials for about 25 s per process before going anonymous by itself),
-and Beam copies and deletes objects one request at a time instead of in GCS batch requests,
-which fake-gcs-server answers with an empty reply. Nothing changes without the variable.
+gs:// paths need `apache-beam[gcp]` (the `gcs` extra). What Beam's GCS I/O needs to work
+against a local GCS emulator is the tests' business (tests/objectstore/beam_shim.py).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 from edgepipe.pipeline.stage import Runtime
@@ -26,52 +21,10 @@ from edgepipe.pipeline.stage import Runtime
 WORKER_COMMAND = f"{sys.executable} -m edgepipe.components.shared.beam_worker"
 
 
-def adapt_to_gcs_emulator() -> bool:
-    """Under a GCS emulator (STORAGE_EMULATOR_HOST): fill Beam's process-wide credential cache
-    with "none" (its GCS client is then anonymous at once) and replace GcsIO's batch copy and
-    delete by one request per object. True if it did. This touches Beam internals
-    (`_Credentials`, GcsIO), so it happens only with the variable set."""
-    if not os.environ.get("STORAGE_EMULATOR_HOST"):
-        return False
-    try:
-        from apache_beam.internal.gcp import auth
-        from apache_beam.io.gcp import gcsio
-    except ImportError:  # no apache-beam[gcp]: no gs:// either
-        return False
-    with auth._Credentials._credentials_lock:
-        auth._Credentials._credentials, auth._Credentials._credentials_init = None, True
-    gcsio.GcsIO.copy_batch = _copy_one_by_one
-    gcsio.GcsIO.delete_batch = _delete_one_by_one
-    return True
-
-
-def _copy_one_by_one(self, src_dest_pairs):
-    results = []
-    for src, dest in src_dest_pairs:
-        try:
-            self.copy(src, dest)
-            results.append((src, dest, None))
-        except Exception as error:  # noqa: BLE001  reported per pair, as copy_batch does
-            results.append((src, dest, error))
-    return results
-
-
-def _delete_one_by_one(self, paths):
-    results = []
-    for path in paths:
-        try:
-            self.delete(path)
-            results.append((path, None))
-        except Exception as error:  # noqa: BLE001  reported per path, as delete_batch does
-            results.append((path, error))
-    return results
-
-
 def create_pipeline(runtime: Runtime):
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    adapt_to_gcs_emulator()
     options = PipelineOptions(runtime.beam_pipeline_options())
     if runtime.beam_runner != "DirectRunner":
         return beam.Pipeline(options=options)

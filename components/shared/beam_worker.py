@@ -5,8 +5,7 @@ A process that has imported TensorFlow takes about a second to tear it down at i
 exit, and the runner stops its workers one after another, so a pipeline on N workers waited
 N seconds after its last bundle. When the harness returns, the runner has already received
 every result and each bundle's files are closed, so nothing is lost by skipping the teardown;
-the exit status still says whether the harness failed. Under a GCS emulator the worker
-skips Beam's credential search first (beam_pipeline.adapt_to_gcs_emulator).
+the exit status still says whether the harness failed.
 """
 
 from __future__ import annotations
@@ -19,9 +18,6 @@ import sys
 def main() -> None:
     from apache_beam.runners.worker import sdk_worker_main
 
-    from edgepipe.components.shared.beam_pipeline import adapt_to_gcs_emulator
-
-    adapt_to_gcs_emulator()  # gs:// under a GCS emulator (see there)
     status = 0
     try:
         sdk_worker_main.main(sys.argv)

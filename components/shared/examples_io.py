@@ -19,7 +19,7 @@ import pathlib
 
 import numpy as np
 
-from edgepipe.contracts import storage
+from edgepipe.contracts import artifacts, storage
 
 
 @functools.lru_cache(maxsize=16)
@@ -27,7 +27,7 @@ def _builder(path: str):
     import tensorflow_datasets as tfds
 
     folder = _metadata_copy(path) if storage.is_remote(path) else pathlib.Path(path)
-    if not (folder / "dataset_info.json").is_file():
+    if not (folder / artifacts.DATASET_INFO).is_file():
         raise FileNotFoundError(
             f"{folder} is not an Examples dataset: dataset_info.json is missing "
             "(pass the `examples` artifact written by the ingest stage)."

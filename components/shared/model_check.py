@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from edgepipe.contracts import artifacts
+
 FIX = ("build the model from tf_keras layers (`from edgepipe.models.keras import keras` or "
        "`import tf_keras as keras`)")
 
@@ -95,7 +97,7 @@ def preflight(tf, keras, reference: str, model) -> None:
     where = f"[train] model {reference!r}: {_name(reference)}"
     check_builtin_ops(tf, where, model)
     with tempfile.TemporaryDirectory() as folder:
-        path = pathlib.Path(folder) / "model.keras"
+        path = pathlib.Path(folder) / artifacts.KERAS_MODEL
         try:
             model.save(path)
             keras.models.load_model(path)

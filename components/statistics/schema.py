@@ -18,6 +18,7 @@ from __future__ import annotations
 import pathlib
 
 from edgepipe.components.statistics import targets
+from edgepipe.contracts import artifacts
 
 LABELS = ("label", targets.FEATURE)  # class labels, or regression targets
 
@@ -73,7 +74,7 @@ def load_schema(path: str):
     from tensorflow_metadata.proto.v0 import schema_pb2
 
     file = pathlib.Path(path)
-    file = file / "schema.pbtxt" if file.is_dir() else file
+    file = file / artifacts.SCHEMA if file.is_dir() else file
     try:
         return text_format.Parse(file.read_text(), schema_pb2.Schema())
     except (OSError, text_format.ParseError) as error:

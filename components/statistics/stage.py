@@ -154,11 +154,11 @@ def write(outputs, summaries: dict, readable: dict, anomalies: list, schema,
     from google.protobuf import text_format
 
     statistics_dir = outputs["statistics"]  # a local folder or a URI
-    storage.write_bytes(storage.join(statistics_dir, "statistics.pb"),
+    storage.write_bytes(storage.join(statistics_dir, artifacts.STATISTICS_PROTO),
                         to_proto(summaries).SerializeToString())
     artifacts.write_statistics(statistics_dir, readable)
     artifacts.write_anomalies(statistics_dir, anomalies)
-    storage.write_text(storage.join(outputs["schema"], "schema.pbtxt"),
+    storage.write_text(storage.join(outputs["schema"], artifacts.SCHEMA),
                        text_format.MessageToString(schema))
     if words is not None:
         text_tokens.write_vocabulary(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
-from edgepipe.contracts import tasks, text_tokens
+from edgepipe.contracts import artifacts, tasks, text_tokens
 
 
 def float32_copy(keras, model):
@@ -30,10 +30,10 @@ def float32_copy(keras, model):
 def save(tf, model, spec: dict[str, Any], folder: pathlib.Path) -> None:
     """model.keras, vocabulary.txt (text) and saved_model/ in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
-    model.save(folder / "model.keras")
+    model.save(folder / artifacts.KERAS_MODEL)
     if spec["input_feature"] == "text":
         text_tokens.write_vocabulary(folder / text_tokens.VOCABULARY_FILE, spec["vocabulary"])
-    export_serving(tf, model, spec, folder / "saved_model")
+    export_serving(tf, model, spec, folder / artifacts.SAVED_MODEL)
 
 
 def export_serving(tf, model, spec: dict[str, Any], path: pathlib.Path) -> None:

@@ -16,6 +16,7 @@ import shutil
 from typing import Any
 
 from edgepipe.components.train.progress import progress_callback
+from edgepipe.contracts import artifacts
 
 PROGRESS_SECONDS = 10.0  # during long epochs, log step progress at most this often
 # The metrics kept in the history: classifiers log accuracy, regression models the MAE.
@@ -44,7 +45,7 @@ def fit(tf, keras, model, training_data, validation_data, steps: int, config, co
     resumed = tf.train.latest_checkpoint(str(backup_dir / "chief")) is not None
     if resumed:
         context.log.info("resuming from the training backup in %s", backup_dir)
-    history_path = work_dir / (f"history-{phase}.json" if phase else "history.json")
+    history_path = work_dir / (f"history-{phase}.json" if phase else artifacts.HISTORY)
     # TensorBoard writes to scratch so the curves of a killed run survive into the resumed one.
     logs_dir = work_dir / "logs" / phase if phase else work_dir / "logs"
     if not resumed:  # leftovers of a run killed before its first backup describe nothing

@@ -34,7 +34,7 @@ import pydantic
 from edgepipe.components.shared import (examples_io, input_pipeline, input_spec,
                                         model_builder, tuned_config)
 from edgepipe.components.train.semi_supervised import Settings as SemiSupervised
-from edgepipe.contracts import artifacts, tasks, tuning_artifacts, unlabeled_artifacts
+from edgepipe.contracts import artifacts, tasks, unlabeled_artifacts
 from edgepipe.pipeline.stage import StageConfig, WorkerFinished
 from edgepipe.pipeline.spec import StageResult, StageSpec
 
@@ -221,7 +221,7 @@ def _tuned(config: Config, inputs, log) -> tuple[Config, dict[str, Any]]:
     """The config with the tune stage's best parameters in place of its own values."""
     if "tuning" not in inputs:
         return config, {}
-    best = tuning_artifacts.read_tuning(inputs["tuning"].path)["best_params"]
+    best = artifacts.read_tuning(inputs["tuning"].path)["best_params"]
     log.info("training with the tune stage's best parameters %s", best)
     return tuned_config.apply(config, best, f"the tune stage's best parameters {best}"), best
 
@@ -266,13 +266,13 @@ def _save(tf, model, spec: dict, fitted, placement, model_dir, context) -> pathl
                    f"{losses[-1]!r}); the chief commits the model, so this worker stops here.")
         context.log.info(message)
         raise WorkerFinished(message)
-    shutil.copytree(fitted.work_dir / "logs", model_dir / "logs")
+    shutil.copytree(fitted.work_dir / "logs", model_dir / artifacts.LOGS)
     return model_dir
 
 
 SPEC = StageSpec(
     name="train", version=2, config=Config, run=run, fingerprint=fingerprint,
-    inputs={"examples": "Examples", "statistics": "Statistics", "schema": "Schema"},
+    inputs={"examples": "Examples", "statistics": "Statistics"},
     optional_inputs={"tuning": "Tuning"},  # wired only when the pipeline has a tune stage
     outputs={"model": "Model"},
     collective=True,  # every worker of a multi-worker cluster trains at once

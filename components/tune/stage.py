@@ -31,7 +31,7 @@ import pydantic
 
 from edgepipe.components.shared import examples_io, model_builder, tuned_config
 from edgepipe.components.tune import space as space_module
-from edgepipe.contracts import tuning_artifacts
+from edgepipe.contracts import artifacts
 from edgepipe.pipeline.stage import StageConfig
 from edgepipe.pipeline.spec import StageResult, StageSpec
 
@@ -121,7 +121,7 @@ def run(inputs, outputs, config: Config, context) -> StageResult:
                            context.seed, config.metric, report)
 
     result = search.search(config, objective, context.scratch_dir, context.seed, context.log)
-    tuning_artifacts.write_tuning(outputs["tuning"], {**result, "epochs_per_trial": epochs})
+    artifacts.write_tuning(outputs["tuning"], {**result, "epochs_per_trial": epochs})
     context.log.info("best trial %d: %s %.4f with %s", result["best_trial"], config.metric,
                      result["best_value"], result["best_params"])
     return StageResult({

@@ -30,10 +30,9 @@ TRAIN_SCRIPT = textwrap.dedent("""
     from edgepipe.components.train import stage as train
     from edgepipe.pipeline.stage import Artifact, Context, Runtime
     from edgepipe.pipeline.store import Store
-    root, examples, statistics, schema, strategy, config = sys.argv[1:]
+    root, examples, statistics, strategy, config = sys.argv[1:]
     store = Store(root)
-    inputs = {"examples": Artifact.load(examples), "statistics": Artifact.load(statistics),
-              "schema": Artifact.load(schema)}
+    inputs = {"examples": Artifact.load(examples), "statistics": Artifact.load(statistics)}
     context = Context("tests", strategy, 7, Runtime(strategy=strategy),
                       store.scratch_dir("train", strategy))
     result, _ = store.execute(train.SPEC, strategy, inputs,
@@ -44,7 +43,7 @@ TRAIN_SCRIPT = textwrap.dedent("""
 
 def train_command(root, examples, statistics, strategy: str, config: dict) -> list[str]:
     return [sys.executable, "-c", TRAIN_SCRIPT, str(root), str(examples.path),
-            str(statistics["statistics"].path), str(statistics["schema"].path), strategy,
+            str(statistics["statistics"].path), strategy,
             json.dumps(config)]
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from edgepipe.components.train import stage as train_stage
 from edgepipe.components.tune import search
-from edgepipe.contracts import artifacts, tuning_artifacts
+from edgepipe.contracts import artifacts
 from tests.conftest import REPO
 
 TRAIN = {"epochs": 2, "batch_size": 32, "model_options": {"filters": [8], "dense_units": 16}}
@@ -30,7 +30,7 @@ def tuned(run_stage, examples_artifact, statistics_artifacts):
 
 def test_three_trials_are_recorded_with_the_best_parameters(tuned):
     properties, outputs = tuned
-    tuning = tuning_artifacts.read_tuning(outputs["tuning"].path)
+    tuning = artifacts.read_tuning(outputs["tuning"].path)
     assert properties["trials"] == len(tuning["trials"]) == 3
     assert set(properties) >= {"trials", "best_params", "best_value", "pruned", "metric"}
     numbers = [trial["number"] for trial in tuning["trials"]]
@@ -58,7 +58,7 @@ def test_three_trials_are_recorded_with_the_best_parameters(tuned):
 def test_train_trains_with_the_best_parameters(run_stage, tuned, examples_artifact,
                                                statistics_artifacts):
     _, outputs = tuned
-    best = tuning_artifacts.read_tuning(outputs["tuning"].path)["best_params"]
+    best = artifacts.read_tuning(outputs["tuning"].path)["best_params"]
     inputs = {"examples": examples_artifact, **statistics_artifacts,
               "tuning": outputs["tuning"]}
     properties, model = run_stage("train", inputs, {**TRAIN, "epochs": 1})
@@ -142,5 +142,5 @@ def test_the_report_shows_the_trials(run_stage, tuned, examples_artifact, statis
     assert 'id="fig-tuning-trials-img"' in html
     summary = artifacts.read_report_summary(report["report"].path)
     assert summary["tuning"]["trials"] == 3
-    assert summary["tuning"]["best_params"] == tuning_artifacts.read_tuning(
+    assert summary["tuning"]["best_params"] == artifacts.read_tuning(
         outputs["tuning"].path)["best_params"]

@@ -20,13 +20,12 @@ SCRIPT = textwrap.dedent("""
             if " step " not in record.getMessage() and record.getMessage().startswith("epoch"):
                 time.sleep(1.5)
 
-    root, examples, statistics, schema, key, config = sys.argv[1:]
+    root, examples, statistics, key, config = sys.argv[1:]
     log = logging.getLogger("edgepipe.killed")
     log.setLevel(logging.INFO)
     log.addHandler(SlowEpochs())
     store = Store(root)
-    inputs = {"examples": Artifact.load(examples), "statistics": Artifact.load(statistics),
-              "schema": Artifact.load(schema)}
+    inputs = {"examples": Artifact.load(examples), "statistics": Artifact.load(statistics)}
     config = train.Config.model_validate_json(config)
     context = Context("tests", "killed", 7, Runtime(), store.scratch_dir("train", key),
                       log=log)
@@ -39,5 +38,5 @@ def start(root, examples, statistics: dict, key: str, config_json: str) -> subpr
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_USE_LEGACY_KERAS": "1"}
     return subprocess.Popen(
         [sys.executable, "-c", SCRIPT, str(root), str(examples.path),
-         str(statistics["statistics"].path), str(statistics["schema"].path), key, config_json],
+         str(statistics["statistics"].path), key, config_json],
         env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

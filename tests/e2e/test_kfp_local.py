@@ -20,8 +20,9 @@ from edgepipe.pipeline.store import Store
 # The quickstart has no [tune] section: its pipeline is the DAG without the optional stage.
 ACTIVE = dag.active({node.stage for node in dag.CLASSIFICATION} - {"tune"})
 STAGES = [node.stage for node in ACTIVE]
-# Measured durations, and the report's size (it names its run's folders), differ between runs.
-TIMING = re.compile(r"seconds|latency|_ms(_|$)|^report_bytes$")
+# Measured durations and throughputs (images_per_second), and the report's size (it names its
+# run's folders), differ between runs.
+TIMING = re.compile(r"seconds|per_second|latency|_ms(_|$)|^report_bytes$")
 
 
 def without_timings(value):

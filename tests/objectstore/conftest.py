@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from tests.e2e.conftest import tiny_config  # noqa: F401 (a fixture)
-from tests.objectstore import emulator
+from tests.objectstore import beam_shim, emulator
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +19,7 @@ def gcs_server():
     with emulator.fake_gcs_server() as url:
         saved = {key: os.environ.get(key) for key in emulator.environment(url)}
         os.environ.update(emulator.environment(url))
+        beam_shim.install()  # in this process; the ones it starts get it from site/
         try:
             yield url
         finally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pathlib
 import socket
 import subprocess
 import tempfile
@@ -88,9 +89,16 @@ def fake_gcs_server() -> Iterator[str]:
                 process.wait()
 
 
+SITE = pathlib.Path(__file__).resolve().parent / "site"  # sitecustomize.py: Beam's shims
+
+
 def environment(url: str) -> dict[str, str]:
-    """The variables a process needs to use the emulator and nothing else of Google's."""
-    return {**OFFLINE, "STORAGE_EMULATOR_HOST": url}
+    """The variables a process needs to use the emulator and nothing else of Google's, and
+    PYTHONPATH with site/, whose sitecustomize adapts Beam's GCS I/O to the emulator in every
+    process started with them (beam_shim.py)."""
+    paths = [str(SITE)] + [path for path in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                           if path and path != str(SITE)]
+    return {**OFFLINE, "STORAGE_EMULATOR_HOST": url, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 def without_credentials() -> dict[str, str]:

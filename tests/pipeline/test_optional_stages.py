@@ -27,8 +27,8 @@ def test_without_tune_the_pipeline_is_the_one_without_a_tune_stage():
     assert [step.node.stage for step in steps] == [
         "ingest", "statistics", "train", "evaluate", "quantize", "report", "push"]
     by_stage = {step.node.stage: step for step in steps}
-    assert set(by_stage["train"].inputs) == {"examples", "statistics", "schema"}
-    assert set(by_stage["train"].parts["inputs"]) == {"examples", "statistics", "schema"}
+    assert set(by_stage["train"].inputs) == {"examples", "statistics"}
+    assert set(by_stage["train"].parts["inputs"]) == {"examples", "statistics"}
     assert "tuning" not in by_stage["report"].inputs
     assert "data" not in by_stage["train"].parts  # a built-in model has no fingerprint
 
@@ -67,10 +67,10 @@ def test_the_tune_section_gets_the_validated_train_section_not_a_key_of_its_own(
 def test_the_wiring_check_still_catches_a_missing_and_an_unknown_input():
     nodes = list(dag.CLASSIFICATION)
     train = next(index for index, node in enumerate(nodes) if node.stage == "train")
-    without_schema = dict(nodes[train].inputs)
-    del without_schema["schema"]
+    without_statistics = dict(nodes[train].inputs)
+    del without_statistics["statistics"]
     broken = nodes.copy()
-    broken[train] = dataclasses.replace(nodes[train], inputs=without_schema)
+    broken[train] = dataclasses.replace(nodes[train], inputs=without_statistics)
     with pytest.raises(runner.WiringError, match="'train' declares inputs"):
         runner.check_wiring(broken)
     evaluate = next(index for index, node in enumerate(nodes) if node.stage == "evaluate")

@@ -107,3 +107,18 @@ def test_halt_and_resumed_are_returned_not_properties(tmp_path, monkeypatch):
     total = json.loads(pathlib.Path(rerun["stages"][0]["artifacts"]["total"], "upstream.json")
                        .read_text())
     assert [row[2:] for row in total] == [[True, False], [True, True]]  # reused, resumed then
+
+
+def test_every_built_in_stage_reads_every_input_it_declares():
+    """A declared input is wired, keyed and copied (on a bucket root) for every run: one the
+    stage never reads (train's old `schema`) only costs. Read means `inputs["name"]` somewhere
+    in the stage's package."""
+    import ast
+
+    for name, spec in dag.specs().items():
+        package = pathlib.Path(spec.module.__file__).parent
+        read = {node.slice.value for path in package.rglob("*.py")
+                for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
+                and node.value.id == "inputs" and isinstance(node.slice, ast.Constant)}
+        assert set(spec.inputs) | set(spec.optional_inputs) <= read, name

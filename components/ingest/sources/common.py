@@ -7,7 +7,6 @@ import hashlib
 import os
 import pathlib
 
-from edgepipe.components.shared.beam_pipeline import adapt_to_gcs_emulator
 
 
 def is_uri(path: str) -> bool:
@@ -18,8 +17,6 @@ def open_binary(path: str):
     """A readable binary stream of a local path or a URI (no decompression)."""
     if is_uri(path):
         from apache_beam.io.filesystems import FileSystems
-
-        adapt_to_gcs_emulator()  # nothing without STORAGE_EMULATOR_HOST
 
         return FileSystems.open(path, compression_type="uncompressed")
     return open(path, "rb")
@@ -34,8 +31,6 @@ def match(pattern: str) -> list[str]:
     """Sorted files matching a path or glob (local or URI)."""
     if is_uri(pattern):
         from apache_beam.io.filesystems import FileSystems
-
-        adapt_to_gcs_emulator()  # nothing without STORAGE_EMULATOR_HOST
 
         return sorted(item.path for result in FileSystems.match([pattern])
                       for item in result.metadata_list)
@@ -94,8 +89,6 @@ def file_state(path: str) -> tuple[int, float]:
     """(size, modification time) of a file: what must not change while a source is read."""
     if is_uri(path):
         from apache_beam.io.filesystems import FileSystems
-
-        adapt_to_gcs_emulator()  # nothing without STORAGE_EMULATOR_HOST
 
         metadata = FileSystems.match([path])[0].metadata_list[0]
         return metadata.size_in_bytes, metadata.last_updated_in_seconds

@@ -1,24 +1,21 @@
-"""The tune stage's artifact file: one reader and one writer.
-
-    Tuning   tuning.json   metric, direction, space, every trial (parameters, value,
-                           validation accuracy, seconds, pruned, state) and the best parameters
-
-The same rules as edgepipe.contracts.artifacts (whose helpers these use): a missing or torn
-file is an ArtifactFileError naming it and the stage to re-run. Standard library only.
-"""
+"""The Tuning artifact (tune): tuning.json, the metric, its direction, the search space, every
+trial (parameters, value, validation accuracy, seconds, pruned, state) and the best
+parameters."""
 
 from __future__ import annotations
 
 import pathlib
 from typing import Any
 
-from edgepipe.contracts.artifacts import (WRITERS, ArtifactFileError, PathLike, read_json,
-                                          write_json)
+from edgepipe.contracts.artifacts.files import (WRITERS, ArtifactFileError, PathLike, read_json,
+                                                write_json)
 
 TUNING = "tuning.json"
 WRITERS[TUNING] = "tune"
 
+
 TRIAL_FIELDS = ("number", "params", "value", "val_accuracy", "seconds", "pruned", "state")
+
 
 def write_tuning(tuning_dir: PathLike, tuning: dict[str, Any]) -> None:
     """tuning.json: metric, direction, space, trials [{number, params, value, val_accuracy,

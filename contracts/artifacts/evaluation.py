@@ -1,0 +1,84 @@
+"""The Evaluation artifact (evaluate): metrics.json, confusion.json, singled_out.json (the
+examples the report's galleries show), predictions.csv (one row per test example) and the
+verdict, a marker file BLESSED or NOT_BLESSED whose first line is the reason. With unlabelled
+data, labeling_queue.csv too (edgepipe.contracts.unlabeled_artifacts)."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any, Iterable
+
+from edgepipe.contracts.artifacts.files import (WRITERS, ArtifactFileError, PathLike, read_json,
+                                                write_csv, write_json)
+
+METRICS = "metrics.json"
+CONFUSION = "confusion.json"
+SINGLED_OUT = "singled_out.json"
+PREDICTIONS = "predictions.csv"
+BLESSED, NOT_BLESSED = "BLESSED", "NOT_BLESSED"
+WRITERS.update(dict.fromkeys((METRICS, CONFUSION, SINGLED_OUT, PREDICTIONS), "evaluate"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Blessing:
+    blessed: bool
+    reason: str  # the verdict's reason: the first line of the marker file
+    details: str  # one line per gate
+
+
+def write_evaluation(evaluation_dir: PathLike, metrics: dict, class_names: list[str],
+                     confusion: list[list[int]], singled_out: dict,
+                     prediction_rows: Iterable[dict]) -> None:
+    folder = pathlib.Path(evaluation_dir)
+    write_json(folder / METRICS, metrics)
+    write_json(folder / CONFUSION, {"class_names": list(class_names), "matrix": confusion})
+    write_json(folder / SINGLED_OUT, singled_out)
+    write_csv(folder / PREDICTIONS, ("id", "label", "prediction", "confidence", "entropy"),
+              ([row["id"], row["label"], row["prediction"], f"{row['confidence']:.6f}",
+                f"{row['entropy']:.6f}"] for row in prediction_rows))
+
+
+def write_regression_evaluation(evaluation_dir: PathLike, metrics: dict, singled_out: dict,
+                                prediction_rows: Iterable[dict],
+                                target_names: list[str]) -> None:
+    """A regression model's evaluation (no confusion matrix): predictions.csv has a target and
+    a prediction column per target, and the absolute error (mean over the targets)."""
+    write_json(pathlib.Path(evaluation_dir, METRICS), metrics)
+    write_json(pathlib.Path(evaluation_dir, SINGLED_OUT), singled_out)
+    header = ("id", *target_names, *(f"predicted_{name}" for name in target_names), "abs_error")
+    write_csv(pathlib.Path(evaluation_dir, PREDICTIONS), header, (
+        [row["id"], *(f"{value:.6g}" for value in [*row["target"], *row["prediction"]]),
+         f"{row['abs_error']:.6g}"] for row in prediction_rows))
+
+
+def read_metrics(evaluation_dir: PathLike) -> dict[str, Any]:
+    return read_json(pathlib.Path(evaluation_dir, METRICS))
+
+
+def read_confusion(evaluation_dir: PathLike) -> dict[str, Any]:
+    """{"class_names": [...], "matrix": rows = true class, columns = predicted class}."""
+    return read_json(pathlib.Path(evaluation_dir, CONFUSION))
+
+
+def read_singled_out(evaluation_dir: PathLike) -> dict[str, list[dict[str, Any]]]:
+    return read_json(pathlib.Path(evaluation_dir, SINGLED_OUT))
+
+
+def write_blessing(evaluation_dir: PathLike, blessed: bool, reason: str,
+                   details: list[str]) -> None:
+    marker = BLESSED if blessed else NOT_BLESSED
+    text = reason + "\n\n" + "".join(f"- {line}\n" for line in details)
+    pathlib.Path(evaluation_dir, marker).write_text(text, encoding="utf-8")
+
+
+def read_blessing(evaluation_dir: PathLike) -> Blessing:
+    """The verdict evaluate wrote: exactly one of BLESSED or NOT_BLESSED must exist."""
+    folder = pathlib.Path(evaluation_dir)
+    found = [name for name in (BLESSED, NOT_BLESSED) if (folder / name).is_file()]
+    if len(found) != 1:
+        raise ArtifactFileError(
+            f"{folder}: expected exactly one of {BLESSED} or {NOT_BLESSED}, found {found or 'none'}"
+            "; pass the evaluation artifact of the evaluate stage, or re-run it.")
+    reason, _, details = (folder / found[0]).read_text(encoding="utf-8").strip().partition("\n")
+    return Blessing(found[0] == BLESSED, reason.strip(), details.strip())
