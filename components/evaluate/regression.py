@@ -42,8 +42,8 @@ def check_shape(values, targets, target_names, model_dir, examples) -> None:
     if values.shape != targets.shape:
         raise ValueError(
             f"{model_dir / artifacts.SAVED_MODEL}: the model returned values of shape "
-            f"{values.shape}, expected {targets.shape} for the targets {target_names} of {examples}. Were "
-            "model and examples built from the same data?")
+            f"{values.shape}, expected {targets.shape} for the targets {target_names} of "
+            f"{examples}. Were model and examples built from the same data?")
 
 
 def slice_errors(values_of_slice, targets, predicted, buckets: int,
