@@ -12,7 +12,7 @@ from tests.conftest import REPO
 OTHER_MEANINGS = {
     # the label file packed inside a .tflite's standard metadata (MediaPipe's convention), not a
     # file of an artifact folder or registry version
-    ("components/quantize/standard_metadata.py", "labels.txt"),
+    ("components/tflite_metadata/description.py", "labels.txt"),
 }
 
 
