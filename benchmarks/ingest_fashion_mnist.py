@@ -79,8 +79,8 @@ def run_ingest(files: dict[str, str], root: pathlib.Path, workers: int,
     context = Context(pipeline_name="benchmark", run_id="benchmark", seed=0,
                       runtime=Runtime(beam_options=options),
                       scratch_dir=store.scratch_dir("ingest", "benchmark"))
-    properties, _ = store.execute(ingest, "benchmark", {}, config, context)
-    return properties
+    result, _ = store.execute(ingest.SPEC, "benchmark", {}, config, context)
+    return result.properties
 
 
 def cpu_seconds() -> float:

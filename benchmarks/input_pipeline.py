@@ -48,8 +48,8 @@ def ingest_sample(root: pathlib.Path) -> tuple[Artifact, Artifact]:
            for split, prefix in (("train", "train"), ("test", "t10k"))
            for part in ("images", "labels")},
     })
-    _, examples = store.execute(ingest, "bench", {}, config, _context(store, "ingest"))
-    _, stats = store.execute(statistics, "bench", {"examples": examples["examples"]},
+    _, examples = store.execute(ingest.SPEC, "bench", {}, config, _context(store, "ingest"))
+    _, stats = store.execute(statistics.SPEC, "bench", {"examples": examples["examples"]},
                              statistics.Config(), _context(store, "statistics"))
     return examples["examples"], stats["statistics"]
 

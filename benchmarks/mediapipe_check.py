@@ -129,7 +129,7 @@ def check(config: pathlib.Path, python: pathlib.Path) -> list[dict]:
     results = json.loads(done.stdout)["results"]
     rows = []
     for (name, path), got in zip(models.items(), results):
-        expected = measure.run(path.read_bytes(), prepared, warmup=0).probabilities
+        expected = measure.run(path.read_bytes(), prepared, warmup=0).outputs
         rows.append({"config": config.name, "kind": kind,
                      **compare(name, got, expected, labels, model_json["class_names"])})
     return rows

@@ -38,7 +38,7 @@ def quantize_artifact(argument: pathlib.Path) -> pathlib.Path:
     from edgepipe.pipeline import config as config_module, dag, runner
     from edgepipe.pipeline.store import Store
 
-    config = config_module.load(argument, dag.stage_modules())
+    config = config_module.load(argument, dag.specs())
     for step in runner.plan(config):
         if step.node.stage == "quantize":
             if step.record is None:

@@ -1,6 +1,6 @@
 """The stages: one package per stage, each with the stage module the DAG names
-(components/<stage>/stage.py: NAME, VERSION, INPUTS, OUTPUTS, Config, run; see
-edgepipe.pipeline.stage) and its own helpers beside it.
+(components/<stage>/stage.py: Config, run and one SPEC = StageSpec(...); see
+edgepipe.pipeline.spec) and its own helpers beside it.
 
     ingest/      raw files of any source -> a TFDS-format Examples dataset (Beam)
     statistics/  per-split statistics, the schema and anomalies (Beam)

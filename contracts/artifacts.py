@@ -205,6 +205,19 @@ def write_evaluation(evaluation_dir: PathLike, metrics: dict, class_names: list[
                 f"{row['entropy']:.6f}"] for row in prediction_rows))
 
 
+def write_regression_evaluation(evaluation_dir: PathLike, metrics: dict, singled_out: dict,
+                                prediction_rows: Iterable[dict],
+                                target_names: list[str]) -> None:
+    """A regression model's evaluation (no confusion matrix): predictions.csv has a target and
+    a prediction column per target, and the absolute error (mean over the targets)."""
+    write_json(pathlib.Path(evaluation_dir, METRICS), metrics)
+    write_json(pathlib.Path(evaluation_dir, SINGLED_OUT), singled_out)
+    header = ("id", *target_names, *(f"predicted_{name}" for name in target_names), "abs_error")
+    write_csv(pathlib.Path(evaluation_dir, PREDICTIONS), header, (
+        [row["id"], *(f"{value:.6g}" for value in [*row["target"], *row["prediction"]]),
+         f"{row['abs_error']:.6g}"] for row in prediction_rows))
+
+
 def read_metrics(evaluation_dir: PathLike) -> dict[str, Any]:
     return read_json(pathlib.Path(evaluation_dir, METRICS))
 
@@ -242,15 +255,18 @@ def read_blessing(evaluation_dir: PathLike) -> Blessing:
 
 def read_variants(tflite_dir: PathLike) -> list[dict[str, Any]]:
     """variants.json: one record per variant; measured ones have name, path, size_bytes,
-    accuracy, agreement, latencies (over latency_examples), ops, builtin_only, dtypes, "device"
+    the task's scores (accuracy and agreement; mae and mean_abs_difference), latencies (over latency_examples), ops, builtin_only, dtypes, "device"
     (checks: xnnpack, gpu, nnapi, coreml, mediapipe, benchmark) and "seconds" ({fine_tune,
     convert, measure}; both absent in older artifacts)...; skipped ones name and skipped."""
     path = pathlib.Path(tflite_dir, VARIANTS)
     records = read_json(path)
-    required = {"name", "path", "size_bytes", "accuracy", "agreement", "latency_ms_p50",
-                "latency_ms_p99", "ops", "builtin_only"}
+    required = {"name", "path", "size_bytes", "latency_ms_p50", "latency_ms_p99", "ops",
+                "builtin_only"}
+    scores = ({"accuracy", "agreement"}, {"mae", "mean_abs_difference"})
     for index, record in enumerate(records):
         missing = required - set(record) if "skipped" not in record else set()
+        if "skipped" not in record and not any(score <= set(record) for score in scores):
+            missing |= scores[0] - set(record)
         if "name" not in record or missing:
             raise ArtifactFileError(f"{path}: entry {record.get('name', index)} lacks "
                                     f"{sorted(missing or {'name'})}; re-run the quantize stage.")

@@ -95,7 +95,7 @@ def load_config(config: str | pathlib.Path | Mapping[str, Any],
     `config` is a TOML file or the same tables as a dict; `overrides` maps dotted keys to
     values ({"train.epochs": 2}) or lists "section.key=value" strings as on the command line.
     """
-    return config_module.load(config, dag.stage_modules(), overrides=overrides or (),
+    return config_module.load(config, dag.specs(), overrides=overrides or (),
                               root=root, beam_options=beam_options)
 
 

@@ -18,6 +18,8 @@ import sys
 
 import edgepipe
 from edgepipe import api
+from edgepipe.contracts import tasks
+from edgepipe.pipeline import dag
 from edgepipe.serving import server as serving_server
 
 
@@ -141,31 +143,66 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _print_summary(summary: dict) -> None:
+    """One line per stage of the run (in DAG order, as the summary lists them), then the
+    lines each stage has to say about its result (STAGE_LINES)."""
     print(f"\nrun {summary['run_id']}: {summary['status']} in {summary['seconds']:.1f} s")
     for stage in summary["stages"]:
-        print(f"  {stage['name']:<11} {stage['status']:<8} {stage.get('seconds', 0):7.1f} s")
+        print(f"  {stage['name']:<{WIDTH}} {stage['status']:<8} {stage.get('seconds', 0):7.1f} s")
     for stage in summary["stages"]:
-        metrics = stage.get("metrics", {})
-        if stage["name"] == "tune" and "best_params" in metrics:
-            print(f"\n{_tuning_line(metrics)}")
-        if stage["name"] == "evaluate" and "accuracy" in metrics:
-            verdict = "BLESSED" if metrics.get("blessed") else "NOT BLESSED"
-            print(f"\ntest accuracy {metrics['accuracy']:.4f}: {verdict} ({metrics.get('reason', '')})")
-        if stage["name"] == "quantize":
-            for variant in metrics.get("variants", []):
-                print(
-                    f"  {variant['name']:<14} {variant['size_bytes'] / 1024:8.1f} KB"
-                    f"  accuracy {variant['accuracy']:.4f}  p50 {variant['latency_ms_p50']:.3f} ms"
-                    f"{_variant_seconds(variant.get('seconds'))}"
-                )
-        if stage["name"] == "quantize" and metrics.get("deployable"):
-            deployable = metrics["deployable"]
-            print(f"  deployable: {deployable.get('variant')} ({deployable.get('reason', '')})")
-        if stage["name"] == "push" and metrics:
-            print(f"\npush: {metrics.get('reason') or metrics}")
-        if stage["name"] == "report" and stage.get("artifacts"):
-            print(f"\nreport: {stage['artifacts']['report']}/report.html")
+        lines = STAGE_LINES.get(stage["name"])
+        if lines is not None:
+            for line in lines(stage.get("metrics", {}), stage):
+                print(line)
     print(f"summary: {summary['root']}/runs/latest.json")
+
+
+def _tune_lines(metrics: dict, stage: dict) -> list[str]:
+    return [f"\n{_tuning_line(metrics)}"] if "best_params" in metrics else []
+
+
+def _scores(record: dict) -> str:
+    """The task's metrics found in a record (evaluate's properties, a quantize variant)."""
+    task = next((task for task in tasks.TASKS.values() if task.primary.name in record), None)
+    if task is None:
+        return ""
+    return "  ".join(
+        f"{metric.name} {record[metric.name]:{'.4f' if metric is tasks.ACCURACY else '.4g'}}"
+        for metric in task.metrics if metric.name in record)
+
+
+def _evaluate_lines(metrics: dict, stage: dict) -> list[str]:
+    if not _scores(metrics):
+        return []
+    verdict = "BLESSED" if metrics.get("blessed") else "NOT BLESSED"
+    return [f"\ntest {_scores(metrics)}: {verdict} ({metrics.get('reason', '')})"]
+
+
+def _quantize_lines(metrics: dict, stage: dict) -> list[str]:
+    lines = [f"  {variant['name']:<14} {variant['size_bytes'] / 1024:8.1f} KB"
+             f"  {_scores(variant)}  p50 {variant['latency_ms_p50']:.3f} ms"
+             f"{_variant_seconds(variant.get('seconds'))}"
+             for variant in metrics.get("variants", [])]
+    if metrics.get("deployable"):
+        deployable = metrics["deployable"]
+        lines.append(f"  deployable: {deployable.get('variant')} ({deployable.get('reason', '')})")
+    return lines
+
+
+def _push_lines(metrics: dict, stage: dict) -> list[str]:
+    return [f"\npush: {metrics.get('reason') or metrics}"] if metrics else []
+
+
+def _report_lines(metrics: dict, stage: dict) -> list[str]:
+    if not stage.get("artifacts"):
+        return []
+    return [f"\nreport: {stage['artifacts']['report']}/report.html"]
+
+
+# What a stage of the DAG (pipeline/dag.py) prints below the table; tests/pipeline/test_cli.py
+# checks that every name here is a stage of the DAG.
+STAGE_LINES = {"tune": _tune_lines, "evaluate": _evaluate_lines, "quantize": _quantize_lines,
+               "push": _push_lines, "report": _report_lines}
+WIDTH = max(len(node.stage) for node in dag.CLASSIFICATION) + 1  # the stage column
 
 
 def _variant_seconds(seconds: dict | None) -> str:
@@ -182,9 +219,9 @@ def status(config) -> int:
     for entry in entries:
         record = entry["record"]
         if record is None:
-            print(f"  {entry['stage']:<11} missing   key {entry['key']}: will run")
+            print(f"  {entry['stage']:<{WIDTH}} missing   key {entry['key']}: will run")
         else:
-            print(f"  {entry['stage']:<11} committed key {entry['key']}: run {record['run_id']}, "
+            print(f"  {entry['stage']:<{WIDTH}} committed key {entry['key']}: run {record['run_id']}, "
                   f"{record['seconds']:.1f} s, {record['created']}")
             if entry["stage"] == "tune" and "best_params" in record.get("properties", {}):
                 print(f"              {_tuning_line(record['properties'])}")
@@ -224,7 +261,8 @@ def inspect(path: pathlib.Path) -> int:
         print(_indent(json.dumps(properties, indent=2)))
     if "stages" in manifest:
         for stage in manifest["stages"]:
-            print(f"  {stage['name']:<11} {stage['status']:<8} {stage.get('seconds', 0):7.1f} s")
+            print(f"  {stage['name']:<{WIDTH}} {stage['status']:<8} "
+                  f"{stage.get('seconds', 0):7.1f} s")
     if manifest_path.name == "manifest.json":
         print("files:")
         for file in sorted(folder.rglob("*")):

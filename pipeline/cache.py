@@ -9,7 +9,7 @@ Runtime settings (Beam runner, strategy) are deliberately left out.
 A stage's code is every file of its own package (the folder of components/<stage>/stage.py,
 templates included), every edgepipe module those files import, directly or through each
 other (read from their import statements, without importing them), and the modules or
-packages its CODE tuple names (what it loads by name, such as the model builders). Editing
+packages its spec's `code` names (what it loads by name, such as the model builders). Editing
 the train stage's input pipeline re-runs train, not ingest.
 """
 
@@ -21,17 +21,18 @@ import hashlib
 import importlib.util
 import json
 import pathlib
-from types import ModuleType
 from typing import Any
 
+from edgepipe.pipeline.spec import StageSpec
 from edgepipe.pipeline.stage import Artifact, StageConfig
 
 # Imported by stages but left out of their keys: running stages cannot change their results.
 ORCHESTRATION = ("edgepipe.pipeline", "edgepipe.api")
 
 
-def source_files(module: ModuleType) -> list[pathlib.Path]:
+def source_files(spec: StageSpec) -> list[pathlib.Path]:
     """The files whose content is part of the stage's key (see the module docstring)."""
+    module = spec.module
     # Ordered by group, then by path inside the group, never by absolute path: the key must
     # not change when the checkout (or a copy of the package) lives somewhere else.
     module_file = pathlib.Path(module.__file__)
@@ -39,11 +40,11 @@ def source_files(module: ModuleType) -> list[pathlib.Path]:
         files = _package_files(module_file.parent)
     else:
         files = [module_file]
-    for name in getattr(module, "CODE", ()):
+    for name in spec.code:
         path = _module_file(name)
         if path is None:
-            raise ModuleNotFoundError(f"{module.__name__}.CODE names {name!r}, which is not an "
-                                      "importable module or package; fix the CODE tuple.")
+            raise ModuleNotFoundError(f"{module.__name__}.SPEC.code names {name!r}, which is "
+                                      "not an importable module or package; fix it.")
         files += _package_files(path.parent) if path.name == "__init__.py" else [path]
     # The stage's own package is in already (as files, wherever the folder is).
     own = module.__name__.rsplit(".", 1)[0] if module_file.name == "stage.py" else None
@@ -126,31 +127,30 @@ def _package_files(folder: pathlib.Path) -> list[pathlib.Path]:
                    and path.suffix != ".pyc"), key=lambda path: path.relative_to(folder).parts)
 
 
-def code_hash(module: ModuleType) -> str:
+def code_hash(spec: StageSpec) -> str:
     digest = hashlib.sha256()
-    for path in source_files(module):
+    for path in source_files(spec):
         digest.update(path.name.encode())  # the name, not the location (see source_files)
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
 def stage_key(
-    module: ModuleType,
+    spec: StageSpec,
     config: StageConfig,
     seed: int,
     inputs: dict[str, Artifact],
 ) -> tuple[str, dict[str, Any]]:
     """Returns (key, the parts it was computed from) so manifests can show why a key changed."""
     parts = {
-        "stage": module.NAME,
-        "version": module.VERSION,
+        "stage": spec.name,
+        "version": spec.version,
         "config": config.model_dump(mode="json"),
         "seed": seed,
         "inputs": {name: artifact.key for name, artifact in sorted(inputs.items())},
-        "code": code_hash(module),
+        "code": code_hash(spec),
     }
-    fingerprint = getattr(module, "fingerprint", None)
-    data = None if fingerprint is None else fingerprint(config, inputs)
+    data = None if spec.fingerprint is None else spec.fingerprint(config, inputs)
     if data is not None:  # None: nothing outside the artifacts for this config
         parts["data"] = data
     blob = json.dumps(parts, sort_keys=True).encode()

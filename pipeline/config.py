@@ -1,9 +1,11 @@
 """Load, override and validate a pipeline config (TOML file or dict) before any stage runs.
 
-Sections: [pipeline] (name, root, seed), [beam] and [runtime] (where and how work runs; not
+Sections: [pipeline] (name, root, seed, task), [beam] and [runtime] (where and how work runs; not
 part of any cache key), [registry] (where blessed models go; handed to every stage whose
 Config has a `registry` field), then one section per stage, validated by that stage's own
-Config. Paths in a file are relative to the file's folder; --root on the command line (and
+Config. The task ([pipeline] task, see edgepipe.contracts.tasks) is handed to every stage whose
+Config has a `task` field, so it is part of their cache keys. Paths in a file are relative
+to the file's folder; --root on the command line (and
 the paths of a dict config) are relative to the working directory.
 """
 
@@ -13,12 +15,13 @@ import copy
 import dataclasses
 import pathlib
 import sys
-from types import ModuleType
 from typing import Any, Mapping
 
 import pydantic
 
+from edgepipe.contracts import tasks
 from edgepipe.pipeline.stage import RegistrySettings, Runtime, StageConfig
+from edgepipe.pipeline.spec import StageSpec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,6 +38,15 @@ class PipelineSection(StageConfig):
     root: str = pydantic.Field("", description="artifact root (a folder, or gs://BUCKET/PREFIX); "
                                "default artifacts/<name>")
     seed: int = pydantic.Field(0, description="seeds every random choice of every stage")
+    task: str = pydantic.Field(
+        tasks.CLASSIFICATION.name, description="what the model learns: "
+        + ", ".join(f'"{name}"' for name in tasks.NAMES) + " (edgepipe.contracts.tasks)")
+
+    @pydantic.field_validator("task")
+    @classmethod
+    def _known_task(cls, task: str) -> str:
+        tasks.get(task)
+        return task
 
 
 class BeamSection(StageConfig):
@@ -92,6 +104,7 @@ class PipelineConfig:
     stages: dict[str, StageConfig]  # stage name -> its validated config
     registry: RegistrySettings | None = None
     kfp: KfpSection | None = None  # [kfp]: how `edgepipe compile` builds tasks
+    task: str = tasks.CLASSIFICATION.name  # [pipeline] task
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -131,7 +144,7 @@ def read(path: str | pathlib.Path) -> dict[str, Any]:
 
 def load(
     source: str | pathlib.Path | Mapping[str, Any],
-    stage_modules: dict[str, ModuleType],
+    specs: dict[str, StageSpec],
     overrides: list[str] | Mapping[str, Any] = (),
     root: str | None = None,
     beam_options: list[str] = (),
@@ -152,10 +165,10 @@ def load(
         base_dir = path.resolve().parent
     _apply_overrides(data, overrides, path)
     _apply_beam_options(data, beam_options)
-    unknown = sorted(set(data) - set(SECTIONS) - set(stage_modules))
+    unknown = sorted(set(data) - set(SECTIONS) - set(specs))
     if unknown:
         raise ConfigError(f"{path}: unknown section [{unknown[0]}]. Expected sections: "
-                          f"{', '.join(sorted({*SECTIONS, *stage_modules}))}.")
+                          f"{', '.join(sorted({*SECTIONS, *specs}))}.")
     context = {"base_dir": base_dir}
     pipeline_section = _validate(path, "pipeline", PipelineSection, data.get("pipeline"), context)
     beam = _validate(path, "beam", BeamSection, data.get("beam", {}), context)
@@ -165,16 +178,18 @@ def load(
         registry = _validate(path, "registry", RegistrySettings, data["registry"], context)
         registry = registry.model_copy(
             update={"model_name": registry.model_name or pipeline_section.name})
-    stages = _validate_stages(path, data, stage_modules, registry, context)
+    context["task"] = pipeline_section.task
+    stages = _validate_stages(path, data, specs, registry, context)
     kfp = _validate(path, "kfp", KfpSection, data.get("kfp", {}), context)
-    for stage in sorted(set(kfp.resources) - set(stage_modules)):
+    for stage in sorted(set(kfp.resources) - set(specs)):
         raise ConfigError(f"{path}: [kfp] resources.{stage}: unknown stage; the stages are "
-                          f"{', '.join(stage_modules)}.")
+                          f"{', '.join(specs)}.")
     return PipelineConfig(
         path=path,
         name=pipeline_section.name,
         root=_root(root, pipeline_section, base_dir),
         seed=pipeline_section.seed,
+        task=pipeline_section.task,
         runtime=Runtime(
             beam_runner=beam.runner,
             beam_options=tuple((key, str(value)) for key, value in sorted(beam.options.items())),
@@ -221,31 +236,36 @@ def _root(root: str | None, pipeline_section: PipelineSection, base_dir: pathlib
     return pathlib.Path("artifacts", pipeline_section.name).resolve()
 
 
-def _validate_stages(path, data: dict, stage_modules: dict[str, ModuleType], registry,
+def _validate_stages(path, data: dict, specs: dict[str, StageSpec], registry,
                      context) -> dict[str, StageConfig]:
-    """Each stage's section; an OPTIONAL stage's only when the config has it. A stage whose
-    module lists other stages in READS gets their validated configs as fields of those names
+    """Each stage's section; an optional stage's only when the config has it. A stage whose
+    spec lists other stages in `reads` gets their validated configs as fields of those names
     (tune reads [train] to check its search space), so those are validated first."""
     stages: dict[str, StageConfig] = {}
-    present = [name for name, module in stage_modules.items()
-               if name in data or not getattr(module, "OPTIONAL", False)]
-    readers = [name for name in present if getattr(stage_modules[name], "READS", ())]
+    present = [name for name, spec in specs.items() if name in data or not spec.optional]
+    readers = [name for name in present if specs[name].reads]
     for name in [name for name in present if name not in readers] + readers:
         section = data.get(name, {})
-        read = getattr(stage_modules[name], "READS", ())
+        read = specs[name].reads
         if read and isinstance(section, dict):
             moved = [key for key in read if key in section]
             if moved:
                 raise ConfigError(f"{path}: [{name}] {moved[0]}: unknown key; the [{moved[0]}] "
                                   "section is read from its own table.")
             section = {**section, **{key: stages[key] for key in read}}
-        stages[name] = _validate_stage(path, name, stage_modules[name].Config, section,
-                                       registry, context)
-    return {name: stages[name] for name in stage_modules if name in stages}
+        stages[name] = _validate_stage(path, name, specs[name].config, section, registry,
+                                       context)
+    return {name: stages[name] for name in specs if name in stages}
 
 
 def _validate_stage(path, name: str, model: type[StageConfig], data, registry, context):
-    """A stage's section; a stage whose Config has a `registry` field gets [registry]."""
+    """A stage's section; a stage whose Config has a `registry` field gets [registry], one
+    with a `task` field gets [pipeline] task."""
+    if "task" in model.model_fields:
+        if "task" in (data or {}):
+            raise ConfigError(f"{path}: [{name}] task: the task is set once, as [pipeline] "
+                              "task, for every stage; move it there.")
+        data = {**(data or {}), "task": context["task"]}
     if "registry" in model.model_fields:
         moved = sorted({"registry", "model_name"} & set(data or {}))
         if moved:

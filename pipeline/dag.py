@@ -4,9 +4,12 @@ Each node names a stage module and maps its input names to (producing stage, out
 The order is a valid topological order; the runner follows it, and `runner.plan` checks that
 every input's artifact kind is what the producing stage declares before anything runs.
 
-A stage whose module says OPTIONAL (tune) is in a pipeline only when its config has the
+Each stage module declares its contract in one StageSpec (pipeline/spec.py); `Node.spec` loads
+and checks it, and `runner.check_wiring` checks the DAG against the specs before anything runs.
+
+A stage whose spec says optional (tune) is in a pipeline only when its config has the
 stage's section: `active` leaves its node out otherwise, and drops the inputs it would feed
-(train's "tuning"), which the reading stage must declare as OPTIONAL_INPUTS (runner's wiring
+(train's "tuning"), which the reading stage must declare as optional_inputs (runner's wiring
 check says so otherwise). Without [tune], the pipeline, and every cache key, is the one of a
 DAG that never had a tune stage.
 """
@@ -16,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from types import ModuleType
+
+from edgepipe.pipeline.spec import SpecError, StageSpec, spec_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +32,15 @@ class Node:
     @property
     def module(self) -> ModuleType:
         return importlib.import_module(self.module_name)
+
+    @property
+    def spec(self) -> StageSpec:
+        """The stage's checked declaration; SpecError when its name is not the node's."""
+        spec = spec_of(self.module)
+        if spec.name != self.stage:
+            raise SpecError(f"{self.module_name}.SPEC is named {spec.name!r}, but the DAG runs it "
+                            f"as stage {self.stage!r}; make them agree.")
+        return spec
 
 
 def component(stage: str) -> str:
@@ -59,13 +73,14 @@ CLASSIFICATION = (
 )
 
 
-def stage_modules(nodes=CLASSIFICATION) -> dict[str, ModuleType]:
-    return {node.stage: node.module for node in nodes}
+def specs(nodes=CLASSIFICATION) -> dict[str, StageSpec]:
+    """{stage name: its checked StageSpec}, in DAG order."""
+    return {node.stage: node.spec for node in nodes}
 
 
 def active(stages, nodes=CLASSIFICATION) -> tuple[Node, ...]:
     """The nodes of the stages a config has (`stages`: its validated stage sections; an
-    OPTIONAL stage without one is left out), without the inputs that a left-out stage would
+    optional stage without one is left out), without the inputs that a left-out stage would
     have fed."""
     kept = [node for node in nodes if node.stage in stages]
     names = {node.stage for node in kept}

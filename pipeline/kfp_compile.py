@@ -21,7 +21,7 @@ import pathlib
 from typing import Any
 
 from edgepipe.pipeline import config as config_module
-from edgepipe.pipeline import dag
+from edgepipe.pipeline import dag, runner
 
 TARGETS = ("kfp", "vertex")
 
@@ -40,16 +40,10 @@ def compile_pipeline(config_path: str | pathlib.Path, target: str, output: str |
     except ImportError as error:
         raise config_module.ConfigError(f"edgepipe compile needs the kfp SDK ({error}): pip "
                                         "install 'edgepipe[kfp]'.") from None
-    config = config_module.load(config_path, dag.stage_modules(), overrides=list(overrides),
+    config = config_module.load(config_path, dag.specs(), overrides=list(overrides),
                                 root=root)
     nodes = dag.active(config.stages)  # an optional stage (tune) only with its section
-    missing = [node.stage for node in nodes if node.stage not in parts.BODIES]
-    if missing:
-        raise config_module.ConfigError(
-            f"{config_path}: edgepipe compile has no component for stage(s) {missing} (the "
-            "optional [tune] section); run the search with `edgepipe run`, or compile the "
-            "config without [tune].")
-    check_wiring(parts, nodes)
+    runner.check_wiring(nodes)
     kfp = config.kfp
     image = image or kfp.image
     root_default = config.root if isinstance(config.root, str) else ""  # a URI, else required
@@ -63,20 +57,6 @@ def compile_pipeline(config_path: str | pathlib.Path, target: str, output: str |
     compiler.Compiler().compile(pipeline, str(output))
     return {"target": target, "image": image, "root": root_default, "output": str(output),
             "tasks": [node.stage for node in nodes]}
-
-
-def check_wiring(parts, nodes=None) -> None:
-    """Each component takes the keys of exactly the stages dag.py feeds the stage from
-    (`nodes` default: the DAG without its optional stages)."""
-    if nodes is None:
-        nodes = dag.active({node.stage for node in dag.CLASSIFICATION
-                            if not getattr(node.module, "OPTIONAL", False)})
-    for node in nodes:
-        wired = sorted({producer for producer, _ in node.inputs.values()})
-        if sorted(parts.upstream_parameters(node.stage)) != wired:
-            raise RuntimeError(f"pipeline/kfp_components.py: {node.stage} takes the keys of "
-                               f"{parts.upstream_parameters(node.stage)}, but dag.py feeds it "
-                               f"from {wired}; make them agree.")
 
 
 def task_settings(config, overrides, target: str) -> dict[str, str]:

@@ -16,76 +16,44 @@ No `from __future__ import annotations` in this module: KFP reads the annotation
 component functions as types, and postponed (string) annotations make dsl.component fail.
 """
 
-import inspect
 import json
+import linecache
 
 from kfp import dsl
 
 # ---------------------------------------------------------------- component bodies
-# One per stage, named after it; the parameters after `settings` are the keys of the stages
-# it reads (pipeline/dag.py), in DAG order.
+# One per stage of the DAG, named after it; the parameters after `settings` are the keys of the
+# stages it reads (pipeline/dag.py), in DAG order. KFP embeds a lightweight component's source
+# in the task's command (inspect.getsource), so each body is written as source text from the
+# DAG and registered with linecache: no stage list to keep in step with dag.py here.
 
-
-def ingest(config_json: str, config_dir: str, root: str, settings: str) -> str:
+BODY = """def {stage}(config_json: str, config_dir: str, root: str, settings: str{parameters}) -> str:
     from edgepipe.pipeline.kfp_task import run_task
-    return run_task("ingest", config_json, config_dir, root, settings, {})
+    return run_task({stage!r}, config_json, config_dir, root, settings, {{{keys}}})
+"""
 
 
-def statistics(config_json: str, config_dir: str, root: str, settings: str,
-               ingest: str) -> str:
-    from edgepipe.pipeline.kfp_task import run_task
-    return run_task("statistics", config_json, config_dir, root, settings, {"ingest": ingest})
+def body(stage: str, upstream: list[str]):
+    """The component function of `stage`, taking the keys of the `upstream` stages (names are
+    identifiers: StageSpec checks them)."""
+    source = BODY.format(stage=stage, parameters="".join(f", {name}: str" for name in upstream),
+                         keys=", ".join(f"{name!r}: {name}" for name in upstream))
+    filename = f"<edgepipe.pipeline.kfp_components: {stage}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace = {"__name__": __name__}
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102  our own template
+    return namespace[stage]
 
 
-def train(config_json: str, config_dir: str, root: str, settings: str, ingest: str,
-          statistics: str) -> str:
-    from edgepipe.pipeline.kfp_task import run_task
-    return run_task("train", config_json, config_dir, root, settings,
-                    {"ingest": ingest, "statistics": statistics})
+def upstream_stages(node) -> list[str]:
+    """The stages whose keys a node's component takes: those it reads, in DAG order."""
+    return list(dict.fromkeys(producer for producer, _ in node.inputs.values()))
 
 
-def evaluate(config_json: str, config_dir: str, root: str, settings: str, ingest: str,
-             train: str) -> str:
-    from edgepipe.pipeline.kfp_task import run_task
-    return run_task("evaluate", config_json, config_dir, root, settings,
-                    {"ingest": ingest, "train": train})
-
-
-def quantize(config_json: str, config_dir: str, root: str, settings: str, ingest: str,
-             train: str) -> str:
-    from edgepipe.pipeline.kfp_task import run_task
-    return run_task("quantize", config_json, config_dir, root, settings,
-                    {"ingest": ingest, "train": train})
-
-
-def report(config_json: str, config_dir: str, root: str, settings: str, ingest: str,
-           statistics: str, train: str, evaluate: str, quantize: str) -> str:
-    from edgepipe.pipeline.kfp_task import run_task
-    return run_task("report", config_json, config_dir, root, settings,
-                    {"ingest": ingest, "statistics": statistics, "train": train,
-                     "evaluate": evaluate, "quantize": quantize})
-
-
-def push(config_json: str, config_dir: str, root: str, settings: str, ingest: str, train: str,
-         evaluate: str, quantize: str) -> str:
-    from edgepipe.pipeline.kfp_task import run_task
-    return run_task("push", config_json, config_dir, root, settings,
-                    {"ingest": ingest, "train": train, "evaluate": evaluate,
-                     "quantize": quantize})
-
-
-BODIES = {function.__name__: function
-          for function in (ingest, statistics, train, evaluate, quantize, report, push)}
-
-
-def upstream_parameters(stage: str) -> list[str]:
-    """The upstream stages whose keys the stage's component takes, in its signature's order."""
-    return list(inspect.signature(BODIES[stage]).parameters)[4:]
-
-
-def component(stage: str, image: str):
+def component(node, image: str):
     """The stage's component, run in `image` (which must hold kfp and edgepipe)."""
-    return dsl.component(BODIES[stage], base_image=image, install_kfp_package=False)
+    return dsl.component(body(node.stage, upstream_stages(node)), base_image=image,
+                         install_kfp_package=False)
 
 
 def settings_text(overrides: list[str], beam_options: list[str]) -> str:
@@ -106,7 +74,7 @@ def build_pipeline(name: str, config_json: str, stages: list, settings: dict, re
     arguments of the multi-replica custom job that runs train. `root`, `config_dir` and the
     embedded `config_json` (the config's tables as JSON) are pipeline parameters (defaults:
     the arguments)."""
-    ops = {node.stage: component(node.stage, image) for node in stages}
+    ops = {node.stage: component(node, image) for node in stages}
     if vertex_train is not None:
         from google_cloud_pipeline_components.v1.custom_job import (
             create_custom_training_job_from_component)
@@ -121,7 +89,7 @@ def build_pipeline(name: str, config_json: str, stages: list, settings: dict, re
         tasks = {}
         for node in stages:
             keys = {producer: tasks[producer].outputs["Output"]
-                    for producer in upstream_parameters(node.stage)}
+                    for producer in upstream_stages(node)}
             extra = vertex_train["task"] if vertex_train and node.stage == "train" else {}
             task = ops[node.stage](config_json=config_json, config_dir=config_dir, root=root,
                                    settings=settings[node.stage], **keys, **extra)

@@ -39,7 +39,7 @@ def run_task(stage: str, config_json: str, config_dir: str, root: str, settings:
     _log_progress()
     tf_config_from_cluster_spec()
     chosen = json.loads(settings or "{}")
-    config = config_module.load(json.loads(config_json), dag.stage_modules(),
+    config = config_module.load(json.loads(config_json), dag.specs(),
                                 overrides=chosen.get("overrides", []), root=root,
                                 beam_options=chosen.get("beam_options", []), base_dir=config_dir)
     planned = {step.node.stage: step.key for step in runner.plan(config)}
@@ -51,7 +51,7 @@ def run_task(stage: str, config_json: str, config_dir: str, root: str, settings:
                 "configs or code; compile the pipeline again and run every task in one image.")
     summary = runner.run(config, stages=[stage])
     if summary["status"] == "halted":
-        raise TaskError(summary["stages"][0]["metrics"]["halt"])
+        raise TaskError(summary["halt"])
     return planned[stage]
 
 

@@ -1,4 +1,4 @@
-"""Commits on an object store (a gs:// or s3:// artifact root), where there is no rename.
+"""The store on an object store (a gs:// or s3:// artifact root), where there is no rename.
 
 Layout under the root (the local layout of pipeline/store.py, with attempts):
 
@@ -16,7 +16,7 @@ a later one deletes its own files and uses the winner's result (same key, same i
 code and config: an equal result). Readers only follow a manifest, so a folder without one
 (an attempt that crashed, was killed, or lost the race) is absent for every reader.
 
-Stages whose module sets REMOTE_IO = True (ingest and statistics: Beam reads and writes
+Stages whose spec says remote_io (ingest and statistics: Beam reads and writes
 gs:// directly, so on Dataflow the workers write straight into the bucket) get URIs for their
 inputs, outputs and scratch_dir. Every other stage (TensorFlow needs local files) gets local
 copies of its inputs (downloaded once per machine into the edgepipe cache) and local output
@@ -36,132 +36,113 @@ import pathlib
 import shutil
 import time
 import uuid
-from types import ModuleType
 from typing import Any
 
 from edgepipe.contracts import storage
-from edgepipe.pipeline.stage import Artifact, Context, StageConfig
+from edgepipe.pipeline.store import MANIFEST, Attempt, Store
 
-MANIFEST = "manifest.json"
 log = logging.getLogger("edgepipe")
 
 
-def local_folder(root: str) -> pathlib.Path:
-    """This machine's work folder for an object-store root, in the edgepipe cache."""
-    return storage.cache_dir("roots", hashlib.sha256(root.encode()).hexdigest()[:16])
+class ObjectStore(Store):
+    """A gs:// or s3:// root: commit by creating the key's manifest exclusively."""
 
+    def __init__(self, root: str | os.PathLike):
+        self.root = os.fspath(root).rstrip("/")
+        # This machine's work for the root (locks, staging, local copies) in the cache.
+        self.local = storage.cache_dir("roots", hashlib.sha256(self.root.encode()).hexdigest()[:16])
 
-def local_scratch(store, stage: str, key: str) -> pathlib.Path:
-    """A stage's scratch folder for an object-store root: in the bucket through Cloud Storage
-    FUSE when /gcs/<bucket> is mounted (EDGEPIPE_GCS_FUSE_ROOT names another mount point),
-    else in this machine's cache."""
-    if storage.scheme(store.root) == "gs":
-        bucket, _, prefix = store.root.split("://", 1)[1].partition("/")
-        mount = pathlib.Path(os.environ.get("EDGEPIPE_GCS_FUSE_ROOT", "/gcs"), bucket)
-        if mount.is_dir():
-            return mount.joinpath(*filter(None, prefix.split("/")), "scratch", f"{stage}-{key}")
-    return store.local / "scratch" / f"{stage}-{key}"
+    def stage_dir(self, stage: str, key: str) -> str:
+        return storage.join(self.root, "artifacts", stage, key)
 
+    def scratch_dir(self, stage: str, key: str) -> pathlib.Path:
+        """In the bucket through Cloud Storage FUSE when /gcs/<bucket> is mounted
+        (EDGEPIPE_GCS_FUSE_ROOT names another mount point), else in this machine's cache."""
+        if storage.scheme(self.root) == "gs":
+            bucket, _, prefix = self.root.split("://", 1)[1].partition("/")
+            mount = pathlib.Path(os.environ.get("EDGEPIPE_GCS_FUSE_ROOT", "/gcs"), bucket)
+            if mount.is_dir():
+                return mount.joinpath(*filter(None, prefix.split("/")), "scratch",
+                                      f"{stage}-{key}")
+        return self.local / "scratch" / f"{stage}-{key}"
 
-def lookup(store, stage: str, key: str) -> dict[str, Any] | None:
-    try:
-        return json.loads(storage.read_text(storage.join(store.stage_dir(stage, key), MANIFEST)))
-    except FileNotFoundError:
-        return None
+    def output_path(self, stage: str, key: str, output: str) -> str:
+        return storage.join(self.stage_dir(stage, key), output)
 
+    def output_paths(self, stage: str, key: str, record: dict[str, Any]) -> dict[str, str]:
+        attempt = self.attempt_dir(stage, key, record["attempt"])
+        return {name: storage.join(attempt, name) for name in record["outputs"]}
 
-def output_paths(store, stage: str, key: str, record: dict[str, Any]) -> dict[str, str]:
-    attempt = attempt_dir(store, stage, key, record["attempt"])
-    return {name: storage.join(attempt, name) for name in record["outputs"]}
+    def attempt_dir(self, stage: str, key: str, attempt: str) -> str:
+        return storage.join(self.stage_dir(stage, key), "attempts", attempt)
 
+    def write_run_summary(self, summary: dict[str, Any]) -> None:
+        for name in (f"{summary['run_id']}.json", "latest.json"):  # one upload each: atomic
+            storage.write_text(storage.join(self.root, "runs", name),
+                               json.dumps(summary, indent=2) + "\n")
 
-def attempt_dir(store, stage: str, key: str, attempt: str) -> str:
-    return storage.join(store.stage_dir(stage, key), "attempts", attempt)
-
-
-def local_input(artifact: Artifact) -> Artifact:
-    """The same artifact in a local folder (a copy kept in the cache: committed attempts never
-    change)."""
-    return dataclasses.replace(artifact, path=storage.local_copy(artifact.path))
-
-
-def execute(store, module: ModuleType, key: str, inputs: dict[str, Artifact],
-            config: StageConfig, context: Context, record: dict[str, Any] | None,
-            replace: bool) -> tuple[dict[str, Any], dict[str, Artifact]]:
-    """Store.execute on an object store: run into a new attempt, then commit it (see the
-    module docstring); returns the committed (possibly another run's) properties and
-    artifacts."""
-    attempt = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
-    target = attempt_dir(store, module.NAME, key, attempt)
-    direct = getattr(module, "REMOTE_IO", False)
-    staging = store.local / "staging" / f"{module.NAME}-{key}-{attempt}-{os.getpid()}"
-    if direct:
-        outputs = {name: storage.join(target, name) for name in module.OUTPUTS}
-        context = dataclasses.replace(context, scratch_dir=storage.join(
-            store.root, "scratch", f"{module.NAME}-{key}", attempt))
-        stage_inputs = inputs
-    else:
+    def _begin(self, spec, key, inputs, context) -> Attempt:
+        """A remote_io stage writes into the attempt's prefix; any other gets local copies of
+        its inputs (kept in the cache: committed attempts never change) and local folders."""
+        name = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
+        target = self.attempt_dir(spec.name, key, name)
+        if spec.remote_io:
+            outputs = {output: storage.join(target, output) for output in spec.outputs}
+            context = dataclasses.replace(context, scratch_dir=storage.join(
+                self.root, "scratch", f"{spec.name}-{key}", name))
+            return Attempt(inputs, outputs, context, None, target, name)
+        staging = self.local / "staging" / f"{spec.name}-{key}-{name}-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
-        outputs = {name: staging / name for name in module.OUTPUTS}
+        outputs = {output: staging / output for output in spec.outputs}
         for path in outputs.values():
             path.mkdir(parents=True)
         pathlib.Path(context.scratch_dir).mkdir(parents=True, exist_ok=True)
-        stage_inputs = {name: local_input(artifact) for name, artifact in inputs.items()}
-    started = time.monotonic()
-    try:
-        properties = module.run(stage_inputs, outputs, config, context) or {}
-        json.dumps(properties)  # fail here, not after commit, if a stage returns non-JSON
-        manifests = store.manifests(module, key, inputs, context, properties,
-                                    seconds=round(time.monotonic() - started, 3), record=record)
-        _upload(target, staging if not direct else None, manifests)
-    except BaseException:
-        _discard(target, staging, context, direct)
-        raise
-    committed = _commit(store, module.NAME, key, {**manifests[""], "attempt": attempt}, replace)
-    _discard(target if committed["attempt"] != attempt else None, staging, context, direct)
-    if not direct:
-        shutil.rmtree(context.scratch_dir, ignore_errors=True)
-    return committed["properties"], store.artifacts(module.NAME, key)
+        local = {input_name: dataclasses.replace(artifact,
+                                                 path=storage.local_copy(artifact.path))
+                 for input_name, artifact in inputs.items()}
+        return Attempt(local, outputs, context, staging, target, name)
 
+    def _commit(self, attempt, spec, key, manifests, replace) -> dict[str, Any]:
+        """Upload the attempt's files and its outputs' manifests, then create the key's
+        manifest.json unless another attempt did first. With `replace` (--no-cache) the
+        manifest is overwritten (one upload, atomic for readers) and the attempt it named is
+        deleted."""
+        if attempt.staging is not None:
+            storage.upload_tree(attempt.staging, attempt.target)
+        for name, manifest in manifests.items():
+            if name:
+                storage.write_text(storage.join(attempt.target, name, MANIFEST),
+                                   json.dumps(manifest, indent=2) + "\n")
+        record = {**manifests[""], "attempt": attempt.name}
+        manifest = storage.join(self.stage_dir(spec.name, key), MANIFEST)
+        data = (json.dumps(record, indent=2) + "\n").encode()
+        if replace:
+            previous = self.lookup(spec.name, key)
+            storage.write_bytes(manifest, data)
+            if previous and previous.get("attempt") not in (None, attempt.name):
+                storage.remove_tree(self.attempt_dir(spec.name, key, previous["attempt"]))
+            return record
+        if storage.create_exclusive(manifest, data):
+            return record
+        winner = self.lookup(spec.name, key)
+        log.info("%s key %s was committed meanwhile by run %s (attempt %s): using it, "
+                 "discarding attempt %s", spec.name, key, winner["run_id"], winner["attempt"],
+                 attempt.name)
+        return winner
 
-def _upload(target: str, staging: pathlib.Path | None,
-            manifests: dict[str, dict[str, Any]]) -> None:
-    """The attempt's files: a local staging folder uploaded, then each output's manifest."""
-    if staging is not None:
-        storage.upload_tree(staging, target)
-    for name, manifest in manifests.items():
-        if name:
-            storage.write_text(storage.join(target, name, MANIFEST),
-                               json.dumps(manifest, indent=2) + "\n")
-
-
-def _commit(store, stage: str, key: str, record: dict[str, Any],
-            replace: bool) -> dict[str, Any]:
-    """Create the key's manifest.json unless another attempt did first; returns the record
-    that is committed. With `replace` (--no-cache) the manifest is overwritten (one upload,
-    atomic for readers) and the attempt it named is deleted."""
-    manifest = storage.join(store.stage_dir(stage, key), MANIFEST)
-    data = (json.dumps(record, indent=2) + "\n").encode()
-    if replace:
-        previous = lookup(store, stage, key)
-        storage.write_bytes(manifest, data)
-        if previous and previous.get("attempt") not in (None, record["attempt"]):
-            storage.remove_tree(attempt_dir(store, stage, key, previous["attempt"]))
-        return record
-    if storage.create_exclusive(manifest, data):
-        return record
-    winner = lookup(store, stage, key)
-    log.info("%s key %s was committed meanwhile by run %s (attempt %s): using it, discarding "
-             "attempt %s", stage, key, winner["run_id"], winner["attempt"], record["attempt"])
-    return winner
-
-
-def _discard(target: str | None, staging: pathlib.Path, context: Context, direct: bool) -> None:
-    """Best-effort removal of an attempt's files and work folders (what a crash would leave
-    is never read anyway)."""
-    shutil.rmtree(staging, ignore_errors=True)
-    for path in ([target] if target else []) + ([context.scratch_dir] if direct else []):
-        try:
-            storage.remove_tree(path)
-        except Exception as error:  # noqa: BLE001  the store is still consistent
-            log.warning("could not remove %s: %s", path, error)
+    def _discard(self, attempt, committed) -> None:
+        """Best-effort removal of the attempt's files (unless committed) and work folders
+        (what a crash would leave is never read anyway)."""
+        if attempt.staging is not None:
+            shutil.rmtree(attempt.staging, ignore_errors=True)
+        remote = [attempt.target] if committed is None or committed["attempt"] != attempt.name \
+            else []
+        if attempt.staging is None:  # a remote_io stage's scratch is in the bucket
+            remote.append(attempt.context.scratch_dir)
+        elif committed is not None:
+            shutil.rmtree(attempt.context.scratch_dir, ignore_errors=True)
+        for path in remote:
+            try:
+                storage.remove_tree(path)
+            except Exception as error:  # noqa: BLE001  the store is still consistent
+                log.warning("could not remove %s: %s", path, error)

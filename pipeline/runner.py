@@ -3,7 +3,7 @@
 `plan` computes every key before anything runs (a key depends only on configs, code, data
 fingerprints and upstream keys) and checks the wiring; `run` walks the plan, running a stage
 whose key has no committed result and reusing one that has. The signals a stage can send
-(halt, resumed, WorkerFinished, an exception) are described in pipeline/stage.py.
+(halt, resumed, WorkerFinished, an exception) are described in pipeline/spec.py.
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ import os
 import secrets
 import time
 import traceback
-from types import ModuleType
 from typing import Any
 
-from edgepipe.contracts import storage
 from edgepipe.pipeline import cache, dag
 from edgepipe.pipeline.config import ConfigError, PipelineConfig
-from edgepipe.pipeline.stage import Artifact, Context, WorkerFinished
+from edgepipe.pipeline.spec import StageResult, StageSpec
+from edgepipe.pipeline.stage import Artifact, Context, UpstreamStage, WorkerFinished
 from edgepipe.pipeline.store import Store
 
 log = logging.getLogger("edgepipe")
@@ -42,42 +41,49 @@ class MissingInput(ConfigError):
 @dataclasses.dataclass(frozen=True)
 class Step:
     """One stage of a plan: its key, its inputs (placeholders carrying their keys until the
-    upstream stage has committed) and its committed record, if the key has one."""
+    upstream stage has committed), its committed record, if the key has one, and the keys of
+    every stage upstream of it (directly or not), in DAG order."""
 
     node: dag.Node
-    module: ModuleType
+    spec: StageSpec
     key: str
     parts: dict[str, Any]
     inputs: dict[str, Artifact]
     record: dict[str, Any] | None
+    upstream: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def check_wiring(nodes=dag.CLASSIFICATION) -> None:
-    """Every input a node wires must be one its stage declares (INPUTS, or OPTIONAL_INPUTS),
-    every one of its INPUTS must be wired, each fed by an earlier stage's output of the same
-    artifact kind; raises WiringError naming the stage and the input."""
-    modules: dict[str, ModuleType] = {}
+    """Every node's StageSpec is loaded and checked (dag.Node.spec: SpecError), every input a
+    node wires must be one its stage declares (inputs, or optional_inputs), every one of its
+    inputs must be wired, each fed by an earlier stage's output of the same artifact kind, and
+    an optional stage may feed only optional inputs; raises WiringError naming the stage and
+    the input."""
+    specs: dict[str, StageSpec] = {}
     for node in nodes:
-        module = node.module
-        declared = dict(module.INPUTS)
-        optional = dict(getattr(module, "OPTIONAL_INPUTS", {}))
+        spec = node.spec
+        declared, optional = dict(spec.inputs), dict(spec.optional_inputs)
         if not set(declared) <= set(node.inputs) <= set(declared) | set(optional):
             raise WiringError(
                 f"stage {node.stage!r} declares inputs {sorted(declared)} (optional: "
                 f"{sorted(optional)}) but the DAG wires {sorted(node.inputs)}; make "
-                f"pipeline/dag.py and {module.__name__}.INPUTS agree.")
+                f"pipeline/dag.py and {node.module_name}.SPEC agree.")
         kinds = {**optional, **declared}
         for name, (producer, output) in node.inputs.items():
-            if producer not in modules:
+            if producer not in specs:
                 raise WiringError(f"stage {node.stage!r} input {name!r} comes from {producer!r}, "
                                   "which is not an earlier stage of the DAG.")
-            kind = modules[producer].OUTPUTS.get(output)
+            kind = specs[producer].outputs.get(output)
             if kind != kinds[name]:
                 raise WiringError(
                     f"stage {node.stage!r} input {name!r} expects a {kinds[name]} artifact, "
                     f"but {producer}.{output} is {kind or 'not an output'} "
-                    f"({producer} writes {dict(modules[producer].OUTPUTS)}).")
-        modules[node.stage] = module
+                    f"({producer} writes {dict(specs[producer].outputs)}).")
+            if specs[producer].optional and name not in optional:
+                raise WiringError(
+                    f"stage {node.stage!r} input {name!r} comes from the optional stage "
+                    f"{producer!r}, so it must be one of {node.stage}'s optional_inputs.")
+        specs[node.stage] = spec
 
 
 def plan(config: PipelineConfig, nodes=None) -> list[Step]:
@@ -90,14 +96,15 @@ def plan(config: PipelineConfig, nodes=None) -> list[Step]:
     produced: dict[tuple[str, str], Artifact] = {}
     steps = []
     for node in nodes:
-        module = node.module
+        spec = node.spec
         inputs = {name: produced[source] for name, source in node.inputs.items()}
-        key, parts = cache.stage_key(module, config.stages[node.stage], config.seed, inputs)
-        for output, kind in module.OUTPUTS.items():
-            folder = store.stage_dir(node.stage, key)  # on an object store: resolved at run
-            path = storage.join(folder, output) if store.remote else folder / output
-            produced[(node.stage, output)] = Artifact(path, kind, key, {})
-        steps.append(Step(node, module, key, parts, inputs, store.lookup(node.stage, key)))
+        key, parts = cache.stage_key(spec, config.stages[node.stage], config.seed, inputs)
+        for output, kind in spec.outputs.items():  # on an object store: resolved at run
+            produced[(node.stage, output)] = Artifact(store.output_path(node.stage, key, output),
+                                                      kind, key, {})
+        keys = {step.node.stage: step.key for step in steps}
+        steps.append(Step(node, spec, key, parts, inputs, store.lookup(node.stage, key),
+                          {name: keys[name] for name in dag.upstream(node.stage, nodes)}))
     return steps
 
 
@@ -155,9 +162,9 @@ def run(config: PipelineConfig, no_cache: bool = False, nodes=None,
                 summary["failed_stage"] = step.node.stage
         elif entry.get("resumed"):
             summary.setdefault("resumed_stages", []).append(step.node.stage)
-        if entry["metrics"].get("halt"):
-            summary.update(status="halted", halted_by=step.node.stage)
-            log.error("%s stopped the pipeline:\n%s", position, entry["metrics"]["halt"])
+        if entry.get("halt"):
+            summary.update(status="halted", halted_by=step.node.stage, halt=entry["halt"])
+            log.error("%s stopped the pipeline:\n%s", position, entry["halt"])
     if summary["status"] == "running":
         summary["status"] = "succeeded"
     summary["seconds"] = round(time.monotonic() - started, 3)
@@ -193,17 +200,16 @@ def _run_step(step: Step, store: Store, config: PipelineConfig, run_id: str, no_
     entry["status"] = "cached"
     log.info("%s: cached (key %s, from run %s)", position, step.key, record["run_id"])
     paths = store.output_paths(step.node.stage, step.key, record)
-    return _finish(entry, record["properties"], paths, started, position), None
+    result = StageResult.from_record(record)
+    return _finish(entry, dataclasses.replace(result, resumed=False), paths, started,
+                   position), None
 
 
 def _load_input(store: Store, step: Step, name: str) -> Artifact:
-    """An input as committed: on an object store its folder is the committed attempt's,
-    named by the producing stage's record."""
-    planned = step.inputs[name]
-    if not store.remote:
-        return Artifact.load(planned.path)
+    """An input as committed (on an object store its folder is the committed attempt's,
+    named by the producing stage's record)."""
     producer, output = step.node.inputs[name]
-    return store.artifacts(producer, planned.key)[output]
+    return store.artifacts(producer, step.inputs[name].key)[output]
 
 
 def _execute(step: Step, store: Store, config: PipelineConfig, run_id: str, no_cache: bool,
@@ -213,9 +219,10 @@ def _execute(step: Step, store: Store, config: PipelineConfig, run_id: str, no_c
         pipeline_name=config.name, run_id=run_id, seed=config.seed, runtime=config.runtime,
         scratch_dir=store.scratch_dir(step.node.stage, step.key),
         log=logging.getLogger(f"edgepipe.{step.node.stage}"),
+        upstream=_upstream(step, store, run_id),
     )
     try:
-        properties, artifacts = store.execute(step.module, step.key, inputs,
+        result, artifacts = store.execute(step.spec, step.key, inputs,
                                       config.stages[step.node.stage], context,
                                       record={"key_parts": step.parts}, replace=no_cache)
     except WorkerFinished as finished:
@@ -228,24 +235,36 @@ def _execute(step: Step, store: Store, config: PipelineConfig, run_id: str, no_c
         return {**entry, "status": "failed", "error": f"{type(error).__name__}: {error}",
                 "seconds": round(time.monotonic() - started, 3)}, error
     entry["status"] = "ran"
-    if properties.get("resumed"):
-        entry["resumed"] = True
     paths = {name: artifact.path for name, artifact in artifacts.items()}
-    return _finish(entry, properties, paths, started, position), None
+    return _finish(entry, result, paths, started, position), None
+
+
+def _upstream(step: Step, store: Store, run_id: str) -> dict[str, UpstreamStage]:
+    """What the store's records say of every stage upstream of `step` (committed by this run
+    or reused), for the stage's context: a stage never reads the store's manifests itself."""
+    records = {name: store.lookup(name, key) for name, key in step.upstream.items()}
+    return {name: UpstreamStage.of(record, run_id) for name, record in records.items()
+            if record is not None}
 
 
 def _lock_key(step: Step, config: PipelineConfig) -> str:
     """The workers of one multi-worker cluster run a COLLECTIVE stage together by design
     (they share its scratch folder): each takes its own lock so none waits for another."""
-    task = config.runtime.worker_task() if getattr(step.module, "COLLECTIVE", False) else ""
+    task = config.runtime.worker_task() if step.spec.collective else ""
     return f"{step.key}-{task}" if task else step.key
 
 
-def _finish(entry: dict, properties: dict, paths: dict[str, Any], started: float,
+def _finish(entry: dict, result: StageResult, paths: dict[str, Any], started: float,
             position: str) -> dict[str, Any]:
+    """The run-summary entry: the properties as `metrics`, and the signals beside them (a
+    cached result's halt holds again; `resumed` only for a stage this run ran)."""
     entry["seconds"] = round(time.monotonic() - started, 3)
     entry["artifacts"] = {output: str(path) for output, path in paths.items()}
-    entry["metrics"] = properties
+    entry["metrics"] = result.properties
+    if result.halt:
+        entry["halt"] = result.halt
+    if result.resumed:
+        entry["resumed"] = True
     log.info("%s: %s in %.1f s", position, entry["status"], entry["seconds"])
     return entry
 

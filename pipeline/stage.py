@@ -1,63 +1,8 @@
-"""The stage contract: what a stage module provides, what it receives, and how it signals.
-
-A stage is a plain module (components/<stage>/stage.py), not a class to subclass. It defines:
-
-    NAME: str                      stage name, also the artifact folder name
-    VERSION: int                   bump to invalidate every cached result of the stage
-    INPUTS: dict[str, str]         input name -> artifact kind it reads; the DAG wires each
-                                   input to an upstream output, and `runner.plan` checks that
-                                   the upstream stage declares that kind for it
-    OPTIONAL_INPUTS: dict[str, str]  optional: inputs read only when the stage feeding them is
-                                   in the pipeline (train's "tuning" from the optional tune
-                                   stage); absent from `inputs` (and the cache key) otherwise
-    OUTPUTS: dict[str, str]        output name -> artifact kind it writes
-    Config: type[StageConfig]      frozen pydantic model of the stage's config section;
-                                   every field can change results
-    CODE: tuple[str, ...]          optional: modules or packages the stage loads by name
-                                   rather than imports, whose source is part of the cache key
-                                   (every file of the stage's own package and every edgepipe
-                                   module those import always are; see pipeline/cache.py)
-    def run(inputs, outputs, config, context) -> dict      JSON-able properties
-    def fingerprint(config, inputs) -> str | None          optional: the state of the world
-                                   outside the artifacts that the result depends on (the raw
-                                   files ingest reads, the registry version evaluate compares
-                                   with, a user model's source file); part of the cache key
-                                   (None: nothing for this config, the key has no such part)
-    COLLECTIVE: bool               optional: every worker of a multi-worker cluster runs the
-                                   stage at once (training under MultiWorkerMirroredStrategy);
-                                   otherwise one process per key runs it, others wait
-    REMOTE_IO: bool                optional: the stage reads and writes only through
-                                   edgepipe.contracts.storage and Beam FileSystems, so on an
-                                   object-store root (gs://) it gets URIs (str) for its inputs,
-                                   outputs and scratch_dir and writes straight into the bucket;
-                                   otherwise (TensorFlow stages) it always gets local folders:
-                                   the store copies its inputs and uploads its outputs
-    OPTIONAL: bool                 optional: the stage is in the pipeline only when the config
-                                   has its section (tune); without it the stage is left out of
-                                   the DAG, its config is not validated, and the inputs it
-                                   would feed must be OPTIONAL_INPUTS of their readers
-    READS: tuple[str, ...]         optional: other stages whose validated config the stage's
-                                   Config receives in a field of the same name (tune reads
-                                   [train]); that field is not a key of the stage's section
-
-`run` reads only `inputs` (committed artifacts) and writes only into the empty directories in
-`outputs`. The runner writes the manifests and commits the directories; a stage never
-commits anything itself. Stage modules import TensorFlow and Beam inside `run`, so a fully
-cached pipeline never pays for importing them.
-
-Signals from a stage to the runner (nothing else in `run`'s result changes what runs next):
-
-    properties["halt"]: str        a gate stopped the pipeline: the stage's artifact is
-                                   committed (it explains the stop), the run ends with status
-                                   "halted" and the message, and every later stage is skipped
-    properties["resumed"]: bool    the stage continued from work it kept in
-                                   `context.scratch_dir` (a training checkpoint) instead of
-                                   starting over; shown in the run summary
-    raise WorkerFinished           a non-chief worker of multi-worker training finished its
-                                   share: nothing is committed by this process (the chief
-                                   commits), the run ends with status "worker_finished", exit 0
-    raise any other exception      the stage failed: nothing is committed, the run ends with
-                                   status "failed", later stages are skipped
+"""What a stage is given, besides its declaration and result (StageSpec and StageResult are in
+pipeline/spec.py): the base of every stage config (StageConfig), a committed artifact
+(Artifact), the runtime settings that never change results (Runtime), the Context with what
+the runner knows of the upstream stages (UpstreamStage), WorkerFinished, and the config field
+types that name files (ExistingPath, OutputPath) and the registry (RegistrySettings).
 """
 
 from __future__ import annotations
@@ -149,6 +94,28 @@ class Runtime:
 
 
 @dataclasses.dataclass(frozen=True)
+class UpstreamStage:
+    """What the runner knows of a stage upstream of the one it runs: its committed record."""
+
+    stage: str
+    key: str
+    run_id: str  # the run that computed it
+    created: str
+    seconds: float  # what computing it took, in that run
+    resumed: bool  # it continued from a checkpoint when it was computed
+    cached: bool  # computed by another run than the one running now
+    properties: dict[str, Any]
+
+    @classmethod
+    def of(cls, record: dict[str, Any], run_id: str) -> "UpstreamStage":
+        """From a stage record (the store's manifest), seen from run `run_id`."""
+        return cls(record["stage"], record["key"], record.get("run_id", ""),
+                   record.get("created", ""), float(record.get("seconds", 0.0)),
+                   bool(record.get("resumed", False)), record.get("run_id") != run_id,
+                   dict(record.get("properties", {})))
+
+
+@dataclasses.dataclass(frozen=True)
 class Context:
     """What the runner hands a stage besides its inputs and outputs."""
 
@@ -157,8 +124,11 @@ class Context:
     seed: int
     runtime: Runtime
     scratch_dir: pathlib.Path | str  # survives a crash, keyed by the cache key; removed on
-    # commit. A URI (str) only for a REMOTE_IO stage on an object-store root.
+    # commit. A URI (str) only for a remote_io stage on an object-store root.
     log: logging.Logger = dataclasses.field(default_factory=lambda: logging.getLogger("edgepipe"))
+    # Every stage upstream of this one, in DAG order: a stage learns about them here, never
+    # by reading the store's manifests (which an object store keeps elsewhere).
+    upstream: dict[str, UpstreamStage] = dataclasses.field(default_factory=dict)
 
 
 def _resolve_existing_path(value: str, info: pydantic.ValidationInfo) -> str:

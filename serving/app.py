@@ -31,6 +31,7 @@ import logging
 import re
 import time
 
+from edgepipe.serving import answers
 from edgepipe.serving.bodies import BodyReader, Refusal, has_body
 from edgepipe.serving.metadata import metadata
 from edgepipe.serving.metrics import Metrics
@@ -165,13 +166,10 @@ class App:
                     self.executor, self._parse, body, model)
             else:
                 parsed = self._parse(body, model)
-        probabilities = await self._run(model, parsed.values)
+        outputs = await self._run(model, parsed.values)
         labels["examples"] = len(parsed.values)
-        best = probabilities.argmax(axis=1)
         return {
-            "outputs" if parsed.columnar else "predictions": probabilities.tolist(),
-            "classes": [model.class_names[index] for index in best],
-            "confidences": probabilities[range(len(best)), best].tolist(),
+            **answers.answer(model.task.name, outputs, model.class_names, parsed.columnar),
             "model_spec": {"name": model.name, "version": str(model.version), "signature_name": SIGNATURE},
         }
 

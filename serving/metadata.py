@@ -17,10 +17,13 @@ def metadata(model) -> dict:
     }
     signature = {
         "inputs": {spec.name: tensor(spec.dtype, dims, f"{SIGNATURE}_{spec.name}:0")},
-        "outputs": {"probabilities": tensor("float32", [-1, len(model.class_names)], "StatefulPartitionedCall:0")},
+        "outputs": {model.task.output: tensor("float32", [-1, len(model.class_names)],
+                                              "StatefulPartitionedCall:0")},
         "method_name": "tensorflow/serving/predict",
     }
-    edgepipe = {**model.metadata, "runtime": model.runtime_name, "class_names": model.class_names}
+    names = "class_names" if model.task.label == "class" else "target_names"
+    edgepipe = {**model.metadata, "runtime": model.runtime_name, "task": model.task.name,
+                names: model.class_names}
     if spec.name == "text":  # how the server turns a string into the ids the signature takes
         edgepipe["text_input"] = {"accepts": spec.describe(),
                                   "tokenizer": model.model_json.get("tokenizer", {})}

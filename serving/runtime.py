@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edgepipe.contracts import artifacts, checksums, litert, model_inputs, registry
+from edgepipe.contracts import artifacts, checksums, litert, model_inputs, registry, tasks
 from edgepipe.serving.requests import InputSpec
 
 RUNTIMES = ("litert", "saved_model")
@@ -66,10 +66,11 @@ class LiteRTRuntime:
 class SavedModelRuntime:
     """The version's SavedModel through its serving_default signature (needs TensorFlow)."""
 
-    def __init__(self, path: pathlib.Path, spec: InputSpec):
+    def __init__(self, path: pathlib.Path, spec: InputSpec, output: str = "probabilities"):
         import tensorflow as tf
 
         self.tf = tf
+        self.output = output  # the task's output key (edgepipe.contracts.tasks)
         self.function = tf.saved_model.load(str(path)).signatures["serving_default"]
         self.spec = spec
         # The signature's own input name: "tokens" for a text model, else the feature's.
@@ -77,7 +78,7 @@ class SavedModelRuntime:
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         feed = self.tf.constant(batch.astype(self.spec.dtype))
-        return self.function(**{self.input_name: feed})["probabilities"].numpy()
+        return self.function(**{self.input_name: feed})[self.output].numpy()
 
 
 @dataclasses.dataclass
@@ -88,14 +89,16 @@ class ModelVersion:
     metadata: dict[str, Any]
     model_json: dict[str, Any]
     spec: InputSpec
-    class_names: list[str]
+    class_names: list[str]  # a classifier's classes; a regression model's target names
     runtime_name: str
     runtime: Any
+    task: tasks.Task = tasks.CLASSIFICATION
     load_seconds: float = 0.0
     invoke_seconds: float = 0.0  # median of one warm single-example predict (warm_up measures it)
 
     def predict(self, values: list[np.ndarray]) -> np.ndarray:
-        """Checked examples (serving.requests) -> probabilities float32 [N, classes]."""
+        """Checked examples (serving.requests) -> the model's output, float32 [N, classes]
+        (probabilities) or [N, targets] (regression values in the data's units)."""
         batch = model_inputs.prepare(self.model_json, _stack(values, self.spec))
         return self.runtime.predict(batch)
 
@@ -107,15 +110,19 @@ def load(name: str, version: int, path: pathlib.Path, runtime: str, workers: int
     metadata = registry.read_version_metadata(path)
     model_json = artifacts.read_model_info(path)
     spec = InputSpec.from_model_json(model_json)
+    task = tasks.of_model(model_json)
     if runtime == "litert":
         engine = LiteRTRuntime(path / "model.tflite", workers)
     elif runtime == "saved_model":
         # The version folder is the SavedModel (older versions: its saved_model/).
-        engine = SavedModelRuntime(pathlib.Path(registry.saved_model_dir(path)), spec)
+        engine = SavedModelRuntime(pathlib.Path(registry.saved_model_dir(path)), spec,
+                                   task.output)
     else:
         raise ValueError(f"unknown runtime {runtime!r}; expected one of {RUNTIMES}")
-    class_names = list(metadata.get("class_names") or model_json["class_names"])
-    loaded = ModelVersion(name, version, path, metadata, model_json, spec, class_names, runtime, engine)
+    names = list(metadata.get("class_names") or model_json.get("class_names")
+                 or model_json.get("target_names") or [])
+    loaded = ModelVersion(name, version, path, metadata, model_json, spec, names, runtime,
+                          engine, task)
     warm_up(loaded)
     loaded.load_seconds = round(time.monotonic() - started, 3)
     return loaded
@@ -134,17 +141,18 @@ def verify_checksums(name: str, version: int, path: pathlib.Path) -> None:
 
 
 def warm_up(model: ModelVersion) -> None:
-    """Predicts on a blank example: the output must be one finite probability per class; the
-    median time of the later ones is the version's invoke_seconds."""
+    """Predicts on a blank example: the output must be one finite value per class (target);
+    the median time of the later ones is the version's invoke_seconds."""
     blank = np.zeros(model.spec.shape, dtype=model.spec.dtype)
-    probabilities = model.predict([blank])
+    outputs = model.predict([blank])
     expected = (1, len(model.class_names))
-    if probabilities.shape != expected:
+    if outputs.shape != expected:
+        what = "probability per class" if model.task.label == "class" else "value per target"
         raise ValueError(
-            f"{model.path}: the warm-up predict returned shape {probabilities.shape}, expected "
-            f"{expected} (one probability per class in metadata.json)"
+            f"{model.path}: the warm-up predict returned shape {outputs.shape}, expected "
+            f"{expected} (one {what} in metadata.json)"
         )
-    if not np.all(np.isfinite(probabilities)):
+    if not np.all(np.isfinite(outputs)):
         raise ValueError(f"{model.path}: the warm-up predict returned non-finite values")
     seconds = []
     for _ in range(TIMED_PREDICTS):

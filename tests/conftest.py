@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import importlib
+import json
 import os
 import pathlib
 import struct
@@ -18,8 +19,11 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import pytest  # noqa: E402
 
-from edgepipe.pipeline.stage import Artifact, Context, Runtime  # noqa: E402
+from edgepipe.pipeline.stage import Artifact, Context, Runtime, UpstreamStage  # noqa: E402
 from edgepipe.pipeline.store import Store  # noqa: E402
+
+# Fixture modules beside this one (regression: a generated table through every stage).
+pytest_plugins = ["tests.regression_fixtures"]
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "fashion_mnist"
@@ -64,18 +68,39 @@ class StageRunner:
         self.count = 0
 
     def __call__(self, stage_name: str, inputs: dict[str, Artifact], config: dict, seed: int = 7):
-        module = importlib.import_module(f"edgepipe.components.{stage_name}.stage")
-        parsed = module.Config.model_validate(config, context={"base_dir": REPO})
+        """(the stage's properties, its committed artifacts)."""
+        result, artifacts = self.result(stage_name, inputs, config, seed)
+        return result.properties, artifacts
+
+    def result(self, stage_name: str, inputs: dict[str, Artifact], config: dict, seed: int = 7):
+        """(the stage's StageResult: properties and signals, its committed artifacts)."""
+        spec = importlib.import_module(f"edgepipe.components.{stage_name}.stage").SPEC
+        parsed = spec.config.model_validate(config, context={"base_dir": REPO})
         self.count += 1
         key = f"test{self.count:04d}"
+        run_id = f"test-run-{self.count}"
         context = Context(
             pipeline_name="tests",
-            run_id=f"test-run-{self.count}",
+            run_id=run_id,
             seed=seed,
             runtime=Runtime(),
             scratch_dir=self.store.scratch_dir(stage_name, key),
+            upstream=self.upstream(inputs, run_id),
         )
-        return self.store.execute(module, key, inputs, parsed, context)
+        return self.store.execute(spec, key, inputs, parsed, context)
+
+
+    @staticmethod
+    def upstream(inputs: dict[str, Artifact], run_id: str) -> dict[str, UpstreamStage]:
+        """What the runner would tell the stage of the stages its inputs come from: their
+        records in this store (an artifact copied out of the store has none)."""
+        found = {}
+        for artifact in inputs.values():
+            record = pathlib.Path(artifact.path).parent / "manifest.json"
+            if record.is_file():
+                upstream = UpstreamStage.of(json.loads(record.read_text()), run_id)
+                found[upstream.stage] = upstream
+        return found
 
 
 @pytest.fixture(scope="session")
@@ -226,7 +251,8 @@ def text_tflite_artifact(run_stage, text_examples_artifact, text_model_artifact)
     inputs = {"examples": text_examples_artifact, "model": text_model_artifact}
     _, artifacts = run_stage("quantize", inputs, {
         "variants": ["float32", "dynamic_range", "int8", "qat_int8"],
-        "representative_examples": 20, "max_accuracy_drop_points": 100.0})
+        "representative_examples": 20, "max_accuracy_drop_points": 100.0,
+        "benchmark_tool": False})  # its device checks are asserted on tflite_artifact
     return artifacts["tflite"]
 
 

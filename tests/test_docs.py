@@ -23,8 +23,9 @@ REFERENCE = DOCS / "configuration.md"
 MAX_README_LINES = 150
 
 # Stage Config fields that are not keys of the stage's own section: the config loader fills
-# them from another section ([registry] is handed to evaluate and push).
-INJECTED = {"registry"}
+# them from another section ([registry] is handed to evaluate and push, [pipeline] task to
+# every stage that asks the task).
+INJECTED = {"registry", "task"}
 
 FENCE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.MULTILINE | re.DOTALL)
 INLINE_CODE = re.compile(r"`[^`\n]*`")
@@ -34,14 +35,14 @@ TABLE_KEY = re.compile(r"^\|\s*`([^`]+)`\s*\|")
 
 def config_sections() -> dict[str, set[str]]:
     """Section name -> the keys a user may write in it, read from the pydantic models."""
-    modules = dag.stage_modules()
-    models = {**config.SECTIONS, **{name: module.Config for name, module in modules.items()}}
+    specs = dag.specs()
+    models = {**config.SECTIONS, **{name: spec.config for name, spec in specs.items()}}
     sections = {}
     for name, model in models.items():
         keys = set(model.model_fields)
         if name not in config.SECTIONS:
             # and the other stages' sections the loader hands over (tune reads [train])
-            keys -= INJECTED | set(getattr(modules[name], "READS", ()))
+            keys -= INJECTED | set(specs[name].reads)
         sections[name] = keys
         for key in keys:  # a nested table, e.g. [train.semi_supervised], is its own section
             nested = nested_model(model.model_fields[key].annotation)

@@ -5,7 +5,10 @@
     models      imports nothing from components, serving or pipeline
     contracts   imports none of the project's other parts, and no TensorFlow, Keras or Beam
     components  import nothing from serving; a stage package never imports another stage's
-                package (what two stages share lives in components/shared or contracts)
+                package (what two stages share lives in components/shared or contracts);
+                components/tflite_metadata imports nothing else of the project and no
+                TensorFlow; inside components/quantize only stage.py calls the other modules
+                (each is a leaf: device_checks.py owns mediapipe_compat.py)
     everything  imports the project only as edgepipe.*, never as a bare top-level name
                 (`pipeline`, `models`, ...), which a user's own file could shadow
 """
@@ -22,6 +25,7 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
+from edgepipe.pipeline import dag
 from tests.conftest import REPO
 
 # Repository folder -> the package it installs as.
@@ -40,7 +44,10 @@ FORBIDDEN = {
     "contracts": {"pipeline", "components", "models", "serving", "api", "heavy"},
     "components": {"serving", "api"},
 }
-STAGES = ("ingest", "statistics", "train", "evaluate", "quantize", "report", "push")
+STAGES = tuple(node.stage for node in dag.CLASSIFICATION)  # the DAG's list, optional ones too
+# The quantize stage's flow is one-directional: stage.py orchestrates leaves (module -> the
+# quantize modules it may import).
+QUANTIZE_IMPORTS = {"stage": None, "device_checks": {"mediapipe_compat"}}
 
 
 def imported_names(path: pathlib.Path) -> list[tuple[int, str]]:
@@ -82,6 +89,15 @@ def violations(root: pathlib.Path) -> list[str]:
                     for other in STAGES:
                         if other != stage and name.startswith(f"edgepipe.components.{other}."):
                             found.append(f"{where}: stage {stage} imports stage {other}'s {name}")
+                if stage == "tflite_metadata" and (part_of(name) == "heavy" or (
+                        name.startswith("edgepipe.")
+                        and not name.startswith("edgepipe.components.tflite_metadata."))):
+                    found.append(f"{where}: tflite_metadata imports {name} (it stands alone)")
+                if stage == "quantize" and name.startswith("edgepipe.components.quantize."):
+                    allowed = QUANTIZE_IMPORTS.get(path.stem, set())
+                    if allowed is not None and name.split(".")[3] not in allowed:
+                        found.append(f"{where}: quantize leaf {path.stem} imports {name} "
+                                     "(only stage.py calls the other quantize modules)")
     return found
 
 
@@ -101,10 +117,19 @@ def test_an_added_forbidden_import_is_found(tmp_path):
     litert.write_text(litert.read_text() + "\n\ndef late():\n    import tensorflow\n")
     push = tmp_path / "components" / "push" / "stage.py"
     push.write_text(push.read_text() + "\nfrom edgepipe.components.evaluate import gates\n")
+    tune = tmp_path / "components" / "tune" / "stage.py"  # an optional stage is walled too
+    tune.write_text(tune.read_text() + "\nfrom edgepipe.components.train import fit\n")
+    writer = tmp_path / "components" / "tflite_metadata" / "writer.py"
+    writer.write_text(writer.read_text() + "\nfrom edgepipe.contracts import artifacts\n")
+    measure = tmp_path / "components" / "quantize" / "measure.py"
+    measure.write_text(measure.read_text() + "\nfrom edgepipe.components.quantize import qat\n")
     found = "\n".join(violations(tmp_path))
+    assert "tflite_metadata imports edgepipe.contracts.artifacts" in found
+    assert "quantize leaf measure imports edgepipe.components.quantize.qat" in found
     assert "serving/runtime.py:" in found and "edgepipe.components.shared" in found
     assert "contracts/litert.py:" in found and "tensorflow (heavy)" in found
     assert "stage push imports stage evaluate" in found
+    assert "stage tune imports stage train" in found
 
 
 def test_every_package_folder_is_installed():
@@ -123,9 +148,9 @@ MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 60
 # Modules (exempt as a whole) and functions allowed past the limits, with the reason.
 EXCEPTIONS: dict[str, str] = {
-    "components/quantize/metadata_schema_generated.py":
+    "components/tflite_metadata/metadata_schema_generated.py":
         "flatc's output for the vendored TFLite metadata schema, never edited by hand "
-        "(tests/components/test_standard_metadata.py regenerates it and compares)",
+        "(tests/components/test_tflite_metadata.py regenerates it and compares)",
 }
 
 

@@ -1,49 +1,66 @@
-"""The blessing gates: an absolute accuracy threshold, and a relative one against the model
-the registry would be replaced with.
+"""The blessing gates: an absolute threshold on the task's primary metric, and a relative one
+against the model the registry would be replaced with.
 
-The relative gate's baseline is the newest version of the model in the [registry] that was not
-pushed from this same model (contracts.registry.baseline_version): pushing this run's model
-therefore does not move the baseline, and a second run stays cached. The baseline is compared
-on this run's test split: its recorded accuracy when it was measured on the same examples,
-else re-evaluated here.
+The metric and its direction come from the task (edgepipe.contracts.tasks): accuracy (higher
+is better; the relative gate allows a drop in percentage points) or MAE (lower is better;
+the relative gate allows an increase as a fraction of the baseline's). The relative gate's
+baseline is the newest version of the model in the [registry] that was not pushed from this
+same model (contracts.registry.baseline_version): pushing this run's model therefore does
+not move the baseline, and a second run stays cached. The baseline is compared on this run's
+test split: its recorded metric when it was measured on the same examples, else
+re-evaluated here.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-import numpy as np
-
 from edgepipe.contracts import artifacts, registry
 
 
-def bless(accuracy: float, config, model_key: str, examples_key: str, labels, class_names,
-          predict: Callable[[str], np.ndarray]) -> dict[str, Any]:
+def bless(task, value: float, thresholds: tuple[float | None, float], settings,
+          model_key: str, examples_key: str, names: list[str],
+          primary_of: Callable[[str], float]) -> dict[str, Any]:
     """Both gates with their reasons; BLESSED only when every applied gate passes.
 
-    `predict(version_dir)` returns a registry version's probabilities on the test split.
+    `thresholds` = (absolute threshold or None, allowed worsening); `primary_of(version_dir)`
+    measures a registry version's primary metric on the test split.
     """
-    absolute_passed = accuracy >= config.min_accuracy
-    gates = [{
-        "name": "absolute", "applied": True, "passed": bool(absolute_passed),
-        "reason": f"accuracy {accuracy:.3f} {'>=' if absolute_passed else '<'} threshold "
-                  f"{config.min_accuracy:.3f}",
-    }]
-    gates.append(relative_gate(accuracy, config, model_key, examples_key, labels, class_names,
-                               predict))
+    metric = task.primary
+    absolute, allowed = thresholds
+    gates = [absolute_gate(metric, value, absolute)]
+    gates.append(relative_gate(task, value, allowed, settings, model_key, examples_key, names,
+                               primary_of))
     failed = [gate for gate in gates if gate["applied"] and not gate["passed"]]
-    reason = "; ".join(gate["reason"] for gate in (failed or gates) if gate["applied"])
+    reason = "; ".join(gate["reason"] for gate in (failed or gates) if gate["applied"]) or (
+        f"no gate applied: set a threshold on {metric.name} in [evaluate], or a [registry] "
+        "to compare with")
     return {"blessed": not failed, "reason": reason, "gates": gates}
 
 
-def relative_gate(accuracy: float, config, model_key: str, examples_key: str, labels,
-                  class_names, predict) -> dict[str, Any]:
+def absolute_gate(metric, value: float, threshold: float | None) -> dict[str, Any]:
+    if threshold is None:
+        return {"name": "absolute", "applied": False, "passed": True,
+                "reason": f"not applied: no threshold on {metric.name}"}
+    passed = not metric.better(threshold, value) if threshold != value else True
+    sign = (">=" if passed else "<") if metric.higher_is_better else ("<=" if passed else ">")
+    return {"name": "absolute", "applied": True, "passed": bool(passed),
+            "reason": f"{metric.name} {metric.format(value)} {sign} threshold "
+                      f"{metric.format(threshold)}"}
+
+
+def relative_gate(task, value: float, allowed: float, settings, model_key: str,
+                  examples_key: str, names: list[str], primary_of) -> dict[str, Any]:
     """Compare with the registry's baseline version on this run's test split."""
+    metric = task.primary
+    unit = metric.worsening_unit
     gate: dict[str, Any] = {"name": "relative", "applied": False, "passed": True,
-                            "max_accuracy_drop_points": config.max_accuracy_drop}
-    if config.registry is None:
+                            "metric": metric.name, f"max_worsening_{unit}": allowed}
+    if metric.name == "accuracy":  # the key earlier runs' summaries have
+        gate["max_accuracy_drop_points"] = allowed
+    if settings is None:
         return {**gate, "reason": "not applied: no [registry] configured"}
-    path, name = config.registry.path, config.registry.model_name
+    path, name = settings.path, settings.model_name
     version = registry.baseline_version(path, name, model_key)
     if version is None:
         return {**gate, "reason": f"not applied: no earlier version of {name!r} in {path} (this "
@@ -51,34 +68,38 @@ def relative_gate(accuracy: float, config, model_key: str, examples_key: str, la
     metadata = registry.read_metadata(path, name, version)
     baseline = {"model_name": name, "version": version, "run_id": metadata.get("run_id")}
     gate["baseline"] = baseline
-    if metadata.get("class_names") not in (None, list(class_names)):
-        return {**gate, "reason": f"not applied: {name} v{version} predicts classes "
-                                  f"{metadata['class_names']}, this run's examples have "
-                                  f"{list(class_names)}; their accuracies are not comparable"}
-    pushed_accuracy = metadata.get("metrics", {}).get("accuracy")
-    if metadata.get("examples_key") == examples_key and pushed_accuracy is not None:
-        baseline.update(accuracy=float(pushed_accuracy), source="metadata")
-        where = "its recorded accuracy on the same examples"
+    key = "class_names" if task.label == "class" else "target_names"
+    what = "classes" if task.label == "class" else "targets"
+    if metadata.get(key) not in (None, list(names)) or metadata.get("task", "classification") \
+            != task.name:
+        return {**gate, "reason": f"not applied: {name} v{version} predicts "
+                                  f"{metadata.get('task', 'classification')} {what} "
+                                  f"{metadata.get(key)}, this run's examples have "
+                                  f"{list(names)}; their {metric.name} values are not "
+                                  "comparable"}
+    pushed = metadata.get("metrics", {}).get(metric.name)
+    if metadata.get("examples_key") == examples_key and pushed is not None:
+        baseline.update({metric.name: float(pushed), "source": "metadata"})
+        where = f"its recorded {metric.name} on the same examples"
     else:
         try:
-            probabilities = predict(registry.version_path(path, name, version))
+            baseline_value = float(primary_of(registry.version_path(path, name, version)))
         except (ValueError, KeyError, FileNotFoundError) as error:
             return {**gate, "reason": f"not applied: {name} v{version} could not be run on "
                                       f"this test split ({error})"}
-        if probabilities.shape != (len(labels), len(class_names)):
-            return {**gate, "reason": f"not applied: {name} v{version} returned "
-                                      f"probabilities of shape {probabilities.shape}"}
-        baseline.update(accuracy=float(np.mean(probabilities.argmax(axis=1) == labels)),
-                        source="re-evaluated")
+        baseline.update({metric.name: baseline_value, "source": "re-evaluated"})
         where = "re-evaluated on this test split, since it was measured on other examples"
-    drop = round(100.0 * (baseline["accuracy"] - accuracy), 6)
-    passed = drop <= config.max_accuracy_drop
-    comparison = (f"{drop:.1f} points below" if drop > 0 else f"{-drop:.1f} points above"
-                  if drop < 0 else "equal to")
-    reason = (f"accuracy {accuracy:.3f} is {comparison} {name} v{version} "
-              f"({baseline['accuracy']:.3f}, {where}); allowed drop "
-              f"{config.max_accuracy_drop:g} points")
-    return {**gate, "applied": True, "passed": bool(passed), "drop_points": drop, "reason": reason}
+    worsening = round(metric.worsening(value, baseline[metric.name]), 6)
+    passed = worsening <= allowed
+    allowance = f"{allowed:g} points" if unit == "points" else f"{allowed:.1%}"
+    reason = (f"{metric.name} {metric.format(value)} is {metric.describe_worsening(worsening)} "
+              f"{name} v{version} ({metric.format(baseline[metric.name])}, {where}); allowed "
+              f"{'drop' if metric.higher_is_better else 'increase'} {allowance}")
+    result = {**gate, "applied": True, "passed": bool(passed), f"worsening_{unit}": worsening,
+              "reason": reason}
+    if metric.name == "accuracy":
+        result["drop_points"] = worsening
+    return result
 
 
 def write(evaluation_dir, blessing: dict[str, Any]) -> None:

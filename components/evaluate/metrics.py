@@ -112,13 +112,10 @@ def confused_pairs(confusion, class_names: list[str], count: int) -> list[dict[s
             for value, true, predicted in cells[:count]]
 
 
-def slice_metrics(values: np.ndarray, labels, probabilities: np.ndarray, buckets: int,
-                  description: str) -> dict[str, Any]:
-    """Accuracy per value of a feature; numeric features with many values go in quantile buckets."""
+def slice_groups(values, buckets: int) -> tuple[list[tuple[str, np.ndarray]], str]:
+    """([(group name, member mask)], how they were made): one group per value, or quantile
+    buckets of the test split for numeric features with more than `buckets` values."""
     values = np.asarray(values)
-    labels = np.asarray(labels)
-    correct = probabilities.argmax(axis=1) == labels
-    confidence = probabilities.max(axis=1)
     distinct = np.unique(values)
     if values.dtype.kind in "iuf" and len(distinct) > buckets:
         inner = np.quantile(values, np.linspace(0, 1, buckets + 1))[1:-1]
@@ -126,13 +123,19 @@ def slice_metrics(values: np.ndarray, labels, probabilities: np.ndarray, buckets
         inner = np.unique(np.ceil(inner) if values.dtype.kind in "iu" else inner)
         edges = [float(values.min()), *map(float, inner), float(values.max())]
         index = np.searchsorted(inner, values, side="right")
-        groups = [(f"[{edges[number]:.4g}, {edges[number + 1]:.4g}"
-                   f"{']' if number == len(edges) - 2 else ')'}", index == number)
-                  for number in range(len(edges) - 1)]
-        kind = "quantile buckets of the test split"
-    else:
-        groups = [(str(value), values == value) for value in distinct]
-        kind = "one row per value"
+        return ([(f"[{edges[number]:.4g}, {edges[number + 1]:.4g}"
+                  f"{']' if number == len(edges) - 2 else ')'}", index == number)
+                 for number in range(len(edges) - 1)], "quantile buckets of the test split")
+    return [(str(value), values == value) for value in distinct], "one row per value"
+
+
+def slice_metrics(values: np.ndarray, labels, probabilities: np.ndarray, buckets: int,
+                  description: str) -> dict[str, Any]:
+    """Accuracy per value of a feature; numeric features with many values go in quantile buckets."""
+    labels = np.asarray(labels)
+    correct = probabilities.argmax(axis=1) == labels
+    confidence = probabilities.max(axis=1)
+    groups, kind = slice_groups(values, buckets)
     rows = [{"value": name, "num_examples": int(members.sum()),
              "accuracy": float(correct[members].mean()),
              "mean_confidence": float(confidence[members].mean()),

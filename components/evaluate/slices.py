@@ -16,7 +16,7 @@ def slice_features(examples, feature: str, test: dict, config) -> dict[str, tupl
     result = {}
     for name in names:
         if name == "brightness" and feature == "image":
-            values = np.stack(test["image"]).reshape(len(test["label"]), -1).mean(axis=1)
+            values = np.stack(test["image"]).reshape(len(test["id"]), -1).mean(axis=1)
             result[name] = (values, "mean pixel value of the image (0..255)")
         elif name == "length" and feature == "sequence":
             values = np.array([len(value) for value in test[feature]])
@@ -25,13 +25,13 @@ def slice_features(examples, feature: str, test: dict, config) -> dict[str, tupl
             values = np.array([len(text_tokens.tokenize(value)) for value in test[feature]])
             result[name] = (values, "length of the text in tokens (before padding or "
                                     "truncation to the model's length)")
-        elif name == "label":
+        elif name in ("label", "target"):
             raise ValueError(
                 f"[evaluate] slices: {name!r} is the label itself; the per-class metrics "
                 "already slice by it. Slice by a derived feature (brightness, length) instead.")
         else:
             available = sorted(set(examples_io.features(examples.path).keys())
-                               - {"id", "label", feature})
+                               - {"id", "label", "target", feature})
             if name not in available:
                 allowed = [derived[feature]] + available
                 raise ValueError(f"[evaluate] slices: unknown feature {name!r} for {feature} "
@@ -45,3 +45,4 @@ def _feature_values(path, name: str) -> np.ndarray:
 
     values = [record[name] for record in tfds.as_numpy(examples_io.as_dataset(path, "test"))]
     return np.array([value.decode() if isinstance(value, bytes) else value for value in values])
+

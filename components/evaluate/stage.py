@@ -18,24 +18,22 @@ from typing import Any, Literal
 import numpy as np
 import pydantic
 
-from edgepipe.components.evaluate import gates, slices
-from edgepipe.components.evaluate.metrics import (calibration, compute_metrics, confused_pairs,
-                                                  labeling_queue, prediction_rows, single_out,
-                                                  slice_metrics, top_k_accuracy)
+from edgepipe.components.evaluate import classification, gates, regression
 from edgepipe.components.shared import examples_io
-from edgepipe.contracts import artifacts, model_inputs, registry, unlabeled_artifacts
+from edgepipe.contracts import artifacts, model_inputs, registry, tasks
 from edgepipe.pipeline.stage import RegistrySettings, StageConfig
+from edgepipe.pipeline.spec import StageSpec
 
-NAME = "evaluate"
-VERSION = 2
-INPUTS = {"examples": "Examples", "model": "Model"}
-OUTPUTS = {"evaluation": "Evaluation"}
 
 BATCH_SIZE = 256  # examples per call of the serving signature; does not change results
+# What differs per task (edgepipe.contracts.tasks): metrics, artifacts, gate thresholds.
+PIECES = {"classification": classification, "regression": regression}
 
 
 class Config(StageConfig):
-    # Absolute gate: BLESSED only when the test accuracy is at least this (0..1).
+    # Set from [pipeline] task by the config loader (edgepipe.contracts.tasks).
+    task: str = tasks.CLASSIFICATION.name
+    # Classification. Absolute gate: BLESSED only when the test accuracy is at least this.
     min_accuracy: float = pydantic.Field(0.0, ge=0.0, le=1.0)
     # The pipeline's [registry] (set by the config loader, not in [evaluate]); None applies
     # no relative gate.
@@ -43,6 +41,12 @@ class Config(StageConfig):
     # Relative gate: NOT_BLESSED when the accuracy is more than this many percentage points
     # below that of the last pushed model of the same name, on this run's test split.
     max_accuracy_drop: float = pydantic.Field(1.0, ge=0.0, le=100.0)
+    # Regression. Absolute gate: BLESSED only when the test MAE (in the target's units) is at
+    # most this; None applies no absolute gate.
+    max_mae: float | None = pydantic.Field(None, ge=0.0)
+    # Relative gate: NOT_BLESSED when the MAE is more than this fraction above that of the
+    # last pushed model of the same name, on this run's test split (0.05: 5% worse).
+    max_mae_increase: float = pydantic.Field(0.05, ge=0.0, le=10.0)
     # k values for top-k accuracy (is the true class among the k most probable ones?).
     top_k: tuple[int, ...] = (2, 3)
     # Equal-width confidence bins of the reliability diagram and expected calibration error.
@@ -65,6 +69,18 @@ class Config(StageConfig):
     labeling_queue: Literal["least_confidence", "margin", "entropy"] = "least_confidence"
     # How many records labeling_queue.csv lists; 0: every unlabelled record.
     labeling_queue_size: int = pydantic.Field(0, ge=0)
+
+    @pydantic.model_validator(mode="after")
+    def _fits_task(self):
+        keys = {"classification": ("max_mae", "max_mae_increase"),
+                "regression": ("min_accuracy", "max_accuracy_drop", "top_k",
+                               "calibration_bins", "confused_pairs", "labeling_queue",
+                               "labeling_queue_size")}
+        wrong = [key for key in keys.get(self.task, ()) if key in self.model_fields_set]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)}: not used by task {self.task!r}; see "
+                             "docs/evaluation-and-report.md for each task's gates.")
+        return self
 
     @pydantic.field_validator("top_k")
     @classmethod
@@ -89,83 +105,39 @@ def fingerprint(config: Config, inputs) -> str:
 
 
 def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
+    task = tasks.get(config.task)
+    piece = PIECES[task.name]
     examples = inputs["examples"].path
     model_dir = pathlib.Path(inputs["model"].path)
-    class_names = examples_io.class_names(examples)
+    names = examples_io.class_names(examples) or examples_io.target_names(examples)
     feature = examples_io.input_feature(examples)
     test = examples_io.load_numpy(examples, "test")
-    labels = test["label"]
+    labels = test[task.label_feature]
     if len(labels) == 0:
         raise ValueError(f"{examples}: the test split is empty; there is nothing to evaluate.")
-    probabilities = predict(model_dir, test[feature])
-    if probabilities.shape != (len(labels), len(class_names)):
-        raise ValueError(
-            f"{model_dir / 'saved_model'}: the model returned probabilities of shape "
-            f"{probabilities.shape}, expected ({len(labels)}, {len(class_names)}) for the "
-            f"{len(class_names)} classes of {examples}. Were model and examples built from the "
-            "same data?"
-        )
-    metrics, confusion = _metrics(labels, probabilities, class_names, test, feature,
-                                  inputs["examples"], config)
-    rows = prediction_rows(test["id"], labels, probabilities, class_names)
-    blessing = gates.bless(metrics["accuracy"], config, inputs["model"].key,
-                           inputs["examples"].key, labels, class_names,
-                           lambda version_dir: predict(version_dir, test[feature]))
+    predicted = predict(model_dir, test[feature], task.output)
+    metrics = piece.evaluate(test, predicted, inputs["examples"], feature, config, names,
+                             outputs["evaluation"], model_dir)
+    blessing = gates.bless(task, metrics[task.primary.name], piece.gate_thresholds(config),
+                           config.registry, inputs["model"].key, inputs["examples"].key,
+                           names, lambda version_dir: piece.primary(
+                               labels, predict(version_dir, test[feature], task.output)))
     metrics["blessing"] = blessing
-    artifacts.write_evaluation(outputs["evaluation"], metrics, class_names, confusion,
-                               single_out(rows, config.singled_out_examples), rows)
+    artifacts.write_json(pathlib.Path(outputs["evaluation"]) / artifacts.METRICS, metrics)
     gates.write(outputs["evaluation"], blessing)
-    queue = _labeling_queue(examples, model_dir, class_names, feature, outputs["evaluation"],
-                            config)
+    extra = piece.extra(examples, model_dir, names, feature, outputs["evaluation"], config,
+                        lambda folder, values: predict(folder, values, task.output))
     context.log.info("%s on %d test examples: %s",
                      "BLESSED" if blessing["blessed"] else "NOT_BLESSED",
                      metrics["num_examples"], blessing["reason"])
-    return {
-        "accuracy": metrics["accuracy"], "loss": metrics["loss"],
-        "ece": metrics["calibration"]["ece"], "blessed": blessing["blessed"],
-        "reason": blessing["reason"], "num_examples": metrics["num_examples"],
-        **queue,
-    }
+    return {**piece.properties(metrics), "blessed": blessing["blessed"],
+            "reason": blessing["reason"], **extra}
 
 
-def _labeling_queue(examples, model_dir, class_names, feature, evaluation_dir, config):
-    """labeling_queue.csv from the serving model's predictions on the unlabeled split, and
-    the stage's properties about it ({} without unlabelled examples)."""
-    if "unlabeled" not in examples_io.split_names(examples) or not examples_io.split_size(
-            examples, "unlabeled"):
-        return {}
-    unlabeled = examples_io.load_numpy(examples, "unlabeled")
-    probabilities = predict(model_dir, unlabeled[feature])
-    rows = labeling_queue(unlabeled["id"], probabilities, class_names,
-                          unlabeled_artifacts.read_unlabeled_sources(examples),
-                          config.labeling_queue, config.labeling_queue_size)
-    unlabeled_artifacts.write_labeling_queue(evaluation_dir, rows)
-    predicted = probabilities.argmax(axis=1)
-    return {"labeling_queue": {
-        "ranking": config.labeling_queue, "records": len(rows), "unlabeled": len(predicted),
-        "top": [row["id"] for row in rows[:5]],
-        "predicted_per_class": {name: int((predicted == index).sum())
-                                for index, name in enumerate(class_names)}}}
-
-
-def _metrics(labels, probabilities, class_names, test, feature, examples, config):
-    """(metrics.json without the blessing, the confusion matrix)."""
-    metrics = compute_metrics(labels, probabilities, class_names)
-    confusion = metrics.pop("confusion")
-    metrics["top_k_accuracy"] = top_k_accuracy(labels, probabilities, config.top_k)
-    metrics["calibration"] = calibration(labels, probabilities, config.calibration_bins)
-    metrics["confused_pairs"] = confused_pairs(confusion, class_names, config.confused_pairs)
-    metrics["slices"] = {
-        name: slice_metrics(values, labels, probabilities, config.slice_buckets, description)
-        for name, (values, description)
-        in slices.slice_features(examples, feature, test, config).items()
-    }
-    return metrics, confusion
-
-
-def predict(model_dir: str | pathlib.Path, values) -> np.ndarray:
-    """Class probabilities of a Model artifact's (or registry version's) SavedModel serving
-    signature, batch by batch, for raw values prepared by its model.json."""
+def predict(model_dir: str | pathlib.Path, values, output: str = "probabilities") -> np.ndarray:
+    """The `output` of a Model artifact's (or registry version's) SavedModel serving
+    signature (class probabilities, or a regression model's values), batch by batch, for raw
+    values prepared by its model.json."""
     import tensorflow as tf
 
     # A Model artifact keeps it in saved_model/; a registry version is the SavedModel itself.
@@ -184,6 +156,12 @@ def predict(model_dir: str | pathlib.Path, values) -> np.ndarray:
     batch = model_inputs.prepare(artifacts.read_model_info(model_dir), values)
     batch = batch.astype(spec.dtype.as_numpy_dtype, copy=False)
     return np.concatenate([
-        serve(**{input_name: tf.constant(batch[start:start + BATCH_SIZE])})["probabilities"].numpy()
+        serve(**{input_name: tf.constant(batch[start:start + BATCH_SIZE])})[output].numpy()
         for start in range(0, len(batch), BATCH_SIZE)
     ])
+
+
+SPEC = StageSpec(
+    name="evaluate", version=2, config=Config, run=run, fingerprint=fingerprint,
+    inputs={"examples": "Examples", "model": "Model"}, outputs={"evaluation": "Evaluation"},
+)

@@ -55,8 +55,12 @@ def assign_split(record_id: str, origin: str, validation_fraction: float,
 def rejection_reason(record: dict, info: dict) -> tuple[str, str] | None:
     """(reason, detail) if a parsed record cannot become an example, else None."""
     num_classes = len(info["class_names"])
+    targets = info.get("target_names")
     if record.get("origin") == UNLABELED:
         pass  # no label to check: whatever the source held there is not used
+    elif targets:  # regression: the sources parse the targets and reject bad ones
+        if record.get("target") is None or len(record["target"]) != len(targets):
+            return "missing_target", f"the record has no value for each of {targets}"
     elif record.get("label") is None:
         return "missing_label", "the record has no class label"
     elif not 0 <= record["label"] < num_classes:
@@ -98,10 +102,16 @@ def tfds_features(info: dict):
         value = tfds.features.Tensor(shape=(None, info["channels"]), dtype=np.float32)
     else:
         value = tfds.features.Text()
+    targets = info.get("target_names")
+    # Regression: float32 targets, one per target column, named in features.json's doc.
+    label = (("target", tfds.features.Tensor(
+        shape=(len(targets),), dtype=np.float32,
+        doc=tfds.features.Documentation(desc="targets: " + json.dumps(list(targets)))))
+        if targets else ("label", tfds.features.ClassLabel(names=list(info["class_names"]))))
     return tfds.features.FeaturesDict({
         "id": tfds.features.Text(),
         info["feature"]: value,
-        "label": tfds.features.ClassLabel(names=list(info["class_names"])),
+        label[0]: label[1],
     })
 
 
@@ -128,12 +138,16 @@ def route(element: dict, info: dict, validation_fraction: float, test_fraction: 
             "reason": reason, "detail": detail})
     split = assign_split(element["id"], element["origin"], validation_fraction, test_fraction)
     name = info["feature"]
-    label = NO_LABEL if split == UNLABELED else element["label"]
     value = element[name]
     if name == "image" and value.dtype == np.uint8:  # TFDS takes encoded bytes as they are
         value = png.encode(value)
+    if info.get("target_names"):  # unlabelled records get NaN targets (no label)
+        label = ("target", np.full(len(info["target_names"]), np.nan, np.float32)
+                 if split == UNLABELED else element["target"])
+    else:
+        label = ("label", NO_LABEL if split == UNLABELED else element["label"])
     return split, (features or features_of(info)).serialize_example(
-        {"id": element["id"], name: value, "label": label})
+        {"id": element["id"], name: value, label[0]: label[1]})
 
 
 def _read_unit(unit, kind: str, config: Config, info: dict):

@@ -33,14 +33,7 @@ from edgepipe.components.ingest.sources import SOURCES, common
 from edgepipe.components.ingest.sources.config import Config, with_fallback
 from edgepipe.components.shared.beam_pipeline import create_pipeline
 from edgepipe.contracts import artifacts, storage, unlabeled_artifacts
-
-NAME = "ingest"
-VERSION = 2
-INPUTS: dict[str, str] = {}
-OUTPUTS = {"examples": "Examples"}
-# Beam writes the shards and every file goes through edgepipe.contracts.storage: on a gs://
-# root the output folder is a URI and the workers write straight into the bucket.
-REMOTE_IO = True
+from edgepipe.pipeline.spec import StageSpec
 
 DATASET_NAME = "examples"
 SPLITS_OF_ORIGIN = {"train": ("train", "validation"), "test": ("test",), "all": SPLITS,
@@ -150,6 +143,7 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
         },
         "accounting": accounting,
         "class_names": list(info["class_names"]),
+        **({"target_names": list(info["target_names"])} if info.get("target_names") else {}),
         "input_shape": shape,
     }
 
@@ -218,3 +212,12 @@ def check_quarantine_fraction(read: dict, rejected: list, max_fraction: float) -
             + f". Examples: {examples}. Fix the raw files or the class_names, or raise "
             "max_quarantine_fraction; every rejected record is listed in quarantine/records.jsonl."
         )
+
+
+SPEC = StageSpec(
+    name="ingest", version=2, config=Config, run=run, fingerprint=fingerprint,
+    outputs={"examples": "Examples"},
+    # Beam writes the shards and every file goes through edgepipe.contracts.storage: on a
+    # gs:// root the output folder is a URI and the workers write straight into the bucket.
+    remote_io=True,
+)

@@ -18,14 +18,10 @@ import pathlib
 import shutil
 from typing import Any
 
-from edgepipe.contracts import artifacts, registry
+from edgepipe.contracts import artifacts, registry, tasks
 from edgepipe.pipeline.stage import Artifact, Context, RegistrySettings, StageConfig
+from edgepipe.pipeline.spec import StageSpec
 
-NAME = "push"
-VERSION = 2
-INPUTS = {"model": "Model", "evaluation": "Evaluation", "tflite": "TFLiteModels",
-          "examples": "Examples"}
-OUTPUTS = {"pushed": "PushedModel"}
 
 
 class Config(StageConfig):
@@ -65,7 +61,8 @@ def _publish(inputs: dict[str, Artifact], settings: RegistrySettings, context: C
         shutil.copy2(tflite_file, folder / "model.tflite")
         for sidecar in sidecar_files(tflite_file):
             shutil.copy2(sidecar, folder / ("model.tflite" + sidecar.name[len(tflite_file.stem):]))
-        (folder / "labels.txt").write_text("\n".join(model_info["class_names"]) + "\n")
+        if model_info.get("class_names"):  # a classifier's labels (not a regression model's)
+            (folder / "labels.txt").write_text("\n".join(model_info["class_names"]) + "\n")
 
     metadata = lineage(inputs, context, model_info, deployable, verdict)
     name = settings.model_name
@@ -111,7 +108,10 @@ def lineage(inputs: dict[str, Artifact], context: Context, model_info: dict,
         "variant": deployable["variant"],
         "deployable": {key: value for key, value in deployable.items() if key != "file"},
         "tflite": variants.get(deployable["variant"], {}),
-        "class_names": list(model_info["class_names"]),
+        "task": tasks.of_model(model_info).name,
+        "class_names": list(model_info.get("class_names") or []),
+        **({"target_names": list(model_info["target_names"])}
+           if model_info.get("target_names") else {}),
         "input": {
             "name": feature,
             "shape": list(model_info["input_shape"]),
@@ -119,3 +119,11 @@ def lineage(inputs: dict[str, Artifact], context: Context, model_info: dict,
             **({"padding": model_info["padding"]} if "padding" in model_info else {}),
         },
     }
+
+
+SPEC = StageSpec(
+    name="push", version=2, config=Config, run=run,
+    inputs={"model": "Model", "evaluation": "Evaluation", "tflite": "TFLiteModels",
+            "examples": "Examples"},
+    outputs={"pushed": "PushedModel"},
+)

@@ -55,11 +55,10 @@ NO_CHECKER = "no offline checker in the installed packages: unknown"
 BENCHMARK_TOOL = "ai_edge_litert.tools.benchmark_litert_model"
 
 
-def check(content: bytes, path: pathlib.Path, benchmark: bool = True) -> dict[str, Any]:
-    """The device checks of one written variant (`path` holds `content`)."""
-    from edgepipe.components.quantize import measure
-
-    ops = measure.op_names(content)
+def check(content: bytes, path: pathlib.Path, ops: list[str],
+          benchmark: bool = True) -> dict[str, Any]:
+    """The device checks of one written variant (`path` holds `content`, whose op names are
+    `ops`)."""
     unsupported = sorted(op for op in ops if op not in GPU_DELEGATE_OPS)
     problems = mediapipe_compat.problems(content)
     return {

@@ -18,12 +18,15 @@ this machine, not of a microcontroller build.
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import logging
 import os
 import pathlib
 import re
 import subprocess
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +40,7 @@ FLEX_PREFIX = "Flex"
 class Run:
     """The interpreter's outputs over a set of inputs, and how long each invoke() took."""
 
-    probabilities: np.ndarray  # float32 [N, num_classes], dequantized when the output is int
+    outputs: np.ndarray  # float32 [N, classes or targets], dequantized when the output is int
     invoke_seconds: np.ndarray  # float64 [N], one entry per timed invoke()
     input_dtype: str
     output_dtype: str
@@ -166,9 +169,9 @@ def run(
     for _ in range(warmup):
         invoke_each(interpreter, inputs[:1], name)
     seconds = np.empty(len(inputs), dtype=np.float64)
-    probabilities = invoke_each(interpreter, inputs, name, seconds)
+    outputs = invoke_each(interpreter, inputs, name, seconds)
     return Run(
-        probabilities=probabilities,
+        outputs=outputs,
         invoke_seconds=seconds,
         input_dtype=np.dtype(input_detail["dtype"]).name,
         output_dtype=np.dtype(output_detail["dtype"]).name,
@@ -195,7 +198,7 @@ def predict(model_content: bytes, inputs: np.ndarray, workers: int = 1,
         return invoke_each(interpreter, chunk, name)
 
     if len(chunks) <= 1:
-        return run(model_content, inputs, warmup=0, name=name).probabilities
+        return run(model_content, inputs, warmup=0, name=name).outputs
     with ThreadPoolExecutor(len(chunks)) as pool:
         return np.concatenate(list(pool.map(invoke, chunks)))
 
@@ -228,6 +231,55 @@ def _probe_peak_memory(model_path: str, num_threads: int) -> int | None:
     interpreter.invoke()
     peak = _proc_status_kib("VmHWM")
     return None if before is None or peak is None else max(0, peak - before) * 1024
+
+
+# --- one variant's variants.json record ---------------------------------------------------
+
+def variant_record(content: bytes, variant: str, ops: list[str], test_inputs, scorer,
+                   output_dir: pathlib.Path, log: logging.Logger,
+                   latency_examples: int | None = None) -> dict[str, Any]:
+    """The variants.json record of one written variant: the task's scores (scoring.py: accuracy
+    and agreement, or MAE and the distance to Keras's values) over every test input (the
+    inputs split among one-thread interpreters on every core), batch-1 latency with one
+    interpreter thread and with every core over the first `latency_examples` test inputs
+    (None: all of them)."""
+    cores = all_cores()
+    timed = test_inputs[:latency_examples] if latency_examples else test_inputs
+    try:
+        outputs = predict(content, test_inputs, workers=cores, name=f"variant {variant!r}")
+        one = run(content, timed, num_threads=1, name=f"variant {variant!r}")
+        every = one if cores == 1 else run(content, timed, num_threads=cores,
+                                           name=f"variant {variant!r}")
+    except (RuntimeError, ValueError) as error:
+        raise RuntimeError(f"TFLite variant {variant!r} converted but failed on the LiteRT "
+                           f"interpreter: {error}") from error
+    scores = scorer(outputs)
+    path = output_dir / f"{variant}.tflite"
+    record = {
+        "name": variant, "path": path.name, "metadata": f"{variant}.json",
+        "size_bytes": len(content),
+        "gzip_size_bytes": len(gzip.compress(content, compresslevel=9, mtime=0)),
+        **scores,
+        **_latencies(one.invoke_seconds, ""), **_latencies(every.invoke_seconds, "_all_cores"),
+        "threads_all_cores": cores, "peak_memory_bytes": peak_memory_bytes(path),
+        "ops": ops, "builtin_only": builtin_only(ops),
+        "input_dtype": one.input_dtype, "output_dtype": one.output_dtype,
+        "num_examples": int(len(test_inputs)), "latency_examples": int(len(timed)),
+        "cpu": cpu_description(),
+    }
+    log.info(
+        "quantize: %-13s %9d bytes (gzip %9d)  %s  p50 %.3f ms "
+        "(1 thread) %.3f ms (%d threads)  %s", variant, record["size_bytes"],
+        record["gzip_size_bytes"], scorer.describe(scores),
+        record["latency_ms_p50"], record["latency_ms_p50_all_cores"], cores,
+        "builtin ops only" if record["builtin_only"] else "NEEDS NON-BUILTIN OPS")
+    return record
+
+
+def _latencies(seconds: np.ndarray, suffix: str) -> dict[str, float]:
+    milliseconds = seconds * 1000.0
+    return {f"latency_ms_p50{suffix}": round(float(np.percentile(milliseconds, 50)), 5),
+            f"latency_ms_p99{suffix}": round(float(np.percentile(milliseconds, 99)), 5)}
 
 
 if __name__ == "__main__":  # the fresh process of peak_memory_bytes

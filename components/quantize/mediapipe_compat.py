@@ -15,10 +15,10 @@ import zipfile
 
 import numpy as np
 
-from edgepipe.components.quantize import metadata_schema_generated as fb
-from edgepipe.components.quantize import standard_metadata as sm
+from edgepipe.components import tflite_metadata
+from edgepipe.components.tflite_metadata import schema as fb
 
-_FLOAT32, _INT32, _UINT8 = sm.FLOAT32, sm.INT32, sm.UINT8
+_FLOAT32, _INT32, _UINT8 = 0, 2, 3  # TFLite TensorType codes (schema.fbs)
 
 
 def problems(model_content: bytes) -> list[str]:
@@ -27,11 +27,11 @@ def problems(model_content: bytes) -> list[str]:
 
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(model_content, 0))
     graph = model.subgraphs[0]
-    metadata, files = sm.read(model_content)
+    metadata, files = tflite_metadata.read(model_content)
     found = []
     if metadata is None:
         return ["no TFLITE_METADATA: MediaPipe needs labels (and a tokenizer for text)."]
-    version = sm.storage.text(metadata.minParserVersion) or "1.0.0"
+    version = _text(metadata.minParserVersion) or "1.0.0"
     if tuple(int(part) for part in version.split(".")) > (1, 5, 0):
         found.append(f"min_parser_version {version} is newer than MediaPipe's parser (1.5.0).")
     if files and _compressed(model_content):
@@ -98,7 +98,7 @@ def _text_problems(tensor, units, files, graph) -> list[str]:
         found.append(f"text input must be int32 [1, T], not {shape}.")
     options = next(u.options for u in units
                    if u.optionsType == fb.ProcessUnitOptions.RegexTokenizerOptions)
-    name = sm.storage.text(options.vocabFile[0].name) if options.vocabFile else None
+    name = _text(options.vocabFile[0].name) if options.vocabFile else None
     lines = files.get(name, b"").decode("utf-8", "replace").splitlines()
     if not lines or any(len(line.split(" ")) < 2 for line in lines if line):
         found.append("the vocabulary file must hold 'token id' per line (a plain token list "
@@ -115,3 +115,8 @@ def _text_problems(tensor, units, files, graph) -> list[str]:
                      "train with [train.model_options] unroll = true, or create a classifier "
                      "per text.")
     return found
+
+
+def _text(value) -> str | None:
+    """A string field of the object API: bytes as read."""
+    return value.decode("utf-8") if isinstance(value, bytes) else value

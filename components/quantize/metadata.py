@@ -8,9 +8,22 @@ for models with state, such as the fused LSTM, that the state must be reset befo
 example) goes two ways: a sidecar `<variant>.json` next to `<variant>.tflite` (the push stage
 copies it with the model), and the same JSON inside the .tflite file as a TFLite metadata entry
 named "edgepipe_metadata" (the flatbuffer's `metadata` list, which every TFLite runtime
-ignores). tflite-support's metadata writer cannot be installed beside TensorFlow 2.21 (it pins
-protobuf < 4), so the entry is plain JSON rather than its metadata schema. LiteRT is imported
-inside the functions that use it.
+ignores). From the same description, `standard` says what the standard TFLite metadata
+(edgepipe.components.tflite_metadata, which MediaPipe Tasks and the Task Library read) holds:
+
+- image: colour space (RGB for 3 channels, GRAYSCALE for 1), normalisation mean 0 / std 1:
+  the model normalises inside, so tools feed the raw pixels 0..255 (MediaPipe requires
+  NormalizationOptions on a float image input, and mean 0 / std 1 makes it pass the pixels
+  through); a quantized input states its scale and zero point.
+- sequence: steps x channels, the padding rule and the raw value range the variant was
+  calibrated on; no normalisation options (the model normalises inside).
+- text: the RegexTokenizer (delimiter regex equivalent to edgepipe.contracts.text_tokens, the
+  vocabulary as "token id" lines), with what the caller must do: lowercase the text, and for
+  a fused LSTM reset its state between texts.
+- output: the class names as labels.txt (TENSOR_AXIS_LABELS); no score calibration (the
+  pipeline does not calibrate scores).
+
+LiteRT is imported inside the functions that use it.
 """
 
 from __future__ import annotations
@@ -20,6 +33,9 @@ import pathlib
 from typing import Any
 
 import numpy as np
+
+from edgepipe.components import tflite_metadata as tm
+from edgepipe.contracts import tasks
 
 METADATA_NAME = "edgepipe_metadata"
 
@@ -34,9 +50,13 @@ def describe(
     input_detail = interpreter.get_input_details()[0]
     output_detail = interpreter.get_output_details()[0]
     feature = model_json.get("input_feature", "image")
+    task = tasks.of_model(model_json)
     description = {
         "variant": variant,
-        "class_names": list(model_json["class_names"]),
+        "task": task.name,
+        "class_names": list(model_json.get("class_names") or []),
+        **({"target_names": list(model_json["target_names"])}
+           if model_json.get("target_names") else {}),
         "input": {
             "feature": feature,
             **_tensor(input_detail),
@@ -44,7 +64,7 @@ def describe(
             # the range over the training examples that calibrated the variant.
             "raw_range": [float(raw_range[0]), float(raw_range[1])],
         },
-        "output": {"name": "probabilities", **_tensor(output_detail)},
+        "output": {"name": task.output, **_tensor(output_detail)},
     }
     if feature == "sequence":
         description["input"]["padding"] = model_json.get("padding", "pre")
@@ -141,3 +161,104 @@ def write_sidecar(tflite_path: pathlib.Path, description: dict[str, Any]) -> pat
 def _name(entry) -> str:
     name = entry.name
     return name.decode() if isinstance(name, bytes) else str(name or "")
+
+
+# --- the standard TFLite metadata of the same variant -------------------------------------
+
+def standard(description: dict[str, Any], model_json: dict[str, Any], config,
+             model_key: str) -> tm.ModelDescription:
+    """The standard metadata of the variant `description` describes. Name, description,
+    version, author and license: [quantize] metadata_* keys, or defaults derived from the
+    model (its builder, classes and artifact key)."""
+    variant = description["variant"]
+    kind, about, output = OUTPUTS[tasks.of_model(model_json).name](model_json, description)
+    return tm.ModelDescription(
+        name=config.metadata_name or kind,
+        inputs=[input_spec(model_json, description)],
+        outputs=[output],
+        description=config.metadata_description or (
+            f"{about}, TFLite variant {variant}, built by edgepipe."),
+        version=config.metadata_version or f"model {model_key[:12]}",
+        author=config.metadata_author,
+        license=config.metadata_license,
+    )
+
+
+def _class_scores(model_json: dict[str, Any], description: dict[str, Any]):
+    """(model kind, what it does, the output's metadata) of a classifier."""
+    classes = list(model_json["class_names"])
+    kind = f"{model_json.get('model', 'keras')} {model_json['input_feature']} classifier"
+    about = (f"{kind} of {len(classes)} classes ({', '.join(classes[:6])}"
+             f"{', ...' if len(classes) > 6 else ''})")
+    return kind, about, tm.ClassScores(
+        classes, description=f"Probabilities of the {len(classes)} classes, in the order of "
+                             f"labels.txt ({_quantization(description['output'])}).")
+
+
+def _values(model_json: dict[str, Any], description: dict[str, Any]):
+    """(model kind, what it does, the output's metadata) of a regression model: one value
+    per target, in the data's own units (the model undoes the targets' normalisation)."""
+    names = list(model_json["target_names"])
+    kind = f"{model_json.get('model', 'keras')} {model_json['input_feature']} regressor"
+    return kind, f"{kind} of {', '.join(names)}", tm.Values(
+        names, description=f"Predicted {', '.join(names)}, one value each in the units of the "
+                           f"training data ({_quantization(description['output'])}).")
+
+
+# The output's standard metadata per task (edgepipe.contracts.tasks).
+OUTPUTS = {"classification": _class_scores, "regression": _values}
+
+
+def input_spec(model_json: dict[str, Any], description: dict[str, Any]) -> tm.Input:
+    feature = model_json.get("input_feature", "image")
+    tensor = description["input"]
+    if feature == "text":
+        return _text(model_json, description)
+    if feature == "image" and tensor["shape"][-1] in (1, 3):
+        rgb = tensor["shape"][-1] == 3
+        height, width = tensor["shape"][1:3]
+        converted = (" The model converts RGB to one gray channel inside (it was trained on "
+                     "grayscale images)." if model_json.get("rgb_to_gray") else "")
+        return tm.ImageInput(
+            mean=[0.0], std=[1.0], color_space="RGB" if rgb else "GRAYSCALE",
+            description=f"{height}x{width} {'RGB' if rgb else 'grayscale'} image, raw pixels "
+                        f"0..255 ({_quantization(tensor)}); mean 0 and std 1: the model "
+                        f"normalises inside, so feed the pixels as they are.{converted}")
+    low, high = tensor["raw_range"]
+    shape = " x ".join(str(size) for size in tensor["shape"][1:])
+    if feature == "sequence":
+        steps, channels = tensor["shape"][1:]
+        what = (f"Sequence of {steps} steps x {channels} channels, raw values (the model "
+                f"normalises inside), {tensor.get('padding', 'pre')}-padded with "
+                f"{tensor.get('padding_value', 0.0)} to {steps} steps")
+    else:
+        what = f"Input of shape {shape}, raw values (the model normalises inside)"
+    return tm.FeatureInput(
+        value_range=(float(low), float(high)), name=feature,
+        description=f"{what}; calibrated on values {low:g}..{high:g} ({_quantization(tensor)}).")
+
+
+def _text(model_json: dict[str, Any], description: dict[str, Any]) -> tm.TextInput:
+    tensor = description["input"]
+    length = tensor["shape"][-1]
+    padding = tensor.get("padding", "pre")
+    where = "after" if padding == "post" else "before"
+    state = (" The fused LSTM keeps its state between invocations: reset it (LiteRT "
+             "resetVariableTensors / reset_all_variables) or use a new classifier per text."
+             if description.get("reset_variables_between_examples") else "")
+    mismatch = ("" if padding == "post" else " MediaPipe and the Task Library pad after the "
+                "tokens; this model was trained with padding before them, so their results "
+                "can differ slightly (train with [train] padding = \"post\" for them).")
+    return tm.TextInput(
+        list(model_json["vocabulary"]),
+        description=f"int32 token ids [1, {length}] of the LOWERCASED text (lowercase before "
+                    "classifying: the RegexTokenizer does not); unknown tokens are <UNKNOWN> "
+                    f"(id 1), padding is <PAD> (id 0) {where} the tokens, at most {length} "
+                    f"tokens kept.{mismatch}{state}")
+
+
+def _quantization(tensor: dict[str, Any]) -> str:
+    if not tensor.get("scale"):
+        return f"{tensor['dtype']}, not quantized"
+    return (f"{tensor['dtype']}, quantized: real value = (q - {tensor['zero_point']}) * "
+            f"{tensor['scale']:.9g}")

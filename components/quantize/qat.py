@@ -249,3 +249,26 @@ def prune(model, dataset, epochs: float, learning_rate: float, target_sparsity: 
     log.info("quantize: pruned for %g epoch(s) (%d steps) to sparsity %.3f (target %.2f)",
              epochs, total_steps, sparsity, target_sparsity)
     return sparsity_api.strip_pruning(pruned), sparsity
+
+
+FINE_TUNED = ("qat_int8", "pruned_int8")
+
+
+def skip_reason(model, variant: str) -> str | None:
+    """Why `variant` cannot fine-tune this model, known before any data is read; else None."""
+    unsupported = unannotatable_layers(model) if variant == "qat_int8" else []
+    return QAT_UNSUPPORTED.format(layers=", ".join(unsupported)) if unsupported else None
+
+
+def fine_tune(model, variant: str, config, dataset, log: logging.Logger) -> tuple[Any, dict] | str:
+    """(fine-tuned copy, extra variants.json fields) of a FINE_TUNED variant on `dataset`,
+    or the reason it is skipped."""
+    try:
+        if variant == "qat_int8":
+            rate = config.qat_learning_rate or config.fine_tune_learning_rate
+            return quantization_aware(model, dataset, config.qat_epochs, rate, log), {}
+        pruned, sparsity = prune(model, dataset, config.pruning_epochs,
+                                 config.fine_tune_learning_rate, config.pruning_sparsity, log)
+        return pruned, {"sparsity": round(sparsity, 4)}
+    except QatUnsupported as reason:
+        return str(reason)

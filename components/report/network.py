@@ -34,7 +34,7 @@ def inside(model_dir: pathlib.Path, model_info: dict[str, Any], test: dict, feat
     conv = next((layer for layer in layers
                  if isinstance(layer, keras.layers.Conv2D) and layer.trainable), None)
     recurrent = next((layer for layer in layers if _lstm_of(keras, layer) is not None), None)
-    chosen = list(range(min(examples, len(test["label"]))))
+    chosen = list(range(min(examples, len(test["id"]))))
     batch = model_inputs.prepare(model_info, [test[feature][index] for index in chosen])
     if conv is not None:
         return _convolution(keras, model, conv, batch[:1], test, feature, class_names)
@@ -43,6 +43,13 @@ def inside(model_dir: pathlib.Path, model_info: dict[str, Any], test: dict, feat
                           model_info)
     return {"kind": "none", "note": f"the {model_info.get('model', '?')} model has neither a "
                                     "2-D convolution nor an LSTM layer to look inside"}
+
+
+def _truth(test: dict, index: int, class_names: list[str]) -> str:
+    """What test example `index` really is: its class name, or its regression targets."""
+    if "label" in test:
+        return class_names[int(test["label"][index])]
+    return "target " + ", ".join(f"{value:.4g}" for value in test["target"][index])
 
 
 def _flat_layers(model) -> list:
@@ -71,7 +78,7 @@ def _convolution(keras, model, conv, batch: np.ndarray, test: dict, feature: str
                  class_names: list[str]) -> dict[str, Any]:
     kernel = conv.get_weights()[0]  # [height, width, input channels, filters]
     activations = keras.Model(model.inputs, conv.output)(batch, training=False).numpy()[0]
-    label = class_names[int(test["label"][0])]
+    label = _truth(test, 0, class_names)
     return {
         "kind": "cnn",
         "layer": conv.name,
@@ -94,7 +101,7 @@ def _recurrent(keras, model, layer, batch: np.ndarray, test: dict, feature: str,
     else:
         lengths = [len(test[feature][index]) for index in chosen]
         unit = "steps"
-    titles = [f"{test['id'][index]} — {class_names[int(test['label'][index])]} "
+    titles = [f"{test['id'][index]} — {_truth(test, index, class_names)} "
               f"({lengths[number]} {unit})" for number, index in enumerate(chosen)]
     return {
         "kind": "lstm",

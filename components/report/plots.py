@@ -139,10 +139,12 @@ def image_grid(
 
 
 def training_curves(history: dict[str, list[float]]) -> str:
-    """Loss and accuracy per epoch, training vs validation, side by side."""
+    """Loss and the task's metric (accuracy, or a regression model's MAE) per epoch,
+    training vs validation, side by side."""
     figure = _new_figure(10, 3.4)
     panels = figure.subplots(1, 2)
-    for axes, metric, label in ((panels[0], "loss", "loss"), (panels[1], "accuracy", "accuracy")):
+    second = "mae" if "mae" in history and "accuracy" not in history else "accuracy"
+    for axes, metric, label in ((panels[0], "loss", "loss"), (panels[1], second, second)):
         for key, name, style in ((metric, "train", "-"), (f"val_{metric}", "validation", "--")):
             values = history.get(key)
             if not values:
@@ -152,7 +154,7 @@ def training_curves(history: dict[str, list[float]]) -> str:
                       color=_split_color(name))
         axes.set_xlabel("epoch")
         axes.set_ylabel(label)
-        axes.set_title(label.capitalize(), fontsize=10)
+        axes.set_title(label.upper() if label == "mae" else label.capitalize(), fontsize=10)
         axes.grid(alpha=0.3)
         axes.xaxis.get_major_locator().set_params(integer=True)
         axes.legend(frameon=False)

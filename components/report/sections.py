@@ -15,32 +15,17 @@ import numpy as np
 
 from edgepipe.components.report import plots as plots
 from edgepipe.contracts import artifacts
-from edgepipe.pipeline.stage import Artifact
+from edgepipe.pipeline.stage import Artifact, UpstreamStage
 
 SPLITS = ("train", "validation", "test")
-STAGE_ORDER = ("ingest", "statistics", "tune", "train", "evaluate", "quantize")
 
 
-def stage_runs(inputs: dict[str, Artifact], run_id: str) -> list[dict[str, Any]]:
-    """Time and origin of each upstream stage, from the stage manifest beside its artifact.
-
-    The report cannot see the run that invoked it; a stage whose manifest carries another
-    run id was reused from the cache rather than run now.
-    """
-    found: dict[str, dict[str, Any]] = {}
-    for artifact in inputs.values():
-        path = pathlib.Path(artifact.path).parent / "manifest.json"
-        if not path.is_file():
-            continue  # an artifact copied out of the store has no stage record
-        record = artifacts.read_json(path)
-        found[record["stage"]] = {
-            "stage": record["stage"], "key": record.get("key", ""),
-            "seconds": float(record.get("seconds", 0.0)), "run_id": record.get("run_id", "?"),
-            "created": record.get("created", ""), "cached": record.get("run_id") != run_id,
-            "resumed": bool(record.get("resumed")),
-        }
-    order = {name: index for index, name in enumerate(STAGE_ORDER)}
-    return sorted(found.values(), key=lambda row: (order.get(row["stage"], 99), row["stage"]))
+def stage_runs(upstream: dict[str, UpstreamStage]) -> list[dict[str, Any]]:
+    """Time and origin of each upstream stage, from what the runner put in the context (in
+    DAG order): a stage whose result another run computed was reused from the cache."""
+    return [{"stage": run.stage, "key": run.key, "seconds": run.seconds, "run_id": run.run_id,
+             "created": run.created, "cached": run.cached, "resumed": run.resumed}
+            for run in upstream.values()]
 
 
 def data(examples: Artifact, statistics_dir: pathlib.Path, feature: str, class_names: list[str],

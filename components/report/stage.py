@@ -21,23 +21,16 @@ from typing import Any
 
 import pydantic
 
-from edgepipe.components.report import network, quantization, sections, semi_supervised, tuning
+from edgepipe.components.report import (classification, network, quantization, regression,
+                                        sections, tuning)
 from edgepipe.components.shared import examples_io
-from edgepipe.contracts import artifacts
+from edgepipe.contracts import artifacts, tasks
 from edgepipe.pipeline.stage import Artifact, Context, ExistingPath, StageConfig
+from edgepipe.pipeline.spec import StageSpec
 
-NAME = "report"
-VERSION = 2
-INPUTS = {
-    "examples": "Examples",
-    "statistics": "Statistics",
-    "model": "Model",
-    "evaluation": "Evaluation",
-    "tflite": "TFLiteModels",
-}
-OPTIONAL_INPUTS = {"tuning": "Tuning"}  # wired only when the pipeline has a tune stage
-OUTPUTS = {"report": "Report"}
 TEMPLATE = "template.html"
+# What differs per task (edgepipe.contracts.tasks): sections, headline cards, summary fields.
+PIECES = {"classification": classification, "regression": regression}
 
 
 class Config(StageConfig):
@@ -80,55 +73,46 @@ def run(inputs: dict[str, Artifact], outputs: dict[str, pathlib.Path], config: C
     context.log.info("report: %d KB, %s, deploy %s", len(html) // 1024,
                      "BLESSED" if page["blessed"] else "NOT BLESSED",
                      summary["deployable_variant"]["name"])
+    primary = tasks.get(page["task"]).primary.name
     return {
         "blessed": page["blessed"],
-        "accuracy": page["evaluation"]["accuracy"],
+        primary: page["evaluation"][primary],
         "deployable_variant": summary["deployable_variant"]["name"],
         "report_bytes": len(html.encode("utf-8")),
     }
 
 
 def build_page(inputs: dict[str, Artifact], config: Config, context: Context) -> dict[str, Any]:
-    """Everything the template shows, as plain data (figures as base64 PNG strings)."""
+    """Everything the template shows, as plain data (figures as base64 PNG strings). The
+    task's piece (classification.py, regression.py) supplies the data, evaluation and
+    gallery sections and the headline cards; the rest is the same for every task."""
     examples = inputs["examples"].path
     model_dir = pathlib.Path(inputs["model"].path)
     evaluation_dir = pathlib.Path(inputs["evaluation"].path)
     model_info = artifacts.read_model_info(model_dir)
-    class_names = list(model_info["class_names"])
+    task = tasks.of_model(model_info)
+    piece = PIECES[task.name]
+    names = list(model_info.get("class_names") or model_info.get("target_names") or [])
     feature = examples_io.input_feature(examples)
-    train = examples_io.leading_per_class(examples, "train", config.examples_per_class,
-                                          len(class_names))  # all the data section shows
     test = examples_io.load_numpy(examples, "test")
-    evaluation = sections.evaluation(evaluation_dir, class_names)
     blessing = artifacts.read_blessing(evaluation_dir)
     return {
         "pipeline": context.pipeline_name,
         "run_id": context.run_id,
+        "task": task.name,
+        "task_template": piece.TEMPLATE,
         "feature": feature,
         "blessed": blessing.blessed,
         "blessing_reason": blessing.reason,
-        "stages": sections.stage_runs(inputs, context.run_id),
-        "data": sections.data(inputs["examples"], inputs["statistics"].path, feature,
-                                     class_names, train, config.examples_per_class),
+        "stages": sections.stage_runs(context.upstream),
         "training": sections.training(model_dir, model_info),
-        "evaluation": evaluation,
-        "galleries": sections.galleries(evaluation_dir, test, feature,
-                                               config.low_confidence_examples),
-        "network": network.inside(model_dir, model_info, test, feature, class_names,
-                                         config.network_examples),
-        "quantization": quantization.quantization(inputs["tflite"].path, evaluation["accuracy"]),
-        "semi_supervised": semi_supervised.section(
-            model_dir, evaluation_dir, _unlabeled(examples), feature, class_names,
-            config.unlabeled_truth, config.labeling_queue_examples),
+        **piece.sections_of(inputs, model_dir, evaluation_dir, model_info, feature, config,
+                            test),
+        "network": network.inside(model_dir, model_info, test, feature, names,
+                                  config.network_examples),
+        "quantization": quantization.quantization(inputs["tflite"].path, task),
         "tuning": tuning.section(inputs["tuning"].path) if "tuning" in inputs else None,
     }
-
-
-def _unlabeled(examples) -> dict | None:
-    """The unlabeled split in memory (for the labelling queue's gallery), or None."""
-    if "unlabeled" not in examples_io.split_names(examples):
-        return None
-    return examples_io.load_numpy(examples, "unlabeled")
 
 
 def render(page: dict[str, Any]) -> str:
@@ -146,7 +130,6 @@ def render(page: dict[str, Any]) -> str:
 
 def build_summary(page: dict[str, Any]) -> dict[str, Any]:
     data, evaluation, quantization = page["data"], page["evaluation"], page["quantization"]
-    galleries = page["galleries"]
     return {
         "pipeline": page["pipeline"],
         "run_id": page["run_id"],
@@ -159,25 +142,25 @@ def build_summary(page: dict[str, Any]) -> dict[str, Any]:
         "stages": page["stages"],
         "model": {key: page["training"][key] for key in
                   ("name", "params", "strategy", "replicas", "epochs_run")},
-        "accuracy": evaluation["accuracy"],
-        "loss": evaluation["loss"],
-        "top_k_accuracy": evaluation["top_k"],
-        "ece": evaluation["ece"],
-        "num_examples": evaluation["num_examples"],
-        "confused_pairs": evaluation["confused_pairs"],
-        "slices": evaluation["slices"],
+        "task": page["task"],
+        **PIECES[page["task"]].summary(page),
         "blessed": page["blessed"],
         "blessing_reason": page["blessing_reason"],
         "blessing_gates": evaluation["gates"],
-        "lowest_confidence_ids": [item["id"] for item in galleries["lowest_confidence"]["items"]],
-        "most_confidently_wrong_ids": [
-            item["id"] for item in galleries["most_confidently_wrong"]["items"]],
         "network": page["network"]["kind"],
         "variants": quantization["variants"],
         "skipped_variants": quantization["skipped"],
         "deployable_variant": quantization["deployable"],
-        **semi_supervised.summary(page["semi_supervised"]),
         **({"tuning": {key: page["tuning"][key] for key in
                        ("metric", "best_trial", "best_params", "best_value", "pruned")}
             | {"trials": len(page["tuning"]["trials"])}} if page["tuning"] else {}),
     }
+
+
+SPEC = StageSpec(
+    name="report", version=2, config=Config, run=run, fingerprint=fingerprint,
+    inputs={"examples": "Examples", "statistics": "Statistics", "model": "Model",
+            "evaluation": "Evaluation", "tflite": "TFLiteModels"},
+    optional_inputs={"tuning": "Tuning"},  # wired only when the pipeline has a tune stage
+    outputs={"report": "Report"},
+)

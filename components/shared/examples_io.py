@@ -61,9 +61,30 @@ def split_names(path) -> list[str]:
     return list(_builder_for(path).info.splits)
 
 
+def label_feature(path) -> str:
+    """The feature holding the label: "label" (a class index) or "target" (float32 values
+    of the regression targets); see edgepipe.contracts.tasks."""
+    return "target" if "target" in _builder_for(path).info.features else "label"
+
+
 def class_names(path) -> list[str]:
-    """Class names in label-index order."""
-    return list(_builder_for(path).info.features["label"].names)
+    """Class names in label-index order ([] for a dataset of numeric targets)."""
+    features = _builder_for(path).info.features
+    return list(features["label"].names) if "label" in features else []
+
+
+def target_names(path) -> list[str]:
+    """The regression targets' column names, in order ([] for a dataset of class labels)."""
+    import json
+
+    features = _builder_for(path).info.features
+    if "target" not in features:
+        return []
+    description = features["target"].doc.desc
+    if not description.startswith("targets: "):
+        raise ValueError(f"{path}: the target feature does not name its columns; re-run the "
+                         "ingest stage.")
+    return list(json.loads(description.removeprefix("targets: ")))
 
 
 INPUT_FEATURES = ("image", "sequence", "text")
@@ -137,26 +158,27 @@ def leading_per_class(path, split: str, per_class: int,
 
 
 def load_numpy(path, split: str) -> dict[str, np.ndarray]:
-    """The whole split in memory: id (str), label int64, and the input feature: image uint8
-    [N, H, W, C], sequence an object array of N float32 [steps, C] arrays, or text (str)."""
+    """The whole split in memory: id (str), label int64 (or, for regression, target float32
+    [N, k]), and the input feature: image uint8 [N, H, W, C], sequence an object array of N
+    float32 [steps, C] arrays, or text (str)."""
     import tensorflow_datasets as tfds
 
     builder = _check_split(path, split)
-    feature = input_feature(path)
+    feature, label = input_feature(path), label_feature(path)
     if split_size(path, split) == 0:
         empty = {"image": np.zeros((0, *input_shape(path)), dtype=np.uint8),
                  "sequence": np.empty((0,), dtype=object), "text": np.array([], dtype=str)}
         return {"id": np.array([], dtype=str), feature: empty[feature],
-                "label": np.zeros((0,), dtype=np.int64)}
+                label: _labels([], label, len(target_names(path)))}
     if feature == "image":
         batch = tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False,
                                                  batch_size=-1))
         values = batch["image"].astype(np.uint8, copy=False)
-        ids, labels = batch["id"], batch["label"]
+        ids, labels = batch["id"], batch[label]
     else:  # variable-length values: one example at a time
         examples = list(tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)))
         ids = [example["id"] for example in examples]
-        labels = np.array([example["label"] for example in examples])
+        labels = [example[label] for example in examples]
         if feature == "sequence":
             values = np.empty((len(examples),), dtype=object)
             for index, example in enumerate(examples):  # not values[:] = list: no broadcast
@@ -166,5 +188,12 @@ def load_numpy(path, split: str) -> dict[str, np.ndarray]:
     return {
         "id": np.array([value.decode("utf-8") for value in ids]),
         feature: values,
-        "label": np.asarray(labels).astype(np.int64, copy=False),
+        label: _labels(labels, label, len(target_names(path))),
     }
+
+
+def _labels(values, label: str, num_targets: int) -> np.ndarray:
+    """int64 class indices [N], or float32 targets [N, k]."""
+    if label == "target":
+        return np.asarray(values, dtype=np.float32).reshape(-1, num_targets)
+    return np.asarray(values).astype(np.int64, copy=False).reshape(-1)

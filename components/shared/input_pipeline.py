@@ -103,21 +103,22 @@ def _image_bytes(examples, split: str) -> float:
 
 
 def _elements(tf, examples, split: str, model_info: dict[str, Any], input_context):
-    """Unbatched (model input, label) pairs of this input pipeline's shard: uint8 images,
+    """Unbatched (model input, label or targets) pairs of this input pipeline's shard: uint8 images,
     padded float32 sequences, int32 token ids (texts are small: tokenised in Python by the one
     tokenizer)."""
     feature = model_info["input_feature"]
+    label = examples_io.label_feature(examples)  # class index, or regression targets
     if feature == "text":
         split_data = examples_io.load_numpy(examples, split)
         data = tf.data.Dataset.from_tensor_slices(
-            (model_inputs.prepare(model_info, split_data["text"]), split_data["label"]))
+            (model_inputs.prepare(model_info, split_data["text"]), split_data[label]))
     elif feature == "image" and _image_bytes(examples, split) <= IN_MEMORY_IMAGE_BYTES:
         # Decoded in one batched read (the same records in the same order as as_dataset):
         # decoding them one by one while the first epoch trains took ~5 s more on full
         # Fashion-MNIST. The arrays are what the cache below would hold anyway.
         split_data = examples_io.load_numpy(examples, split)
         data = tf.data.Dataset.from_tensor_slices(
-            {"image": split_data["image"], "label": split_data["label"]})
+            {"image": split_data["image"], label: split_data[label]})
     else:
         data = examples_io.as_dataset(examples, split)
     if input_context is not None and input_context.num_input_pipelines > 1:
@@ -131,13 +132,13 @@ def _elements(tf, examples, split: str, model_info: dict[str, Any], input_contex
 
         def element(record):
             return (pad_sequence_tensor(tf, record["sequence"], length, padding, padding_value),
-                    record["label"])
+                    record[label])
     elif model_info.get("rgb_to_gray"):  # an RGB-input model trained on gray images
         def element(record):
-            return tf.image.grayscale_to_rgb(record[feature]), record["label"]
+            return tf.image.grayscale_to_rgb(record[feature]), record[label]
     else:
         def element(record):
-            return record[feature], record["label"]
+            return record[feature], record[label]
     return data.map(element, num_parallel_calls=tf.data.AUTOTUNE)
 
 

@@ -105,3 +105,25 @@ def _finite(path, feature: str, stats: dict, convert) -> tuple:
             "and std > 0 (a constant input cannot be normalised). Check the ingested data."
         )
     return mean, std
+
+
+def label_spec(examples, statistics_dir, task_name: str) -> dict[str, Any]:
+    """The model.json fields that say what the model returns: the task, and its class names
+    (classification) or its target names and their normalisation (regression; the model
+    returns values in the data's units, see components/shared/task_heads.py)."""
+    from edgepipe.components.shared import task_heads
+    from edgepipe.contracts import tasks
+
+    task = tasks.get(task_name)
+    label = examples_io.label_feature(examples)
+    if label != task.label_feature:
+        raise ValueError(
+            f"{examples}: the examples hold {label!r} labels but [pipeline] task = "
+            f"{task.name!r} learns {task.label_feature!r}; re-run ingest with this task.")
+    if task.label == "class":
+        return {"task": task.name, "class_names": examples_io.class_names(examples)}
+    names = examples_io.target_names(examples)
+    path = pathlib.Path(statistics_dir) / artifacts.STATISTICS
+    return {"task": task.name, "class_names": [], "target_names": names,
+            "target_normalization": task_heads.target_normalization(
+                artifacts.read_statistics(statistics_dir), names, path)}

@@ -45,37 +45,45 @@ def data_arguments(spec: dict[str, Any], num_classes: int) -> dict[str, Any]:
 
 
 def build(config, spec: dict[str, Any], num_classes: int):
-    """The configured model, uncompiled; a user builder's model is checked (it raised,
-    returned a Keras 3 model or the wrong shapes: ValueError naming the file and function)."""
+    """The configured model with its task's head (task_heads.py), uncompiled; a user
+    builder's model is checked (it raised, returned a Keras 3 model or the wrong shapes:
+    ValueError naming the file and function). A regression model is built as a classifier
+    of one "class" per target, whose output layer the regression head replaces."""
     from edgepipe import models
-    from edgepipe.components.shared import model_check
+    from edgepipe.components.shared import model_check, task_heads
+    from edgepipe.models.keras import keras
 
+    task = spec.get("task", "classification")
     arguments = models.data_arguments(config.model, data_arguments(spec, num_classes))
     if not models.user.is_reference(config.model):
-        return models.build(config.model, **arguments, **config.model_options)
-    model = model_check.call(config.model, arguments, config.model_options)
-    model_check.check_model(config.model, model, spec, num_classes)
-    return model
+        model = models.build(config.model, **arguments, **config.model_options)
+    else:
+        model = model_check.call(config.model, arguments, config.model_options)
+        model_check.check_model(config.model, model, spec, num_classes)
+    return task_heads.HEADS[task](keras, model, spec)
 
 
 def build_and_compile(keras, config, spec: dict[str, Any], num_classes: int,
                       learning_rate: float, total_steps: int):
     """The configured model, compiled with Adam (constant or cosine-decayed rate)."""
     model = build(config, spec, num_classes)
-    compile_model(keras, model, config, learning_rate, total_steps)
+    compile_model(keras, model, config, learning_rate, total_steps, spec)
     return model
 
 
-def compile_model(keras, model, config, learning_rate: float, total_steps: int) -> None:
+def compile_model(keras, model, config, learning_rate: float, total_steps: int,
+                  spec: dict[str, Any] | None = None) -> None:
     """(Re)compile with a fresh Adam whose rate is constant or decays over `total_steps`,
-    and the sparse cross-entropy, label-smoothed when the config asks for it."""
+    and the task's loss and metrics (task_heads.LOSSES): the sparse cross-entropy,
+    label-smoothed when the config asks for it, or a regression loss."""
+    from edgepipe.components.shared import task_heads
+
     rate = learning_rate
     if config.lr_schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(learning_rate, total_steps)
-    smoothing = float(getattr(config, "label_smoothing", 0.0) or 0.0)
-    model.compile(optimizer=keras.optimizers.Adam(rate),
-                  loss=smoothed_sparse_crossentropy(keras, smoothing) if smoothing
-                  else "sparse_categorical_crossentropy", metrics=["accuracy"])
+    task = (spec or {}).get("task", "classification")
+    loss, metrics = task_heads.LOSSES[task](keras, config, spec or {})
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=metrics)
 
 
 def smoothed_sparse_crossentropy(keras, smoothing: float):

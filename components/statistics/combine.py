@@ -30,6 +30,9 @@ def _decode(serialized: bytes, examples_dir: str, feature: str):
     example = tf.train.Example.FromString(serialized).features.feature
     labels = example["label"].int64_list.value if "label" in example else []
     label = int(labels[0]) if labels else None
+    if "target" in example:  # regression: the targets (NaN in the unlabeled split)
+        targets = list(example["target"].float_list.value)
+        label = targets if targets and all(map(np.isfinite, targets)) else None
     if feature not in example:
         return None, label
     if feature == "sequence":
@@ -61,6 +64,7 @@ class SplitStatistics:
 
     def create_accumulator(self):
         accumulator = {"count": 0, "value_missing": 0, "label_missing": 0, "labels": {},
+                       "targets": [],  # regression: every example's targets
                        "sizes": {}}  # image shapes "HxWxC", sequence/text lengths
         if self.feature == "image":
             accumulator["pixel_counts"] = np.zeros(256, dtype=np.int64)
@@ -77,6 +81,8 @@ class SplitStatistics:
         accumulator["count"] += 1
         if label is None:
             accumulator["label_missing"] += 1
+        elif isinstance(label, list):
+            accumulator["targets"].append(label)
         else:
             _count(accumulator["labels"], label)
         if value is None:
@@ -114,6 +120,7 @@ class SplitStatistics:
             for key in ("count", "value_missing", "label_missing", "pixel_counts", "words"):
                 if key in merged:
                     merged[key] += accumulator[key]
+            merged["targets"].extend(accumulator["targets"])
             for key in ("labels", "sizes"):
                 for value, count in accumulator[key].items():
                     merged[key][value] = merged[key].get(value, 0) + count

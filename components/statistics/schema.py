@@ -17,6 +17,10 @@ from __future__ import annotations
 
 import pathlib
 
+from edgepipe.components.statistics import targets
+
+LABELS = ("label", targets.FEATURE)  # class labels, or regression targets
+
 
 def infer_schema(train: dict, class_names: list[str], threshold: float):
     """Schema from train: the input feature's kind and shape, a categorical label 0..K-1 with
@@ -26,7 +30,7 @@ def infer_schema(train: dict, class_names: list[str], threshold: float):
     schema = schema_pb2.Schema()
     ident = schema.feature.add(name="id", type=schema_pb2.BYTES)
     ident.annotation.comment.append("Stable record id '<source file>:<index>'.")
-    name = next(key for key in train if key not in ("label", "id"))
+    name = next(key for key in train if key not in (*LABELS, "id"))
     stats = train[name]
     # The types describe the decoded values, as the statistics do (an image is uint8 pixels
     # of a fixed shape, whatever its PNG encoding on disk): TFDV tools comparing the two agree.
@@ -49,6 +53,9 @@ def infer_schema(train: dict, class_names: list[str], threshold: float):
         added.presence.min_fraction = 1.0
         if added is ident or name == "text":  # an image has its shape instead (one of them)
             added.value_count.min = added.value_count.max = 1
+    if targets.FEATURE in train:  # regression
+        targets.add_to_schema(schema, train[targets.FEATURE], threshold)
+        return schema
     label = schema.feature.add(name="label", type=schema_pb2.INT)
     label.presence.min_fraction = 1.0
     label.value_count.min = label.value_count.max = 1
@@ -96,6 +103,7 @@ def expectations(schema, default_threshold: float) -> dict:
     label = features.get("label")
     if label is not None and label.drift_comparator.HasField("infinity_norm"):
         expected["threshold"] = label.drift_comparator.infinity_norm.threshold
+    expected["targets"] = targets.expectations(schema, default_threshold)
     return expected
 
 
@@ -120,11 +128,10 @@ def _value_anomalies(name: str, stats: dict, expected: dict, report) -> None:
 
 
 def find_anomalies(summaries: dict, class_names: list[str], expected: dict) -> list[dict]:
-    """Anomalies of each split against the schema's expectations."""
+    """Anomalies of each split against the schema's expectations: the input feature, then
+    the class labels or (regression) the targets."""
     anomalies = []
-    train_labels = summaries["train"]["features"]["label"]["distribution"]
-    train_total = max(sum(train_labels.values()), 1)
-    known = expected["class_names"] or class_names
+    regression = targets.FEATURE in summaries["train"]["features"]
     for split, summary in summaries.items():
         def report(feature, severity, description):
             anomalies.append({"split": split, "feature": feature, "severity": severity,
@@ -133,37 +140,52 @@ def find_anomalies(summaries: dict, class_names: list[str], expected: dict) -> l
         if summary["num_examples"] == 0:
             report("*", "warning", "the split is empty")
             continue
-        (name,) = [key for key in summary["features"] if key != "label"]
-        label = summary["features"]["label"]
+        (name,) = [key for key in summary["features"] if key not in LABELS]
         if expected["feature"] and name != expected["feature"]:
             report(name, "error", f"the examples hold a {name!r} feature but the schema "
                    f"expects {expected['feature']!r}")
-        # The unlabeled split has label -1 throughout; its own checks are in unlabeled.py.
-        labelled = split != "unlabeled"
-        for feature, stats in [(name, summary["features"][name])] + [("label", label)] * labelled:
-            if stats["missing"]:
-                report(feature, "error", f"{stats['missing']} of {summary['num_examples']} "
-                       "examples have no value; the schema requires one in every example")
+        if summary["features"][name]["missing"]:
+            report(name, "error", f"{summary['features'][name]['missing']} of "
+                   f"{summary['num_examples']} examples have no value; the schema requires "
+                   "one in every example")
         _value_anomalies(name, summary["features"][name], expected, report)
-        if not labelled:
+        if split == "unlabeled":  # no labels; its own checks are in unlabeled.py
             continue
-        if label["out_of_domain"]:
-            report("label", "error", f"labels outside the domain 0..{len(class_names) - 1}: "
-                   f"{label['out_of_domain']} (label: count)")
-        unknown = {name: count for name, count in label["distribution"].items()
-                   if count and name not in known and name not in label["out_of_domain"]}
-        if unknown:
-            report("label", "error", f"unknown labels {unknown} (label: count); the schema's "
-                   f"class_names are {known}")
-        if split != "train":
-            total = max(sum(label["distribution"].values()), 1)
-            distance, worst = max(
-                (abs(label["distribution"].get(key, 0) / total
-                     - train_labels.get(key, 0) / train_total), key)
-                for key in set(label["distribution"]) | set(train_labels))
-            if distance > expected["threshold"]:
-                report("label", "warning", f"label distribution differs from train's by "
-                       f"{distance:.3f} (L-infinity, class {worst!r}), more than "
-                       f"the threshold {expected['threshold']:g}")
+        if regression:
+            targets.anomalies(split, summary["features"][targets.FEATURE],
+                              summaries["train"]["features"][targets.FEATURE],
+                              expected["targets"], report)
+        else:
+            _label_anomalies(split, summary, summaries["train"], class_names, expected, report)
     return anomalies
 
+
+def _label_anomalies(split: str, summary: dict, train: dict, class_names: list[str],
+                     expected: dict, report) -> None:
+    """Missing, out-of-domain and unknown labels are errors; a label distribution further
+    from train's than the threshold is a warning."""
+    label = summary["features"]["label"]
+    known = expected["class_names"] or class_names
+    if label["missing"]:
+        report("label", "error", f"{label['missing']} of {summary['num_examples']} examples "
+               "have no value; the schema requires one in every example")
+    if label["out_of_domain"]:
+        report("label", "error", f"labels outside the domain 0..{len(class_names) - 1}: "
+               f"{label['out_of_domain']} (label: count)")
+    unknown = {name: count for name, count in label["distribution"].items()
+               if count and name not in known and name not in label["out_of_domain"]}
+    if unknown:
+        report("label", "error", f"unknown labels {unknown} (label: count); the schema's "
+               f"class_names are {known}")
+    if split != "train":
+        train_labels = train["features"]["label"]["distribution"]
+        train_total = max(sum(train_labels.values()), 1)
+        total = max(sum(label["distribution"].values()), 1)
+        distance, worst = max(
+            (abs(label["distribution"].get(key, 0) / total
+                 - train_labels.get(key, 0) / train_total), key)
+            for key in set(label["distribution"]) | set(train_labels))
+        if distance > expected["threshold"]:
+            report("label", "warning", f"label distribution differs from train's by "
+                   f"{distance:.3f} (L-infinity, class {worst!r}), more than "
+                   f"the threshold {expected['threshold']:g}")

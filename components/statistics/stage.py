@@ -31,14 +31,8 @@ from edgepipe.components.statistics.schema import (expectations, find_anomalies,
 from edgepipe.components.statistics.summary import summarise, summarise_lengths, to_proto
 from edgepipe.contracts import artifacts, storage, text_tokens
 from edgepipe.pipeline.stage import ExistingPath, StageConfig
+from edgepipe.pipeline.spec import StageResult, StageSpec
 
-NAME = "statistics"
-VERSION = 3
-INPUTS = {"examples": "Examples"}
-OUTPUTS = {"statistics": "Statistics", "schema": "Schema"}
-# Beam reads the shards and every file goes through edgepipe.contracts.storage: on a gs://
-# root the stage reads and writes the bucket directly.
-REMOTE_IO = True
 
 
 with warnings.catch_warnings():  # the key is `schema`, as users write it; BaseModel.schema()
@@ -70,9 +64,10 @@ with warnings.catch_warnings():  # the key is `schema`, as users write it; BaseM
 # ---------------------------------------------------------------- the stage
 
 
-def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
+def run(inputs, outputs, config: Config, context) -> StageResult:
     examples_dir = str(inputs["examples"].path)
     class_names = examples_io.class_names(examples_dir)
+    target_names = examples_io.target_names(examples_dir)  # regression, else []
     feature = examples_io.input_feature(examples_dir)
     splits = examples_io.split_names(examples_dir)
     context.log.info("statistics: reading splits %s of %s (%s)", splits, examples_dir, feature)
@@ -81,7 +76,7 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     sums_dir = storage.join(context.scratch_dir, "sums")  # a local path or a URI
     compute_sums(examples_dir, splits, feature, channels, sums_dir, config, context.runtime)
     summaries, words = summarise_splits(sums_dir, splits, class_names, feature, channels,
-                                        config)
+                                        config, target_names)
     if "train" not in summaries or summaries["train"]["num_examples"] == 0:
         raise ValueError(f"{examples_dir} has no training examples: the schema is inferred "
                          "from the train split; check the ingest stage's inputs.")
@@ -104,7 +99,7 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
         readable["vocabulary"] = vocabulary.summary(words, config.vocabulary_size,
                                                     config.min_token_count)
     write(outputs, summaries, readable, anomalies, schema, words)
-    return properties(examples_dir, feature, summaries, readable, anomalies, config)
+    return outcome(examples_dir, feature, summaries, readable, anomalies, config)
 
 
 def compute_sums(examples_dir: str, splits: list[str], feature: str, channels: int,
@@ -136,11 +131,13 @@ def compute_sums(examples_dir: str, splits: list[str], feature: str, channels: i
 
 
 def summarise_splits(sums_dir: str, splits: list[str], class_names: list[str],
-                     feature: str, channels: int, config: Config) -> tuple[dict, list | None]:
+                     feature: str, channels: int, config: Config,
+                     target_names: list[str] = ()) -> tuple[dict, list | None]:
     """(readable statistics per split, the text vocabulary or None) from the raw sums."""
     summaries = {split: summarise(json.loads(storage.read_text(
                                       storage.join(sums_dir, f"{split}.json"))),
-                                  class_names, config.histogram_bins, feature, channels)
+                                  class_names, config.histogram_bins, feature, channels,
+                                  target_names)
                  for split in splits}
     words = None
     if feature == "text":
@@ -168,8 +165,8 @@ def write(outputs, summaries: dict, readable: dict, anomalies: list, schema,
             storage.join(statistics_dir, text_tokens.VOCABULARY_FILE), words)
 
 
-def properties(examples_dir: str, feature: str, summaries: dict, readable: dict,
-               anomalies: list, config: Config) -> dict[str, Any]:
+def outcome(examples_dir: str, feature: str, summaries: dict, readable: dict,
+            anomalies: list, config: Config) -> StageResult:
     """The stage's properties; anomalies of severity error halt the pipeline."""
     errors = [anomaly for anomaly in anomalies if anomaly["severity"] == "error"]
     result: dict[str, Any] = {
@@ -184,8 +181,9 @@ def properties(examples_dir: str, feature: str, summaries: dict, readable: dict,
         result["unlabeled"] = {"overlap": {key: readable["unlabeled_overlap"][key]
                                            for key in ("ids", "content")},
                                "drift": summaries["unlabeled"].get("drift")}
+    halt = ""
     if errors:
-        result["halt"] = "\n".join(
+        halt = "\n".join(
             [f"statistics found {len(errors)} error anomalies in {examples_dir}"
              + (f" against the schema {config.schema}" if config.schema else "") + ":"]
             + [f"- {a['split']}/{a['feature']}: {a['description']}" for a in errors]
@@ -193,4 +191,13 @@ def properties(examples_dir: str, feature: str, summaries: dict, readable: dict,
                + (", or update the saved schema if the change is intended." if config.schema
                   else ".")]
         )
-    return result
+    return StageResult(result, halt=halt)
+
+
+SPEC = StageSpec(
+    name="statistics", version=3, config=Config, run=run,
+    inputs={"examples": "Examples"}, outputs={"statistics": "Statistics", "schema": "Schema"},
+    # Beam reads the shards and every file goes through edgepipe.contracts.storage: on a
+    # gs:// root the stage reads and writes the bucket directly.
+    remote_io=True,
+)

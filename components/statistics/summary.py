@@ -17,6 +17,8 @@ import json
 
 import numpy as np
 
+from edgepipe.components.statistics import targets
+
 
 def _histogram(values, counts, bins: int, low: float, high: float) -> dict:
     edges = np.linspace(low, high, bins + 1)
@@ -79,8 +81,9 @@ def _summarise_text(sums: dict, bins: int) -> dict:
 
 
 def summarise(sums: dict, class_names: list[str], bins: int, feature: str = "image",
-              channels: int = 0) -> dict:
-    """The readable statistics of one split (the statistics.json entry) from raw sums."""
+              channels: int = 0, target_names: list[str] = ()) -> dict:
+    """The readable statistics of one split (the statistics.json entry) from raw sums; with
+    `target_names` (regression) the targets are described instead of a label distribution."""
     labels = {int(label): count for label, count in sums["labels"].items()}
     distribution = {name: 0 for name in class_names}
     for label, count in sorted(labels.items()):
@@ -89,6 +92,11 @@ def summarise(sums: dict, class_names: list[str], bins: int, feature: str = "ima
     value = {"image": lambda: _summarise_image(sums, bins),
              "sequence": lambda: _summarise_sequence(sums, bins, channels),
              "text": lambda: _summarise_text(sums, bins)}[feature]()
+    if target_names:
+        return {"num_examples": sums["count"], "features": {
+            feature: value,
+            targets.FEATURE: targets.summarise(sums.get("targets", []), sums["label_missing"],
+                                               list(target_names), bins)}}
     return {
         "num_examples": sums["count"],
         "features": {
@@ -115,9 +123,9 @@ def to_proto(summaries: dict):
 
     Stats = statistics_pb2.FeatureNameStatistics
     kinds = {"image": Stats.INT, "sequence": Stats.FLOAT, "text": Stats.STRING,
-             "label": Stats.INT}
+             "label": Stats.INT, "target": Stats.FLOAT}
     fillers = {"image": _image_proto, "sequence": _sequence_proto, "text": _text_proto,
-               "label": _label_proto}
+               "label": _label_proto, "target": targets.to_proto}
     result = statistics_pb2.DatasetFeatureStatisticsList()
     for split, summary in summaries.items():
         dataset = result.datasets.add(name=split, num_examples=summary["num_examples"])

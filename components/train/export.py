@@ -6,7 +6,7 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
-from edgepipe.contracts import text_tokens
+from edgepipe.contracts import tasks, text_tokens
 
 
 def float32_copy(keras, model):
@@ -39,7 +39,8 @@ def save(tf, model, spec: dict[str, Any], folder: pathlib.Path) -> None:
 def export_serving(tf, model, spec: dict[str, Any], path: pathlib.Path) -> None:
     """SavedModel whose serving signature takes the raw input as a deployment feeds it:
     `image` uint8 [None, H, W, C], `sequence` float32 [None, T, C] (padded) or `tokens`
-    int32 [None, T] (token ids of texts, see edgepipe.contracts.text_tokens)."""
+    int32 [None, T] (token ids of texts, see edgepipe.contracts.text_tokens); it returns the
+    task's output ("probabilities" of a classifier, "values" of a regression model)."""
     module = tf.Module()
     # Track the variables, not the Keras model: saving a Keras model object here would make
     # tf.saved_model.save trace all of Keras's own functions too.
@@ -49,10 +50,36 @@ def export_serving(tf, model, spec: dict[str, Any], path: pathlib.Path) -> None:
     signature = tf.TensorSpec([None, *spec["input_shape"]], tf.as_dtype(spec["input_dtype"]),
                               name="tokens" if text else feature)
 
+    output = tasks.get(spec.get("task", tasks.CLASSIFICATION.name)).output
+
     @tf.function(input_signature=[signature])
     def serve(values):
         inputs = values if text else tf.cast(values, tf.float32)
-        return {"probabilities": model(inputs, training=False)}
+        return {output: model(inputs, training=False)}
 
     module.serve = serve
     tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
+
+
+def model_info(config, spec: dict, params: int, placement, fitted) -> dict[str, Any]:
+    """model.json: what the model takes and returns (every consumer reads it: the task, its
+    class names or target names), and how it was trained."""
+    return {
+        "model": config.model,
+        "model_options": config.model_options,
+        **{key: value for key, value in spec.items() if key != "normalization"},
+        "loss": config.loss or tasks.get(config.task).default_loss,
+        "normalization": spec.get("normalization"),
+        "params": params,
+        "strategy": placement.description,
+        "replicas": placement.replicas,
+        "global_batch_size": placement.global_batch,
+        "learning_rate": placement.learning_rate,
+        "lr_scaling": config.lr_scaling,
+        "lr_schedule": config.lr_schedule,
+        "precision": config.precision,
+        "epochs": len(fitted.history.get("loss", [])),
+        "resumed_from_epoch": fitted.resumed_from_epoch,
+        "semi_supervised": config.semi_supervised.model_dump() if config.semi_supervised
+        else None,
+    }

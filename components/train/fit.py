@@ -18,7 +18,8 @@ from typing import Any
 from edgepipe.components.train.progress import progress_callback
 
 PROGRESS_SECONDS = 10.0  # during long epochs, log step progress at most this often
-METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+# The metrics kept in the history: classifiers log accuracy, regression models the MAE.
+METRICS = ("loss", "accuracy", "mae", "val_loss", "val_accuracy", "val_mae")
 
 
 @dataclasses.dataclass(frozen=True)

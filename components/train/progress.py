@@ -17,6 +17,10 @@ import time
 from edgepipe.contracts import artifacts
 
 
+# What each epoch's line shows: classifiers log accuracy, regression models the MAE.
+LOGGED = ("loss", "accuracy", "mae", "val_loss", "val_accuracy", "val_mae")
+
+
 def progress_callback(keras, log, epochs: int, steps: int, history: dict,
                       history_path: pathlib.Path, report_seconds: float,
                       batch_size: int | None = None):
@@ -62,8 +66,7 @@ def progress_callback(keras, log, epochs: int, steps: int, history: dict,
             if self.nan_epoch is None and not finite_losses(logs):
                 self.nan_epoch = epoch
                 self.model.stop_training = True
-            metrics = " ".join(f"{name} {logs[name]:.4f}" for name in
-                               ("loss", "accuracy", "val_loss", "val_accuracy") if name in logs)
+            metrics = " ".join(f"{name} {logs[name]:.4f}" for name in LOGGED if name in logs)
             log.info("epoch %d/%d %s %.1f s%s", epoch + 1, epochs, metrics, seconds,
                      f" ({rate:,.0f} images/s in training)" if rate else "")
             history[str(epoch)] = {**logs, "seconds": seconds,

@@ -34,20 +34,18 @@ import pydantic
 from edgepipe.components.shared import (examples_io, input_pipeline, input_spec,
                                         model_builder, tuned_config)
 from edgepipe.components.train.semi_supervised import Settings as SemiSupervised
-from edgepipe.contracts import artifacts, tuning_artifacts, unlabeled_artifacts
+from edgepipe.contracts import artifacts, tasks, tuning_artifacts, unlabeled_artifacts
 from edgepipe.pipeline.stage import StageConfig, WorkerFinished
+from edgepipe.pipeline.spec import StageResult, StageSpec
 
-NAME = "train"
-VERSION = 2
-INPUTS = {"examples": "Examples", "statistics": "Statistics", "schema": "Schema"}
-OPTIONAL_INPUTS = {"tuning": "Tuning"}  # wired only when the pipeline has a tune stage
-OUTPUTS = {"model": "Model"}
-COLLECTIVE = True  # every worker of a multi-worker cluster trains at once
-# The model builders are loaded by name (edgepipe.models.MODULES), not imported.
-CODE = ("edgepipe.models",)
 
 
 class Config(StageConfig):
+    # Set from [pipeline] task by the config loader (edgepipe.contracts.tasks).
+    task: str = tasks.CLASSIFICATION.name
+    # The loss: "crossentropy" (classification), "mse" or "huber" (regression, on targets
+    # normalised by the train split's mean and standard deviation). Default: the task's first.
+    loss: str | None = None
     # A built-in builder of edgepipe.models (cnn, cnn_bn, lstm, text_lstm, mlp), or the user's
     # own: "path/to/my_model.py:build" (relative to the config file) or "package.module:build".
     model: str = "cnn"
@@ -92,6 +90,20 @@ class Config(StageConfig):
     # components/train/semi_supervised.py); absent, supervised training on train only.
     semi_supervised: SemiSupervised | None = None
 
+    @pydantic.model_validator(mode="after")
+    def _fits_task(self):
+        task = tasks.get(self.task)
+        if self.loss is not None and self.loss not in task.losses:
+            raise ValueError(f"loss = {self.loss!r} does not fit task {task.name!r}; expected "
+                             f"one of {list(task.losses)}.")
+        if task.label != "class":
+            used = [key for key in ("label_smoothing", "semi_supervised")
+                    if key in self.model_fields_set]
+            if used:
+                raise ValueError(f"{', '.join(used)}: class-label training only; task "
+                                 f"{task.name!r} does not use it.")
+        return self
+
     @pydantic.field_validator("model")
     @classmethod
     def _known_model(cls, model: str, info: pydantic.ValidationInfo) -> str:
@@ -111,7 +123,7 @@ class Config(StageConfig):
 
 def fingerprint(config: Config, inputs) -> str | None:
     """A user model's source file (editing it re-runs training); None for a built-in, whose
-    source is part of the stage's code (CODE)."""
+    source is part of the stage's code (SPEC.code)."""
     from edgepipe import models
 
     if not models.user.is_reference(config.model):
@@ -119,7 +131,7 @@ def fingerprint(config: Config, inputs) -> str | None:
     return f"user model sha256 {models.user.fingerprint(config.model)}"
 
 
-def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
+def run(inputs, outputs, config: Config, context) -> StageResult:
     import tensorflow as tf
 
     from edgepipe.components.train import distribute, export
@@ -127,11 +139,13 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
 
     config, tuned = _tuned(config, inputs, context.log)
     examples = inputs["examples"].path
-    class_names = examples_io.class_names(examples)
     spec = input_spec.input_spec(examples, inputs["statistics"].path, config.sequence_length,
                                  config.padding, config.input_color)
+    spec.update(input_spec.label_spec(examples, inputs["statistics"].path, config.task))
+    class_names = spec["class_names"]
+    outputs_count = len(class_names) or len(spec["target_names"])
     model_builder.check(config.model, config.model_options, spec["input_feature"])
-    model_builder.preflight(tf, keras, config, spec, len(class_names))
+    model_builder.preflight(tf, keras, config, spec, outputs_count)
     placement = distribute.place(context.runtime, config.batch_size, config.learning_rate,
                                  config.lr_scaling)
     steps = max(1, math.ceil(examples_io.split_size(examples, "train")
@@ -146,11 +160,11 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
                                       class_names, steps)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    if config.precision != "float32" or config.label_smoothing:  # see export.float32_copy
+    if (config.precision != "float32" or config.label_smoothing
+            or config.task != tasks.CLASSIFICATION.name):  # see export.float32_copy
         model = export.float32_copy(keras, model)
     model_dir = _save(tf, model, spec, fitted, placement, outputs["model"], context)
-    info = _model_info(config, spec, class_names, int(model.count_params()), placement,
-                       fitted)
+    info = export.model_info(config, spec, int(model.count_params()), placement, fitted)
     artifacts.write_model_info(model_dir, info)
     artifacts.write_history(model_dir, fitted.history)
     context.log.info("saved model (%d parameters) to %s", info["params"], model_dir)
@@ -158,19 +172,19 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     if outcome is not None:
         unlabeled_artifacts.write_pseudo_labels(model_dir, outcome.summary, outcome.rows)
         semi = _semi_properties(outcome.summary)
-    return {
+    return StageResult({
         **semi,
+        "task": config.task, "loss": info["loss"],
         "params": info["params"], "epochs": len(fitted.history.get("loss", [])),
         "strategy": placement.description,
         "replicas": placement.replicas, "global_batch_size": placement.global_batch,
         "learning_rate": placement.learning_rate,
         "final": {metric: values[-1] for metric, values in fitted.history.items()},
-        "resumed": fitted.resumed_from_epoch is not None or bool(outcome and outcome.resumed),
         "resumed_from_epoch": fitted.resumed_from_epoch,
         "seconds_per_epoch": fitted.mean_epoch_seconds,
         "images_per_second": fitted.images_per_second,
         **({"tuned_params": tuned} if tuned else {}),
-    }
+    }, resumed=fitted.resumed_from_epoch is not None or bool(outcome and outcome.resumed))
 
 
 def _fit(tf, keras, examples, spec: dict, placement, config: Config, context,
@@ -180,7 +194,8 @@ def _fit(tf, keras, examples, spec: dict, placement, config: Config, context,
     from edgepipe.components.train import fit, semi_supervised
 
     with placement.strategy.scope():
-        model = model_builder.build_and_compile(keras, config, spec, len(class_names),
+        model = model_builder.build_and_compile(keras, config, spec,
+                                                len(class_names) or len(spec["target_names"]),
                                                 placement.learning_rate, config.epochs * steps)
     if config.semi_supervised:
         outcome = semi_supervised.train(tf, keras, model, examples, spec, placement, config,
@@ -255,26 +270,11 @@ def _save(tf, model, spec: dict, fitted, placement, model_dir, context) -> pathl
     return model_dir
 
 
-def _model_info(config: Config, spec: dict, class_names: list[str], params: int, placement,
-                fitted) -> dict[str, Any]:
-    """model.json: what the model takes and returns (every consumer reads it), and how it
-    was trained."""
-    return {
-        "model": config.model,
-        "model_options": config.model_options,
-        **{key: value for key, value in spec.items() if key != "normalization"},
-        "class_names": class_names,
-        "normalization": spec.get("normalization"),
-        "params": params,
-        "strategy": placement.description,
-        "replicas": placement.replicas,
-        "global_batch_size": placement.global_batch,
-        "learning_rate": placement.learning_rate,
-        "lr_scaling": config.lr_scaling,
-        "lr_schedule": config.lr_schedule,
-        "precision": config.precision,
-        "epochs": len(fitted.history.get("loss", [])),
-        "resumed_from_epoch": fitted.resumed_from_epoch,
-        "semi_supervised": config.semi_supervised.model_dump() if config.semi_supervised
-        else None,
-    }
+SPEC = StageSpec(
+    name="train", version=2, config=Config, run=run, fingerprint=fingerprint,
+    inputs={"examples": "Examples", "statistics": "Statistics", "schema": "Schema"},
+    optional_inputs={"tuning": "Tuning"},  # wired only when the pipeline has a tune stage
+    outputs={"model": "Model"},
+    collective=True,  # every worker of a multi-worker cluster trains at once
+    code=("edgepipe.models",),  # the model builders are loaded by name, not imported
+)

@@ -33,15 +33,8 @@ from edgepipe.components.shared import examples_io, model_builder, tuned_config
 from edgepipe.components.tune import space as space_module
 from edgepipe.contracts import tuning_artifacts
 from edgepipe.pipeline.stage import StageConfig
+from edgepipe.pipeline.spec import StageResult, StageSpec
 
-NAME = "tune"
-VERSION = 1
-INPUTS = {"examples": "Examples", "statistics": "Statistics"}
-OUTPUTS = {"tuning": "Tuning"}
-OPTIONAL = True  # only in a pipeline whose config has a [tune] section
-READS = ("train",)  # the config loader hands the validated [train] section to Config.train
-# The model builders are loaded by name (edgepipe.models.MODULES), not imported.
-CODE = ("edgepipe.models",)
 
 
 class Config(StageConfig):
@@ -53,12 +46,30 @@ class Config(StageConfig):
     trials: int = pydantic.Field(20, ge=1)
     # Optional budget in minutes of trial time; no new trial starts once it is spent.
     minutes: float | None = pydantic.Field(None, gt=0)
-    # What the search optimises: validation accuracy (maximised) or loss (minimised).
-    metric: Literal["val_accuracy", "val_loss"] = "val_accuracy"
+    # What the search optimises: validation accuracy (maximised; classification's default),
+    # MAE (minimised; regression's default) or loss (minimised).
+    metric: Literal["val_accuracy", "val_loss", "val_mae"] = "val_accuracy"
     # Epochs each trial trains; default [train] epochs.
     epochs_per_trial: int | None = pydantic.Field(None, ge=1)
     # Dotted [train] keys -> {log_uniform|uniform|int = [min, max]} or {choice = [...]}.
     space: dict[str, Any] = {}
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _task_metric(cls, data):
+        """The default metric is the task's validation metric (task_heads.VALIDATION_METRIC);
+        one the task's model does not report is an error."""
+        from edgepipe.components.shared.task_heads import VALIDATION_METRIC
+
+        train = data.get("train") if isinstance(data, dict) else None
+        task = getattr(train, "task", "classification")
+        if isinstance(data, dict) and "metric" not in data:
+            return {**data, "metric": VALIDATION_METRIC[task][0]}
+        reported = {VALIDATION_METRIC[task][0], "val_loss"}
+        if isinstance(data, dict) and data["metric"] not in reported:
+            raise ValueError(f"metric = {data['metric']!r}: a {task} model reports "
+                             f"{sorted(reported)}; choose one of them.")
+        return data
 
     @pydantic.field_validator("space")
     @classmethod
@@ -82,7 +93,7 @@ def fingerprint(config: Config, inputs) -> str:
     return hashlib.sha256(json.dumps(train, sort_keys=True).encode()).hexdigest()
 
 
-def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
+def run(inputs, outputs, config: Config, context) -> StageResult:
     import tensorflow as tf
 
     from edgepipe.components.shared import input_spec
@@ -94,9 +105,10 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
         raise ValueError(f"{examples}: the validation split is empty, and the tune stage "
                          "compares trials on it; set [ingest] validation_fraction > 0.")
     train = config.train
-    num_classes = len(examples_io.class_names(examples))
     spec = input_spec.input_spec(examples, statistics, train.sequence_length, train.padding,
                                  train.input_color)
+    spec.update(input_spec.label_spec(examples, statistics, train.task))
+    num_classes = len(spec["class_names"]) or len(spec["target_names"])
     model_builder.check(train.model, train.model_options, spec["input_feature"])
     model_builder.preflight(tf, keras, train, spec, num_classes)
     epochs = config.epochs_per_trial or train.epochs
@@ -112,10 +124,19 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     tuning_artifacts.write_tuning(outputs["tuning"], {**result, "epochs_per_trial": epochs})
     context.log.info("best trial %d: %s %.4f with %s", result["best_trial"], config.metric,
                      result["best_value"], result["best_params"])
-    return {
+    return StageResult({
         "trials": len(result["trials"]),
         "pruned": sum(record["pruned"] for record in result["trials"]),
         "best_trial": result["best_trial"], "best_params": result["best_params"],
         "best_value": result["best_value"], "metric": config.metric,
-        "epochs_per_trial": epochs, "resumed": result["resumed"],
-    }
+        "epochs_per_trial": epochs,
+    }, resumed=result["resumed"])
+
+
+SPEC = StageSpec(
+    name="tune", version=1, config=Config, run=run, fingerprint=fingerprint,
+    inputs={"examples": "Examples", "statistics": "Statistics"}, outputs={"tuning": "Tuning"},
+    optional=True,  # only in a pipeline whose config has a [tune] section
+    reads=("train",),  # the config loader hands the validated [train] section to Config.train
+    code=("edgepipe.models",),  # the model builders are loaded by name, not imported
+)

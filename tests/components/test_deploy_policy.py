@@ -63,7 +63,8 @@ def test_variants_with_non_builtin_ops_are_never_deployed():
 def test_the_choice_records_policy_path_and_reason():
     chosen = choose("fastest_within", 1.0, "all_cores")
     assert chosen["path"] == "qat_int8.tflite"
-    assert chosen["policy"] == {"name": "fastest_within", "max_accuracy_drop_points": 1.0,
+    assert chosen["policy"] == {"name": "fastest_within", "metric": "accuracy",
+                                "max_accuracy_drop_points": 1.0,
                                 "latency": "all_cores", "keras_accuracy": KERAS,
                                 "target": "any"}
     assert "0.0600 ms" in chosen["reason"] and "all cores" in chosen["reason"]
@@ -102,3 +103,21 @@ def test_the_mediapipe_target_deploys_only_what_mediapipe_takes():
     assert chosen["variant"] == "uint8" and chosen["policy"]["target"] == "mediapipe"
     with pytest.raises(deploy_policy.PolicyNotSatisfied, match="that MediaPipe Tasks accepts"):
         deploy_policy.choose(table[1:2], KERAS, "smallest_within", 1.0, target="mediapipe")
+
+
+def test_an_error_metric_takes_the_smallest_variant_within_a_fraction_of_keras():
+    from edgepipe.contracts import tasks
+
+    records = [{"name": name, "path": f"{name}.tflite", "size_bytes": size, "mae": mae,
+                "mean_abs_difference": 0.0, "latency_ms_p50": 1.0, "builtin_only": True}
+               for name, size, mae in (("float32", 400, 2.00), ("dynamic_range", 150, 2.03),
+                                       ("int8", 100, 2.10))]
+    chosen = deploy_policy.choose(records, 2.0, "smallest_within", 0.02,
+                                  metric=tasks.REGRESSION.primary)
+    # int8 is smallest but 5% worse: the policy takes dynamic_range (1.5%) and says why.
+    assert chosen["variant"] == "dynamic_range"
+    assert chosen["policy"]["keras_mae"] == 2.0 and chosen["policy"]["max_metric_increase"] == 0.02
+    assert "int8 (2.1, +5.0%)" in chosen["reason"] and "within 2.0%" in chosen["reason"]
+    with pytest.raises(deploy_policy.PolicyNotSatisfied, match="mae within 1.0%"):
+        deploy_policy.choose(records[1:], 2.0, "smallest_within", 0.01,
+                             metric=tasks.REGRESSION.primary)

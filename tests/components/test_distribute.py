@@ -36,9 +36,9 @@ TRAIN_SCRIPT = textwrap.dedent("""
               "schema": Artifact.load(schema)}
     context = Context("tests", strategy, 7, Runtime(strategy=strategy),
                       store.scratch_dir("train", strategy))
-    properties, _ = store.execute(train, strategy, inputs, train.Config(**json.loads(config)),
-                                  context)
-    print(json.dumps(properties))
+    result, _ = store.execute(train.SPEC, strategy, inputs,
+                              train.Config(**json.loads(config)), context)
+    print(json.dumps(result.properties))
 """)
 
 

@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
+from edgepipe.components.evaluate import metrics as evaluate_metrics
 from edgepipe.components.evaluate import stage as evaluate
 from edgepipe.components.shared import examples_io
 from tests.conftest import CLASS_NAMES
@@ -91,7 +92,7 @@ def test_compute_metrics_on_a_hand_checked_case():
         [0.3, 0.7, 0.0],  # 1 -> 1
         [0.6, 0.4, 0.0],  # 2 -> 0, class 2 never predicted
     ])
-    metrics = evaluate.compute_metrics(labels, probabilities, ["a", "b", "c"])
+    metrics = evaluate_metrics.compute_metrics(labels, probabilities, ["a", "b", "c"])
     assert metrics["confusion"] == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
     assert metrics["accuracy"] == 0.5
     assert metrics["per_class"]["a"] == pytest.approx(
@@ -114,17 +115,17 @@ def test_top_k_calibration_and_confused_pairs_on_a_hand_checked_case():
         [0.5, 0.4, 0.1],    # wrong (2 -> 0), true class third
         [0.55, 0.0, 0.45],  # wrong (2 -> 0), true class second
     ])
-    assert evaluate.top_k_accuracy(labels, probabilities, (1, 2, 3)) == {
+    assert evaluate_metrics.top_k_accuracy(labels, probabilities, (1, 2, 3)) == {
         "1": 0.4, "2": 0.8}  # k=3 covers every class: not reported
-    result = evaluate.calibration(labels, probabilities, bins=2)
+    result = evaluate_metrics.calibration(labels, probabilities, bins=2)
     low, high = result["bins"]
     # Bins are (0, 0.5] and (0.5, 1]: 0.5 | 0.55, 0.6, 0.75, 0.9.
     assert (low["count"], high["count"]) == (1, 4)
     assert low["accuracy"] == 0.0 and low["confidence"] == pytest.approx(0.5)
     assert high["accuracy"] == 0.5 and high["confidence"] == pytest.approx(0.7)
     assert result["ece"] == pytest.approx(1 / 5 * 0.5 + 4 / 5 * 0.2)
-    matrix = evaluate.compute_metrics(labels, probabilities, ["a", "b", "c"])["confusion"]
-    pairs = evaluate.confused_pairs(matrix, ["a", "b", "c"], count=5)
+    matrix = evaluate_metrics.compute_metrics(labels, probabilities, ["a", "b", "c"])["confusion"]
+    pairs = evaluate_metrics.confused_pairs(matrix, ["a", "b", "c"], count=5)
     assert pairs == [{"true": "c", "predicted": "a", "count": 2, "share_of_true": 1.0},
                      {"true": "a", "predicted": "b", "count": 1, "share_of_true": 0.5}]
 
@@ -134,11 +135,11 @@ def test_slices_cut_a_numeric_feature_into_quantile_buckets():
     labels = np.zeros(8, dtype=int)
     probabilities = np.tile([0.8, 0.2], (8, 1))
     probabilities[[0, 1, 7]] = [0.3, 0.7]  # wrong in the first bucket twice, the last once
-    result = evaluate.slice_metrics(values, labels, probabilities, buckets=4, description="x")
+    result = evaluate_metrics.slice_metrics(values, labels, probabilities, buckets=4, description="x")
     assert [row["num_examples"] for row in result["rows"]] == [2, 2, 2, 2]
     assert [row["accuracy"] for row in result["rows"]] == [0.0, 1.0, 1.0, 0.5]
     assert result["rows"][0]["value"] == "[0, 1.75)" and result["rows"][-1]["value"] == "[5.25, 7]"
-    few = evaluate.slice_metrics(np.array([7, 7, 9]), labels[:3], probabilities[:3], 4, "x")
+    few = evaluate_metrics.slice_metrics(np.array([7, 7, 9]), labels[:3], probabilities[:3], 4, "x")
     assert [(row["value"], row["num_examples"]) for row in few["rows"]] == [("7", 2), ("9", 1)]
 
 
@@ -358,6 +359,6 @@ def test_integer_slices_get_integer_bucket_edges():
     lengths = np.array([7, 8, 9, 10, 11, 12, 13, 14, 20])
     labels = np.zeros(len(lengths), dtype=int)
     probabilities = np.tile([0.9, 0.1], (len(lengths), 1))
-    rows = evaluate.slice_metrics(lengths, labels, probabilities, 4, "length")["rows"]
+    rows = evaluate_metrics.slice_metrics(lengths, labels, probabilities, 4, "length")["rows"]
     assert [row["value"] for row in rows] == ["[7, 9)", "[9, 11)", "[11, 13)", "[13, 20]"]
     assert sum(row["num_examples"] for row in rows) == len(lengths)

@@ -208,7 +208,7 @@ def test_multi_processing_runner_writes_the_same_dataset(run_stage, examples_art
                                     ("direct_num_workers", "2")))
     context = Context(pipeline_name="tests", run_id="multi", seed=7, runtime=runtime,
                       scratch_dir=run_stage.store.scratch_dir("ingest", "multi"))
-    _, artifacts = run_stage.store.execute(ingest, "multi", {}, config, context)
+    _, artifacts = run_stage.store.execute(ingest.SPEC, "multi", {}, config, context)
     folder = artifacts["examples"].path
     assert len(list(folder.glob("examples-train.tfrecord-*-of-00002"))) == 2
     for split in ("train", "validation", "test"):

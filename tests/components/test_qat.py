@@ -41,7 +41,7 @@ def test_qat_on_the_cnn_converts_to_full_int8_and_runs(tflite_artifact, examples
     assert record["size_bytes"] <= 0.30 * records_of(tflite_artifact)["float32"]["size_bytes"]
     test = examples_io.load_numpy(examples_artifact.path, "test")
     run = litert_measure.run(path.read_bytes(), test["image"][:50].astype(np.float32), warmup=0)
-    accuracy = float(np.mean(np.argmax(run.probabilities, axis=1) == test["label"][:50]))
+    accuracy = float(np.mean(np.argmax(run.outputs, axis=1) == test["label"][:50]))
     assert accuracy >= 0.3  # 10 classes: far above chance after 2 epochs on 240 images
     assert record["accuracy"] >= 0.3
 
@@ -98,7 +98,7 @@ def test_pruning_reaches_the_target_sparsity_and_compresses(
     # The tiny fixture model loses accuracy when pruned: accept any drop, deploying it anyway.
     config = {"variants": ["pruned_int8"], "pruning_sparsity": 0.6, "pruning_epochs": 1,
               "representative_examples": 50, "max_test_examples": 20,
-              "max_accuracy_drop_points": 100.0}
+              "max_accuracy_drop_points": 100.0, "benchmark_tool": False}
     _, artifacts = run_stage("quantize", inputs, config)
     pruned = records_of(artifacts["tflite"])["pruned_int8"]
     int8 = records_of(tflite_artifact)["int8"]

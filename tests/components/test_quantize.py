@@ -49,7 +49,7 @@ def test_every_variant_converts_runs_and_is_recorded(tflite_artifact, examples_a
         assert "CONV_2D" in record["ops"] and record["ops"] == sorted(set(record["ops"]))
         # Every file really loads and runs on the LiteRT interpreter.
         run = litert_measure.run(path.read_bytes(), np.zeros((2, 28, 28, 1), np.float32), warmup=0)
-        assert run.probabilities.shape == (2, 10)
+        assert run.outputs.shape == (2, 10)
         assert run.input_dtype == record["input_dtype"]
         assert run.output_dtype == record["output_dtype"]
 
@@ -123,7 +123,7 @@ def test_uint8_io_is_chosen_by_config(run_stage, examples_artifact, model_artifa
 
     inputs = {"examples": examples_artifact, "model": model_artifact}
     config = {"variants": ["float32", "int8"], "int8_io": "uint8", "representative_examples": 50,
-              "max_test_examples": 20}
+              "max_test_examples": 20, "benchmark_tool": False}
     _, artifacts = run_stage("quantize", inputs, config)
     record = variants_by_name(artifacts["tflite"])["int8"]
     assert (record["input_dtype"], record["output_dtype"]) == ("uint8", "uint8")
@@ -145,7 +145,7 @@ def test_float32_variant_reproduces_keras(tflite_artifact, model_artifact, examp
     model = keras.models.load_model(model_artifact.path / "model.keras")
     expected = model.predict(images, verbose=0)
     content = (tflite_artifact.path / "float32.tflite").read_bytes()
-    actual = litert_measure.run(content, images, warmup=0).probabilities
+    actual = litert_measure.run(content, images, warmup=0).outputs
     np.testing.assert_allclose(actual, expected, atol=1e-4)
 
 
@@ -201,7 +201,7 @@ def test_parallel_prediction_equals_one_interpreter(tflite_artifact, examples_ar
     test = examples_io.load_numpy(examples_artifact.path, "test")
     images = test["image"].astype(np.float32)
     content = (tflite_artifact.path / "int16x8.tflite").read_bytes()
-    one = litert_measure.run(content, images, warmup=0).probabilities
+    one = litert_measure.run(content, images, warmup=0).outputs
     np.testing.assert_array_equal(litert_measure.predict(content, images, workers=3), one)
 
 
@@ -271,7 +271,7 @@ def test_every_lstm_variant_is_one_fused_op_with_builtin_ops_only(vowels_tflite)
         assert sidecar["reset_variables_between_examples"] is True
         shape = sidecar["input"]["shape"]
         run = litert_measure.run(content, np.zeros((3, *shape[1:]), np.float32), warmup=0)
-        assert run.probabilities.shape == (3, 9)
+        assert run.outputs.shape == (3, 9)
     assert records["float32"]["agreement"] >= 0.99
     assert (records["int8"]["input_dtype"], records["int8"]["output_dtype"]) == ("int8", "int8")
     assert records["int8"]["agreement"] >= 0.8
@@ -291,7 +291,7 @@ def test_lstm_state_does_not_leak_from_one_example_into_the_next(vowels_model, v
     inputs = model_inputs.prepare(model_json, test["sequence"][np.r_[order[:15], order[-15:]]])
     expected = keras.models.load_model(model.path / "model.keras").predict(inputs, verbose=0)
     content = (vowels_tflite[1].path / "float32.tflite").read_bytes()
-    actual = litert_measure.run(content, inputs, warmup=3).probabilities
+    actual = litert_measure.run(content, inputs, warmup=3).outputs
     np.testing.assert_allclose(actual, expected, atol=1e-4)
 
 
@@ -356,7 +356,7 @@ def test_text_variants_take_int32_ids_and_fuse_the_lstm(text_tflite_artifact,
     ids = model_inputs.prepare(model_json, test["text"])
     content = (text_tflite_artifact.path / "float32.tflite").read_bytes()
     keras_model = keras.models.load_model(text_model_artifact.path / "model.keras")
-    np.testing.assert_allclose(litert_measure.run(content, ids).probabilities,
+    np.testing.assert_allclose(litert_measure.run(content, ids).outputs,
                                keras_model.predict(ids, verbose=0), atol=1e-4)
     with pytest.raises(ValueError, match="int32 ids"):
         litert_measure.run(content, ids.astype(np.float32))

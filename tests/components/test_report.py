@@ -16,7 +16,7 @@ import pytest
 
 from edgepipe.components.report import stage as report, sections as report_sections
 from edgepipe.pipeline.stage import Artifact
-from tests.conftest import REPO
+from tests.conftest import REPO, StageRunner
 
 LOW_CONFIDENCE = 7  # not the default (12), so the test sees the config being honoured
 IMAGE_FIGURES = (
@@ -182,8 +182,9 @@ def test_run_overview_shows_each_upstream_stage_and_whether_it_was_reused(
 
 def test_stage_runs_tell_this_run_from_the_cache(model_artifact, evaluation_artifact):
     run_id = json.loads((model_artifact.path.parent / "manifest.json").read_text())["run_id"]
-    rows = report_sections.stage_runs({"model": model_artifact, "evaluation": evaluation_artifact},
-                                      run_id)
+    upstream = StageRunner.upstream({"model": model_artifact, "evaluation": evaluation_artifact},
+                                    run_id)
+    rows = report_sections.stage_runs(upstream)
     assert [(row["stage"], row["cached"]) for row in rows] == [("train", False),
                                                                 ("evaluate", True)]
 
@@ -257,7 +258,8 @@ def test_declared_deployable_variant_and_skipped_variants_are_shown(
     (copy / "variants.json").write_text(json.dumps(variants))
     (copy / "deployable.json").write_text(json.dumps(
         {"variant": "float16", "path": "float16.tflite", "reason": "policy says so",
-         "policy": {"name": "smallest_within", "max_accuracy_drop_points": 0.5}}))
+         "policy": {"name": "smallest_within", "max_accuracy_drop_points": 0.5,
+                    "keras_accuracy": 0.9}}))
     inputs = {"examples": examples_artifact, "statistics": statistics_artifacts["statistics"],
               "model": model_artifact, "evaluation": evaluation_artifact,
               "tflite": Artifact.load(copy)}
@@ -270,6 +272,11 @@ def test_declared_deployable_variant_and_skipped_variants_are_shown(
                                             "reason": "not supported by this converter build"}]
     text = (artifacts["report"].path / "report.html").read_text()
     assert "skipped: not supported by this converter build" in text
+    # One Keras figure: the report compares the variants with the number the deploy policy
+    # used (quantize's own measurement), not with evaluate's.
+    assert "Keras model (90.0%, measured by the quantize stage" in text
+    float16 = next(row for row in summary["variants"] if row["name"] == "float16")
+    assert float16["delta_points"] == pytest.approx(100 * (float16["accuracy"] - 0.9))
 
     (copy / "deployable.json").write_text(json.dumps({"variant": "int4", "path": "int4.tflite"}))
     with pytest.raises(ValueError, match="deployable.json names variant 'int4'"):
@@ -320,7 +327,7 @@ def _sequence_pipeline(run_stage, folder: pathlib.Path) -> dict:
     evaluation = artifacts["evaluation"]
     _, artifacts = run_stage("quantize", {"examples": examples, "model": model},
                              {"variants": ["float32"], "representative_examples": 20,
-                              "max_accuracy_drop_points": 100.0})
+                              "max_accuracy_drop_points": 100.0, "benchmark_tool": False})
     inputs = {"examples": examples, "statistics": statistics["statistics"], "model": model,
               "evaluation": evaluation, "tflite": artifacts["tflite"]}
     properties, artifacts = run_stage("report", inputs, {"low_confidence_examples": 4})

@@ -21,7 +21,8 @@ def semi_report(run_stage, semi_examples_artifact, semi_statistics_artifacts, se
                                             in tiny_unlabeled["truth"].items()))
     _, quantized = run_stage("quantize", {"examples": semi_examples_artifact,
                                           "model": semi_model[1]},
-                             {"variants": ["float32"], "representative_examples": 20})
+                             {"variants": ["float32"], "representative_examples": 20,
+                              "benchmark_tool": False})
     properties, artifacts = run_stage("report", {
         "examples": semi_examples_artifact, "statistics": semi_statistics_artifacts["statistics"],
         "model": semi_model[1], "evaluation": semi_evaluation_artifact,

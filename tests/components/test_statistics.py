@@ -106,13 +106,13 @@ def test_out_of_domain_label_and_wrong_shape_halt_the_pipeline(run_stage, exampl
             writer.write(record)
 
     examples = Artifact(folder, "Examples", "handmade", {})
-    properties, artifacts = run_stage("statistics", {"examples": examples}, {})
+    result, artifacts = run_stage.result("statistics", {"examples": examples}, {})
     errors = [a for a in load_json(artifacts["statistics"].path / "anomalies.json")["anomalies"]
               if a["severity"] == "error"]
     assert {(a["split"], a["feature"]) for a in errors} == {("test", "label"), ("test", "image")}
-    assert properties["anomalies"]["errors"] == 2
-    assert "test/label" in properties["halt"] and "12" in properties["halt"]
-    assert "14x14x1" in properties["halt"]
+    assert result.properties["anomalies"]["errors"] == 2
+    assert "test/label" in result.halt and "12" in result.halt
+    assert "14x14x1" in result.halt
 
 
 def test_sequence_statistics_agree_with_numpy(run_stage, vowels_examples):
@@ -165,8 +165,8 @@ def test_saved_schema_turns_violations_into_errors(run_stage, vowels_examples, t
     saved = tmp_path / "schema.pbtxt"
     saved.write_text(text_format.MessageToString(schema))
 
-    properties, artifacts = run_stage("statistics", {"examples": examples},
-                                      {"schema": str(saved)})
+    result, artifacts = run_stage.result("statistics", {"examples": examples},
+                                         {"schema": str(saved)})
     errors = [a for a in load_json(artifacts["statistics"].path / "anomalies.json")["anomalies"]
               if a["severity"] == "error"]
     speaker_nine = {split: bool((examples_io.load_numpy(examples.path, split)["label"] == 8).any())
@@ -174,9 +174,9 @@ def test_saved_schema_turns_violations_into_errors(run_stage, vowels_examples, t
     assert {(a["split"], a["feature"]) for a in errors} == {
         (split, "sequence") for split in speaker_nine} | {
         (split, "label") for split, present in speaker_nine.items() if present}
-    assert "below the schema's float_domain min -1.5" in properties["halt"]
-    assert "unknown labels {'9':" in properties["halt"]
-    assert str(saved) in properties["halt"]
+    assert "below the schema's float_domain min -1.5" in result.halt
+    assert "unknown labels {'9':" in result.halt
+    assert str(saved) in result.halt
     assert (artifacts["schema"].path / "schema.pbtxt").read_text() == saved.read_text()
 
 
@@ -185,10 +185,10 @@ def test_saved_schema_of_another_feature_kind_halts(run_stage, vowels_examples,
                                                     examples_artifact):
     _, examples = vowels_examples
     _, sequence = run_stage("statistics", {"examples": examples}, {})
-    properties, _ = run_stage("statistics", {"examples": examples_artifact},
-                              {"schema": str(sequence["schema"].path)})
+    result, _ = run_stage.result("statistics", {"examples": examples_artifact},
+                                 {"schema": str(sequence["schema"].path)})
     assert "the examples hold a 'image' feature but the schema expects 'sequence'" in \
-        properties["halt"]
+        result.halt
 
 
 def test_text_statistics_write_the_train_vocabulary_and_token_lengths(

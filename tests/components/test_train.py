@@ -40,7 +40,7 @@ def test_model_artifact_has_documented_layout(model_artifact):
 
     properties = model_artifact.properties
     assert properties["params"] == 421_642
-    assert properties["resumed"] is False
+    assert properties["resumed_from_epoch"] is None  # it did not resume
     assert set(properties["final"]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
 
 
@@ -169,8 +169,9 @@ def test_sigkilled_training_resumes_from_the_checkpoint_epoch(
                                                                     "dense_units": 16})
     context = Context("tests", "rerun", 7, Runtime(), store.scratch_dir("train", "resume"),
                       log=logging.getLogger("edgepipe.rerun"))
-    properties, artifacts = store.execute(train, "resume", inputs, config, context)
-    assert properties["resumed"] is True
+    result, artifacts = store.execute(train.SPEC, "resume", inputs, config, context)
+    properties = result.properties
+    assert result.resumed is True
     assert properties["resumed_from_epoch"] == epochs_done  # not 0: it did not start over
     model_json = json.loads((artifacts["model"].path / "model.json").read_text())
     assert model_json["resumed_from_epoch"] == epochs_done

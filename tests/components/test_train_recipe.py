@@ -47,7 +47,7 @@ def test_mixed_precision_model_is_saved_as_a_float32_copy_that_converts_to_int8(
     test = examples_io.load_numpy(examples_artifact.path, "test")
     images = test["image"][:20].astype(np.float32)
     content = convert.convert(model, "int8", images[:10])
-    probabilities = measure.run(content, images, warmup=0).probabilities
+    probabilities = measure.run(content, images, warmup=0).outputs
     agreement = np.mean(probabilities.argmax(1) == model.predict(images, verbose=0).argmax(1))
     assert agreement >= 0.8
     assert measure.builtin_only(measure.op_names(content))

@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent("""
     config = train.Config.model_validate_json(config)
     context = Context("tests", "killed", 7, Runtime(), store.scratch_dir("train", key),
                       log=log)
-    store.execute(train, key, inputs, config, context)
+    store.execute(train.SPEC, key, inputs, config, context)
 """)
 
 

@@ -33,6 +33,11 @@ def test_commit_lookup_and_cache_on_a_bucket(bucket):
     assert artifact.path == f"{root}/artifacts/doubled/{key}/attempts/{record['attempt']}/doubled"
     assert json.loads(storage.read_text(f"{artifact.path}/numbers.json")) == [2, 4, 6]
     assert first["stages"][1]["artifacts"]["doubled"] == artifact.path
+    # the last stage learnt of the others from its context, not from a local manifest path
+    upstream = json.loads(storage.read_text(f"{first['stages'][2]['artifacts']['total']}"
+                                            "/upstream.json"))
+    assert upstream == [["numbers", first["stages"][0]["key"], False, False],
+                        ["doubled", key, False, False]]
     again = runner.run(load(root), nodes=NODES)
     assert statuses(again) == dict.fromkeys(("numbers", "doubled", "total"), "cached")
     assert json.loads(storage.read_text(f"{root}/runs/latest.json")) == again

@@ -11,7 +11,7 @@ QUICKSTART = REPO / "configs" / "quickstart.toml"
 
 
 def keys(**kwargs) -> dict[str, str]:
-    loaded = config.load(QUICKSTART, dag.stage_modules(), **kwargs)
+    loaded = config.load(QUICKSTART, dag.specs(), **kwargs)
     from edgepipe.pipeline import runner
 
     return {step.node.stage: step.key for step in runner.plan(loaded)}
@@ -59,14 +59,15 @@ def test_raw_data_content_is_part_of_the_ingest_key(tmp_path):
 
 
 def test_stage_source_is_part_of_the_key(tmp_path, monkeypatch):
-    module = dag.stage_modules()["evaluate"]
-    loaded = config.load(QUICKSTART, dag.stage_modules())
+    spec = dag.specs()["evaluate"]
+    module = spec.module
+    loaded = config.load(QUICKSTART, dag.specs())
     inputs = {"examples": Artifact(tmp_path, "Examples", "k1", {}), "model": Artifact(tmp_path, "Model", "k2", {})}
-    key, parts = cache.stage_key(module, loaded.stages["evaluate"], 0, inputs)
+    key, parts = cache.stage_key(spec, loaded.stages["evaluate"], 0, inputs)
     copy = tmp_path / "evaluate.py"
     copy.write_text(pathlib.Path(module.__file__).read_text() + "\n# a code change\n")
     monkeypatch.setattr(module, "__file__", str(copy))
-    changed, _ = cache.stage_key(module, loaded.stages["evaluate"], 0, inputs)
+    changed, _ = cache.stage_key(spec, loaded.stages["evaluate"], 0, inputs)
     assert changed != key
     assert parts["inputs"] == {"examples": "k1", "model": "k2"}
 
@@ -74,27 +75,28 @@ def test_stage_source_is_part_of_the_key(tmp_path, monkeypatch):
 def test_every_file_of_the_stage_package_and_nothing_else_is_in_its_key(tmp_path, monkeypatch):
     """Editing a helper of a stage's package (evaluate's gates.py) re-runs the stage; editing
     another stage's package (report's template) does not."""
-    module = dag.stage_modules()["evaluate"]
-    loaded = config.load(QUICKSTART, dag.stage_modules())
+    spec = dag.specs()["evaluate"]
+    module = spec.module
+    loaded = config.load(QUICKSTART, dag.specs())
     inputs = {"examples": Artifact(tmp_path, "Examples", "k1", {}),
               "model": Artifact(tmp_path, "Model", "k2", {})}
-    key, _ = cache.stage_key(module, loaded.stages["evaluate"], 0, inputs)
+    key, _ = cache.stage_key(spec, loaded.stages["evaluate"], 0, inputs)
     package = pathlib.Path(module.__file__).parent
     copy = tmp_path / "evaluate"
     shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(module, "__file__", str(copy / "stage.py"))
-    assert cache.stage_key(module, loaded.stages["evaluate"], 0, inputs)[0] == key
+    assert cache.stage_key(spec, loaded.stages["evaluate"], 0, inputs)[0] == key
     (copy / "gates.py").write_text((copy / "gates.py").read_text() + "\n# changed\n")
-    assert cache.stage_key(module, loaded.stages["evaluate"], 0, inputs)[0] != key
-    report_files = cache.source_files(dag.stage_modules()["report"])
+    assert cache.stage_key(spec, loaded.stages["evaluate"], 0, inputs)[0] != key
+    report_files = cache.source_files(dag.specs()["report"])
     assert any(path.name == "template.html" for path in report_files)
-    assert not any("report" in path.parts for path in cache.source_files(module))
+    assert not any("report" in path.parts for path in cache.source_files(spec))
 
 
 def _code_of(stage: str) -> set[str]:
     """The stage's key files as paths inside the edgepipe tree (components/shared/png.py)."""
     return {"/".join(path.relative_to(REPO).parts) for path in
-            cache.source_files(dag.stage_modules()[stage]) if path.is_relative_to(REPO)}
+            cache.source_files(dag.specs()[stage]) if path.is_relative_to(REPO)}
 
 
 def test_a_stage_key_covers_the_shared_code_it_imports_and_no_other():
@@ -109,7 +111,7 @@ def test_a_stage_key_covers_the_shared_code_it_imports_and_no_other():
     assert "models/cnn.py" in train and "models/cnn.py" not in ingest
     assert "contracts/storage.py" in ingest  # through contracts.artifacts
     assert not any(path.startswith("pipeline/") or path == "edgepipe/api.py"
-                   for stage in dag.stage_modules() for path in _code_of(stage))
+                   for stage in dag.specs() for path in _code_of(stage))
 
 
 def test_a_stage_key_does_not_import_tensorflow():
@@ -117,7 +119,7 @@ def test_a_stage_key_does_not_import_tensorflow():
     import sys
 
     script = ("import sys\nfrom edgepipe.pipeline import cache, dag\n"
-              "[cache.code_hash(module) for module in dag.stage_modules().values()]\n"
+              "[cache.code_hash(spec) for spec in dag.specs().values()]\n"
               "print('tensorflow' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             cwd=REPO, check=True)

@@ -23,3 +23,20 @@ def test_status_reads_cache_keys_without_importing_tensorflow(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "train" in result.stdout and "will run" in result.stdout
     assert "HEAVY []" in result.stdout
+
+
+def test_the_cli_prints_the_stages_of_the_dag_and_only_those(capsys):
+    """The run table follows the summary (DAG order); what a stage prints below it is keyed
+    by stage names that must be the DAG's (a renamed stage would otherwise go silent)."""
+    from edgepipe import cli
+    from edgepipe.pipeline import dag
+
+    names = [node.stage for node in dag.CLASSIFICATION]
+    assert set(cli.STAGE_LINES) <= set(names) and "tune" in cli.STAGE_LINES
+    summary = {"run_id": "r", "status": "succeeded", "seconds": 1.0, "root": "/root",
+               "stages": [{"name": name, "status": "cached", "seconds": 0.0, "metrics": {},
+                           "artifacts": {}} for name in names]}
+    cli._print_summary(summary)
+    table = capsys.readouterr().out.splitlines()[2:2 + len(names)]
+    assert [line.split()[0] for line in table] == names
+    assert len({line.index("cached") for line in table}) == 1  # one column for every name

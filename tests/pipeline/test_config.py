@@ -24,7 +24,7 @@ def quickstart_with(tmp_path, old: str, new: str) -> pathlib.Path:
 
 
 def load(path, **kwargs):
-    return config.load(path, dag.stage_modules(), **kwargs)
+    return config.load(path, dag.specs(), **kwargs)
 
 
 def test_quickstart_loads_with_resolved_paths():
@@ -106,5 +106,5 @@ def test_every_committed_config_validates(path):
     assert loaded.name
     sections = config.read(path)
     # Every stage, but an optional one (tune) only when the config has its section.
-    assert set(loaded.stages) == {name for name, module in dag.stage_modules().items()
-                                  if not getattr(module, "OPTIONAL", False) or name in sections}
+    assert set(loaded.stages) == {name for name, spec in dag.specs().items()
+                                  if not spec.optional or name in sections}

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from edgepipe import cli
-from edgepipe.pipeline import kfp_task
+from edgepipe.pipeline import dag, kfp_task
 from tests.conftest import REPO
 
 QUICKSTART = REPO / "configs" / "quickstart.toml"
@@ -84,6 +84,27 @@ def test_vertex_runs_train_as_a_multi_replica_custom_job(tmp_path):
         "runtimeValue"]["constant"] is True
     assert "runtime.strategy=multi_worker" in settings(spec, "train")["overrides"]
     assert executor(spec, "evaluate")["image"] == IMAGE
+
+
+def test_a_config_with_tune_compiles_with_a_tune_task_wired_as_the_dag(tmp_path):
+    """The components come from the DAG: the optional tune stage gets one when the config has
+    [tune], and the stages that read its artifact take its key."""
+    output = tmp_path / "pipeline.yaml"
+    assert cli.main(["compile", str(REPO / "configs" / "quickstart_tune.toml"), "-o",
+                     str(output), "--image", IMAGE]) == 0
+    spec = yaml.safe_load(output.read_text())
+    tasks = spec["root"]["dag"]["tasks"]
+    assert sorted(tasks) == sorted(node.stage for node in dag.CLASSIFICATION)
+    assert sorted(tasks["tune"]["dependentTasks"]) == ["ingest", "statistics"]
+    assert sorted(tasks["train"]["dependentTasks"]) == ["ingest", "statistics", "tune"]
+    assert "tune" in tasks["report"]["dependentTasks"]
+    assert executor(spec, "tune")["args"][-2:] == ["--function_to_execute", "tune"]
+    source = " ".join(executor(spec, "train")["command"])
+    assert "run_task('train', config_json, config_dir, root, settings, {'ingest': ingest, " \
+        "'statistics': statistics, 'tune': tune})" in source
+    without = compiled(tmp_path)  # the quickstart: no [tune], no tune task
+    assert "tune" not in without["root"]["dag"]["tasks"]
+    assert "tune" not in without["root"]["dag"]["tasks"]["train"]["dependentTasks"]
 
 
 def test_bad_compile_arguments_are_exit_2(tmp_path, capsys):

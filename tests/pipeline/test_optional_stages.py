@@ -17,7 +17,7 @@ TUNE = {"tune.trials": 3, "tune.space": {"learning_rate": {"log_uniform": [1e-4,
 
 
 def load(overrides=()):
-    return config_module.load(QUICKSTART, dag.stage_modules(), overrides=overrides)
+    return config_module.load(QUICKSTART, dag.specs(), overrides=overrides)
 
 
 def test_without_tune_the_pipeline_is_the_one_without_a_tune_stage():

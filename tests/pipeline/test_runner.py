@@ -15,6 +15,7 @@ import pytest
 from edgepipe.pipeline import config as config_module
 from edgepipe.pipeline import runner
 from edgepipe.pipeline.dag import Node
+from edgepipe.pipeline.spec import SpecError
 from edgepipe.pipeline.store import Store
 from tests.conftest import REPO
 
@@ -26,9 +27,9 @@ NODES = (
 
 
 def load(root, **doubled) -> config_module.PipelineConfig:
-    modules = {node.stage: node.module for node in NODES}
+    specs = {node.stage: node.spec for node in NODES}
     data = {"pipeline": {"name": "fake", "root": str(root)}, "doubled": doubled}
-    return config_module.load(data, modules)
+    return config_module.load(data, specs)
 
 
 def statuses(summary: dict) -> dict[str, str]:
@@ -65,7 +66,8 @@ def test_a_halting_gate_commits_its_artifact_and_stops_the_run(tmp_path):
     summary = runner.run(load(tmp_path, halt="the numbers look wrong"), nodes=NODES)
     assert summary["status"] == "halted" and summary["halted_by"] == "doubled"
     assert statuses(summary) == {"numbers": "ran", "doubled": "ran", "total": "skipped"}
-    assert summary["stages"][1]["metrics"]["halt"] == "the numbers look wrong"
+    assert summary["halt"] == summary["stages"][1]["halt"] == "the numbers look wrong"
+    assert summary["stages"][1]["metrics"] == {"sum": 12}  # a signal, not a metric
     doubled = Store(tmp_path).lookup("doubled", summary["stages"][1]["key"])
     assert doubled is not None  # the gate's own verdict is kept
 
@@ -102,12 +104,17 @@ def test_a_wiring_mistake_is_an_error_before_anything_runs(tmp_path):
                                                  "artifact, but numbers.missing_output is not "
                                                  "an output"):
         runner.run(load(tmp_path), nodes=wrong)
-    mismatched = (NODES[0], Node("doubled", "tests.pipeline.fake.total",
-                                 {"numbers": ("numbers", "numbers")}),
-                  Node("total", "tests.pipeline.fake.doubled", {"numbers": ("doubled", "total")}))
-    with pytest.raises(runner.WiringError, match="expects a Numbers artifact, but doubled.total "
+    mismatched = (NODES[0], Node(
+        "total", "tests.pipeline.fake.total", {"numbers": ("numbers", "numbers")}),
+        Node("doubled", "tests.pipeline.fake.doubled", {"numbers": ("total", "total")}))
+    with pytest.raises(runner.WiringError, match="expects a Numbers artifact, but total.total "
                                                  "is Total"):
         runner.run(load(tmp_path), nodes=mismatched)
+    renamed = (NODES[0], Node("doubled", "tests.pipeline.fake.total",
+                              {"numbers": ("numbers", "numbers")}))
+    with pytest.raises(SpecError, match="fake.total.SPEC is named 'total', but the DAG runs it "
+                                        "as stage 'doubled'"):
+        runner.run(load(tmp_path), nodes=renamed)
     assert not tmp_path.joinpath("artifacts").exists()
 
 

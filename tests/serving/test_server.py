@@ -38,7 +38,7 @@ def server(pushed_registry, tmp_path_factory):
 
 def interpreter_probabilities(registry_dir, images: np.ndarray) -> np.ndarray:
     content = (registry_dir / "tests" / "1" / "model.tflite").read_bytes()
-    return litert_measure.run(content, images.astype(np.float32), warmup=0).probabilities
+    return litert_measure.run(content, images.astype(np.float32), warmup=0).outputs
 
 
 def test_predictions_equal_the_litert_interpreter_in_process(server, pushed_registry, test_images):

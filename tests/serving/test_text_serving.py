@@ -41,7 +41,7 @@ def test_raw_strings_and_token_ids_are_served_like_the_interpreter(
     texts.append("A brand-new sentence with zxqv, an unknown <b>token</b>!")
     ids = model_inputs.prepare(model_json, texts)
     expected = litert_measure.run((version / "model.tflite").read_bytes(), ids,
-                                  warmup=0).probabilities
+                                  warmup=0).outputs
 
     status, answer = call(text_server, "POST", "/v1/models/fortunes:predict", {"instances": texts})
     assert status == 200, answer

@@ -168,3 +168,27 @@ def folder_records(items, origin: str, names: list[str]):
             yield record_id, path, None, rejection(
                 record_id, path, origin, "unknown_label",
                 f"class folder {class_name!r} is not one of {names}")
+
+
+def parse_targets(values: list, names: list[str], record_id: str, source: str, origin: str):
+    """(float32 [k] targets, None) from one raw value per target column (text or numbers),
+    or (None, rejection) naming the column that is empty, not a number or not finite."""
+    import numpy as np
+
+    parsed = []
+    for name, value in zip(names, values):
+        text = value.strip() if isinstance(value, str) else value
+        if text is None or text == "":
+            return None, rejection(record_id, source, origin, "missing_target",
+                                   f"target column {name!r} is empty")
+        try:
+            number = float(text)
+        except (TypeError, ValueError):
+            return None, rejection(record_id, source, origin, "unparseable_target",
+                                   f"target column {name!r} holds {str(text)[:40]!r}, "
+                                   "not a number")
+        if not np.isfinite(number):
+            return None, rejection(record_id, source, origin, "non_finite_target",
+                                   f"target column {name!r} is {text!r}")
+        parsed.append(number)
+    return np.asarray(parsed, dtype=np.float32), None

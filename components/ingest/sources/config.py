@@ -15,13 +15,16 @@ from typing import Literal
 
 import pydantic
 
+from edgepipe.contracts import tasks
 from edgepipe.pipeline.stage import StageConfig
 
 # What each source's path keys must name on disk: a file, a folder, or a glob of files.
 PATH_KINDS = {"idx": "file", "ts": "file", "csv": "file", "image_dir": "folder",
               "text_dir": "folder", "tfrecord": "glob"}
 COMMON = ("source", "fallback", "data_dir", "class_names", "validation_fraction", "test_fraction",
-          "num_shards", "max_quarantine_fraction")
+          "num_shards", "max_quarantine_fraction", "task")
+# The sources that read a numeric target (regression, edgepipe.contracts.tasks).
+TARGET_SOURCES = ("csv", "tfrecord")
 PATH_FIELDS = ("train_images", "train_labels", "test_images", "test_labels", "train", "test",
                "unlabeled")
 
@@ -71,8 +74,13 @@ class Config(StageConfig):
     resize: bool = pydantic.Field(
         False, description="image_dir: resize images of another size (bilinear) instead of "
         "quarantining them.")
+    # set from [pipeline] task by the config loader: class labels or numeric targets
+    task: str = tasks.CLASSIFICATION.name
     # csv
     label_column: str | None = pydantic.Field(None, description="csv: the label column.")
+    target_column: str | tuple[str, ...] | None = pydantic.Field(
+        None, description="csv/tfrecord, task regression: the numeric target column(s) "
+        "(tfrecord: float feature key(s)); one name or a list of them.")
     feature_columns: tuple[str, ...] = pydantic.Field(
         (), description="csv: numeric feature columns in order; default all but label/id.")
     id_column: str | None = pydantic.Field(
@@ -136,11 +144,48 @@ class Config(StageConfig):
             raise ValueError(
                 f"key(s) {', '.join(unused)} are not used by source {self.source!r}; it takes "
                 f"{', '.join(module.FIELDS)} besides {', '.join(COMMON[1:])}")
+        self._check_label_fits_task()
         missing = [key for key in module.REQUIRED if getattr(self, key) in (None, ())]
         if missing:
             raise ValueError(f"source {self.source!r} needs {', '.join(missing)}")
         self._check_path_kinds()
         return self
+
+    @property
+    def target_columns(self) -> tuple[str, ...]:
+        """The target column names ((): a classification source)."""
+        if self.target_column is None:
+            return ()
+        return ((self.target_column,) if isinstance(self.target_column, str)
+                else tuple(self.target_column))
+
+    def _check_label_fits_task(self) -> None:
+        """Class labels for classification, numeric targets for regression: the keys that
+        say which must fit [pipeline] task."""
+        if tasks.get(self.task).label == "target":
+            if self.source not in TARGET_SOURCES:
+                raise ValueError(
+                    f"[pipeline] task = {self.task!r} needs numeric targets, which the "
+                    f"{self.source!r} source does not read; use one of {list(TARGET_SOURCES)}.")
+            if not self.target_columns:
+                raise ValueError(f"[pipeline] task = {self.task!r}: set target_column, the "
+                                 "numeric column(s) the model predicts.")
+            extra = [key for key in ("label_column", "class_names")
+                     if key in self.model_fields_set]
+            if extra:
+                raise ValueError(f"{', '.join(extra)}: class labels are not used by task "
+                                 f"{self.task!r}; its labels are target_column's values.")
+            if len(set(self.target_columns)) != len(self.target_columns):
+                raise ValueError(f"target_column {list(self.target_columns)} names a column "
+                                 "twice.")
+            return
+        if self.target_column is not None:
+            raise ValueError(f"target_column: numeric targets need [pipeline] task = "
+                             f"\"regression\" (the task is {self.task!r}); a classifier's "
+                             "labels are label_column (csv) or label_key (tfrecord).")
+        if self.source == "csv" and not self.label_column:
+            raise ValueError("source 'csv' needs label_column (or, for [pipeline] task = "
+                             "\"regression\", target_column)")
 
     def _check_path_kinds(self) -> None:
         """A folder where a file is expected (or the reverse) is a config error naming the

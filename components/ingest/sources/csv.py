@@ -1,10 +1,12 @@
-"""`csv`: one row per example with a header row, a label column and numeric feature columns.
+"""`csv`: one row per example with a header row, a label column (or, for regression, numeric
+target columns) and numeric feature columns.
 
 The feature columns become the "sequence" feature: a fixed-length series of N steps x 1
 channel (`columns_as = "steps"`) or one step of N channels (`columns_as = "channels"`, a table
 row). The id is the `id_column` value or "<file name>:<row index>"; the source location is
 "<path>:<line number>". A row with the wrong number of fields, an empty or unknown label, an
-empty or non-numeric value is quarantined with its reason.
+empty or non-numeric value is quarantined with its reason, as is an empty, non-numeric or
+infinite target.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import pathlib
 
 import numpy as np
 
-from edgepipe.components.ingest.sources.common import label_index, read_bytes, rejection
+from edgepipe.components.ingest.sources.common import (label_index, parse_targets, read_bytes,
+                                                      rejection)
 
 KIND = "csv"
-FIELDS = ("train", "test", "unlabeled", "label_column", "feature_columns", "id_column", "columns_as")
-REQUIRED = ("train", "label_column")
+FIELDS = ("train", "test", "unlabeled", "label_column", "target_column", "feature_columns",
+          "id_column", "columns_as")
+REQUIRED = ("train",)  # and label_column or target_column, by task (sources/config.py)
 CHUNK_ROWS = 2000
 
 
@@ -54,26 +58,33 @@ def describe(config) -> dict:
     for path, other in header_of.items():
         if other != header and other is not unlabeled:
             raise ValueError(f"{path}: header {other} differs from {config.train}'s {header}.")
-    needed = [config.label_column, *config.feature_columns] + (
+    targets = list(config.target_columns)
+    labels = targets or [config.label_column]
+    needed = [*labels, *config.feature_columns] + (
         [config.id_column] if config.id_column else [])
     absent = [name for name in needed if name not in header]
     if absent:
         raise ValueError(f"{config.train}: no column(s) {absent}; the header has {header}. "
-                         "Fix label_column / feature_columns / id_column.")
+                         "Fix label_column / target_column / feature_columns / id_column.")
     features = list(config.feature_columns) or [
-        name for name in header if name not in (config.label_column, config.id_column)]
+        name for name in header if name not in (*labels, config.id_column)]
+    overlap = sorted(set(features) & set(labels))
+    if overlap:
+        raise ValueError(f"{config.train}: column(s) {overlap} are both a feature and the "
+                         "label/target; remove them from feature_columns.")
     if unlabeled is not None:
         absent = [name for name in features + [config.id_column] if name and name not in unlabeled]
         if absent:
             raise ValueError(f"{config.unlabeled}: no column(s) {absent}; the header has "
                              f"{unlabeled}. The unlabeled CSV needs the feature columns.")
     class_names = list(config.class_names)
-    if not class_names:
+    if not class_names and not targets:
         label = header.index(config.label_column)
         class_names = sorted({fields[label].strip() for number, fields in
                               list(_rows(config.train))[1:] if len(fields) == len(header)}
                              - {""})
-    return {"feature": "sequence", "class_names": class_names, "header": header,
+    return {"feature": "sequence", "class_names": class_names, "target_names": targets,
+            "header": header,
             "unlabeled_header": unlabeled,
             "feature_columns": features, "label_column": config.label_column,
             "id_column": config.id_column, "columns_as": config.columns_as,
@@ -102,8 +113,11 @@ def parse_row(number: int, fields: list[str], index: int, path: str, origin: str
         return rejection(record_id, source, origin, "wrong_column_count",
                          f"{len(fields)} fields, the header has {len(header)}")
     row = dict(zip(header, fields))
-    label, rejected = None, None
-    if origin != "unlabeled":
+    label, target, rejected = None, None, None
+    if origin != "unlabeled" and info["target_names"]:
+        target, rejected = parse_targets([row[name] for name in info["target_names"]],
+                                         info["target_names"], record_id, source, origin)
+    elif origin != "unlabeled":
         label, rejected = label_index(row[info["label_column"]], info["class_names"],
                                       record_id, source, origin)
     if rejected:
@@ -121,6 +135,7 @@ def parse_row(number: int, fields: list[str], index: int, path: str, origin: str
                              f"column {name!r} holds {text[:40]!r}, not a number")
     series = np.asarray(values, dtype=np.float32)
     return {"id": record_id, "source": source, "origin": origin, "label": label,
+            "target": target,
             "sequence": series[:, None] if info["columns_as"] == "steps" else series[None, :]}
 
 

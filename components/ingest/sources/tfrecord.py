@@ -3,7 +3,8 @@
 `train`/`test` are file globs (a `.gz` file is read as GZIP). `feature_key` names the input
 feature and `feature_kind` says what it holds: "image" (encoded PNG/JPEG bytes), "sequence"
 (a float list of steps x `channels`) or "text" (bytes). `label_key` holds an int64 class
-index or a bytes class name. The id is the `id_key` value or "<file name>:<index>".
+index or a bytes class name; for regression, `target_column` names the float (or int64)
+feature(s) holding the numeric target(s). The id is the `id_key` value or "<file name>:<index>".
 
 A record that does not parse or lacks a key is quarantined. A file that ends in a truncated
 or corrupt record (a cut download, a bad CRC) cannot be read past that point: its readable
@@ -18,10 +19,11 @@ import pathlib
 import numpy as np
 
 from edgepipe.components.ingest.sources import image_dir
-from edgepipe.components.ingest.sources.common import match, rejection
+from edgepipe.components.ingest.sources.common import match, parse_targets, rejection
 
 KIND = "tfrecord"
-FIELDS = ("train", "test", "unlabeled", "feature_key", "feature_kind", "channels", "label_key", "id_key")
+FIELDS = ("train", "test", "unlabeled", "feature_key", "feature_kind", "channels", "label_key",
+          "target_column", "id_key")
 REQUIRED = ("train", "feature_key", "feature_kind")
 CHUNK_RECORDS = 2000
 
@@ -40,13 +42,15 @@ def files(config) -> dict[str, list[str]]:
 
 
 def describe(config) -> dict:
-    if not config.class_names:
+    targets = list(config.target_columns)
+    if not config.class_names and not targets:
         raise ValueError("[ingest] class_names: the tfrecord source needs the class names in "
                          "label-index order (and for bytes labels, the names they hold).")
     if config.feature_kind == "sequence" and not config.channels:
         raise ValueError("[ingest] channels: a 'sequence' feature_kind needs the number of "
                          "channels to reshape the float list into steps x channels.")
     info = {"feature": config.feature_kind, "class_names": list(config.class_names),
+            "target_names": targets,
             "feature_key": config.feature_key, "label_key": config.label_key,
             "id_key": config.id_key, "channels": config.channels}
     if config.feature_kind == "image":
@@ -121,7 +125,14 @@ def parse(serialized: bytes, record_id: str, source: str, origin: str, info: dic
     label = feature[info["label_key"]] if info["label_key"] in feature else None
     if origin == "unlabeled":
         label = None  # whatever the file holds there is not used
-    if label is not None and label.int64_list.value:
+    if info["target_names"]:
+        if origin != "unlabeled":
+            record["target"], rejected = parse_targets(
+                [_one_number(feature, name) for name in info["target_names"]],
+                info["target_names"], record_id, source, origin)
+            if rejected:
+                return rejected
+    elif label is not None and label.int64_list.value:
         record["label"] = int(label.int64_list.value[0])
     elif label is not None and label.bytes_list.value:
         name = label.bytes_list.value[0].decode("utf-8", "replace")
@@ -147,6 +158,14 @@ def parse(serialized: bytes, record_id: str, source: str, origin: str, info: dic
         encoded = feature[key].bytes_list.value
         record["text"] = encoded[0].decode("utf-8", "replace") if encoded else ""
     return record
+
+
+def _one_number(feature, name: str):
+    """The first float or int64 value of a feature, or None when it is absent or empty."""
+    if name not in feature:
+        return None
+    values = list(feature[name].float_list.value) or list(feature[name].int64_list.value)
+    return values[0] if values else None
 
 
 def expand(chunk, info):

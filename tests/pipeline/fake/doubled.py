@@ -3,12 +3,8 @@
 import json
 import time
 
+from edgepipe.pipeline.spec import StageResult, StageSpec
 from edgepipe.pipeline.stage import StageConfig
-
-NAME = "doubled"
-VERSION = 1
-INPUTS = {"numbers": "Numbers"}
-OUTPUTS = {"doubled": "Numbers"}
 
 
 class Config(StageConfig):
@@ -25,4 +21,8 @@ def run(inputs, outputs, config, context):
     time.sleep(config.sleep_seconds)
     if config.fail:
         raise ValueError("doubled was told to fail")
-    return {"sum": sum(numbers) * config.factor, **({"halt": config.halt} if config.halt else {})}
+    return StageResult({"sum": sum(numbers) * config.factor}, halt=config.halt)
+
+
+SPEC = StageSpec(name="doubled", version=1, config=Config, run=run,
+                 inputs={"numbers": "Numbers"}, outputs={"doubled": "Numbers"})

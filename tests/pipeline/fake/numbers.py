@@ -2,12 +2,8 @@
 
 import json
 
+from edgepipe.pipeline.spec import StageSpec
 from edgepipe.pipeline.stage import StageConfig
-
-NAME = "numbers"
-VERSION = 1
-INPUTS: dict[str, str] = {}
-OUTPUTS = {"numbers": "Numbers"}
 
 
 class Config(StageConfig):
@@ -17,3 +13,7 @@ class Config(StageConfig):
 def run(inputs, outputs, config, context):
     (outputs["numbers"] / "numbers.json").write_text(json.dumps(list(range(1, config.count + 1))))
     return {"count": config.count}
+
+
+SPEC = StageSpec(name="numbers", version=1, config=Config, run=run,
+                 outputs={"numbers": "Numbers"})

@@ -11,7 +11,7 @@ fixed timestamps and sorted names, so the output is byte-for-byte reproducible, 
 again replaces the packed files instead of appending more.
 
 Re-packing the model flatbuffer drops anything appended to the file: write any other metadata
-entry first (metadata.embed), this last. The metadata classes are flatc's bindings of the
+entry first (the quantize stage's JSON entry, say), this last. The metadata classes are flatc's bindings of the
 vendored schema (metadata_schema_generated.py); the model classes are ai_edge_litert's.
 """
 
@@ -24,7 +24,7 @@ from typing import Mapping
 import flatbuffers
 import numpy as np
 
-from edgepipe.components.quantize import metadata_schema_generated as fb
+from edgepipe.components.tflite_metadata import metadata_schema_generated as fb
 
 METADATA_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"

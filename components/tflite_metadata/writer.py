@@ -1,11 +1,12 @@
-"""The standard TFLite metadata (the `TFLITE_METADATA` of tflite-support's metadata schema).
+"""Writing a `ModelDescription` as the standard TFLite metadata (`TFLITE_METADATA`).
 
 What MediaPipe Tasks, the TFLite Task Library, Android Studio's model import and Netron read:
 the model's name, description, version, author and license; one `TensorMetadata` per input
-(an image: its colour space, normalisation options and value range; a sequence or any other
-feature: its value range; text: a RegexTokenizer process unit with the vocabulary as an
-associated file) and per output (the class names as a TENSOR_AXIS_LABELS file); the associated
-files packed into the .tflite as an uncompressed zip (metadata_flatbuffer.py stores it all).
+(an image: its colour space, normalisation options and value range; audio: its sample rate
+and channels; a sequence or any other feature: its value range; text: a RegexTokenizer
+process unit with the vocabulary as an associated file) and per output (class scores: the
+class names as a TENSOR_AXIS_LABELS file; values: their names, units and range); the
+associated files packed into the .tflite as an uncompressed zip (flatbuffer.py stores it all).
 
 The structure is the official writers' (tflite-support's `image_classifier` and `nl_classifier`
 metadata writers give byte-identical flatbuffers for the same strings). The classes come from
@@ -15,86 +16,21 @@ metadata_schema_generated.py: flatc's Python bindings of the vendored metadata_s
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Sequence, Union
+from typing import Sequence
 
-from edgepipe.components.quantize import metadata_flatbuffer as storage
-from edgepipe.components.quantize import metadata_schema_generated as fb
+from edgepipe.components.tflite_metadata import flatbuffer as storage
+from edgepipe.components.tflite_metadata import metadata_schema_generated as fb
+from edgepipe.components.tflite_metadata.description import (
+    AudioInput, ClassScores, FeatureInput, ImageInput, ModelDescription, TextInput, Values)
 
 SCHEMA_VERSION = "1.5.0"  # of the vendored metadata_schema.fbs
-
-# MediaPipe's (and the Task Library's) RegexTokenizer SPLITS the text on this RE2 pattern; the
-# pieces are the tokens. It yields exactly the tokens of edgepipe.contracts.text_tokens
-# (findall of \w+(?:'\w+)* on lowercased text): a delimiter is any run of characters outside
-# [letters, digits, _, '], or an apostrophe that is not between two word characters. RE2 has no
-# look-around, hence the alternatives: apostrophes after a delimiter, before one, doubled, at
-# the start of what is left (RE2's ^ after a match) or at the end of the text. \pL\pN_ rather
-# than \w: RE2's \w is ASCII-only, Python's is Unicode. The tokenizer does not lowercase: the
-# caller must (docs/use-in-an-app.md).
-DELIM_REGEX = r"[^\pL\pN_']+'*|'+[^\pL\pN_']+|''+|^'+|'+$"
 
 # MediaPipe's RegexTokenizer looks these names up in the vocabulary file; <PAD> and <UNKNOWN>
 # are required, and a <START> token would be put before every text.
 PROJECT_TO_MEDIAPIPE_RESERVED = {"[PAD]": "<PAD>", "[UNK]": "<UNKNOWN>"}
 
 # TFLite TensorType codes (schema.fbs) the metadata cares about.
-FLOAT32, INT32, UINT8, INT8 = 0, 2, 3, 9
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    description: str = ""
-    version: str = ""
-    author: str = ""
-    license: str = ""
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageInput:
-    """An image tensor [1, H, W, C]: float tensor = (pixel - mean) / std, pixel in 0..255.
-
-    One value, or one per channel (MediaPipe accepts one for all channels only). A quantized
-    (uint8/int8) tensor holds the pixels by its own quantization, which the description states.
-    """
-
-    mean: Sequence[float]
-    std: Sequence[float]
-    color_space: str = "RGB"  # or "GRAYSCALE"
-    name: str = "image"
-    description: str = "Input image to be classified."
-
-
-@dataclasses.dataclass(frozen=True)
-class FeatureInput:
-    """A generic feature tensor (a sequence [1, T, C], say), with its value range if known."""
-
-    value_range: tuple[float, float] | None = None
-    name: str = "sequence"
-    description: str = "Input sequence to be classified."
-
-
-@dataclasses.dataclass(frozen=True)
-class TextInput:
-    """int32 token ids [1, T] from a RegexTokenizer with `vocabulary` (id = list position)."""
-
-    vocabulary: Sequence[str]
-    delim_regex_pattern: str = DELIM_REGEX
-    vocabulary_file: str = "vocab.txt"
-    name: str = "input_text"
-    description: str = ("Token ids of the lowercased input text; the RegexTokenizer splits "
-                        "on delim_regex_pattern and pads after the tokens.")
-
-
-@dataclasses.dataclass(frozen=True)
-class ClassificationOutput:
-    labels: Sequence[str]
-    labels_file: str = "labels.txt"
-    name: str = "probabilities"
-    description: str = "Probabilities of the labels respectively."
-
-
-Input = Union[ImageInput, FeatureInput, TextInput]
+UINT8, INT8 = 3, 9
 
 
 def mediapipe_vocabulary(vocabulary: Sequence[str]) -> bytes:
@@ -121,50 +57,59 @@ def mediapipe_vocabulary(vocabulary: Sequence[str]) -> bytes:
     return "".join(lines).encode("utf-8")
 
 
-def populate(model_content: bytes, info: ModelInfo, inputs: Sequence[Input],
-             outputs: Sequence[ClassificationOutput]) -> bytes:
-    """`model_content` with the standard metadata and its associated files."""
-    model = storage.read_model(model_content)
-    graph = model.subgraphs[0]
+def write(model_content: bytes, model: ModelDescription) -> bytes:
+    """`model_content` with the standard metadata of `model` and its associated files (an
+    older TFLITE_METADATA and its files are replaced; other metadata entries are kept)."""
+    flat = storage.read_model(model_content)
+    graph = flat.subgraphs[0]
     input_tensors = [graph.tensors[index] for index in graph.inputs]
     output_tensors = [graph.tensors[index] for index in graph.outputs]
-    if len(inputs) != len(input_tensors) or len(outputs) != len(output_tensors):
+    if len(model.inputs) != len(input_tensors) or len(model.outputs) != len(output_tensors):
         raise ValueError(f"the model has {len(input_tensors)} inputs and {len(output_tensors)} "
-                         f"outputs; metadata was given for {len(inputs)} and {len(outputs)}.")
+                         f"outputs; the description gives {len(model.inputs)} and "
+                         f"{len(model.outputs)}: describe each tensor once, in order.")
     files: dict[str, bytes] = {}
     metadata = fb.ModelMetadataT()
-    metadata.name = info.name
-    metadata.description = info.description or None
-    metadata.version = info.version or None
-    metadata.author = info.author or None
-    metadata.license = info.license or None
+    metadata.name = model.name
+    metadata.description = model.description or None
+    metadata.version = model.version or None
+    metadata.author = model.author or None
+    metadata.license = model.license or None
     subgraph = fb.SubGraphMetadataT()
-    subgraph.inputTensorMetadata = [
-        _input_metadata(spec, tensor, files) for spec, tensor in zip(inputs, input_tensors)]
-    subgraph.outputTensorMetadata = [
-        _output_metadata(spec, tensor, files) for spec, tensor in zip(outputs, output_tensors)]
+    subgraph.inputTensorMetadata = [_build(spec, tensor, files)
+                                    for spec, tensor in zip(model.inputs, input_tensors)]
+    subgraph.outputTensorMetadata = [_build(spec, tensor, files)
+                                     for spec, tensor in zip(model.outputs, output_tensors)]
     metadata.subgraphMetadata = [subgraph]
-    return storage.pack(model, metadata, files)
+    return storage.pack(flat, metadata, files)
 
 
-def read(model_content: bytes):
-    """(ModelMetadataT or None, {packed file name: bytes}): the reverse of `populate`."""
-    return storage.read(model_content)
+def _build(spec, tensor, files: dict[str, bytes]):
+    """The TensorMetadataT of one described tensor (its associated files go into `files`)."""
+    builders = {ImageInput: _image_metadata, AudioInput: _audio_metadata,
+                FeatureInput: _feature_metadata, TextInput: _text_metadata,
+                ClassScores: _class_scores_metadata, Values: _values_metadata}
+    if type(spec) not in builders:
+        raise TypeError(f"no metadata builder for {spec!r}; describe tensors with the classes "
+                        "of edgepipe.components.tflite_metadata.description.")
+    return builders[type(spec)](spec, tensor, files)
 
 
-def _input_metadata(spec: Input, tensor, files: dict[str, bytes]):
-    if isinstance(spec, ImageInput):
-        return _image_metadata(spec, tensor)
-    if isinstance(spec, TextInput):
-        return _text_metadata(spec, files)
-    if isinstance(spec, FeatureInput):
-        stats = None if spec.value_range is None else _stats([spec.value_range[0]],
-                                                              [spec.value_range[1]])
-        return _tensor_metadata(spec.name, spec.description, fb.FeaturePropertiesT(), stats)
-    raise TypeError(f"unknown input spec {spec!r}")
+def _feature_metadata(spec: FeatureInput, tensor, files: dict[str, bytes]):
+    stats = None if spec.value_range is None else _stats([spec.value_range[0]],
+                                                          [spec.value_range[1]])
+    return _tensor_metadata(spec.name, spec.description, fb.FeaturePropertiesT(), stats)
 
 
-def _image_metadata(spec: ImageInput, tensor):
+def _audio_metadata(spec: AudioInput, tensor, files: dict[str, bytes]):
+    if spec.sample_rate <= 0 or spec.channels <= 0:
+        raise ValueError(f"audio input {spec.name!r}: sample_rate {spec.sample_rate} and "
+                         f"channels {spec.channels} must both be positive.")
+    properties = fb.AudioPropertiesT(sampleRate=int(spec.sample_rate), channels=int(spec.channels))
+    return _tensor_metadata(spec.name, spec.description, properties, None)
+
+
+def _image_metadata(spec: ImageInput, tensor, files: dict[str, bytes]):
     if len(spec.mean) != len(spec.std) or not spec.mean:
         raise ValueError(f"mean {list(spec.mean)} and std {list(spec.std)}: give one value, "
                          "or one per channel, for both.")
@@ -201,7 +146,7 @@ def _quantized_range(tensor, low: float, high: float) -> tuple[float, float]:
                  for value in (low, high))
 
 
-def _text_metadata(spec: TextInput, files: dict[str, bytes]):
+def _text_metadata(spec: TextInput, tensor, files: dict[str, bytes]):
     files[spec.vocabulary_file] = mediapipe_vocabulary(spec.vocabulary)
     vocabulary = _associated_file(
         spec.vocabulary_file, fb.AssociatedFileType.VOCABULARY,
@@ -218,9 +163,7 @@ def _text_metadata(spec: TextInput, files: dict[str, bytes]):
     return metadata
 
 
-def _output_metadata(spec: ClassificationOutput, tensor, files: dict[str, bytes]):
-    if not isinstance(spec, ClassificationOutput):
-        raise TypeError(f"unknown output spec {spec!r}")
+def _class_scores_metadata(spec: ClassScores, tensor, files: dict[str, bytes]):
     size = int(tensor.shape[-1])
     if len(spec.labels) != size:
         raise ValueError(f"{len(spec.labels)} labels for an output of {size} classes.")
@@ -236,6 +179,25 @@ def _output_metadata(spec: ClassificationOutput, tensor, files: dict[str, bytes]
     return metadata
 
 
+def _values_metadata(spec: Values, tensor, files: dict[str, bytes]):
+    size = int(tensor.shape[-1])
+    if len(spec.names) != size:
+        raise ValueError(f"{len(spec.names)} value names for an output of {size} values.")
+    if spec.units and len(spec.units) != size:
+        raise ValueError(f"{len(spec.units)} units for an output of {size} values; give one "
+                         "per value (an empty string for none), or none at all.")
+    named = ", ".join(f"{name} ({unit})" if unit else name
+                      for name, unit in zip(spec.names, spec.units or [""] * size))
+    description = spec.description or f"Predicted values, in order: {named}."
+    stats = None
+    if spec.value_range is not None:
+        low, high = (float(value) for value in spec.value_range)
+        if tensor.type in (UINT8, INT8):
+            low, high = _quantized_range(tensor, low, high)
+        stats = _stats([low], [high])
+    return _tensor_metadata(spec.name, description, fb.FeaturePropertiesT(), stats)
+
+
 def _tensor_metadata(name: str, description: str, properties, stats):
     metadata = fb.TensorMetadataT()
     metadata.name = name
@@ -245,6 +207,7 @@ def _tensor_metadata(name: str, description: str, properties, stats):
     metadata.content.contentPropertiesType = {
         fb.FeaturePropertiesT: fb.ContentProperties.FeatureProperties,
         fb.ImagePropertiesT: fb.ContentProperties.ImageProperties,
+        fb.AudioPropertiesT: fb.ContentProperties.AudioProperties,
     }[type(properties)]
     metadata.stats = stats if stats is not None else fb.StatsT()
     return metadata

@@ -1,0 +1,85 @@
+"""The output end of a model, per task (edgepipe.contracts.tasks): the head every builder's
+model gets, and the loss and metrics it is compiled with.
+
+Builders (built-in or the user's) return a classifier: their last layer maps features to
+class probabilities. A classification model keeps it. A regression model replaces that last
+layer by a linear layer of one unit per target, followed by the inverse of the targets'
+normalisation (mean and variance of the train split, from the statistics): the model learns
+normalised targets but returns values in the data's own units, so the SavedModel and every
+.tflite answer in those units and no client has to undo a scaling. The loss is computed on
+normalised targets (Huber's delta is then one train standard deviation, whatever the units).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def classification_head(keras, model, spec: dict[str, Any]):
+    return model
+
+
+def regression_head(keras, model, spec: dict[str, Any]):
+    """The builder's model with its output layer replaced by the regression head."""
+    normalization = spec["target_normalization"]
+    count = len(normalization["mean"])
+    features = model.layers[-1].input
+    if isinstance(features, (list, tuple)) or not hasattr(model.layers[-1], "units"):
+        raise ValueError(
+            f"model {model.name!r}: its last layer {model.layers[-1].name!r} is not a Dense "
+            "layer of one input; for regression edgepipe replaces the builder's output layer "
+            "by a linear one per target. End the model with a Dense output layer.")
+    normalized = keras.layers.Dense(count, dtype="float32", name="values_normalized")(features)
+    values = keras.layers.Normalization(
+        axis=-1, mean=normalization["mean"], variance=normalization["variance"], invert=True,
+        dtype="float32", name="values")(normalized)
+    return keras.Model(model.inputs, values, name=model.name)
+
+
+def crossentropy(keras, config, spec: dict[str, Any]):
+    """(loss, metrics) of a classifier: sparse cross-entropy, label-smoothed on demand."""
+    from edgepipe.components.shared.model_builder import smoothed_sparse_crossentropy
+
+    smoothing = float(getattr(config, "label_smoothing", 0.0) or 0.0)
+    loss = (smoothed_sparse_crossentropy(keras, smoothing) if smoothing
+            else "sparse_categorical_crossentropy")
+    return loss, ["accuracy"]
+
+
+def normalized_regression_loss(keras, config, spec: dict[str, Any]):
+    """(loss, metrics) of a regression model: MSE or Huber (`[train] loss`) on targets
+    normalised by the train split's statistics; the metric is the MAE in the data's units."""
+    import tensorflow as tf
+
+    normalization = spec["target_normalization"]
+    mean = tf.constant(normalization["mean"], tf.float32)
+    std = tf.constant([value ** 0.5 or 1.0 for value in normalization["variance"]], tf.float32)
+    kind = getattr(config, "loss", None) or "mse"
+    base = (keras.losses.Huber(delta=1.0) if kind == "huber"
+            else keras.losses.MeanSquaredError())
+
+    def loss(targets, values):
+        targets = tf.cast(tf.reshape(targets, tf.shape(values)), tf.float32)
+        return base((targets - mean) / std, (values - mean) / std)
+
+    loss.__name__ = f"normalized_{kind}"
+    return loss, [keras.metrics.MeanAbsoluteError(name="mae")]
+
+
+HEADS = {"classification": classification_head, "regression": regression_head}
+LOSSES = {"classification": crossentropy, "regression": normalized_regression_loss}
+# The validation metric a search or a schedule follows, and whether higher is better.
+VALIDATION_METRIC = {"classification": ("val_accuracy", True), "regression": ("val_mae", False)}
+
+
+def target_normalization(statistics: dict, names: list[str], path) -> dict[str, list[float]]:
+    """{"mean", "variance"} per target from the train split's statistics (a constant target
+    gets variance 1: its values are then only shifted)."""
+    try:
+        columns = statistics["splits"]["train"]["features"]["target"]["columns"]
+        means = [float(columns[name]["mean"]) for name in names]
+        stds = [float(columns[name]["std"]) for name in names]
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{path}: no target statistics for {names} ({error!r}); re-run the "
+                         "statistics stage on these examples.") from error
+    return {"mean": means, "variance": [std ** 2 if std > 0 else 1.0 for std in stds]}

@@ -1,0 +1,105 @@
+"""The tasks edgepipe trains for, each defined in one place.
+
+A task says what a label is, which losses fit it, which metric ranks models (and whether
+higher or lower is better), how the evaluate gates and the deploy policy compare that metric,
+what the model's serving signature returns and how the server answers. Stages ask the task
+(`tasks.get(name)`); the pieces of a stage that differ per task live beside the stage in a
+module named after the task (components/evaluate/regression.py, ...), found through a
+table keyed by the task's name, never through `if task == ...` branches.
+
+Neutral: stages and the server both read it; it imports no TensorFlow. Adding a task: see
+docs/architecture.md, "Add a task".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    name: str  # the key in metrics.json, the run summary and variants.json
+    higher_is_better: bool
+    description: str
+    number_format: str = ".4g"  # how reasons and reports print it
+
+    def format(self, value: float) -> str:
+        return format(value, self.number_format)
+
+    def better(self, candidate: float, reference: float) -> bool:
+        return candidate > reference if self.higher_is_better else candidate < reference
+
+    def worsening(self, value: float, reference: float) -> float:
+        """How much worse `value` is than `reference`, in the unit the gates use for this
+        metric: percentage points for a share (accuracy), a fraction of the reference for an
+        error (MAE); negative when it is better."""
+        if self.higher_is_better:
+            return 100.0 * (reference - value)
+        return (value - reference) / reference if reference else float(value > reference)
+
+    @property
+    def worsening_unit(self) -> str:
+        return "points" if self.higher_is_better else "fraction"
+
+    def describe_worsening(self, amount: float) -> str:
+        if self.higher_is_better:
+            return (f"{amount:.1f} points below" if amount > 0 else
+                    f"{-amount:.1f} points above" if amount < 0 else "equal to")
+        return (f"{amount:.1%} above" if amount > 0 else
+                f"{-amount:.1%} below" if amount < 0 else "equal to")
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    name: str
+    # What a label is: "class" (an index into class_names) or "target" (float32 values, one
+    # per target column, in the units of the raw data).
+    label: str
+    # The Examples feature holding the label, and the serving signature's output key.
+    label_feature: str
+    output: str
+    losses: tuple[str, ...]  # [train] loss values this task accepts; the first is the default
+    primary: Metric          # what the gates, the deploy policy and the report headline use
+    metrics: tuple[Metric, ...]  # every metric evaluate writes into the run summary
+    # The standard TFLite metadata of the output: "class_scores" (labels file attached) or
+    # "values" (one float per target, named in the metadata).
+    metadata_output: str
+
+    @property
+    def default_loss(self) -> str:
+        return self.losses[0]
+
+
+ACCURACY = Metric("accuracy", True, "share of test examples whose most probable class is right",
+                  ".3f")
+
+CLASSIFICATION = Task(
+    name="classification", label="class", label_feature="label", output="probabilities",
+    losses=("crossentropy",), primary=ACCURACY, metrics=(ACCURACY,),
+    metadata_output="class_scores")
+
+MAE = Metric("mae", False, "mean absolute error, in the target's units")
+RMSE = Metric("rmse", False, "root mean squared error, in the target's units")
+R2 = Metric("r2", True, "coefficient of determination (1 - SSE/SST; 1 is perfect, 0 is the "
+            "mean's prediction)")
+
+REGRESSION = Task(
+    name="regression", label="target", label_feature="target", output="values",
+    losses=("mse", "huber"), primary=MAE, metrics=(MAE, RMSE, R2), metadata_output="values")
+
+TASKS: dict[str, Task] = {task.name: task for task in (CLASSIFICATION, REGRESSION)}
+NAMES = tuple(TASKS)
+
+
+def get(name: str) -> Task:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; expected one of {list(TASKS)} "
+                         "([pipeline] task).") from None
+
+
+def of_model(model_info: dict) -> Task:
+    """The task a model.json (or a registry version's metadata) was trained for; models
+    written before tasks existed are classifiers."""
+    return get(model_info.get("task", CLASSIFICATION.name))
