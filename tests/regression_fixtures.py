@@ -76,7 +76,7 @@ def regression_evaluation(run_stage, regression_examples, regression_model):
 def regression_tflite(run_stage, regression_examples, regression_model):
     inputs = {"examples": regression_examples[1], "model": regression_model[1]}
     properties, outputs = run_stage("quantize", inputs, {
-        "task": "regression", "variants": ["float32", "dynamic_range", "int8"],
+        "task": "regression", "variants": ["float32", "dynamic_range", "int8", "qat_int8"],
         "int8_io": "float32", "representative_examples": 200, "benchmark_tool": False,
         "max_metric_increase": 0.05})
     return properties, outputs["tflite"]

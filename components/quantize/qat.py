@@ -43,7 +43,13 @@ def _copy(model):
     return copy
 
 
-def _compile(model, learning_rate: float, decay_steps: int | None = None) -> None:
+# A classifier's fine-tuning objective: (loss, metrics). Other tasks pass their own
+# (components/shared/task_heads.LOSSES through the stage).
+CLASSIFICATION_OBJECTIVE = ("sparse_categorical_crossentropy", ["accuracy"])
+
+
+def _compile(model, learning_rate: float, decay_steps: int | None = None,
+             objective=CLASSIFICATION_OBJECTIVE) -> None:
     """Adam at `learning_rate`; with `decay_steps`, decaying to 0 over them (cosine).
 
     QAT decays: the trained model ended its own schedule near 0, and a constant rate knocks it
@@ -56,8 +62,8 @@ def _compile(model, learning_rate: float, decay_steps: int | None = None) -> Non
 
     rate = (keras.optimizers.schedules.CosineDecay(learning_rate, max(1, decay_steps))
             if decay_steps else learning_rate)
-    model.compile(optimizer=keras.optimizers.Adam(rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    loss, metrics = objective
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=metrics)
 
 
 def _steps(dataset, epochs: float) -> int:
@@ -180,7 +186,7 @@ def _activation(layer) -> str | None:
 
 
 def quantization_aware(model, dataset, epochs: float, learning_rate: float,
-                       log: logging.Logger):
+                       log: logging.Logger, objective=CLASSIFICATION_OBJECTIVE):
     """The model fine-tuned with fake-quantized weights and activations (ready for int8).
 
     Raises QatUnsupported (before any training) when a layer cannot be annotated.
@@ -203,15 +209,15 @@ def quantization_aware(model, dataset, epochs: float, learning_rate: float,
     with quantization.quantize_scope():
         qat_model = quantization.quantize_apply(annotated)
     steps = _steps(dataset, epochs)
-    _compile(qat_model, learning_rate, steps)
+    _compile(qat_model, learning_rate, steps, objective)
     history = _fit(qat_model, dataset, steps)
-    log.info("quantize: QAT fine-tuned %g epoch(s) (%d steps), loss %.4f accuracy %.4f",
-             epochs, steps, history.history["loss"][-1], history.history["accuracy"][-1])
+    log.info("quantize: QAT fine-tuned %g epoch(s) (%d steps), %s", epochs, steps,
+             ", ".join(f"{name} {values[-1]:.4f}" for name, values in history.history.items()))
     return qat_model
 
 
 def prune(model, dataset, epochs: float, learning_rate: float, target_sparsity: float,
-          log: logging.Logger):
+          log: logging.Logger, objective=CLASSIFICATION_OBJECTIVE):
     """(stripped model, sparsity): magnitude-pruned to `target_sparsity` while fine-tuning.
 
     Sparsity is the measured fraction of zeros over the weights that were pruned (kernels of
@@ -241,7 +247,7 @@ def prune(model, dataset, epochs: float, learning_rate: float, target_sparsity: 
         return sparsity_api.prune_low_magnitude(layer, pruning_schedule=schedule)
 
     pruned = keras.models.clone_model(_copy(model), clone_function=wrap)
-    _compile(pruned, learning_rate)
+    _compile(pruned, learning_rate, None, objective)
     _fit(pruned, dataset, total_steps, [sparsity_api.UpdatePruningStep()])
     weights = [weight.numpy().ravel() for layer in pruned.layers
                for weight, _, _ in getattr(layer, "pruning_vars", [])]
@@ -260,15 +266,19 @@ def skip_reason(model, variant: str) -> str | None:
     return QAT_UNSUPPORTED.format(layers=", ".join(unsupported)) if unsupported else None
 
 
-def fine_tune(model, variant: str, config, dataset, log: logging.Logger) -> tuple[Any, dict] | str:
+def fine_tune(model, variant: str, config, dataset, log: logging.Logger,
+              objective=CLASSIFICATION_OBJECTIVE) -> tuple[Any, dict] | str:
     """(fine-tuned copy, extra variants.json fields) of a FINE_TUNED variant on `dataset`,
-    or the reason it is skipped."""
+    minimising `objective` ((loss, metrics): the model's task's), or the reason it is
+    skipped."""
     try:
         if variant == "qat_int8":
             rate = config.qat_learning_rate or config.fine_tune_learning_rate
-            return quantization_aware(model, dataset, config.qat_epochs, rate, log), {}
+            return quantization_aware(model, dataset, config.qat_epochs, rate, log,
+                                      objective), {}
         pruned, sparsity = prune(model, dataset, config.pruning_epochs,
-                                 config.fine_tune_learning_rate, config.pruning_sparsity, log)
+                                 config.fine_tune_learning_rate, config.pruning_sparsity, log,
+                                 objective)
         return pruned, {"sparsity": round(sparsity, 4)}
     except QatUnsupported as reason:
         return str(reason)

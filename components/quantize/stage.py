@@ -78,7 +78,8 @@ def run(
         if variant in qat.FINE_TUNED:
             with _timed(seconds, "fine_tune"):
                 tuned = qat.skip_reason(model, variant) or qat.fine_tune(
-                    model, variant, config, fine_tune_data(), context.log)
+                    model, variant, config, fine_tune_data(), context.log,
+                    _objective(task, model_info))
             if isinstance(tuned, str):
                 context.log.warning("quantize: %s skipped: %s", variant, tuned)
                 records.append({"name": variant, "skipped": tuned})
@@ -99,6 +100,18 @@ def run(
         records.append({**record, **extra, "seconds": seconds})
     artifacts.write_variants(outputs["tflite"], records)
     return _choose(records, keras_value, task, cpu, config, outputs["tflite"], context.log)
+
+
+def _objective(task, model_info: dict):
+    """(loss, metrics) QAT and pruning fine-tune with: the model's task's (a regression model's
+    normalised MSE or Huber, task_heads.LOSSES), without label smoothing."""
+    import types
+
+    from edgepipe.components.shared import task_heads
+    from edgepipe.models.keras import keras
+
+    settings = types.SimpleNamespace(loss=model_info.get("loss"), label_smoothing=0.0)
+    return task_heads.LOSSES[task.name](keras, settings, model_info)
 
 
 def _fine_tune_dataset(examples: pathlib.Path, model_info: dict, config: Config, seed: int):

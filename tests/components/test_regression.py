@@ -87,13 +87,14 @@ def test_every_variant_is_scored_by_mae_in_the_data_units(regression_examples, r
                                                           regression_tflite):
     properties, tflite = regression_tflite
     variants = {record["name"]: record for record in artifacts.read_variants(tflite.path)}
-    assert set(variants) == {"float32", "dynamic_range", "int8"}
+    assert set(variants) == {"float32", "dynamic_range", "int8", "qat_int8"}
     deployable = artifacts.read_deployable(tflite.path)
     keras_mae = deployable["policy"]["keras_mae"]
     assert deployable["policy"]["metric"] == "mae"
     # float32 converts faithfully; int8's output is dequantized back to the data's units.
     assert variants["float32"]["mae"] == pytest.approx(keras_mae, rel=1e-3)
     assert variants["int8"]["mae"] < 2 * keras_mae
+    assert variants["qat_int8"]["mae"] < 2 * keras_mae  # fine-tuned on the regression loss
     assert "mae" in deployable["reason"].lower()
     info = artifacts.read_model_info(regression_model[1].path)
     test = examples_io.load_numpy(regression_examples[1].path, "test")
