@@ -166,10 +166,10 @@ class Models:
                     except Exception as error:  # refresh catches its own; this is the backstop
                         log.error("registry poll failed (tried again in %g s): %s: %s", seconds,
                                   type(error).__name__, error)
-            finally:
-                if not self._stop.is_set():
-                    log.critical("the registry poller stopped: new versions are no longer "
-                                 "loaded and /readyz answers 503; restart the server")
+            except BaseException as error:  # SystemExit, KeyboardInterrupt: the thread ends
+                log.critical("the registry poller stopped (%s: %s): new versions are no longer "
+                             "loaded and /readyz answers 503; restart the server",
+                             type(error).__name__, error)
 
         self._poller = threading.Thread(target=loop, name="registry-poller", daemon=True)
         self._poller.start()

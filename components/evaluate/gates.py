@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edgepipe.contracts import artifacts, registry, relative_gate
+from edgepipe.contracts import artifacts, registry
+from edgepipe.contracts.relative_gate import GateSpec, check_change
 
 
 def bless(accuracy: float, config, model_key: str, examples_key: str, labels, class_names,
@@ -40,8 +41,8 @@ def relative_gate(accuracy: float, config, model_key: str, examples_key: str, la
                   class_names, predict) -> dict[str, Any]:
     """Compare with the registry's baseline version on this run's test split."""
     # What push checks again under the registry's lock (contracts/relative_gate.py).
-    spec = relative_gate.GateSpec("accuracy", higher_is_better=True,
-                                  allowed_change=config.max_accuracy_drop / 100.0)
+    spec = GateSpec("accuracy", higher_is_better=True,
+                    allowed_change=config.max_accuracy_drop / 100.0)
     gate: dict[str, Any] = {"name": "relative", "applied": False, "passed": True,
                             "max_accuracy_drop_points": config.max_accuracy_drop,
                             "spec": spec.to_json()}
@@ -76,8 +77,8 @@ def relative_gate(accuracy: float, config, model_key: str, examples_key: str, la
                         source="re-evaluated")
         where = "re-evaluated on this test split, since it was measured on other examples"
     drop = round(100.0 * (baseline["accuracy"] - accuracy), 6)
-    passed = relative_gate.check_change("accuracy", accuracy, baseline["accuracy"],
-                                        spec.higher_is_better, spec.allowed_change)["passed"]
+    passed = check_change("accuracy", accuracy, baseline["accuracy"], spec.higher_is_better,
+                          spec.allowed_change)["passed"]
     comparison = (f"{drop:.1f} points below" if drop > 0 else f"{-drop:.1f} points above"
                   if drop < 0 else "equal to")
     reason = (f"accuracy {accuracy:.3f} is {comparison} {name} v{version} "

@@ -108,7 +108,8 @@ def test_an_integer_of_5000_digits_is_400_not_500(pushed_registry, tmp_path):  #
     log = tmp_path / "serve.log"
     with serve(pushed_registry, log_path=log) as (base, _):
         image = json.dumps({"instances": [IMAGE]})
-        request = image.replace("[[0]]", f"[{huge}]", 1).encode()
+        request = image.replace("[0]", f"[{huge}]", 1).encode()
+        assert huge in request.decode()
         answers = [call(base, "POST", PREDICT, request) for _ in range(20)]
         assert {status for status, _ in answers} == {400}
         assert "cannot be read" in answers[0][1]["error"]
