@@ -56,7 +56,7 @@ with warnings.catch_warnings():  # the key is `schema`, as users write it; BaseM
             None, description="A saved schema.pbtxt (or a schema artifact folder holding one) to "
             "validate against instead of inferring one from train.")
         vocabulary_size: int = pydantic.Field(
-            10000, ge=3, description="Text: most entries of vocabulary.txt, computed on the "
+            10000, ge=3, le=10_000_000, description="Text: most entries of vocabulary.txt, computed on the "
             "train split, including [PAD] (id 0) and [UNK] (id 1); rarer tokens map to [UNK].")
         min_token_count: int = pydantic.Field(
             1, ge=1, description="Text: a token enters the vocabulary only when it occurs at "

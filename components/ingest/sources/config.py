@@ -15,7 +15,7 @@ from typing import Literal
 
 import pydantic
 
-from edgepipe.pipeline.stage import StageConfig
+from edgepipe.pipeline.stage import StageConfig, check_file_or_folder
 
 # What each source's path keys must name on disk: a file, a folder, or a glob of files.
 PATH_KINDS = {"idx": "file", "ts": "file", "csv": "file", "image_dir": "folder",
@@ -60,7 +60,7 @@ class Config(StageConfig):
     test_fraction: float = pydantic.Field(
         0.2, ge=0.0, lt=1.0, description="Share of records cut for test when no test is given.")
     num_shards: int = pydantic.Field(
-        0, ge=0, description="TFRecord shards per split; 0: one per bundle the runner makes "
+        0, ge=0, le=10_000, description="TFRecord shards per split; 0: one per bundle the runner makes "
         "(no shuffle of the records through the runner: fastest).")
     max_quarantine_fraction: float = pydantic.Field(
         0.01, ge=0.0, le=1.0, description="Fail if more of the read records are rejected.")
@@ -123,6 +123,7 @@ class Config(StageConfig):
         if info.field_name != "data_dir" and not info.data.get("fallback") \
                 and not glob.glob(path):
             raise ValueError(f"path does not exist: {path}")
+        check_file_or_folder(path)  # /dev/zero as data would be read forever
         return path
 
     @pydantic.model_validator(mode="after")
