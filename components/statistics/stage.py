@@ -26,8 +26,8 @@ import pydantic
 from edgepipe.components.shared import examples_io
 from edgepipe.components.shared.beam_pipeline import create_pipeline
 from edgepipe.components.statistics import combine, unlabeled, vocabulary
-from edgepipe.components.statistics.schema import (expectations, find_anomalies, infer_schema,
-                                                   load_schema)
+from edgepipe.components.statistics.schema import (constant_columns, expectations,
+                                                   find_anomalies, infer_schema, load_schema)
 from edgepipe.components.statistics.summary import summarise, summarise_lengths, to_proto
 from edgepipe.contracts import artifacts, storage, text_tokens
 from edgepipe.pipeline.stage import ExistingPath, StageConfig
@@ -94,6 +94,7 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
                                expectations(schema, config.label_shift_threshold))
     anomalies += unlabeled.anomalies(summaries, feature, overlap,
                                      config.unlabeled_drift_threshold)
+    anomalies += constant_columns(summaries, inputs["examples"].properties.get("feature_names"))
     for anomaly in anomalies:
         context.log.warning("statistics: %(severity)s in %(split)s/%(feature)s: "
                             "%(description)s", anomaly)

@@ -21,7 +21,7 @@ from edgepipe.pipeline.stage import StageConfig, check_file_or_folder
 PATH_KINDS = {"idx": "file", "ts": "file", "csv": "file", "image_dir": "folder",
               "text_dir": "folder", "tfrecord": "glob"}
 COMMON = ("source", "fallback", "data_dir", "class_names", "validation_fraction", "test_fraction",
-          "num_shards", "max_quarantine_fraction")
+          "num_shards", "max_quarantine_fraction", "max_classes")
 PATH_FIELDS = ("train_images", "train_labels", "test_images", "test_labels", "train", "test",
                "unlabeled")
 
@@ -64,6 +64,9 @@ class Config(StageConfig):
         "(no shuffle of the records through the runner: fastest).")
     max_quarantine_fraction: float = pydantic.Field(
         0.01, ge=0.0, le=1.0, description="Fail if more of the read records are rejected.")
+    max_classes: int = pydantic.Field(
+        1000, ge=2, le=1_000_000, description="Fail when the data has more classes (a label "
+        "column of ids, one folder per image): evaluation and report grow with the classes.")
     # image_dir
     image_shape: tuple[int, int, int] | None = pydantic.Field(
         None, description="image_dir: [height, width, channels] of every example; default: "
@@ -81,7 +84,8 @@ class Config(StageConfig):
         "steps", description="csv: the feature columns become a series of steps x 1 channel "
         "(a fixed-length series) or 1 step x N channels (a table row).")
     # text_dir
-    encoding: str = pydantic.Field("utf-8", description="text_dir: encoding of the .txt files.")
+    encoding: str = pydantic.Field(
+        "utf-8", description="text_dir, csv: encoding of the .txt or .csv files.")
     record_separator: str | None = pydantic.Field(
         None, min_length=1, pattern=r"^[^\r\n]+$",
         description="text_dir: when set, each .txt file holds many records separated by lines "
