@@ -9,6 +9,7 @@ header first, so a huge image (a 20000x20000 PNG) is quarantined by name, never 
 from __future__ import annotations
 
 import io
+import struct
 
 import numpy as np
 
@@ -106,11 +107,21 @@ def decode(data: bytes, shape, resize: bool) -> tuple[np.ndarray | None, str, st
                 image = image.resize((width, height), Image.BILINEAR)
             image.load()
             array = np.asarray(image.convert(MODES[channels]), dtype=np.uint8)
-    except Image.DecompressionBombError as error:
-        return None, "image_too_large", f"not decoded: {error}"
+    except Image.DecompressionBombError as error:  # PIL refuses to open it at all
+        size = (f"image is {_png_size(data)[0]}x{_png_size(data)[1]} by its header; "
+                if _png_size(data) else "")
+        return None, "image_too_large", f"{size}not decoded: {error}"
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         return None, "undecodable_image", f"cannot decode the image: {error}"
     return array.reshape(height, width, channels), "", ""
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) from a PNG's IHDR, or None for another format."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR" or len(data) < 24:
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    return height, width
 
 
 def expand(chunk, info):
