@@ -288,7 +288,7 @@ def _validate(path, section, model: type[StageConfig], data, context) -> StageCo
         problems = []
         for problem in error.errors():
             key = ".".join(str(part) for part in problem["loc"]) or "(section)"
-            message = problem["msg"]
+            message = problem["msg"].removeprefix("Value error, ")  # our own messages say it
             if problem["type"] == "extra_forbidden":
                 fields = ", ".join(sorted(model.model_fields))
                 message = f"unknown key (expected one of: {fields})"
