@@ -28,6 +28,9 @@ import zlib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from framework_tax import cpu  # noqa: E402  the CPU model and flags, as every benchmark prints
 SAMPLE = REPO / "data" / "fashion_mnist"
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -205,15 +208,6 @@ def measure(case: str, folder: pathlib.Path) -> dict:
 def _peak_mb(stdout: str) -> float:
     match = re.search(r"^PEAK_KB (\d+)$", stdout, re.MULTILINE)
     return round(int(match[1]) / 1024, 1) if match else float("nan")
-
-
-def cpu() -> tuple[str, list[str]]:
-    text = pathlib.Path("/proc/cpuinfo").read_text(errors="replace")
-    model = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    flags = set((re.search(r"^flags\s*:\s*(.*)$", text, re.MULTILINE) or ["", ""])[1].split())
-    wanted = [flag for flag in sorted(flags) if flag.startswith(("avx", "amx")) or flag in
-              ("fma", "f16c", "sse4_2")]
-    return (model.group(1).strip() if model else "unknown"), wanted
 
 
 def prepare(folder: pathlib.Path) -> None:
