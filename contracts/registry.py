@@ -53,6 +53,12 @@ _isfile = storage.isfile
 _read_text = storage.read_text
 
 
+def is_version_name(entry: str) -> bool:
+    """A version folder's name: ASCII digits only ("²" and "٣" are digits to str.isdigit but
+    not to int(), and are not versions)."""
+    return entry.isascii() and entry.isdigit()
+
+
 def model_names(registry: str | os.PathLike) -> list[str]:
     """Every model name with at least one complete version, sorted."""
     root = os.fspath(registry)
@@ -66,7 +72,7 @@ def list_versions(registry: str | os.PathLike, name: str) -> list[int]:
     folder = join(registry, name)
     return sorted(
         int(entry) for entry in _listdir(folder)
-        if entry.isdigit() and _isfile(join(folder, entry, METADATA))
+        if is_version_name(entry) and _isfile(join(folder, entry, METADATA))
     )
 
 
@@ -134,11 +140,17 @@ def publish(
     name: str,
     fill: Callable[[pathlib.Path], None],
     metadata: dict[str, Any],
+    check: Callable[[], str | None] | None = None,
 ) -> dict[str, Any]:
     """Add a version holding what `fill(folder)` writes, plus metadata.json (with "version"
     and "pushed" added), unless a version already holds metadata["model_key"].
 
-    Returns {"version", "path", "created"}; created is False when the model was there already.
+    `check()` runs under the registry's lock, just before the version number is taken, and
+    sees the registry as it is then: a reason (str) refuses the push, None lets it through.
+    (On an object store, which has no lock, it runs once the number is claimed.)
+
+    Returns {"version", "path", "created"}; created is False when the model was there
+    already, or when `check` refused it ("refused" then holds the reason).
     """
     registry = os.fspath(registry)
     if not name or name.startswith(".") or "/" in name:
@@ -148,7 +160,7 @@ def publish(
     if existing is not None:
         return {"version": existing, "path": version_path(registry, name, existing), "created": False}
     if is_remote(registry):
-        return _publish_remote(registry, name, fill, metadata)
+        return _publish_remote(registry, name, fill, metadata, check)
     folder = pathlib.Path(registry, name)
     folder.mkdir(parents=True, exist_ok=True)
     # The draft lives beside the versions, on the same file system, so the rename is atomic.
@@ -161,6 +173,9 @@ def publish(
             existing = find_model_key(registry, name, model_key)
             if existing is not None:
                 return {"version": existing, "path": str(folder / str(existing)), "created": False}
+            refused = check() if check else None
+            if refused:
+                return {"version": None, "path": "", "created": False, "refused": refused}
             version = _next_number(folder)
             _write_metadata(draft, metadata, version)
             os.rename(draft, folder / str(version))  # fails if the number exists: never overwrites
@@ -169,7 +184,8 @@ def publish(
         shutil.rmtree(draft, ignore_errors=True)
 
 
-def _publish_remote(registry: str, name: str, fill, metadata: dict[str, Any]) -> dict[str, Any]:
+def _publish_remote(registry: str, name: str, fill, metadata: dict[str, Any],
+                    check) -> dict[str, Any]:
     """Upload every file of the version, then metadata.json: the commit marker."""
     with tempfile.TemporaryDirectory(prefix="edgepipe-push-") as local:
         draft = pathlib.Path(local)
@@ -177,6 +193,9 @@ def _publish_remote(registry: str, name: str, fill, metadata: dict[str, Any]) ->
         checksums.write(draft)  # uploaded with the files, before metadata.json
         folder = join(registry, name)
         version = _claim_remote(folder)
+        refused = check() if check else None
+        if refused:  # the claimed number stays unused, as an abandoned push's would
+            return {"version": None, "path": "", "created": False, "refused": refused}
         target = join(folder, str(version))
         storage.upload_tree(draft, target)
         _write_metadata(draft, metadata, version)
@@ -187,7 +206,8 @@ def _publish_remote(registry: str, name: str, fill, metadata: dict[str, Any]) ->
 def _claim_remote(folder: str) -> int:
     """The next free version number, claimed by creating <n>/.claim exclusively; a number a
     racing push claimed first (complete, in progress or abandoned) is skipped, never reused."""
-    version = max((int(entry) for entry in _listdir(folder) if entry.isdigit()), default=0) + 1
+    version = max((int(entry) for entry in _listdir(folder) if is_version_name(entry)),
+                  default=0) + 1
     while not storage.create_exclusive(join(folder, str(version), CLAIM),
                                        uuid.uuid4().hex.encode()):
         version += 1
@@ -196,7 +216,7 @@ def _claim_remote(folder: str) -> int:
 
 def _next_number(folder: pathlib.Path) -> int:
     # Count every numbered folder, complete or not, so a number is never reused.
-    taken = [int(entry.name) for entry in folder.iterdir() if entry.name.isdigit()]
+    taken = [int(entry.name) for entry in folder.iterdir() if is_version_name(entry.name)]
     return max(taken, default=0) + 1
 
 

@@ -2,7 +2,7 @@
 
 A thin layer over the Python API in edgepipe/api.py: run a pipeline or one stage of it,
 show what exists, inspect an artifact, serve the registry, compile a Kubeflow / Vertex AI
-pipeline spec.
+pipeline spec, remove what failed runs left (gc).
 
 Exit status: 0 succeeded (or cached), 1 a stage failed or a gate halted the run, 2 the
 config or the command line is invalid (nothing ran).
@@ -18,7 +18,7 @@ import sys
 
 import edgepipe
 from edgepipe import api
-from edgepipe.contracts import artifacts, tasks
+from edgepipe.contracts import artifacts, storage, tasks
 from edgepipe.pipeline import dag
 from edgepipe.serving import server as serving_server
 
@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
                                  beam_options=args.beam_option)
         if args.command == "status":
             return status(config)
+        if args.command == "gc":
+            return gc_command(config, args.dry_run)
         result = api.run(config, stages=args.stage or None, no_cache=args.no_cache)
     except (api.ConfigError, api.StorageError) as error:
         print(f"edgepipe: {error}", file=sys.stderr)
@@ -53,8 +55,19 @@ def main(argv: list[str] | None = None) -> int:
     except api.StageFailed as error:
         print(f"edgepipe: {error}", file=sys.stderr)
         return 1
+    except OSError as error:  # the store itself (locks, staging, run summary), not a stage
+        print(f"edgepipe: {_os_error(error)}; check that the artifact root "
+              f"{getattr(args, 'root', None) or '(from the config)'} is a writable folder on a "
+              "disk with free space, or pass another --root.", file=sys.stderr)
+        return 2
     _print_summary(result.summary)
     return 0 if result.status in ("succeeded", "worker_finished") else 1
+
+
+def _os_error(error: OSError) -> str:
+    """One line: what failed and on which file (no chained traceback)."""
+    where = f": {error.filename}" if error.filename else ""
+    return f"{error.strerror or type(error).__name__}{where}"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,6 +101,12 @@ def _parser() -> argparse.ArgumentParser:
 
     status_parser = commands.add_parser("status", help="list the artifacts that exist for a config")
     _add_config_arguments(status_parser)
+
+    gc_parser = commands.add_parser(
+        "gc", help="remove the checkpoints (scratch) of failed runs and stale staging folders")
+    _add_config_arguments(gc_parser)
+    gc_parser.add_argument("--dry-run", action="store_true",
+                           help="list what would be removed, remove nothing")
 
     inspect_parser = commands.add_parser("inspect", help="print an artifact's manifest readably")
     inspect_parser.add_argument("path", help="an artifact folder, its manifest.json or a run summary")
@@ -211,6 +230,20 @@ def _variant_seconds(seconds: dict | None) -> str:
         return ""
     return (f"  s: fine-tune {seconds.get('fine_tune', 0):.1f} convert "
             f"{seconds.get('convert', 0):.1f} measure {seconds.get('measure', 0):.1f}")
+
+
+def gc_command(config, dry_run: bool) -> int:
+    from edgepipe.pipeline import gc
+
+    if storage.is_remote(config.root):
+        api.check_storage(config.root)
+    removed = gc.collect(config.root, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for folder, size in removed:
+        print(f"  {verb} {folder} ({size / 1e6:.1f} MB)")
+    total = sum(size for _, size in removed)
+    print(f"{verb} {len(removed)} folder(s), {total / 1e6:.1f} MB, under {config.root}")
+    return 0
 
 
 def status(config) -> int:

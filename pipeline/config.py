@@ -34,10 +34,14 @@ class ConfigError(ValueError):
 
 
 class PipelineSection(StageConfig):
-    name: str = pydantic.Field(min_length=1, description="pipeline name, shown in reports")
+    name: str = pydantic.Field(
+        min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="pipeline name, shown in reports, and the registry's default model name "
+        "(a folder): letters, digits, '.', '_' and '-', starting with a letter or digit")
     root: str = pydantic.Field("", description="artifact root (a folder, or gs://BUCKET/PREFIX); "
                                "default artifacts/<name>")
-    seed: int = pydantic.Field(0, description="seeds every random choice of every stage")
+    seed: int = pydantic.Field(0, ge=0, le=2**32 - 1,
+                               description="seeds every random choice of every stage")
     task: str = pydantic.Field(
         tasks.CLASSIFICATION.name, description="what the model learns: "
         + ", ".join(f'"{name}"' for name in tasks.NAMES) + " (edgepipe.contracts.tasks)")
@@ -117,6 +121,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = tomllib.loads(f"value = {raw}")["value"]
     except tomllib.TOMLDecodeError:
         value = raw
+    except RecursionError:
+        raise ConfigError(f"--set {dotted}=...: the value nests too deeply; a config value is "
+                          "a number, a string, or a short list or table") from None
     return keys, value
 
 
@@ -140,6 +147,9 @@ def read(path: str | pathlib.Path) -> dict[str, Any]:
                           "as UTF-8.") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    except RecursionError:  # tomllib is recursive: arrays or tables nested ~1,000 deep
+        raise ConfigError(f"{path}: the TOML nests arrays or tables too deeply to read; a "
+                          "pipeline config needs a few levels") from None
 
 
 def load(
@@ -228,12 +238,24 @@ def _apply_beam_options(data: dict, beam_options) -> None:
 
 def _root(root: str | None, pipeline_section: PipelineSection, base_dir: pathlib.Path):
     if root is not None:
-        return root.rstrip("/") if "://" in root else pathlib.Path(root).resolve()
+        return root.rstrip("/") if "://" in root else _local_root(pathlib.Path(root), "--root")
     if pipeline_section.root:
         if "://" in pipeline_section.root:  # an object store: gs://BUCKET/PREFIX
             return pipeline_section.root.rstrip("/")
-        return (base_dir / pipeline_section.root).resolve()
-    return pathlib.Path("artifacts", pipeline_section.name).resolve()
+        return _local_root(base_dir / pipeline_section.root, "[pipeline] root")
+    return _local_root(pathlib.Path("artifacts", pipeline_section.name), "the artifact root")
+
+
+def _local_root(path: pathlib.Path, where: str) -> pathlib.Path:
+    """The resolved root; ConfigError when it, or the nearest part of it that exists, is not
+    a folder (a file, /dev/null): nothing could be written under it."""
+    path = path.resolve()
+    existing = next((part for part in (path, *path.parents) if part.exists()), None)
+    if existing is not None and not existing.is_dir():
+        what = "is" if existing == path else f"is under {existing}, which is"
+        raise ConfigError(f"{where} {path} {what} not a folder; pass a folder (it is created if "
+                          "missing) or gs://BUCKET/PREFIX.")
+    return path
 
 
 def _validate_stages(path, data: dict, specs: dict[str, StageSpec], registry,
@@ -286,7 +308,7 @@ def _validate(path, section, model: type[StageConfig], data, context) -> StageCo
         problems = []
         for problem in error.errors():
             key = ".".join(str(part) for part in problem["loc"]) or "(section)"
-            message = problem["msg"]
+            message = problem["msg"].removeprefix("Value error, ")  # our own messages say it
             if problem["type"] == "extra_forbidden":
                 fields = ", ".join(sorted(model.model_fields))
                 message = f"unknown key (expected one of: {fields})"

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import pathlib
+import stat
 from typing import Annotated, Any
 
 import pydantic
@@ -131,6 +132,19 @@ class Context:
     upstream: dict[str, UpstreamStage] = dataclasses.field(default_factory=dict)
 
 
+def check_file_or_folder(path: str | os.PathLike) -> None:
+    """ValueError for a path that exists but is neither a regular file nor a folder (a
+    device such as /dev/zero, a pipe, a socket): reading it would never end, or never start."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # missing: the caller says what it expected
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise ValueError(f"{os.fspath(path)} is not a regular file or a folder (a device, pipe "
+                         "or socket, whose reading might never end); point the config at a "
+                         "file or folder of data")
+
+
 def _resolve_existing_path(value: str, info: pydantic.ValidationInfo) -> str:
     """Resolve a path against the config file's folder and check that it exists.
 
@@ -142,6 +156,7 @@ def _resolve_existing_path(value: str, info: pydantic.ValidationInfo) -> str:
     path = (pathlib.Path(base) / value).resolve()
     if not path.exists():
         raise ValueError(f"path does not exist: {path}")
+    check_file_or_folder(path)
     return str(path)
 
 

@@ -43,6 +43,8 @@ log = logging.getLogger("edgepipe.serve")
 MODEL_URL = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?P<verb>/metadata|:[a-z]+)?$"
 )
+# TF Serving's version labels, which are assigned in its model config file: not supported.
+LABEL_URL = re.compile(r"^/v1/models/[^/:]+/labels/")
 ENDPOINTS = {"": "status", "/metadata": "metadata", ":predict": "predict"}
 PROBES = ("/healthz", "/readyz", "/metrics")
 JSON = b"application/json"
@@ -67,6 +69,7 @@ class App:
         self.max_json_depth = max_json_depth
         self.inline_invoke_below = inline_invoke_below
         self.executor = concurrent.futures.ThreadPoolExecutor(max(1, workers), "predict")
+        self.logged_failures: set[tuple] = set()  # where internal errors were logged in full
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":  # no lifespan (models load before serving), no websockets
@@ -102,8 +105,26 @@ class App:
         except NotFound as error:
             return 404, {"error": str(error)}, [], False
         except Exception as error:  # a bug costs one request, never the process
-            log.exception("internal error on %s %s", scope["method"], scope["path"])
-            return 500, {"error": f"internal error: {type(error).__name__}: {error}"}, [], False
+            self._log_internal_error(scope, error)
+            # The reply never echoes the exception: its text may hold paths or data.
+            return 500, {"error": "internal error: the request could not be answered; the "
+                         "server log has the details"}, [], False
+
+    def _log_internal_error(self, scope, error: Exception) -> None:
+        """One line per failed request; the traceback only the first time a failure of this
+        type happens at this place, so a client repeating a request cannot flood the log."""
+        frame = error.__traceback__
+        while frame is not None and frame.tb_next is not None:
+            frame = frame.tb_next
+        where = (type(error).__name__, frame.tb_frame.f_code.co_filename, frame.tb_lineno) \
+            if frame else (type(error).__name__,)
+        if where in self.logged_failures or len(self.logged_failures) >= 100:
+            log.error("internal error on %s %s: %s: %s", scope["method"], scope["path"][:200],
+                      type(error).__name__, str(error)[:200])
+            return
+        self.logged_failures.add(where)
+        log.exception("internal error on %s %s (traceback shown once per place)",
+                      scope["method"], scope["path"][:200])
 
     async def _route(self, scope, receive, labels):
         path = scope["path"]
@@ -112,6 +133,10 @@ class App:
             _check_method(scope, ("GET", "HEAD"))
             return self._probe(path)
         match = MODEL_URL.match(path)
+        if not match and LABEL_URL.match(path):
+            raise Refusal(404, "Version labels (/v1/models/<name>/labels/<label>) are not "
+                          "supported: this server has no model config file to assign them. Use "
+                          "/v1/models/<name>/versions/<v>, or no version for the newest.")
         if not match:
             if path == "*" and scope["method"] == "OPTIONS":  # OPTIONS * HTTP/1.1: the server's
                 raise Refusal(204, "", [(b"allow", b"GET, HEAD, POST, OPTIONS")])

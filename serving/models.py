@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from typing import Any
 
@@ -22,6 +23,8 @@ from edgepipe.contracts import registry, storage
 from edgepipe.serving.runtime import ChecksumMismatch, ModelVersion, load
 
 log = logging.getLogger("edgepipe.serve")
+# An absolute path inside a message (after a space, quote or parenthesis): cut to its name.
+_ABSOLUTE_PATH = re.compile(r"""(^|[\s'"(=])(/[^\s'"():,;]+)""")
 
 
 class NotFound(Exception):
@@ -41,6 +44,7 @@ class Models:
         self._failed: dict[tuple[str, int], tuple] = {}  # (name, version) -> its files' fingerprint
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
 
     def get(self, name: str, version: int | None = None) -> ModelVersion:
         versions = self.served.get(name)
@@ -53,10 +57,6 @@ class Models:
             raise NotFound(f"Servable not found for request: Specific({name}, {version}); "
                            f"versions of {name!r} served: {sorted(versions)}")
         return versions[version]
-
-    def ready(self) -> bool:
-        wanted = self.names or list(self.served)
-        return bool(wanted) and all(self.served.get(name) for name in wanted)
 
     def status(self, name: str, version: int | None = None) -> list[dict[str, Any]]:
         """TF Serving's model_version_status entries, newest first."""
@@ -73,15 +73,29 @@ class Models:
             for number in chosen
         ]
 
+    def ready(self) -> bool:
+        wanted = self.names or list(self.served)
+        poller_died = self._poller is not None and not self._poller.is_alive() \
+            and not self._stop.is_set()
+        return bool(wanted) and not poller_died and all(self.served.get(name) for name in wanted)
+
     def refresh(self) -> None:
-        """Load what the registry has that is not served yet; drop what fell out of the window."""
+        """Load what the registry has that is not served yet; drop what fell out of the window.
+        Never raises: a registry that cannot be listed (a permission error, a bucket that does
+        not answer) is logged and tried again at the next poll."""
         with self._refresh_lock:
-            names = self.names or registry.model_names(self.registry)
+            try:
+                names = self.names or registry.model_names(self.registry)
+            except Exception as error:
+                log.error("listing the models of %s failed (tried again at the next poll): "
+                          "%s: %s", self.registry, type(error).__name__, error)
+                return
             for name in names:
                 try:
                     self._refresh_model(name)
-                except Exception as error:  # an unreadable registry must not stop the poller
-                    log.error("refreshing model %r from %s failed: %s", name, self.registry, error)
+                except Exception as error:  # an unreadable model must not stop the poller
+                    log.error("refreshing model %r from %s failed (tried again at the next "
+                              "poll): %s: %s", name, self.registry, type(error).__name__, error)
 
     def _refresh_model(self, name: str) -> None:
         available = registry.list_versions(self.registry, name)
@@ -114,7 +128,9 @@ class Models:
             current[version] = load(name, version, local, self.runtime, self.workers)
         except Exception as error:
             message = str(error) if isinstance(error, ChecksumMismatch) else f"{type(error).__name__}: {error}"
-            states[version] = {"state": "END", "error": message}
+            # The status API is public: it names files relative to the registry, never the
+            # server's absolute paths (the log keeps them).
+            states[version] = {"state": "END", "error": self._public(message, name, version)}
             self._failed[(name, version)] = before
             log.error("model %s version %d failed to load, not served (tried again when its files "
                       "change): %s", name, version, message)
@@ -124,19 +140,40 @@ class Models:
         log.info("model %s version %d loaded and checked in %.2f s (%s)%s", name, version,
                  current[version].load_seconds, self.runtime, " after its files changed" if retry else "")
 
+    def _public(self, message: str, name: str, version: int) -> str:
+        """The message with the version's folders (registry and local copy) written as
+        <name>/<version>, and any other absolute path cut to its file name."""
+        version_dir = f"{name}/{version}"
+        for folder in {registry.version_path(self.registry, name, version),
+                       os.path.abspath(registry.version_path(self.registry, name, version)),
+                       os.path.realpath(registry.version_path(self.registry, name, version))}:
+            message = message.replace(folder, version_dir)
+        return _ABSOLUTE_PATH.sub(lambda match: match[1] + os.path.basename(match[2]), message)
+
     def _changed_since_failure(self, name: str, version: int) -> bool:
         before = self._failed.get((name, version))
         return before is not None and fingerprint(registry.version_path(self.registry, name, version)) != before
 
     def poll(self, seconds: float) -> threading.Thread:
-        """Refresh every `seconds` in a daemon thread until stop()."""
+        """Refresh every `seconds` in a daemon thread until stop(). An error of one poll is
+        logged and the next poll runs; should the thread end anyway (an error that is not an
+        Exception), it says so and ready() turns false, so /readyz answers 503."""
         def loop() -> None:
-            while not self._stop.wait(seconds):
-                self.refresh()
+            try:
+                while not self._stop.wait(seconds):
+                    try:
+                        self.refresh()
+                    except Exception as error:  # refresh catches its own; this is the backstop
+                        log.error("registry poll failed (tried again in %g s): %s: %s", seconds,
+                                  type(error).__name__, error)
+            except BaseException as error:  # SystemExit, KeyboardInterrupt: the thread ends
+                log.critical("the registry poller stopped (%s: %s): new versions are no longer "
+                             "loaded and /readyz answers 503; restart the server",
+                             type(error).__name__, error)
 
-        thread = threading.Thread(target=loop, name="registry-poller", daemon=True)
-        thread.start()
-        return thread
+        self._poller = threading.Thread(target=loop, name="registry-poller", daemon=True)
+        self._poller.start()
+        return self._poller
 
     def stop(self) -> None:
         self._stop.set()

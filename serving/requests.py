@@ -125,6 +125,10 @@ def parse_body(body: bytes, max_depth: int = 16) -> dict:
         ) from None
     except RecursionError:  # unreachable after the depth check; kept as a backstop
         raise RequestError(400, f"The request body nests too deeply; {EXPECTED_BODY}.") from None
+    except ValueError as error:  # an integer of more than 4,300 digits (int's own limit)
+        raise RequestError(400, "The request body holds a number that cannot be read "
+                           f"({str(error)[:80]}); send numbers of the tensor's dtype, e.g. "
+                           "uint8 0..255.") from None
     if not isinstance(request, dict):
         raise RequestError(
             400, f"The request body is a JSON {type(request).__name__}; expected an object "

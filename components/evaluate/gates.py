@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from edgepipe.contracts import artifacts, registry
+from edgepipe.contracts.relative_gate import GateSpec, check_change
 
 
 def bless(task, value: float, thresholds: tuple[float | None, float], settings,
@@ -54,8 +55,14 @@ def relative_gate(task, value: float, allowed: float, settings, model_key: str,
     """Compare with the registry's baseline version on this run's test split."""
     metric = task.primary
     unit = metric.worsening_unit
+    # What push checks again under the registry's lock (contracts/relative_gate.py): an
+    # accuracy drop in its own units (points / 100), an error's increase as a fraction.
+    spec = GateSpec(metric.name, higher_is_better=metric.higher_is_better,
+                    allowed_change=allowed / 100.0 if unit == "points" else allowed,
+                    relative=unit != "points")
     gate: dict[str, Any] = {"name": "relative", "applied": False, "passed": True,
-                            "metric": metric.name, f"max_worsening_{unit}": allowed}
+                            "metric": metric.name, f"max_worsening_{unit}": allowed,
+                            "spec": spec.to_json()}
     if metric.name == "accuracy":  # the key earlier runs' summaries have
         gate["max_accuracy_drop_points"] = allowed
     if settings is None:
@@ -90,7 +97,8 @@ def relative_gate(task, value: float, allowed: float, settings, model_key: str,
         baseline.update({metric.name: baseline_value, "source": "re-evaluated"})
         where = "re-evaluated on this test split, since it was measured on other examples"
     worsening = round(metric.worsening(value, baseline[metric.name]), 6)
-    passed = worsening <= allowed
+    passed = check_change(metric.name, value, baseline[metric.name], spec.higher_is_better,
+                          spec.allowed_change, spec.relative)["passed"]
     allowance = f"{allowed:g} points" if unit == "points" else f"{allowed:.1%}"
     reason = (f"{metric.name} {metric.format(value)} is {metric.describe_worsening(worsening)} "
               f"{name} v{version} ({metric.format(baseline[metric.name])}, {where}); allowed "

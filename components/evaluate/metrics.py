@@ -29,12 +29,10 @@ def compute_metrics(labels: np.ndarray, probabilities: np.ndarray,
             " for the dataset's class names."
         )
     predictions = probabilities.argmax(axis=1)
-    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(confusion, (labels, predictions), 1)
-
-    true_positives = np.diag(confusion).astype(np.float64)
-    predicted = confusion.sum(axis=0)
-    support = confusion.sum(axis=1)
+    true_positives = np.bincount(labels[labels == predictions],
+                                 minlength=num_classes).astype(np.float64)
+    predicted = np.bincount(predictions, minlength=num_classes)
+    support = np.bincount(labels, minlength=num_classes)
     # A class never predicted (or absent) has precision (recall) 0, as scikit-learn reports.
     precision = np.divide(true_positives, predicted, out=np.zeros(num_classes),
                           where=predicted > 0)
@@ -60,8 +58,35 @@ def compute_metrics(labels: np.ndarray, probabilities: np.ndarray,
         },
         "macro_avg": average(np.full(num_classes, 1.0 / num_classes)),
         "weighted_avg": average(support / total),
-        "confusion": confusion.tolist(),
+        "confusion": confusion_of(labels, predictions, num_classes),
     }
+
+
+# Above this many classes the confusion is written as its non-zero cells (a dense 10,000-class
+# matrix is 100 M numbers: 859 MB of JSON for 10,000 test examples).
+DENSE_CONFUSION_MAX_CLASSES = 100
+
+
+def confusion_of(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> dict:
+    """{"matrix": rows = true class, columns = predicted} for up to
+    DENSE_CONFUSION_MAX_CLASSES classes, else {"cells": [[true, predicted, count], ...]}
+    (the non-zero cells, by true then predicted class): its size follows the examples."""
+    pairs, counts = np.unique(np.asarray(labels, np.int64) * num_classes + predictions,
+                              return_counts=True)
+    if num_classes <= DENSE_CONFUSION_MAX_CLASSES:
+        matrix = np.zeros(num_classes * num_classes, dtype=np.int64)
+        matrix[pairs] = counts
+        return {"matrix": matrix.reshape(num_classes, num_classes).tolist()}
+    return {"cells": [[int(pair // num_classes), int(pair % num_classes), int(count)]
+                      for pair, count in zip(pairs, counts)]}
+
+
+def confusion_cells(confusion: dict) -> list[tuple[int, int, int]]:
+    """(true, predicted, count) of every non-zero cell of either form of the confusion."""
+    if "cells" in confusion:
+        return [tuple(cell) for cell in confusion["cells"]]
+    return [(true, predicted, int(value)) for true, row in enumerate(confusion["matrix"])
+            for predicted, value in enumerate(row) if value]
 
 
 def _mean_loss(labels: np.ndarray, probabilities: np.ndarray) -> float:
@@ -99,13 +124,14 @@ def calibration(labels, probabilities: np.ndarray, bins: int) -> dict[str, Any]:
     return {"ece": float(ece), "mean_confidence": float(confidence.mean()), "bins": rows}
 
 
-def confused_pairs(confusion, class_names: list[str], count: int) -> list[dict[str, Any]]:
+def confused_pairs(confusion: dict, class_names: list[str], count: int) -> list[dict[str, Any]]:
     """The off-diagonal cells with the most examples: (true class, predicted class) pairs."""
-    matrix = np.asarray(confusion)
-    support = matrix.sum(axis=1)
-    cells = [(int(matrix[true, predicted]), true, predicted)
-             for true in range(len(class_names)) for predicted in range(len(class_names))
-             if true != predicted and matrix[true, predicted] > 0]
+    support = np.zeros(len(class_names), dtype=np.int64)
+    cells = []
+    for true, predicted, value in confusion_cells(confusion):
+        support[true] += value
+        if true != predicted:
+            cells.append((value, true, predicted))
     cells.sort(key=lambda cell: (-cell[0], cell[1], cell[2]))
     return [{"true": class_names[true], "predicted": class_names[predicted], "count": value,
              "share_of_true": value / int(support[true])}

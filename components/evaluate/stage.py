@@ -52,9 +52,9 @@ class Config(StageConfig):
     # Equal-width confidence bins of the reliability diagram and expected calibration error.
     calibration_bins: int = pydantic.Field(10, ge=2, le=100)
     # How many of the most confused (true, predicted) class pairs to list.
-    confused_pairs: int = pydantic.Field(5, ge=1)
+    confused_pairs: int = pydantic.Field(5, ge=1, le=10_000)
     # How many lowest-confidence and most confidently wrong test examples to single out.
-    singled_out_examples: int = pydantic.Field(12, ge=1)
+    singled_out_examples: int = pydantic.Field(12, ge=1, le=10_000)
     # Features to slice the metrics by: "brightness" (images: mean pixel value), "length"
     # (sequences: number of steps; texts: number of tokens), or another feature of the
     # examples. None slices by the derived feature of the input kind (brightness for images,
@@ -68,7 +68,7 @@ class Config(StageConfig):
     # two most probable classes) or "entropy" (most uncertain prediction over all classes).
     labeling_queue: Literal["least_confidence", "margin", "entropy"] = "least_confidence"
     # How many records labeling_queue.csv lists; 0: every unlabelled record.
-    labeling_queue_size: int = pydantic.Field(0, ge=0)
+    labeling_queue_size: int = pydantic.Field(0, ge=0, le=100_000_000)
 
     @pydantic.model_validator(mode="after")
     def _fits_task(self):

@@ -110,6 +110,7 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     files = source.files(config)
     before = common.snapshot(files)
     info = source.describe(config)
+    check_class_count(info["class_names"], config.max_classes, config.source)
     folder, scratch = outputs["examples"], context.scratch_dir  # local paths or URIs
     context.log.info("ingest: source %s, %d file(s) (%s), feature %s", config.source,
                      len(before), {o: len(p) for o, p in files.items()}, info["feature"])
@@ -145,6 +146,9 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
         "class_names": list(info["class_names"]),
         **({"target_names": list(info["target_names"])} if info.get("target_names") else {}),
         "input_shape": shape,
+        # A table's column names, one per channel: statistics names constant columns by them.
+        **({"feature_names": list(info["feature_columns"])}
+           if info.get("columns_as") == "channels" else {}),
     }
 
 
@@ -176,6 +180,16 @@ def write_records(config: Config, info: dict, folder, scratch, runtime) -> None:
         _ = routed.quarantine | "WriteQuarantine" >> beam.io.WriteToText(
             storage.join(folder, "quarantine", "records"), file_name_suffix=".jsonl",
             num_shards=1, shard_name_template="")
+
+
+def check_class_count(class_names: list[str], most: int, source: str) -> None:
+    """A class count past [ingest] max_classes is refused before anything is read: one class
+    per record (a label column of ids) costs every later stage for nothing."""
+    if len(class_names) > most:
+        raise ValueError(
+            f"the {source} data has {len(class_names):,} classes ({', '.join(class_names[:5])}, "
+            f"...), more than [ingest] max_classes = {most}; check the label column or class "
+            "folders, or raise max_classes.")
 
 
 def account(read: dict, counts: dict, rejected: list) -> dict:

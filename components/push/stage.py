@@ -7,7 +7,9 @@ itself (saved_model.pb and variables/ at its root, so TensorFlow Serving and KSe
 (standard TFLite metadata and labels inside; its sidecar, int8.json say, as
 model.tflite.json), model.json, the class names as labels.txt, and metadata.json recording
 its lineage: the run, the data (examples key), the model key, the metrics. Pushing a model already in the registry
-(same model key) adds nothing. Where the registry is and what the model is called come from
+(same model key) adds nothing. The relative gate is checked again under the registry's lock
+(gate.py): a version pushed by another run since this model was evaluated can make the push
+refuse, saying why. Where the registry is and what the model is called come from
 the pipeline's [registry] section; the layout and its atomic commit live in
 edgepipe.contracts.registry.
 """
@@ -18,6 +20,7 @@ import pathlib
 import shutil
 from typing import Any
 
+from edgepipe.components.push.gate import push_time_check
 from edgepipe.contracts import artifacts, registry, tasks
 from edgepipe.pipeline.stage import Artifact, Context, RegistrySettings, StageConfig
 from edgepipe.pipeline.spec import StageSpec
@@ -38,8 +41,9 @@ def run(inputs: dict[str, Artifact], outputs: dict[str, pathlib.Path], config: C
         result = {"pushed": False, "reason": f"model not blessed, push refused: {blessing.reason}"}
     else:
         result = _publish(inputs, config.registry, context, blessing.reason)
-        context.log.info("push: %s (%s variant, %s)", result["reason"], result["variant"],
-                         result["path"])
+        if result["pushed"]:
+            context.log.info("push: %s (%s variant, %s)", result["reason"], result["variant"],
+                             result["path"])
     if not result["pushed"]:
         context.log.warning("push: %s", result["reason"])
     result["registry"] = config.registry.path if config.registry else ""
@@ -66,7 +70,13 @@ def _publish(inputs: dict[str, Artifact], settings: RegistrySettings, context: C
 
     metadata = lineage(inputs, context, model_info, deployable, verdict)
     name = settings.model_name
-    published = registry.publish(settings.path, name, fill, metadata)
+    check = push_time_check(settings, artifacts.read_metrics(inputs["evaluation"].path),
+                            inputs["model"].key, inputs["examples"].key)
+    published = registry.publish(settings.path, name, fill, metadata, check)
+    if published.get("refused"):
+        return {"pushed": False, "created": False, "model_name": name,
+                "variant": deployable["variant"],
+                "reason": f"push refused: {published['refused']}"}
     return {
         "pushed": True,
         "created": published["created"],

@@ -57,26 +57,28 @@ class Config(StageConfig):
         default="", description="License in the TFLite metadata (e.g. 'Apache-2.0'); empty: "
         "not written.")
     representative_examples: int = pydantic.Field(
-        default=200, ge=1,
+        default=200, ge=1, le=100_000,
         description="Training examples, drawn with the pipeline seed, that calibrate the int8 "
         "and int16x8 activation ranges.")
     max_test_examples: int | None = pydantic.Field(
-        default=None, ge=1,
+        default=None, ge=1, le=100_000_000,
         description="Measure on the first N test examples; None measures the whole test split.")
     latency_examples: int | None = pydantic.Field(
-        default=1000, ge=1,
+        default=1000, ge=1, le=100_000_000,
         description="Time batch-1 latency (one thread and all cores) on the first N test "
         "examples; accuracy and agreement still use every test example (run on all cores "
         "at once). None times every test example (int16x8 runs LiteRT's reference kernels, "
         "about 30 ms an example on x86: minutes on a 10,000-example split).")
     qat_epochs: float = pydantic.Field(
-        default=1, gt=0, description="Epochs of quantization-aware fine-tuning on the train "
+        default=1, gt=0, le=10_000, description="Epochs of quantization-aware fine-tuning on "
+        "the train "
         "split; a fraction fine-tunes on that share of an epoch's batches (0.25: a quarter).")
     qat_learning_rate: float | None = pydantic.Field(
         default=None, gt=0, description="Adam learning rate QAT starts from (it decays to 0 "
         "over qat_epochs, cosine); None: fine_tune_learning_rate.")
     pruning_epochs: float = pydantic.Field(
-        default=2, gt=0, description="Epochs of fine-tuning while pruning (pruned_int8); a "
+        default=2, gt=0, le=10_000, description="Epochs of fine-tuning while pruning "
+        "(pruned_int8); a "
         "fraction fine-tunes on that share of an epoch's batches.")
     pruning_sparsity: float = pydantic.Field(
         default=0.5, gt=0.0, lt=1.0,
@@ -85,7 +87,7 @@ class Config(StageConfig):
         default=1e-4, gt=0, description="Adam learning rate of QAT and pruning fine-tuning; "
         "QAT's decays to 0 over its epochs (cosine), pruning's stays constant.")
     fine_tune_batch_size: int = pydantic.Field(
-        default=64, ge=1, description="Batch size of QAT and pruning fine-tuning.")
+        default=64, ge=1, le=65_536, description="Batch size of QAT and pruning fine-tuning.")
     deploy_policy: Literal["smallest_within", "fastest_within"] = pydantic.Field(
         default="smallest_within",
         description="How to pick the deployable variant among those within "

@@ -18,6 +18,9 @@ from edgepipe.contracts import artifacts
 from edgepipe.pipeline.stage import Artifact, UpstreamStage
 
 SPLITS = ("train", "validation", "test")
+# Classes a figure draws at most (confusion matrix, label distribution, example grid): its
+# memory and the page grow with what it draws (10,000 classes passed 10 GB before).
+PLOTTED_CLASSES = 30
 
 
 def stage_runs(upstream: dict[str, UpstreamStage]) -> list[dict[str, Any]]:
@@ -37,11 +40,13 @@ def data(examples: Artifact, statistics_dir: pathlib.Path, feature: str, class_n
     value_splits = splits + [split for split in ("unlabeled",) if split in statistics]
     distributions = {split: _feature(statistics, split, "label", statistics_dir)["distribution"]
                      for split in splits}
-    # The first records of each class: deterministic, and every class is shown.
-    chosen = [int(index) for label in range(len(class_names))
+    # The first records of each class: deterministic, and every class is shown (the first
+    # PLOTTED_CLASSES of many: a figure's memory grows with what it draws).
+    chosen = [int(index) for label in range(min(len(class_names), PLOTTED_CLASSES))
               for index in (train["label"] == label).nonzero()[0][:per_class]]
     names = [class_names[train["label"][index]] for index in chosen]
-    figures = {"label_figure": plots.label_distribution(distributions, class_names)}
+    figures = {"label_figure": plots.label_distribution(distributions,
+                                                        class_names[:PLOTTED_CLASSES])}
     if feature == "image":
         figures["histogram_figure"] = plots.pixel_histogram(
             {split: _feature(statistics, split, "image", statistics_dir)["histogram"]
@@ -163,11 +168,34 @@ def evaluation(evaluation_dir: pathlib.Path, class_names: list[str]) -> dict[str
         "confused_pairs": metrics["confused_pairs"],
         "slices": metrics["slices"],
         "gates": metrics["blessing"]["gates"],
-        "confusion_figure": plots.confusion_matrix(confusion["matrix"],
-                                                          confusion["class_names"]),
+        "confusion_figure": plots.confusion_matrix(*_plotted_confusion(confusion)),
         "reliability_figure": plots.reliability_diagram(calibration["bins"],
                                                                 calibration["ece"]),
     }
+
+
+def _plotted_confusion(confusion: dict) -> tuple[list[list[int]], list[str]]:
+    """(matrix, class names) to draw: every class of a few, else the PLOTTED_CLASSES classes
+    most involved in confusions (as true or predicted class), in class order."""
+    names = confusion["class_names"]
+    cells = ([(true, predicted, value) for true, row in enumerate(confusion["matrix"])
+              for predicted, value in enumerate(row) if value]
+             if "matrix" in confusion else [tuple(cell) for cell in confusion["cells"]])
+    if len(names) <= PLOTTED_CLASSES:
+        kept = list(range(len(names)))
+    else:
+        involved = collections.Counter()
+        for true, predicted, value in cells:
+            if true != predicted:
+                involved[true] += value
+                involved[predicted] += value
+        kept = sorted(index for index, _ in involved.most_common(PLOTTED_CLASSES))
+    position = {index: place for place, index in enumerate(kept)}
+    matrix = [[0] * len(kept) for _ in kept]
+    for true, predicted, value in cells:
+        if true in position and predicted in position:
+            matrix[position[true]][position[predicted]] = value
+    return matrix, [names[index] for index in kept]
 
 
 def galleries(evaluation_dir: pathlib.Path, test: dict, feature: str,

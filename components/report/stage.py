@@ -35,18 +35,18 @@ PIECES = {"classification": classification, "regression": regression}
 
 class Config(StageConfig):
     low_confidence_examples: int = pydantic.Field(
-        12, ge=1, description="How many lowest-confidence and most confidently wrong test "
+        12, ge=1, le=1_000, description="How many lowest-confidence and most confidently wrong test "
         "predictions each gallery shows (at most what the evaluate stage singled out).",
     )
     examples_per_class: int = pydantic.Field(
-        2, ge=1, description="Training examples shown per class in the data section's grid."
+        2, ge=1, le=100, description="Training examples shown per class in the data section's grid."
     )
     network_examples: int = pydantic.Field(
         3, ge=1, le=8, description="Test examples whose LSTM hidden states are drawn (a CNN's "
         "activation maps are drawn for the first test example).",
     )
     labeling_queue_examples: int = pydantic.Field(
-        12, ge=1, description="Records of the top of the labelling queue shown in the gallery.")
+        12, ge=1, le=1_000, description="Records of the top of the labelling queue shown in the gallery.")
     unlabeled_truth: ExistingPath | None = pydantic.Field(
         None, description="A CSV (columns id, label: class name or index) with the true labels "
         "of unlabelled records, when known (a benchmark): the report then shows the accuracy "

@@ -91,7 +91,9 @@ def _color(spec: dict[str, Any], input_color: str, examples) -> dict[str, Any]:
 
 
 def _finite(path, feature: str, stats: dict, convert) -> tuple:
-    """(mean, std) from a feature's statistics; every std must be finite and positive."""
+    """(mean, std) from a feature's statistics. A constant channel (std 0: a border pixel
+    column that is always 0) is normal data: its std is taken as 1, so normalisation only
+    shifts it. A non-finite value is an error naming the channels, never the whole arrays."""
     try:
         mean, std = convert(stats["mean"]), convert(stats["std"])
     except (KeyError, TypeError, ValueError) as error:
@@ -99,12 +101,17 @@ def _finite(path, feature: str, stats: dict, convert) -> tuple:
                          f"({error!r}); re-run the statistics stage.") from error
     stds = std if isinstance(std, list) else [std]
     means = mean if isinstance(mean, list) else [mean]
-    if not stds or not all(math.isfinite(v) for v in means + stds) or min(stds) <= 0:
+    bad = [index for index, (m, s) in enumerate(zip(means, stds))
+           if not (math.isfinite(m) and math.isfinite(s)) or s < 0]
+    if not stds or bad:
+        shown = ", ".join(f"channel {index} (mean {means[index]}, std {stds[index]})"
+                          for index in bad[:10])
         raise ValueError(
-            f"{path}: train {feature} statistics mean={mean}, std={std}; expected finite values "
-            "and std > 0 (a constant input cannot be normalised). Check the ingested data."
-        )
-    return mean, std
+            f"{path}: train {feature} statistics are not finite for {len(bad)} of {len(stds)} "
+            f"channel(s): {shown or 'none given'}{', ...' if len(bad) > 10 else ''}. Check the "
+            "ingested data (a NaN or infinite value), then re-run ingest and statistics.")
+    stds = [value if value > 0 else 1.0 for value in stds]
+    return mean, (stds if isinstance(std, list) else stds[0])
 
 
 def label_spec(examples, statistics_dir, task_name: str) -> dict[str, Any]:

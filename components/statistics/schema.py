@@ -128,6 +128,26 @@ def _value_anomalies(name: str, stats: dict, expected: dict, report) -> None:
                    f"max {expected['high']:g} (out of range)")
 
 
+def constant_columns(summaries: dict, names: list[str] | None) -> list[dict]:
+    """A warning naming the channels (a table's columns) whose value never changes in the
+    train split, as TFDV flags them: normal data (the border pixels of a digit), which the
+    model's normalisation leaves harmless (std taken as 1), but worth knowing."""
+    stats = summaries.get("train", {}).get("features", {}).get("sequence")
+    if not stats or not stats.get("num_steps"):
+        return []
+    constant = [index for index, std in enumerate(stats["std"]) if std == 0]
+    if not constant:
+        return []
+    labels = [names[index] if names and index < len(names) else f"channel {index}"
+              for index in constant]
+    shown = ", ".join(map(repr, labels[:20])) + (", ..." if len(labels) > 20 else "")
+    return [{"split": "train", "feature": "sequence", "severity": "warning",
+             "columns": labels,
+             "description": f"{len(constant)} of {stats['channels']} column(s) hold the same "
+                            f"value in every training example: {shown}; they carry no "
+                            "information (the model's normalisation takes their std as 1)"}]
+
+
 def find_anomalies(summaries: dict, class_names: list[str], expected: dict) -> list[dict]:
     """Anomalies of each split against the schema's expectations: the input feature, then
     the class labels or (regression) the targets."""

@@ -26,8 +26,8 @@ import pydantic
 from edgepipe.components.shared import examples_io
 from edgepipe.components.shared.beam_pipeline import create_pipeline
 from edgepipe.components.statistics import combine, unlabeled, vocabulary
-from edgepipe.components.statistics.schema import (expectations, find_anomalies, infer_schema,
-                                                   load_schema)
+from edgepipe.components.statistics.schema import (constant_columns, expectations,
+                                                   find_anomalies, infer_schema, load_schema)
 from edgepipe.components.statistics.summary import summarise, summarise_lengths, to_proto
 from edgepipe.contracts import artifacts, storage, text_tokens
 from edgepipe.pipeline.stage import ExistingPath, StageConfig
@@ -50,7 +50,7 @@ with warnings.catch_warnings():  # the key is `schema`, as users write it; BaseM
             None, description="A saved schema.pbtxt (or a schema artifact folder holding one) to "
             "validate against instead of inferring one from train.")
         vocabulary_size: int = pydantic.Field(
-            10000, ge=3, description="Text: most entries of vocabulary.txt, computed on the "
+            10000, ge=3, le=10_000_000, description="Text: most entries of vocabulary.txt, computed on the "
             "train split, including [PAD] (id 0) and [UNK] (id 1); rarer tokens map to [UNK].")
         min_token_count: int = pydantic.Field(
             1, ge=1, description="Text: a token enters the vocabulary only when it occurs at "
@@ -89,6 +89,7 @@ def run(inputs, outputs, config: Config, context) -> StageResult:
                                expectations(schema, config.label_shift_threshold))
     anomalies += unlabeled.anomalies(summaries, feature, overlap,
                                      config.unlabeled_drift_threshold)
+    anomalies += constant_columns(summaries, inputs["examples"].properties.get("feature_names"))
     for anomaly in anomalies:
         context.log.warning("statistics: %(severity)s in %(split)s/%(feature)s: "
                             "%(description)s", anomaly)

@@ -46,12 +46,12 @@ class Settings(StageConfig):
         0.95, gt=0.0, le=1.0, description="A pseudo-label is used when the model's "
         "probability for it is at least this.")
     unlabeled_weight: float = pydantic.Field(
-        1.0, gt=0.0, description="Loss weight of a pseudo-labelled example (labelled: 1).")
+        1.0, gt=0.0, le=1_000.0, description="Loss weight of a pseudo-labelled example (labelled: 1).")
     rounds: int = pydantic.Field(
         2, ge=0, le=20, description="Teacher -> student rounds after the teacher; 0 trains "
         "the teacher only (a labelled-only baseline with the same augmentation).")
     epochs: int | None = pydantic.Field(
-        None, ge=1, description="Epochs of each student round; default [train] epochs.")
+        None, ge=1, le=100_000, description="Epochs of each student round; default [train] epochs.")
     labeled_share: float | None = pydantic.Field(
         None, gt=0.0, lt=1.0, description="Share of each student batch drawn from the "
         "labelled examples (they repeat more often than the pseudo-labelled ones); default: "

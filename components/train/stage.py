@@ -52,22 +52,22 @@ class Config(StageConfig):
     # Keyword options passed to the builder, e.g. {"filters": [32, 64], "dropout": 0.3}.
     model_options: dict[str, Any] = pydantic.Field({}, validate_default=True)
     # Number of passes over the training split.
-    epochs: int = pydantic.Field(10, ge=1)
+    epochs: int = pydantic.Field(10, ge=1, le=100_000)
     # Examples per replica per step; the global batch is this times the number of replicas.
-    batch_size: int = pydantic.Field(64, ge=1)
+    batch_size: int = pydantic.Field(64, ge=1, le=65_536)
     # Adam learning rate for one replica (before lr_scaling).
-    learning_rate: float = pydantic.Field(1e-3, gt=0)
+    learning_rate: float = pydantic.Field(1e-3, gt=0, le=10.0)
     # How the learning rate follows the replica count: "none" keeps it, "linear" multiplies
     # it by the number of replicas (the global batch grows by the same factor).
     lr_scaling: Literal["none", "linear"] = "none"
     # "constant", or "cosine": decay from the learning rate to 0 over all training steps.
     lr_schedule: Literal["constant", "cosine"] = "constant"
     # Size of the shuffle buffer over the training split (>= split size = a full shuffle).
-    shuffle_buffer: int = pydantic.Field(10000, ge=1)
+    shuffle_buffer: int = pydantic.Field(10000, ge=1, le=10_000_000)
     # Sequences: steps every example is padded or truncated to; default the longest training
     # sequence in the statistics. Text: tokens per example; default the longest training text
     # in tokens, at most input_spec.MAX_DEFAULT_TEXT_LENGTH (200). Ignored for images.
-    sequence_length: int | None = pydantic.Field(None, ge=1)
+    sequence_length: int | None = pydantic.Field(None, ge=1, le=100_000)
     # Sequences and text: "pre" pads before the series and keeps the last steps (tokens) of
     # longer ones (an LSTM then ends on real data), "post" pads after and keeps the first.
     padding: Literal["pre", "post"] = "pre"
@@ -85,7 +85,7 @@ class Config(StageConfig):
     # test and every later stage see the images unchanged): "none", or "translate": each image
     # shifted by a random whole number of pixels, up to augment_pixels each way, zero fill.
     augment: Literal["none", "translate"] = "none"
-    augment_pixels: int = pydantic.Field(2, ge=1)
+    augment_pixels: int = pydantic.Field(2, ge=1, le=1_000)
     # [train.semi_supervised]: when present, self-training on the unlabeled split (see
     # components/train/semi_supervised.py); absent, supervised training on train only.
     semi_supervised: SemiSupervised | None = None

@@ -43,14 +43,14 @@ class Config(StageConfig):
     # `fingerprint` adds what of it matters.
     train: Any = pydantic.Field(None, exclude=True)
     # Budget in trials: the search stops once this many have finished (pruned ones count).
-    trials: int = pydantic.Field(20, ge=1)
+    trials: int = pydantic.Field(20, ge=1, le=100_000)
     # Optional budget in minutes of trial time; no new trial starts once it is spent.
-    minutes: float | None = pydantic.Field(None, gt=0)
+    minutes: float | None = pydantic.Field(None, gt=0, le=1_000_000)
     # What the search optimises: validation accuracy (maximised; classification's default),
     # MAE (minimised; regression's default) or loss (minimised).
     metric: Literal["val_accuracy", "val_loss", "val_mae"] = "val_accuracy"
     # Epochs each trial trains; default [train] epochs.
-    epochs_per_trial: int | None = pydantic.Field(None, ge=1)
+    epochs_per_trial: int | None = pydantic.Field(None, ge=1, le=100_000)
     # Dotted [train] keys -> {log_uniform|uniform|int = [min, max]} or {choice = [...]}.
     space: dict[str, Any] = {}
 

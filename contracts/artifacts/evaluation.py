@@ -28,11 +28,11 @@ class Blessing:
 
 
 def write_evaluation(evaluation_dir: PathLike, metrics: dict, class_names: list[str],
-                     confusion: list[list[int]], singled_out: dict,
+                     confusion: dict, singled_out: dict,
                      prediction_rows: Iterable[dict]) -> None:
     folder = pathlib.Path(evaluation_dir)
     write_json(folder / METRICS, metrics)
-    write_json(folder / CONFUSION, {"class_names": list(class_names), "matrix": confusion})
+    write_json(folder / CONFUSION, {"class_names": list(class_names), **confusion})
     write_json(folder / SINGLED_OUT, singled_out)
     write_csv(folder / PREDICTIONS, ("id", "label", "prediction", "confidence", "entropy"),
               ([row["id"], row["label"], row["prediction"], f"{row['confidence']:.6f}",
@@ -57,7 +57,9 @@ def read_metrics(evaluation_dir: PathLike) -> dict[str, Any]:
 
 
 def read_confusion(evaluation_dir: PathLike) -> dict[str, Any]:
-    """{"class_names": [...], "matrix": rows = true class, columns = predicted class}."""
+    """{"class_names": [...], "matrix": rows = true class, columns = predicted class}; above
+    100 classes {"class_names": [...], "cells": [[true, predicted, count], ...]} instead (the
+    non-zero cells: the file grows with the examples, not with the classes squared)."""
     return read_json(pathlib.Path(evaluation_dir, CONFUSION))
 
 

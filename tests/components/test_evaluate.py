@@ -93,7 +93,7 @@ def test_compute_metrics_on_a_hand_checked_case():
         [0.6, 0.4, 0.0],  # 2 -> 0, class 2 never predicted
     ])
     metrics = evaluate_metrics.compute_metrics(labels, probabilities, ["a", "b", "c"])
-    assert metrics["confusion"] == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
+    assert metrics["confusion"] == {"matrix": [[1, 1, 0], [0, 1, 0], [1, 0, 0]]}
     assert metrics["accuracy"] == 0.5
     assert metrics["per_class"]["a"] == pytest.approx(
         {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2})

@@ -142,9 +142,17 @@ def label_index(value: str, names: list[str], record_id: str, source: str, origi
     if not value:
         return None, rejection(record_id, source, origin, "missing_label", "the label is empty")
     if value not in names:
+        shown = value if len(value) <= 60 else f"{value[:60]}... ({len(value):,} characters)"
         return None, rejection(record_id, source, origin, "unknown_label",
-                               f"label {value!r} is not one of {names}")
+                               f"label {shown!r} is not one of {_listed(names)}")
     return names.index(value), None
+
+
+def _listed(names: list[str], most: int = 20) -> str:
+    """The class names for a message: all of a few, the first `most` of many."""
+    if len(names) <= most:
+        return str(list(names))
+    return f"the {len(names):,} class names ({', '.join(map(repr, names[:most]))}, ...)"
 
 
 def folder_records(items, origin: str, names: list[str]):
@@ -160,7 +168,7 @@ def folder_records(items, origin: str, names: list[str]):
         else:
             yield record_id, path, None, rejection(
                 record_id, path, origin, "unknown_label",
-                f"class folder {class_name!r} is not one of {names}")
+                f"class folder {class_name!r} is not one of {_listed(names)}")
 
 
 def parse_targets(values: list, names: list[str], record_id: str, source: str, origin: str):

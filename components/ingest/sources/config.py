@@ -16,13 +16,13 @@ from typing import Literal
 import pydantic
 
 from edgepipe.contracts import tasks
-from edgepipe.pipeline.stage import StageConfig
+from edgepipe.pipeline.stage import StageConfig, check_file_or_folder
 
 # What each source's path keys must name on disk: a file, a folder, or a glob of files.
 PATH_KINDS = {"idx": "file", "ts": "file", "csv": "file", "image_dir": "folder",
               "text_dir": "folder", "tfrecord": "glob"}
 COMMON = ("source", "fallback", "data_dir", "class_names", "validation_fraction", "test_fraction",
-          "num_shards", "max_quarantine_fraction", "task")
+          "num_shards", "max_quarantine_fraction", "max_classes", "task")
 # The sources that read a numeric target (regression, edgepipe.contracts.tasks).
 TARGET_SOURCES = ("csv", "tfrecord")
 PATH_FIELDS = ("train_images", "train_labels", "test_images", "test_labels", "train", "test",
@@ -63,10 +63,13 @@ class Config(StageConfig):
     test_fraction: float = pydantic.Field(
         0.2, ge=0.0, lt=1.0, description="Share of records cut for test when no test is given.")
     num_shards: int = pydantic.Field(
-        0, ge=0, description="TFRecord shards per split; 0: one per bundle the runner makes "
+        0, ge=0, le=10_000, description="TFRecord shards per split; 0: one per bundle the runner makes "
         "(no shuffle of the records through the runner: fastest).")
     max_quarantine_fraction: float = pydantic.Field(
         0.01, ge=0.0, le=1.0, description="Fail if more of the read records are rejected.")
+    max_classes: int = pydantic.Field(
+        1000, ge=2, le=1_000_000, description="Fail when the data has more classes (a label "
+        "column of ids, one folder per image): evaluation and report grow with the classes.")
     # image_dir
     image_shape: tuple[int, int, int] | None = pydantic.Field(
         None, description="image_dir: [height, width, channels] of every example; default: "
@@ -89,7 +92,8 @@ class Config(StageConfig):
         "steps", description="csv: the feature columns become a series of steps x 1 channel "
         "(a fixed-length series) or 1 step x N channels (a table row).")
     # text_dir
-    encoding: str = pydantic.Field("utf-8", description="text_dir: encoding of the .txt files.")
+    encoding: str = pydantic.Field(
+        "utf-8", description="text_dir, csv: encoding of the .txt or .csv files.")
     record_separator: str | None = pydantic.Field(
         None, min_length=1, pattern=r"^[^\r\n]+$",
         description="text_dir: when set, each .txt file holds many records separated by lines "
@@ -131,6 +135,7 @@ class Config(StageConfig):
         if info.field_name != "data_dir" and not info.data.get("fallback") \
                 and not glob.glob(path):
             raise ValueError(f"path does not exist: {path}")
+        check_file_or_folder(path)  # /dev/zero as data would be read forever
         return path
 
     @pydantic.model_validator(mode="after")

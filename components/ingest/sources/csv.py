@@ -5,14 +5,17 @@ The feature columns become the "sequence" feature: a fixed-length series of N st
 channel (`columns_as = "steps"`) or one step of N channels (`columns_as = "channels"`, a table
 row). The id is the `id_column` value or "<file name>:<row index>"; the source location is
 "<path>:<line number>". A row with the wrong number of fields, an empty or unknown label, an
-empty or non-numeric value is quarantined with its reason, as is an empty, non-numeric or
-infinite target.
+empty, non-numeric or non-finite value, or a field too long for a CSV field (Python's csv
+limit, 128 KiB) is quarantined with its reason and line, as is an empty, non-numeric or
+infinite target. Bytes that are not text in `encoding` (default UTF-8) fail the stage naming
+the file, the line and the key to set.
 """
 
 from __future__ import annotations
 
 import csv as csv_module
 import io
+import math
 import pathlib
 
 import numpy as np
@@ -22,7 +25,7 @@ from edgepipe.components.ingest.sources.common import (label_index, parse_target
 
 KIND = "csv"
 FIELDS = ("train", "test", "unlabeled", "label_column", "target_column", "feature_columns",
-          "id_column", "columns_as")
+          "id_column", "columns_as", "encoding")
 REQUIRED = ("train",)  # and label_column or target_column, by task (sources/config.py)
 CHUNK_ROWS = 2000
 
@@ -36,19 +39,47 @@ def files(config) -> dict[str, list[str]]:
     return found
 
 
-def _rows(path: str):
-    """(line number, fields) of every row of a CSV file, the header first."""
-    reader = csv_module.reader(io.StringIO(read_bytes(path).decode("utf-8-sig")))
-    for fields in reader:
+def _text(path: str, encoding: str) -> str:
+    """The file's text; ValueError naming the file, the line and the encoding to set."""
+    data = read_bytes(path)
+    utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+    try:
+        return data.decode("utf-8-sig" if utf8 else encoding)
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ValueError(
+            f"{path}:{line}: byte 0x{data[error.start]:02x} is not {encoding} text; set [ingest] "
+            "encoding to the file's encoding (e.g. encoding = \"latin-1\" or \"cp1252\"), or "
+            "save the file as UTF-8.") from None
+    except LookupError:
+        raise ValueError(f"[ingest] encoding {encoding!r} is not an encoding Python knows; "
+                         "e.g. \"utf-8\", \"latin-1\", \"cp1252\".") from None
+
+
+def _rows(path: str, encoding: str = "utf-8"):
+    """(line number, fields, None) of every row of a CSV file, the header first; a row the
+    csv module refuses (a field over its limit, a stray quote at the end) is (line number,
+    None, why), and reading goes on with the next line."""
+    reader = csv_module.reader(io.StringIO(_text(path, encoding)))
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv_module.Error as error:
+            yield reader.line_num, None, str(error)
+            continue
         if fields:  # blank lines are not records
-            yield reader.line_num, fields
+            yield reader.line_num, fields, None
 
 
 def describe(config) -> dict:
     header_of, unlabeled = {}, None
     for origin, paths in files(config).items():
         for path in paths:
-            header = next((fields for _, fields in _rows(path)), None)
+            number, header, unreadable = next(_rows(path, config.encoding), (0, None, None))
+            if unreadable:
+                raise ValueError(f"{path}:{number}: the header row cannot be read ({unreadable}).")
             if header is None:
                 raise ValueError(f"{path}: the CSV file is empty; it needs a header row and "
                                  "one row per example.")
@@ -80,9 +111,9 @@ def describe(config) -> dict:
     class_names = list(config.class_names)
     if not class_names and not targets:
         label = header.index(config.label_column)
-        class_names = sorted({fields[label].strip() for number, fields in
-                              list(_rows(config.train))[1:] if len(fields) == len(header)}
-                             - {""})
+        class_names = sorted({fields[label].strip() for _, fields, _ in
+                              list(_rows(config.train, config.encoding))[1:]
+                              if fields is not None and len(fields) == len(header)} - {""})
     return {"feature": "sequence", "class_names": class_names, "target_names": targets,
             "header": header,
             "unlabeled_header": unlabeled,
@@ -97,16 +128,19 @@ def read_units(config, origin: str) -> list:
 
 def read_unit(unit, config, info):
     origin, path = unit
-    rows = list(_rows(path))[1:]
+    rows = list(_rows(path, config.encoding))[1:]
     for start in range(0, len(rows), CHUNK_ROWS):
         yield origin, path, start, rows[start:start + CHUNK_ROWS]
 
 
-def parse_row(number: int, fields: list[str], index: int, path: str, origin: str,
-              info: dict) -> dict:
+def parse_row(number: int, fields: list[str] | None, index: int, path: str, origin: str,
+              info: dict, unreadable: str | None = None) -> dict:
     header = info["unlabeled_header"] if origin == "unlabeled" else info["header"]
     source = f"{path}:{number}"
     record_id = f"{pathlib.PurePosixPath(path).name}:{index}"
+    if fields is None:
+        return rejection(record_id, source, origin, "unreadable_row",
+                         f"line {number}: {unreadable}")
     if info["id_column"] and len(fields) == len(header):
         record_id = fields[header.index(info["id_column"])].strip() or record_id
     if len(fields) != len(header):
@@ -129,10 +163,15 @@ def parse_row(number: int, fields: list[str], index: int, path: str, origin: str
             return rejection(record_id, source, origin, "missing_value", f"column {name!r} "
                              "is empty")
         try:
-            values.append(float(text))
+            value = float(text)
         except ValueError:
+            value = math.nan
+        if not math.isfinite(value):  # "nan", "inf", or 400 digits, which float() makes inf
             return rejection(record_id, source, origin, "unparseable_value",
-                             f"column {name!r} holds {text[:40]!r}, not a number")
+                             f"column {name!r} holds {text[:40]!r}"
+                             f"{f' ({len(text):,} characters)' if len(text) > 40 else ''}, "
+                             "not a finite number")
+        values.append(value)
     series = np.asarray(values, dtype=np.float32)
     return {"id": record_id, "source": source, "origin": origin, "label": label,
             "target": target,
@@ -141,5 +180,5 @@ def parse_row(number: int, fields: list[str], index: int, path: str, origin: str
 
 def expand(chunk, info):
     origin, path, start, rows = chunk
-    for offset, (number, fields) in enumerate(rows):
-        yield parse_row(number, fields, start + offset, path, origin, info)
+    for offset, (number, fields, unreadable) in enumerate(rows):
+        yield parse_row(number, fields, start + offset, path, origin, info, unreadable)
