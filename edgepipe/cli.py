@@ -18,8 +18,8 @@ import sys
 
 import edgepipe
 from edgepipe import api
-from edgepipe.contracts import artifacts, storage, tasks
-from edgepipe.pipeline import dag
+from edgepipe.contracts import artifacts, storage
+from edgepipe.printout import STAGE_LINES, WIDTH, print_summary, tuning_line  # noqa: F401
 from edgepipe.serving import server as serving_server
 
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{getattr(args, 'root', None) or '(from the config)'} is a writable folder on a "
               "disk with free space, or pass another --root.", file=sys.stderr)
         return 2
-    _print_summary(result.summary)
+    print_summary(result.summary)
     return 0 if result.status in ("succeeded", "worker_finished") else 1
 
 
@@ -161,77 +161,6 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _print_summary(summary: dict) -> None:
-    """One line per stage of the run (in DAG order, as the summary lists them), then the
-    lines each stage has to say about its result (STAGE_LINES)."""
-    print(f"\nrun {summary['run_id']}: {summary['status']} in {summary['seconds']:.1f} s")
-    for stage in summary["stages"]:
-        print(f"  {stage['name']:<{WIDTH}} {stage['status']:<8} {stage.get('seconds', 0):7.1f} s")
-    for stage in summary["stages"]:
-        lines = STAGE_LINES.get(stage["name"])
-        if lines is not None:
-            for line in lines(stage.get("metrics", {}), stage):
-                print(line)
-    print(f"summary: {summary['root']}/runs/latest.json")
-
-
-def _tune_lines(metrics: dict, stage: dict) -> list[str]:
-    return [f"\n{_tuning_line(metrics)}"] if "best_params" in metrics else []
-
-
-def _scores(record: dict) -> str:
-    """The task's metrics found in a record (evaluate's properties, a quantize variant)."""
-    task = next((task for task in tasks.TASKS.values() if task.primary.name in record), None)
-    if task is None:
-        return ""
-    return "  ".join(
-        f"{metric.name} {record[metric.name]:{'.4f' if metric is tasks.ACCURACY else '.4g'}}"
-        for metric in task.metrics if metric.name in record)
-
-
-def _evaluate_lines(metrics: dict, stage: dict) -> list[str]:
-    if not _scores(metrics):
-        return []
-    verdict = "BLESSED" if metrics.get("blessed") else "NOT BLESSED"
-    return [f"\ntest {_scores(metrics)}: {verdict} ({metrics.get('reason', '')})"]
-
-
-def _quantize_lines(metrics: dict, stage: dict) -> list[str]:
-    lines = [f"  {variant['name']:<14} {variant['size_bytes'] / 1024:8.1f} KB"
-             f"  {_scores(variant)}  p50 {variant['latency_ms_p50']:.3f} ms"
-             f"{_variant_seconds(variant.get('seconds'))}"
-             for variant in metrics.get("variants", [])]
-    if metrics.get("deployable"):
-        deployable = metrics["deployable"]
-        lines.append(f"  deployable: {deployable.get('variant')} ({deployable.get('reason', '')})")
-    return lines
-
-
-def _push_lines(metrics: dict, stage: dict) -> list[str]:
-    return [f"\npush: {metrics.get('reason') or metrics}"] if metrics else []
-
-
-def _report_lines(metrics: dict, stage: dict) -> list[str]:
-    if not stage.get("artifacts"):
-        return []
-    return [f"\nreport: {stage['artifacts']['report']}/{artifacts.REPORT_HTML}"]
-
-
-# What a stage of the DAG (pipeline/dag.py) prints below the table; tests/pipeline/test_cli.py
-# checks that every name here is a stage of the DAG.
-STAGE_LINES = {"tune": _tune_lines, "evaluate": _evaluate_lines, "quantize": _quantize_lines,
-               "push": _push_lines, "report": _report_lines}
-WIDTH = max(len(node.stage) for node in dag.CLASSIFICATION) + 1  # the stage column
-
-
-def _variant_seconds(seconds: dict | None) -> str:
-    """A quantize variant's time split, as the run summary records it."""
-    if not seconds:
-        return ""
-    return (f"  s: fine-tune {seconds.get('fine_tune', 0):.1f} convert "
-            f"{seconds.get('convert', 0):.1f} measure {seconds.get('measure', 0):.1f}")
-
-
 def gc_command(config, dry_run: bool) -> int:
     from edgepipe.pipeline import gc
 
@@ -257,19 +186,11 @@ def status(config) -> int:
             print(f"  {entry['stage']:<{WIDTH}} committed key {entry['key']}: run {record['run_id']}, "
                   f"{record['seconds']:.1f} s, {record['created']}")
             if entry["stage"] == "tune" and "best_params" in record.get("properties", {}):
-                print(f"              {_tuning_line(record['properties'])}")
+                print(f"              {tuning_line(record['properties'])}")
     latest = api.latest_run(config.root)
     if latest is not None:
         print(f"latest run: {latest['run_id']} {latest['status']} in {latest['seconds']:.1f} s")
     return 0
-
-
-def _tuning_line(metrics: dict) -> str:
-    """The tune stage's result in one line: trials, best value, best parameters."""
-    params = ", ".join(f"{key}={value}" for key, value in metrics["best_params"].items())
-    return (f"tune: {metrics['trials']} trials ({metrics.get('pruned', 0)} pruned), best "
-            f"{metrics.get('metric', 'value')} {metrics['best_value']:.4f} (trial "
-            f"{metrics.get('best_trial')}): {params}")
 
 
 def inspect(path: pathlib.Path) -> int:

@@ -20,6 +20,8 @@ from typing import Any, Mapping
 import pydantic
 
 from edgepipe.contracts import tasks
+from edgepipe.pipeline.sections import (SECTIONS, BeamSection, KfpSection,  # noqa: F401
+                                        PipelineSection, RuntimeSection, TaskResources)
 from edgepipe.pipeline.stage import RegistrySettings, Runtime, StageConfig
 from edgepipe.pipeline.spec import StageSpec
 
@@ -31,71 +33,6 @@ else:  # Python 3.10
 
 class ConfigError(ValueError):
     """A config that cannot run; the message names the file and the key."""
-
-
-class PipelineSection(StageConfig):
-    name: str = pydantic.Field(
-        min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
-        description="pipeline name, shown in reports, and the registry's default model name "
-        "(a folder): letters, digits, '.', '_' and '-', starting with a letter or digit")
-    root: str = pydantic.Field("", description="artifact root (a folder, or gs://BUCKET/PREFIX); "
-                               "default artifacts/<name>")
-    seed: int = pydantic.Field(0, ge=0, le=2**32 - 1,
-                               description="seeds every random choice of every stage")
-    task: str = pydantic.Field(
-        tasks.CLASSIFICATION.name, description="what the model learns: "
-        + ", ".join(f'"{name}"' for name in tasks.NAMES) + " (edgepipe.contracts.tasks)")
-
-    @pydantic.field_validator("task")
-    @classmethod
-    def _known_task(cls, task: str) -> str:
-        tasks.get(task)
-        return task
-
-
-class BeamSection(StageConfig):
-    runner: str = pydantic.Field("DirectRunner", description="Beam runner of the Beam stages")
-    options: dict[str, str | int | float | bool] = pydantic.Field(
-        {}, description="any Beam PipelineOptions flag without its dashes, e.g. "
-        "direct_num_workers = 2")
-
-
-class RuntimeSection(StageConfig):
-    strategy: str = pydantic.Field(
-        "auto", pattern="^(auto|default|one_device|mirrored|multi_worker|tpu)$",
-        description="tf.distribute strategy of training")
-    tpu_address: str = pydantic.Field("", description="TPU name or grpc:// address")
-
-
-class TaskResources(StageConfig):
-    cpu: str | int | float = pydantic.Field("", description='CPU limit, e.g. 4 or "500m"')
-    memory: str = pydantic.Field("", description='memory limit of the task, e.g. "16G"')
-    accelerator_type: str = pydantic.Field(
-        "", description="accelerator, e.g. NVIDIA_TESLA_T4 (Vertex AI) or nvidia.com/gpu")
-    accelerator_count: int = pydantic.Field(0, ge=0, description="accelerators of the task")
-
-
-class KfpSection(StageConfig):
-    """`edgepipe compile` (Kubeflow / Vertex AI Pipelines); never part of a cache key."""
-
-    image: str = pydantic.Field("edgepipe:latest", description="image of every task")
-    config_dir: str = pydantic.Field(
-        "/opt/edgepipe/configs", description="folder the task resolves relative paths against")
-    resources: dict[str, TaskResources] = pydantic.Field({}, description="per stage")
-    beam_runner: str = pydantic.Field("", description="Beam runner of the Beam tasks")
-    beam_options: dict[str, str | int | float | bool] = pydantic.Field(
-        {}, description="Beam options of the Beam tasks")
-    retries: int = pydantic.Field(0, ge=0, le=10, description="retries of a failed task")
-    train_replicas: int = pydantic.Field(1, ge=1, description="Vertex: train replicas")
-    train_machine_type: str = pydantic.Field("n1-standard-8", description="Vertex machine")
-    location: str = pydantic.Field("us-central1", description="Vertex region of the train job")
-
-
-# Sections every pipeline has besides its stages, with their models.
-SECTIONS: dict[str, type[StageConfig]] = {
-    "pipeline": PipelineSection, "beam": BeamSection, "runtime": RuntimeSection,
-    "registry": RegistrySettings, "kfp": KfpSection,
-}
 
 
 @dataclasses.dataclass(frozen=True)

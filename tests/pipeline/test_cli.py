@@ -36,7 +36,7 @@ def test_the_cli_prints_the_stages_of_the_dag_and_only_those(capsys):
     summary = {"run_id": "r", "status": "succeeded", "seconds": 1.0, "root": "/root",
                "stages": [{"name": name, "status": "cached", "seconds": 0.0, "metrics": {},
                            "artifacts": {}} for name in names]}
-    cli._print_summary(summary)
+    cli.print_summary(summary)
     table = capsys.readouterr().out.splitlines()[2:2 + len(names)]
     assert [line.split()[0] for line in table] == names
     assert len({line.index("cached") for line in table}) == 1  # one column for every name
