@@ -77,12 +77,12 @@ def child(model_name: str, policy: str, seconds: float) -> dict:
     labels = rng.integers(0, classes, (batch,)).astype("int32")
     data = tf.data.Dataset.from_tensors((inputs, labels)).repeat()
     started = time.perf_counter()
-    model.fit(data, steps_per_epoch=10, epochs=1, verbose=0)  # traces, warms the kernels
+    model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # traces, warms the kernels
     warmup = time.perf_counter() - started
     probe = time.perf_counter()
-    model.fit(data, steps_per_epoch=10, epochs=1, verbose=0)
-    per_step = (time.perf_counter() - probe) / 10
-    steps = max(10, int(seconds / per_step))
+    model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)
+    per_step = (time.perf_counter() - probe) / 3
+    steps = max(3, int(seconds / per_step))
     started = time.perf_counter()
     model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
     elapsed = time.perf_counter() - started
