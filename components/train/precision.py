@@ -3,7 +3,8 @@
 bfloat16 halves the bytes a layer moves, but it only pays where the hardware computes it:
 x86 CPUs with AVX512_BF16 or AMX (oneDNN's bf16 kernels), ARM CPUs with the BF16 extension,
 TPUs. Elsewhere TensorFlow emulates it and training gets several times slower (measured:
-MEASURED_SLOWDOWN). "auto" therefore picks mixed_bfloat16 only on such hardware,
+MEASURED_SLOWDOWN). "auto" therefore picks mixed_bfloat16 only on such hardware, and only for models without
+recurrent layers (TensorFlow's LSTM/GRU CPU kernels got slower in bfloat16, measured),
 mixed_float16 on a GPU with Tensor Cores (compute capability >= 7.0), float32 otherwise, and
 says why. An explicit choice is kept, but a bfloat16 one on a CPU that would emulate it is
 warned about when the config is loaded (`slow_choice_warning`).
@@ -18,9 +19,13 @@ No TensorFlow here: the config loader calls this; the train stage passes the dev
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import pathlib
 import platform
+from typing import Annotated, Literal
+
+import pydantic
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 CPUINFO = pathlib.Path("/proc/cpuinfo")
@@ -35,6 +40,9 @@ ONEDNN_BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX",
 # 256, on a 2-core AMD EPYC without AVX-512 (issue 26), and with oneDNN capped at AVX2.
 MEASURED_SLOWDOWN = ("8.2x slower than float32 for cnn_bn on a 2-core AMD EPYC without "
                      "AVX-512 (26 vs 212 images/s, batch 256)")
+# ... and what it cost an LSTM where the CPU has it (benchmarks/precision_throughput.py).
+MEASURED_RECURRENT = ("its LSTM kernels ran 4.0x slower in bfloat16 than in float32 on an "
+                      "AMD EPYC with AVX512_BF16 (lstm 2,078 vs 513 examples/s)")
 GPU_FLOAT16_CAPABILITY = (7, 0)  # Tensor Cores: where Keras's mixed_float16 pays
 
 
@@ -55,10 +63,49 @@ class Choice:
         return dataclasses.asdict(self)
 
 
-def read_cpu(cpuinfo: pathlib.Path = CPUINFO) -> Cpu:
+def warn_if_slow(requested: str) -> str:
+    """At config load: log the slow_choice_warning of an explicit choice on this CPU."""
+    warning = slow_choice_warning(requested, read_cpu())
+    if warning:
+        logging.getLogger("edgepipe.train").warning(warning)
+    return requested
+
+
+# The [train] precision field: "auto" (the default) or an explicit Keras dtype policy.
+Setting = Annotated[Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"],
+                    pydantic.AfterValidator(warn_if_slow)]
+
+
+def resolve(tf, keras, config, strategy: str, build, log):
+    """(the train config with its precision resolved, the Choice), the choice logged."""
+    choice = choose_here(tf, keras, config.precision, strategy, build)
+    log.info("precision %s (%s): %s", choice.precision, choice.requested, choice.reason)
+    return config.model_copy(update={"precision": choice.precision}), choice
+
+
+def choose_here(tf, keras, requested: str, strategy: str, build) -> Choice:
+    """`choose` for this process: its CPU, the GPUs TensorFlow sees, a TPU strategy; `build()`
+    returns the model (float32), looked at only when "auto" weighs bfloat16 on this CPU."""
+    gpus = [tf.config.experimental.get_device_details(gpu).get("compute_capability")
+            for gpu in tf.config.list_physical_devices("GPU")]
+    cpu, tpu = read_cpu(), strategy.startswith("tpu")
+    looks = requested == "auto" and not (tpu or gpus) and native_bfloat16(cpu)
+    if looks:
+        recurrent = is_recurrent(keras, build())
+        keras.backend.clear_session()  # the real model is built afresh, with the same names
+    return choose(requested, cpu, gpus, tpu, recurrent=bool(looks and recurrent))
+
+
+def is_recurrent(keras, model) -> bool:
+    """Whether the model has an RNN layer (LSTM, GRU, ..., also inside Bidirectional)."""
+    return any(isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional))
+               for layer in model.submodules)
+
+
+def read_cpu(cpuinfo: pathlib.Path | None = None) -> Cpu:
     """This machine's CPU model and feature flags (none where /proc/cpuinfo is absent)."""
     try:
-        text = cpuinfo.read_text(errors="replace")
+        text = (cpuinfo or CPUINFO).read_text(errors="replace")
     except OSError:
         text = ""
     fields: dict[str, str] = {}  # the first processor's lines: all cores report the same
@@ -81,9 +128,10 @@ def native_bfloat16(cpu: Cpu) -> str | None:
 
 
 def choose(requested: str, cpu: Cpu, gpu_capabilities: list[tuple[int, int] | None],
-           tpu: bool = False) -> Choice:
+           tpu: bool = False, recurrent: bool = False) -> Choice:
     """The precision for `requested` ("auto" or explicit) on this hardware, and why.
-    `gpu_capabilities`: the CUDA compute capability of each visible GPU (None: unknown)."""
+    `gpu_capabilities`: the CUDA compute capability of each visible GPU (None: unknown);
+    `recurrent`: the model has RNN layers, whose CPU kernels are slower in bfloat16."""
     if requested not in PRECISIONS:
         raise ValueError(f"[train] precision {requested!r} is not one of {list(PRECISIONS)}.")
     cpu_text = _describe(cpu)
@@ -102,6 +150,10 @@ def choose(requested: str, cpu: Cpu, gpu_capabilities: list[tuple[int, int] | No
         return Choice(requested, "float32", "the GPU(s) have no Tensor Cores (compute "
                       "capability < 7.0 or unknown): float16 would not be faster")
     feature = native_bfloat16(cpu)
+    if feature and recurrent:
+        return Choice(requested, "float32",
+                      f"{cpu_text} computes bfloat16 natively ({feature}), but the model is "
+                      f"recurrent: {MEASURED_RECURRENT}")
     if feature:
         return Choice(requested, "mixed_bfloat16",
                       f"{cpu_text} computes bfloat16 natively ({feature})")
