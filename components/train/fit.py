@@ -15,6 +15,7 @@ import pathlib
 import shutil
 from typing import Any
 
+from edgepipe.components.train.budget import budget_callback
 from edgepipe.components.train.progress import progress_callback
 
 PROGRESS_SECONDS = 10.0  # during long epochs, log step progress at most this often
@@ -55,12 +56,8 @@ def fit(tf, keras, model, training_data, validation_data, steps: int, config, co
     epochs_history = read_history(history_path, context.log)
     progress = progress_callback(keras, context.log, epochs, steps, epochs_history,
                                  history_path, PROGRESS_SECONDS, global_batch)
-    budget = None
-    if getattr(config, "max_minutes", None) and not phase:
-        from edgepipe.components.train.budget import budget_callback
-
-        budget = budget_callback(tf, keras, model, context.log, config.max_minutes, epochs,
-                                 steps, validation_data, plan_path, progress)
+    budget = None if phase else budget_callback(tf, keras, model, config, context.log, epochs,
+                                                steps, validation_data, plan_path, progress)
     model.fit(
         training_data,
         validation_data=validation_data,
@@ -86,13 +83,13 @@ def fit(tf, keras, model, training_data, validation_data, steps: int, config, co
             f"model_options {config.model_options}). No model was saved; lower [train] "
             "learning_rate or check the model options and the input statistics."
         )
-    epochs = budget.plan["epochs_planned"] if budget and budget.plan else epochs
+    epochs = budget.planner.plan["epochs_planned"] if budget and budget.planner.plan else epochs
     first_epoch = progress.first_epoch if progress.first_epoch is not None else epochs
     return Fitted(history=history_table(epochs_history, epochs), work_dir=work_dir,
                   resumed_from_epoch=first_epoch if resumed else None,
                   mean_epoch_seconds=progress.mean_epoch_seconds(),
                   images_per_second=progress.images_per_second(),
-                  budget=budget.summary(epochs) if budget else None)
+                  budget=budget.planner.summary(epochs) if budget else None)
 
 
 def history_table(epochs_history: dict[str, dict[str, float]], epochs: int) -> dict:

@@ -40,7 +40,8 @@ def test_cosine_decay_ends_at_zero_on_the_last_planned_epoch(tmp_path):
                                 "epochs_planned": 3}))
     log = logging.getLogger("test_budget")
     progress = progress_callback(keras, log, 10, steps, {}, tmp_path / "history.json", 60.0)
-    callback = budget.budget_callback(tf, keras, model, log, 1.0, 10, steps, None, plan,
+    config = type("Config", (), {"max_minutes": 1.0})
+    callback = budget.budget_callback(tf, keras, model, config, log, 10, steps, None, plan,
                                       progress)
     rates = []
     record = keras.callbacks.LambdaCallback(
@@ -56,7 +57,7 @@ def test_cosine_decay_ends_at_zero_on_the_last_planned_epoch(tmp_path):
     assert rates[0] == pytest.approx(cosine(steps - 1, 3 * steps), rel=1e-4)
     assert rates[-1] == pytest.approx(cosine(3 * steps - 1, 3 * steps), rel=1e-3)
     assert float(model.optimizer._learning_rate(3 * steps)) == pytest.approx(0.0, abs=1e-9)
-    assert callback.summary(3)["epochs_run"] == 3
+    assert callback.planner.summary(3)["epochs_run"] == 3
     assert isinstance(model.optimizer.get_config()["learning_rate"]["config"]["decay_steps"],
                       int)  # serialisable again (model.keras keeps the optimizer)
 
