@@ -47,6 +47,9 @@ MODELS = {
 }
 
 
+RECURRENT = ("lstm", "text_lstm")  # what precision.is_recurrent finds in their models
+
+
 def child(model_name: str, policy: str, seconds: float) -> dict:
     """One measurement in this (fresh) process: examples per second of model.fit steps."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -138,13 +141,16 @@ def main() -> int:
                       f"{result['examples_per_second']:9,.0f} examples/s", flush=True)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"\n{'model':10} {'batch':>5} {'float32 ex/s':>13} {'bf16 ex/s':>11} "
-          f"{'bf16/f32':>9}   (median of {args.rounds} rounds)")
+          f"{'bf16/f32':>9}  {'auto picks':14} (median of {args.rounds} rounds)")
     for name in names:
         f32, bf16_rate = (statistics.median(rates[(name, p)]) for p in PRECISIONS)
+        pick = precision_choice.choose("auto", cpu, [], recurrent=name in RECURRENT).precision
         print(f"{name:10} {batches[name]:5} {f32:13,.0f} {bf16_rate:11,.0f} "
-              f"{bf16_rate / f32:8.2f}x")
-    choice = precision_choice.choose("auto", cpu, [])
-    print(f"\n[train] precision = \"auto\" picks {choice.precision} here: {choice.reason}")
+              f"{bf16_rate / f32:8.2f}x  {pick}")
+    for recurrent in (False, True):
+        choice = precision_choice.choose("auto", cpu, [], recurrent=recurrent)
+        print(f"\n[train] precision = \"auto\" picks {choice.precision} here for "
+              f"{'recurrent' if recurrent else 'other'} models: {choice.reason}")
     return 0
 
 

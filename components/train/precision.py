@@ -3,11 +3,11 @@
 bfloat16 halves the bytes a layer moves, but it only pays where the hardware computes it:
 x86 CPUs with AVX512_BF16 or AMX (oneDNN's bf16 kernels), ARM CPUs with the BF16 extension,
 TPUs. Elsewhere TensorFlow emulates it and training gets several times slower (measured:
-MEASURED_SLOWDOWN). "auto" therefore picks mixed_bfloat16 only on such hardware, and only for models without
-recurrent layers (TensorFlow's LSTM/GRU CPU kernels got slower in bfloat16, measured),
-mixed_float16 on a GPU with Tensor Cores (compute capability >= 7.0), float32 otherwise, and
-says why. An explicit choice is kept, but a bfloat16 one on a CPU that would emulate it is
-warned about when the config is loaded (`slow_choice_warning`).
+MEASURED_SLOWDOWN). "auto" therefore picks mixed_bfloat16 only on such hardware and only
+for models without recurrent layers (their CPU kernels got slower in bfloat16, measured:
+MEASURED_RECURRENT), mixed_float16 on a GPU with Tensor Cores (compute capability >= 7.0),
+float32 otherwise, and says why. An explicit choice is kept, but a bfloat16 one on a CPU that
+would emulate it is warned about when the config is loaded (`slow_choice_warning`).
 
 The CPU is read from /proc/cpuinfo (x86 "flags", ARM "Features"). On x86 the bf16 kernels are
 oneDNN's: with TF_ENABLE_ONEDNN_OPTS=0 TensorFlow's Eigen kernels emulate bfloat16, and with
@@ -41,8 +41,9 @@ ONEDNN_BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX",
 MEASURED_SLOWDOWN = ("8.2x slower than float32 for cnn_bn on a 2-core AMD EPYC without "
                      "AVX-512 (26 vs 212 images/s, batch 256)")
 # ... and what it cost an LSTM where the CPU has it (benchmarks/precision_throughput.py).
-MEASURED_RECURRENT = ("its LSTM kernels ran 4.0x slower in bfloat16 than in float32 on an "
-                      "AMD EPYC with AVX512_BF16 (lstm 2,078 vs 513 examples/s)")
+MEASURED_RECURRENT = ("TensorFlow's LSTM kernels ran 1.6-4.0x slower in bfloat16 than in "
+                      "float32 on an AMD EPYC with AVX512_BF16 (lstm 513 vs 2,078 and 842 vs "
+                      "1,374 examples/s, two rounds)")
 GPU_FLOAT16_CAPABILITY = (7, 0)  # Tensor Cores: where Keras's mixed_float16 pays
 
 
