@@ -63,10 +63,25 @@ def _report_lines(metrics: dict, stage: dict) -> list[str]:
     return [f"\nreport: {stage['artifacts']['report']}/{artifacts.REPORT_HTML}"]
 
 
+def _train_lines(metrics: dict, stage: dict) -> list[str]:
+    """The precision "auto" picked (or the config set) and the time budget, if any."""
+    choice, budget = metrics.get("precision"), metrics.get("budget")
+    if not isinstance(choice, dict):
+        return []
+    lines = [f"\ntrain: precision {choice['precision']} ({choice['requested']}: "
+             f"{choice['reason']})"]
+    if budget:
+        lines.append(f"  time budget {budget['max_minutes']:g} min: {budget['epochs_run']} of "
+                     f"{budget['epochs_configured']} epochs in {budget['training_minutes']} min; "
+                     f"all {budget['epochs_configured']} would have taken about "
+                     f"{budget['full_run_minutes_estimate']} min")
+    return lines
+
+
 # What a stage of the DAG (pipeline/dag.py) prints below the table; tests/pipeline/test_cli.py
 # checks that every name here is a stage of the DAG.
-STAGE_LINES = {"tune": _tune_lines, "evaluate": _evaluate_lines, "quantize": _quantize_lines,
-               "push": _push_lines, "report": _report_lines}
+STAGE_LINES = {"tune": _tune_lines, "train": _train_lines, "evaluate": _evaluate_lines,
+               "quantize": _quantize_lines, "push": _push_lines, "report": _report_lines}
 WIDTH = max(len(node.stage) for node in dag.CLASSIFICATION) + 1  # the stage column
 
 

@@ -7,6 +7,10 @@ builtin ops only are candidates; the accuracy drop is in percentage points below
 model's accuracy on the same test examples. The metric comes from the task
 (edgepipe.contracts.tasks): accuracy with its drop in points, or an error (MAE) with its
 increase as a fraction of the Keras model's.
+
+The default (the quantize stage's `deploy_policy`) is smallest_within: it ranks on size and
+accuracy, which do not depend on the machine that ran the pipeline, whereas which variant is
+fastest does (int8 wins on CPUs with VNNI, float32 on AVX2-only ones: docs/quantization.md).
 """
 
 from __future__ import annotations

@@ -138,6 +138,8 @@ def training(model_dir: pathlib.Path, model_info: dict[str, Any]) -> dict[str, A
         "epochs_run": len(history.get("loss", [])),
         "input_shape": model_info.get("input_shape"),
         "padding": model_info.get("padding"),
+        "precision": model_info.get("precision_choice"),  # what and why (train/precision.py)
+        "budget": model_info.get("budget"),  # [train] max_minutes (train/budget.py)
         "logs": str(model_dir / artifacts.LOGS) if (model_dir / artifacts.LOGS).is_dir() else "",
         "final": {key: values[-1] for key, values in history.items() if values},
         "curves_figure": plots.training_curves(history),

@@ -15,6 +15,7 @@ import pathlib
 import shutil
 from typing import Any
 
+from edgepipe.components.train.budget import budget_callback
 from edgepipe.components.train.progress import progress_callback
 from edgepipe.contracts import artifacts
 
@@ -30,6 +31,7 @@ class Fitted:
     resumed_from_epoch: int | None  # None: trained from scratch
     mean_epoch_seconds: float | None
     images_per_second: float | None = None  # training steps only (see progress.py)
+    budget: dict[str, Any] | None = None  # [train] max_minutes: the plan and what it cost
 
 
 def fit(tf, keras, model, training_data, validation_data, steps: int, config, context,
@@ -48,12 +50,15 @@ def fit(tf, keras, model, training_data, validation_data, steps: int, config, co
     history_path = work_dir / (f"history-{phase}.json" if phase else artifacts.HISTORY)
     # TensorBoard writes to scratch so the curves of a killed run survive into the resumed one.
     logs_dir = work_dir / "logs" / phase if phase else work_dir / "logs"
+    plan_path = work_dir / "budget.json"  # a time budget's plan (budget.py)
     if not resumed:  # leftovers of a run killed before its first backup describe nothing
-        clear(history_path, logs_dir)
+        clear(history_path, logs_dir, plan_path)
     work_dir.mkdir(parents=True, exist_ok=True)
     epochs_history = read_history(history_path, context.log)
     progress = progress_callback(keras, context.log, epochs, steps, epochs_history,
                                  history_path, PROGRESS_SECONDS, global_batch)
+    budget = None if phase else budget_callback(tf, keras, model, config, context.log, epochs,
+                                                steps, validation_data, plan_path, progress)
     model.fit(
         training_data,
         validation_data=validation_data,
@@ -66,23 +71,26 @@ def fit(tf, keras, model, training_data, validation_data, steps: int, config, co
         # TerminateOnNaN would read the loss after every batch, a host sync per step.
         callbacks=[
             progress,
+            *([budget] if budget else []),  # after progress: it logs the epoch, then stops
             keras.callbacks.BackupAndRestore(backup_dir=str(backup_dir)),
             keras.callbacks.TensorBoard(log_dir=str(logs_dir)),
         ],
     )
     if progress.nan_epoch is not None:
-        clear(backup_dir, history_path, logs_dir)  # a re-run must start afresh, not resume
+        clear(backup_dir, history_path, logs_dir, plan_path)  # a re-run starts afresh
         raise FloatingPointError(
             f"Training diverged: the loss became NaN/inf in epoch {progress.nan_epoch + 1} of "
             f"{epochs}{' of ' + phase if phase else ''} (model {config.model!r}, learning_rate {config.learning_rate}, "
             f"model_options {config.model_options}). No model was saved; lower [train] "
             "learning_rate or check the model options and the input statistics."
         )
+    epochs = budget.planner.plan["epochs_planned"] if budget and budget.planner.plan else epochs
     first_epoch = progress.first_epoch if progress.first_epoch is not None else epochs
     return Fitted(history=history_table(epochs_history, epochs), work_dir=work_dir,
                   resumed_from_epoch=first_epoch if resumed else None,
                   mean_epoch_seconds=progress.mean_epoch_seconds(),
-                  images_per_second=progress.images_per_second())
+                  images_per_second=progress.images_per_second(),
+                  budget=budget.planner.summary(epochs) if budget else None)
 
 
 def history_table(epochs_history: dict[str, dict[str, float]], epochs: int) -> dict:

@@ -33,6 +33,7 @@ def progress_callback(keras, log, epochs: int, steps: int, history: dict,
     class Progress(keras.callbacks.Callback):
         _supports_tf_logs = True  # tensor batch logs: no host sync per batch (see fit.py)
         nan_epoch: int | None = None
+        total_epochs = epochs  # a time budget (budget.py) may plan fewer
         first_epoch: int | None = None  # the epoch fit started at: > 0 after a resume
         seconds: list[float] = []
         rates: list[float] = []  # training examples per second, one per epoch
@@ -53,7 +54,7 @@ def progress_callback(keras, log, epochs: int, steps: int, history: dict,
                 self.last_report = now
                 loss = float((logs or {}).get("loss", float("nan")))
                 log.info("epoch %d/%d step %d/%d loss %.4f",
-                         self.epoch + 1, epochs, batch + 1, steps, loss)
+                         self.epoch + 1, self.total_epochs, batch + 1, steps, loss)
                 self.model.stop_training |= not math.isfinite(loss)  # the epoch end notes it
 
         def on_epoch_end(self, epoch, logs=None):
@@ -67,7 +68,7 @@ def progress_callback(keras, log, epochs: int, steps: int, history: dict,
                 self.nan_epoch = epoch
                 self.model.stop_training = True
             metrics = " ".join(f"{name} {logs[name]:.4f}" for name in LOGGED if name in logs)
-            log.info("epoch %d/%d %s %.1f s%s", epoch + 1, epochs, metrics, seconds,
+            log.info("epoch %d/%d %s %.1f s%s", epoch + 1, self.total_epochs, metrics, seconds,
                      f" ({rate:,.0f} images/s in training)" if rate else "")
             history[str(epoch)] = {**logs, "seconds": seconds,
                                    **({"images_per_second": rate} if rate else {})}

@@ -33,6 +33,7 @@ import pydantic
 
 from edgepipe.components.shared import (examples_io, input_pipeline, input_spec,
                                         model_builder, tuned_config)
+from edgepipe.components.train import precision as precision_choice
 from edgepipe.components.train.semi_supervised import Settings as SemiSupervised
 from edgepipe.contracts import artifacts, tasks, unlabeled_artifacts
 from edgepipe.pipeline.stage import StageConfig, WorkerFinished
@@ -75,9 +76,13 @@ class Config(StageConfig):
     # (what phone cameras and MediaPipe's ImageClassifier give): grayscale examples are
     # repeated into three channels and the model converts RGB to gray inside.
     input_color: Literal["stored", "rgb"] = "stored"
-    # Compute dtype policy: "float32", "mixed_bfloat16" (TPU, recent CPUs) or "mixed_float16"
-    # (GPUs only); variables and the output stay float32.
-    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
+    # Compute dtype policy: "auto" (bfloat16 where the CPU or TPU computes it natively, float16
+    # on GPUs with Tensor Cores, else float32: components/train/precision.py), "float32",
+    # "mixed_bfloat16" or "mixed_float16" (GPUs only); variables and the output stay float32.
+    precision: precision_choice.Setting = "auto"
+    # Minutes of training (model.fit) to fit the epochs and the learning-rate schedule into,
+    # measured on the first steps (components/train/budget.py); None: all `epochs`.
+    max_minutes: float | None = pydantic.Field(None, gt=0)
     # Label smoothing of the cross-entropy loss: the target puts 1 - s on the true class and
     # spreads s over all classes (0: none; 0.1 measured +0.2-0.3 points on Fashion-MNIST).
     label_smoothing: float = pydantic.Field(0.0, ge=0.0, lt=1.0)
@@ -102,6 +107,9 @@ class Config(StageConfig):
             if used:
                 raise ValueError(f"{', '.join(used)}: class-label training only; task "
                                  f"{task.name!r} does not use it.")
+        if self.max_minutes and self.semi_supervised:
+            raise ValueError("max_minutes fits one model.fit to a budget; self-training "
+                             "([train.semi_supervised]) runs several: remove one of them.")
         return self
 
     @pydantic.field_validator("model")
@@ -153,6 +161,9 @@ def run(inputs, outputs, config: Config, context) -> StageResult:
     context.log.info("training %s on %s (%s), %d replica(s), global batch %d, learning rate "
                      "%g", config.model, placement.description, placement.role,
                      placement.replicas, placement.global_batch, placement.learning_rate)
+    config, choice = precision_choice.resolve(tf, keras, config, placement.description, lambda:
+                                              model_builder.build(config, spec, outputs_count),
+                                              context.log)
     keras.utils.set_random_seed(context.seed)
     distribute.set_precision(keras, config.precision, placement.description)
     try:
@@ -164,7 +175,8 @@ def run(inputs, outputs, config: Config, context) -> StageResult:
             or config.task != tasks.CLASSIFICATION.name):  # see export.float32_copy
         model = export.float32_copy(keras, model)
     model_dir = _save(tf, model, spec, fitted, placement, outputs["model"], context)
-    info = export.model_info(config, spec, int(model.count_params()), placement, fitted)
+    info = {**export.model_info(config, spec, int(model.count_params()), placement, fitted),
+            "precision_choice": choice.properties(), "budget": fitted.budget}
     artifacts.write_model_info(model_dir, info)
     artifacts.write_history(model_dir, fitted.history)
     context.log.info("saved model (%d parameters) to %s", info["params"], model_dir)
@@ -183,6 +195,8 @@ def run(inputs, outputs, config: Config, context) -> StageResult:
         "resumed_from_epoch": fitted.resumed_from_epoch,
         "seconds_per_epoch": fitted.mean_epoch_seconds,
         "images_per_second": fitted.images_per_second,
+        "precision": choice.properties(),
+        **({"budget": fitted.budget} if fitted.budget else {}),
         **({"tuned_params": tuned} if tuned else {}),
     }, resumed=fitted.resumed_from_epoch is not None or bool(outcome and outcome.resumed))
 
