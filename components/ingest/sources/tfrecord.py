@@ -125,7 +125,7 @@ def parse(serialized: bytes, record_id: str, source: str, origin: str, info: dic
     label = feature[info["label_key"]] if info["label_key"] in feature else None
     if origin == "unlabeled":
         label = None  # whatever the file holds there is not used
-    if info["target_names"]:
+    if info.get("target_names"):  # tfds reuses this parser without targets
         if origin != "unlabeled":
             record["target"], rejected = parse_targets(
                 [_one_number(feature, name) for name in info["target_names"]],
