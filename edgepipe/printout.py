@@ -3,7 +3,7 @@ has to say about its result (the task's metrics, the variants, where the report 
 
 from __future__ import annotations
 
-from edgepipe.contracts import tasks
+from edgepipe.contracts import artifacts, tasks
 from edgepipe.pipeline import dag
 
 

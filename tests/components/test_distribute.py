@@ -23,7 +23,7 @@ TRAIN_SCRIPT = textwrap.dedent("""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     logging.getLogger("edgepipe").setLevel(logging.INFO)
     import tensorflow as tf
-    if sys.argv[5] == "mirrored":  # two replicas on one CPU, before TensorFlow initialises
+    if sys.argv[4] == "mirrored":  # two replicas on one CPU, before TensorFlow initialises
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
