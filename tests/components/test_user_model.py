@@ -106,14 +106,14 @@ def test_the_model_file_is_in_trains_cache_key_and_no_other_file_is(tmp_path):
     path = model_file(tmp_path, GOOD)
     config = train_stage.Config.model_validate({"model": "my_model.py:build"},
                                                context={"base_dir": tmp_path})
-    key, parts = cache.stage_key(train_stage, config, 0, {})
+    key, parts = cache.stage_key(train_stage.SPEC, config, 0, {})
     (tmp_path / "helpers.py").write_text("x = 1\n")  # an unrelated file beside it
-    assert cache.stage_key(train_stage, config, 0, {})[0] == key
+    assert cache.stage_key(train_stage.SPEC, config, 0, {})[0] == key
     path.write_text(GOOD.replace("width=8", "width=12"))
-    changed, changed_parts = cache.stage_key(train_stage, config, 0, {})
+    changed, changed_parts = cache.stage_key(train_stage.SPEC, config, 0, {})
     assert changed != key and changed_parts["data"] != parts["data"]
     builtin = train_stage.Config.model_validate({"model": "cnn"})
-    assert "data" not in cache.stage_key(train_stage, builtin, 0, {})[1]  # as before
+    assert "data" not in cache.stage_key(train_stage.SPEC, builtin, 0, {})[1]  # as before
 
 
 def train_with(run_stage, inputs, tmp_path, body: str, **options):
