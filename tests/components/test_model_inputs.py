@@ -67,9 +67,14 @@ def test_input_spec_for_images(examples_artifact, statistics_artifacts):
 
 
 def test_input_spec_rejects_unusable_statistics(tmp_path, examples_artifact):
+    # A constant input is normal data (issue 27): its std is taken as 1, not refused.
     (tmp_path / "statistics.json").write_text(json.dumps({"splits": {"train": {"features": {
         "image": {"mean": 10.0, "std": 0.0}}}}}))
-    with pytest.raises(ValueError, match="std=0.0.*std > 0"):
+    spec = input_spec.input_spec(examples_artifact.path, tmp_path)
+    assert spec["normalization"] == {"mean": 10.0, "variance": 1.0}
+    (tmp_path / "statistics.json").write_text(json.dumps({"splits": {"train": {"features": {
+        "image": {"mean": float("nan"), "std": 1.0}}}}}))
+    with pytest.raises(ValueError, match="not finite"):
         input_spec.input_spec(examples_artifact.path, tmp_path)
     (tmp_path / "statistics.json").write_text("{}")
     with pytest.raises(ValueError, match="cannot read splits.train.features.image"):
