@@ -39,9 +39,9 @@ def check_shape(probabilities, labels, class_names, model_dir, examples) -> None
 
 
 def evaluate(test: dict, probabilities: np.ndarray, examples, feature: str, config,
-             class_names: list[str], evaluation_dir, model_dir) -> dict[str, Any]:
-    """metrics.json, confusion.json, singled_out.json and predictions.csv; returns the
-    metrics."""
+             class_names: list[str], evaluation_dir, model_dir, bless) -> dict[str, Any]:
+    """metrics.json (with the blessing `bless(accuracy)` gives), confusion.json,
+    singled_out.json and predictions.csv; returns the metrics."""
     labels = test["label"]
     check_shape(probabilities, labels, class_names, model_dir, examples.path)
     metrics = compute_metrics(labels, probabilities, class_names)
@@ -54,6 +54,7 @@ def evaluate(test: dict, probabilities: np.ndarray, examples, feature: str, conf
         for name, (values, description)
         in slices.slice_features(examples, feature, test, config).items()
     }
+    metrics["blessing"] = bless(metrics["accuracy"])
     rows = prediction_rows(test["id"], labels, probabilities, class_names)
     artifacts.write_evaluation(evaluation_dir, metrics, class_names, confusion,
                                single_out(rows, config.singled_out_examples), rows)

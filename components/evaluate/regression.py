@@ -67,9 +67,9 @@ def prediction_rows(ids, targets, values, target_names) -> list[dict[str, Any]]:
 
 
 def evaluate(test: dict, values: np.ndarray, examples, feature: str, config,
-             target_names: list[str], evaluation_dir, model_dir) -> dict[str, Any]:
+             target_names: list[str], evaluation_dir, model_dir, bless) -> dict[str, Any]:
     """metrics.json, singled_out.json ("largest_errors") and predictions.csv of a regression
-    model; returns the metrics."""
+    model, with the blessing `bless(mae)` gives; returns the metrics."""
     targets = np.asarray(test["target"], np.float64)
     check_shape(values, targets, target_names, model_dir, examples.path)
     values = np.asarray(values, np.float64)
@@ -83,6 +83,7 @@ def evaluate(test: dict, values: np.ndarray, examples, feature: str, config,
     metrics["slices"]["target"] = slice_errors(
         targets.mean(axis=1), targets, values, config.slice_buckets,
         "the true target (mean over the targets): where in its range the model errs")
+    metrics["blessing"] = bless(metrics["mae"])
     rows = prediction_rows(test["id"], targets, values, target_names)
     largest = sorted(rows, key=lambda row: (-row["abs_error"], row["id"]))
     artifacts.write_regression_evaluation(

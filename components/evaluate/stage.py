@@ -116,14 +116,15 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     if len(labels) == 0:
         raise ValueError(f"{examples}: the test split is empty; there is nothing to evaluate.")
     predicted = predict(model_dir, test[feature], task.output)
-    metrics = piece.evaluate(test, predicted, inputs["examples"], feature, config, names,
-                             outputs["evaluation"], model_dir)
-    blessing = gates.bless(task, metrics[task.primary.name], piece.gate_thresholds(config),
-                           config.registry, inputs["model"].key, inputs["examples"].key,
-                           names, lambda version_dir: piece.primary(
+    def bless(value: float) -> dict[str, Any]:  # the gates on the task's primary metric
+        return gates.bless(task, value, piece.gate_thresholds(config), config.registry,
+                           inputs["model"].key, inputs["examples"].key, names,
+                           lambda version_dir: piece.primary(
                                labels, predict(version_dir, test[feature], task.output)))
-    metrics["blessing"] = blessing
-    artifacts.write_json(pathlib.Path(outputs["evaluation"]) / artifacts.METRICS, metrics)
+
+    metrics = piece.evaluate(test, predicted, inputs["examples"], feature, config, names,
+                             outputs["evaluation"], model_dir, bless)
+    blessing = metrics["blessing"]
     gates.write(outputs["evaluation"], blessing)
     extra = piece.extra(examples, model_dir, names, feature, outputs["evaluation"], config,
                         lambda folder, values: predict(folder, values, task.output))

@@ -43,6 +43,7 @@ def quantization(tflite_dir: pathlib.Path, task=tasks.CLASSIFICATION) -> dict[st
     section = (_accuracy_section if task.primary.higher_is_better else _error_section)(
         rows, measured, task.primary.name, keras_value, declared)
     chosen = next(row for row in section["variants"] if row["name"] == declared["variant"])
+    shown = section.pop("deployable_keys")  # the section's own fields of the chosen variant
     return {
         **section,
         "skipped": [{"name": variant["name"], "reason": str(variant["skipped"])}
@@ -50,7 +51,7 @@ def quantization(tflite_dir: pathlib.Path, task=tasks.CLASSIFICATION) -> dict[st
         "num_examples": measured[0].get("num_examples"),
         "latency_examples": measured[0].get("latency_examples"),
         "deployable": {**{key: chosen[key] for key in (
-            "name", "path", "size_bytes", *section["deployable_keys"])},
+            "name", "path", "size_bytes", *shown)},
             "reason": declared["reason"], "policy": declared.get("policy")},
     }
 
