@@ -21,6 +21,7 @@ SPLITS = ("train", "validation", "test")
 # Classes a figure draws at most (confusion matrix, label distribution, example grid): its
 # memory and the page grow with what it draws (10,000 classes passed 10 GB before).
 PLOTTED_CLASSES = 30
+TABLED_CLASSES = 50  # rows of the report's per-class table
 
 
 def stage_runs(upstream: dict[str, UpstreamStage]) -> list[dict[str, Any]]:
@@ -154,6 +155,10 @@ def evaluation(evaluation_dir: pathlib.Path, class_names: list[str]) -> dict[str
             raise ValueError(f"{evaluation_dir / artifacts.METRICS} lacks {key!r}: it was written "
                              "by an older evaluate stage. Re-run evaluate.")
     rows = [{"name": name, **metrics["per_class"][name]} for name in class_names]
+    # Past TABLED_CLASSES the table keeps the classes with the lowest F1 (the ones to look at);
+    # metrics.json has them all.
+    worst = sorted(range(len(rows)), key=lambda index: rows[index]["f1"])[:TABLED_CLASSES]
+    tabled = [rows[index] for index in sorted(worst)]  # in class order
     averages = [{"name": label, **metrics[key]}
                 for key, label in (("macro_avg", "macro average"),
                                    ("weighted_avg", "weighted average"))]
@@ -165,7 +170,8 @@ def evaluation(evaluation_dir: pathlib.Path, class_names: list[str]) -> dict[str
         "top_k": metrics["top_k_accuracy"],
         "ece": float(calibration["ece"]),
         "mean_confidence": float(calibration["mean_confidence"]),
-        "per_class": rows,
+        "per_class": tabled,
+        "classes_not_tabled": len(rows) - len(tabled),
         "averages": averages,
         "confused_pairs": metrics["confused_pairs"],
         "slices": metrics["slices"],

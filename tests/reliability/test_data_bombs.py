@@ -169,6 +169,18 @@ def test_evaluation_and_report_of_many_classes_stay_proportional(tmp_path):
     assert (tmp_path / "confusion.json").stat().st_size < 1_000_000  # dense: 100 M numbers
     matrix, shown = sections._plotted_confusion(artifacts.read_confusion(tmp_path))
     assert len(shown) == sections.PLOTTED_CLASSES == len(matrix)
+    # the report's per-class table keeps the classes with the lowest F1 and says so
+    metrics = {key: value for key, value in computed.items() if key != "confusion"} | {
+        "calibration": evaluate_metrics.calibration(labels, probabilities, 10),
+        "top_k_accuracy": {}, "confused_pairs": pairs, "slices": {},
+        "blessing": {"gates": []}}
+    artifacts.write_evaluation(tmp_path, metrics, names, computed["confusion"], {}, [])
+    page = sections.evaluation(tmp_path, names)
+    assert len(page["per_class"]) == sections.TABLED_CLASSES
+    assert page["classes_not_tabled"] == classes - sections.TABLED_CLASSES
+    assert max(row["f1"] for row in page["per_class"]) <= min(
+        metrics["per_class"][name]["f1"] for name in names
+        if name not in {row["name"] for row in page["per_class"]})
     small = evaluate_metrics.compute_metrics(np.array([0, 1, 2]), np.eye(3)[[0, 2, 2]], list("abc"))
     assert small["confusion"] == {"matrix": [[1, 0, 0], [0, 0, 1], [0, 0, 1]]}
 
@@ -188,3 +200,58 @@ def test_a_constant_column_is_named_and_normalised_harmlessly(run_stage, tmp_pat
     spec = input_spec.input_spec(ingested["examples"].path, statistics["statistics"].path)
     assert spec["normalization"]["variance"][2] == 1.0
     assert all(value > 0 for value in spec["normalization"]["variance"])
+
+
+INGEST_IN_A_FRESH_PROCESS = """
+import json, re, sys
+from edgepipe.components.ingest import stage as ingest
+from edgepipe.pipeline.stage import Context, Runtime
+from edgepipe.pipeline.store import Store
+config = ingest.Config.model_validate(json.loads(sys.argv[1]))
+store = Store(sys.argv[2])
+context = Context(pipeline_name="fresh", run_id="fresh", seed=0, runtime=Runtime(),
+                  scratch_dir=store.scratch_dir("ingest", "fresh"))
+result, _ = store.execute(ingest.SPEC, "fresh", {}, config, context)
+print(json.dumps({"splits": result.properties["splits"],
+                  "tensorflow": "tensorflow" in sys.modules,
+                  # VmHWM, not ru_maxrss: that one keeps the parent's peak across exec
+                  "peak_mb": int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status")
+                                           .read())[1]) / 1024}))
+"""
+
+
+def test_ingest_never_imports_tensorflow(tiny_fashion_mnist, tmp_path):
+    """Ingest's memory follows the data: it writes and checks the TFDS dataset without
+    TensorFlow. Before: TFDS's read-back check imported it, 600 MB before the first record,
+    so an honest ingest of 100 images peaked at 800 MB."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    completed = subprocess.run(
+        [sys.executable, "-c", INGEST_IN_A_FRESH_PROCESS,
+         json.dumps(ingest_config(tiny_fashion_mnist)), str(tmp_path / "store")],
+        cwd=REPO, capture_output=True, text=True, check=True)
+    outcome = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert sum(outcome["splits"].values()) == 400
+    assert outcome["tensorflow"] is False
+    assert outcome["peak_mb"] < 500
+
+
+def test_the_read_back_check_names_a_shard_that_does_not_match_its_features(tmp_path):
+    import tensorflow_datasets as tfds
+
+    from edgepipe.components.ingest import stage as ingest
+
+    written = tfds.features.FeaturesDict({"id": tfds.features.Text()})
+    expected = tfds.features.FeaturesDict({"id": tfds.features.Text(),
+                                           "label": tfds.features.ClassLabel(num_classes=2)})
+    record = written.serialize_example({"id": "a"})
+    shard = tmp_path / "examples-train.tfrecord-00000-of-00001"
+    shard.write_bytes(struct.pack("<Q", len(record)) + b"\0" * 4 + record + b"\0" * 4)
+    ingest.check_readable(written, {"train": [str(shard)]})  # the right features decode
+    with pytest.raises(RuntimeError, match="does not decode with the dataset's features") \
+            as error:
+        ingest.check_readable(expected, {"train": [str(shard)]})
+    assert str(shard) in str(error.value)
