@@ -16,7 +16,6 @@ MAE on every seed; HistGradientBoosting is printed beside it, not required.
 
 from __future__ import annotations
 
-import argparse
 import os
 import pathlib
 import sys
@@ -24,18 +23,9 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
-
-def features(examples, split: str):
-    """(rows [N, features], targets [N, k]) of a split of a regression Examples artifact (a
-    table row is one step of N channels)."""
-    import numpy as np
-
-    from edgepipe.components.shared import examples_io
-
-    data = examples_io.load_numpy(examples, split)
-    rows = np.stack([np.asarray(series, np.float64).reshape(-1) for series in data["sequence"]])
-    return rows, np.asarray(data["target"], np.float64)
+from tabular_baseline import arguments, features, measure  # noqa: E402  the same run and splits
 
 
 def baselines(examples, seed: int) -> dict[str, float]:
@@ -47,8 +37,8 @@ def baselines(examples, seed: int) -> dict[str, float]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    train_x, train_y = features(examples, "train")
-    test_x, test_y = features(examples, "test")
+    train_x, train_y = features(examples, "train", "target")
+    test_x, test_y = features(examples, "test", "target")
     boosting = HistGradientBoostingRegressor(random_state=seed)
     models = {
         "LinearRegression": make_pipeline(StandardScaler(), LinearRegression()),
@@ -64,35 +54,19 @@ def baselines(examples, seed: int) -> dict[str, float]:
     return maes
 
 
-def measure(config: str, root: str | None, seed: int) -> dict:
-    import edgepipe
-
-    result = edgepipe.run(config, overrides={"pipeline.seed": seed}, root=root,
-                          progress=False)
-    metrics = result.metrics
-    examples = result.artifacts["ingest"]["examples"]
-    variants = {variant["name"]: variant["mae"] for variant in metrics["quantize"]["variants"]}
-    return {"seed": seed, "keras": metrics["evaluate"]["mae"], "r2": metrics["evaluate"]["r2"],
-            "variants": variants, "test_examples": metrics["evaluate"].get("num_examples"),
-            "baselines": baselines(examples, seed)}
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("config", nargs="?",
-                        default=str(REPO / "configs/bike_sharing_regression.toml"))
-    parser.add_argument("--root", help="artifact root (default: the config's)")
-    parser.add_argument("--seed", type=int, action="append", help="pipeline seed(s); default 42")
-    args = parser.parse_args(argv)
+    args = arguments(__doc__, "configs/bike_sharing_regression.toml", argv)
     beaten = []
     for seed in args.seed or [42]:
-        row = measure(args.config, args.root and f"{args.root}/seed{seed}", seed)
+        row = measure(args.config, args.root and f"{args.root}/seed{seed}", seed, "mae",
+                      baselines)
         linear = row["baselines"]["LinearRegression"]
         print(f"\nseed {seed}: {row['test_examples']} test examples, test MAE")
         for name, mae in row["baselines"].items():
             print(f"  scikit-learn {name:<21} {mae:10.4f}")
         print(f"  edgepipe Keras model              {row['keras']:10.4f}  "
-              f"({row['keras'] / linear - 1:+.1%} vs LinearRegression; R² {row['r2']:.3f})")
+              f"({row['keras'] / linear - 1:+.1%} vs LinearRegression; "
+              f"R² {row['evaluate']['r2']:.3f})")
         for name, mae in row["variants"].items():
             print(f"  edgepipe TFLite {name:<17} {mae:10.4f}  "
                   f"({mae / row['keras'] - 1:+.1%} vs Keras)")

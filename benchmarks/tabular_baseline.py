@@ -24,16 +24,16 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def features(examples, split: str):
-    """(rows [N, features], labels) of a split of a sequence Examples artifact (a table row
-    is one step of N channels)."""
+def features(examples, split: str, label: str = "label"):
+    """(rows [N, features], labels or targets) of a split of a sequence Examples artifact (a
+    table row is one step of N channels); `label` is "target" for regression."""
     import numpy as np
 
     from edgepipe.components.shared import examples_io
 
     data = examples_io.load_numpy(examples, split)
     rows = np.stack([np.asarray(series, np.float64).reshape(-1) for series in data["sequence"]])
-    return rows, np.asarray(data["label"])
+    return rows, np.asarray(data[label], np.float64 if label == "target" else None)
 
 
 def baselines(examples, seed: int) -> dict[str, float]:
@@ -54,26 +54,32 @@ def baselines(examples, seed: int) -> dict[str, float]:
             for name, model in models.items()}
 
 
-def measure(config: str, root: str | None, seed: int) -> dict:
+def measure(config: str, root: str | None, seed: int, metric: str = "accuracy",
+            fit_baselines=None) -> dict:
+    """One pipeline run (cached stages reused) and the baselines on its splits: the Keras
+    model's `metric` (evaluate), every TFLite variant's (quantize), the baselines'."""
     import edgepipe
 
     result = edgepipe.run(config, overrides={"pipeline.seed": seed}, root=root,
                           progress=False)
     metrics = result.metrics
     examples = result.artifacts["ingest"]["examples"]
-    variants = {variant["name"]: variant["accuracy"]
-                for variant in metrics["quantize"]["variants"]}
-    return {"seed": seed, "keras": metrics["evaluate"]["accuracy"], "variants": variants,
-            "test_examples": metrics["evaluate"].get("num_examples"),
-            "baselines": baselines(examples, seed)}
+    variants = {variant["name"]: variant[metric] for variant in metrics["quantize"]["variants"]}
+    return {"seed": seed, "keras": metrics["evaluate"][metric], "evaluate": metrics["evaluate"],
+            "variants": variants, "test_examples": metrics["evaluate"].get("num_examples"),
+            "baselines": (fit_baselines or baselines)(examples, seed)}
+
+
+def arguments(description: str, default_config: str, argv: list[str] | None):
+    parser = argparse.ArgumentParser(description=description.split("\n\n")[0])
+    parser.add_argument("config", nargs="?", default=str(REPO / default_config))
+    parser.add_argument("--root", help="artifact root (default: the config's)")
+    parser.add_argument("--seed", type=int, action="append", help="pipeline seed(s); default 42")
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("config", nargs="?", default=str(REPO / "configs/breast_cancer_mlp.toml"))
-    parser.add_argument("--root", help="artifact root (default: the config's)")
-    parser.add_argument("--seed", type=int, action="append", help="pipeline seed(s); default 42")
-    args = parser.parse_args(argv)
+    args = arguments(__doc__, "configs/breast_cancer_mlp.toml", argv)
     failures = 0
     for seed in args.seed or [42]:
         row = measure(args.config, args.root and f"{args.root}/seed{seed}", seed)
