@@ -1,0 +1,127 @@
+"""The `voc` source (task detection) on a tiny generated set plus one file per hazard: every
+bad annotation quarantined with its reason and file, a background image kept, EXIF rotation,
+grayscale and RGBA images converted, boxes letterboxed with their image, an entity bomb refused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edgepipe.components.shared import examples_io
+from edgepipe.contracts import letterbox
+from tests.components.sources.conftest import read_quarantine
+
+import data.make_detection_set as generator
+
+CLASSES = ["T-shirt/top", "Trouser", "Sandal", "Bag", "Ankle boot"]
+BOMB = """<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
+<annotation><filename>&lol3;</filename></annotation>"""
+
+
+def voc_xml(filename: str, objects) -> str:
+    return generator.annotation(filename.rsplit(".", 1)[0], 0, objects).replace(
+        f"<filename>{filename.rsplit('.', 1)[0]}.jpg</filename>", f"<filename>{filename}</filename>")
+
+
+@pytest.fixture(scope="module")
+def voc_tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("voc")
+    generator.main([str(root), "--train", "12", "--test", "4", "--size", "64", "--seed", "3"])
+    train = root / "train"
+    images, annotations = train / "JPEGImages", train / "Annotations"
+    block = np.zeros((20, 40, 3), np.uint8)
+    block[:, :10] = (255, 0, 0)  # a red strip on the left of the stored (unrotated) pixels
+    rotated = Image.fromarray(block)
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display": the strip is on top
+    rotated.save(images / "exif.jpg", exif=exif, quality=95)
+    (annotations / "exif.xml").write_text(voc_xml("exif.jpg", [("Bag", (0, 0, 20, 10))]))
+    Image.fromarray(np.full((30, 30), 200, np.uint8), "L").save(images / "gray.png")
+    (annotations / "gray.xml").write_text(voc_xml("gray.png", [("Trouser", (5, 5, 25, 25))]))
+    rgba = np.zeros((30, 60, 4), np.uint8)
+    rgba[..., 1], rgba[..., 3] = 255, 255
+    Image.fromarray(rgba, "RGBA").save(images / "rgba.png")
+    (annotations / "rgba.xml").write_text(voc_xml("rgba.png", [("Sandal", (0, 0, 60, 30))]))
+    Image.fromarray(np.zeros((30, 30, 3), np.uint8)).save(images / "plain.png")
+    (annotations / "background.xml").write_text(voc_xml("plain.png", []))
+    (annotations / "outside.xml").write_text(voc_xml("plain.png", [("Bag", (10, 10, 45, 20))]))
+    (annotations / "zero.xml").write_text(voc_xml("plain.png", [("Bag", (10, 10, 10, 20))]))
+    (annotations / "unknown.xml").write_text(voc_xml("plain.png", [("Unicorn", (1, 1, 9, 9))]))
+    (annotations / "bomb.xml").write_text(BOMB)
+    return root
+
+
+@pytest.fixture(scope="module")
+def voc_examples(run_stage, voc_tree):
+    return run_stage("ingest", {}, {
+        "task": "detection", "source": "voc", "train": str(voc_tree / "train"),
+        "test": str(voc_tree / "test"), "image_shape": [64, 64, 3],
+        "class_names": CLASSES, "max_quarantine_fraction": 0.5})
+
+
+def test_each_bad_annotation_is_quarantined_with_its_reason_and_file(voc_examples, voc_tree):
+    properties, artifacts = voc_examples
+    rejected = {record["id"]: record for record in read_quarantine(artifacts["examples"])}
+    assert {key: rejected[key]["reason"] for key in rejected} == {
+        "outside": "box_outside_image", "zero": "zero_area_box", "unknown": "unknown_label",
+        "bomb": "bad_annotation"}
+    assert rejected["outside"]["source"].endswith("Annotations/outside.xml")
+    assert "30x30" in rejected["outside"]["detail"] and "plain.png" in rejected["outside"]["detail"]
+    assert "'Unicorn'" in rejected["unknown"]["detail"]
+    assert "DTD" in rejected["bomb"]["detail"]
+    assert properties["quarantined"]["total"] == 4
+    # 12 generated + exif, gray, rgba, background in train; 4 in test
+    assert properties["splits"]["train"] + properties["splits"]["validation"] == 16
+    assert properties["splits"]["test"] == 4
+
+
+def all_examples(examples):
+    rows = {}
+    for split in ("train", "validation", "test"):
+        data = examples_io.load_numpy(examples, split)
+        for index, record_id in enumerate(data["id"]):
+            rows[record_id] = {key: values[index] for key, values in data.items()}
+    return rows
+
+
+def test_background_exif_gray_and_rgba_images_are_kept_upright_in_rgb(voc_examples):
+    examples = voc_examples[1]["examples"].path
+    assert examples_io.label_feature(examples) == "objects"
+    assert examples_io.class_names(examples) == CLASSES
+    rows = all_examples(examples)
+    assert len(rows["background"]["objects"]["label"]) == 0
+    exif = rows["exif"]
+    # displayed 20 wide x 40 high -> scale 1.6, 32 x 64, 16 px of padding left and right
+    np.testing.assert_allclose(exif["objects"]["bbox"], [[0, 16 / 64, 16 / 64, 48 / 64]],
+                               atol=1e-6)
+    assert exif["image"][6, 32, 0] > 200 and exif["image"][6, 32, 1] < 60  # red on top
+    assert exif["image"][50, 32, 0] < 60                                    # black below
+    assert (exif["image"][:, :10] == letterbox.FILL).all()                 # the padding
+    assert rows["gray"]["image"].shape == (64, 64, 3)
+    assert (rows["gray"]["image"][32, 32] == 200).all()
+    assert list(rows["rgba"]["image"][32, 32]) == [0, 255, 0]
+    np.testing.assert_allclose(rows["rgba"]["objects"]["bbox"],
+                               [[16 / 64, 0, 48 / 64, 1]], atol=1e-6)
+
+
+def test_generated_boxes_survive_the_round_trip(voc_examples, voc_tree):
+    rows = all_examples(voc_examples[1]["examples"].path)
+    xml = (voc_tree / "test" / "Annotations" / "test_00000.xml").read_text()
+    from edgepipe.components.ingest.sources import voc
+
+    _, objects = voc.parse(xml.encode())
+    row = rows["test_00000"]
+    expected = np.array([[float(v) for v in box] for _, box in objects]) / 64
+    np.testing.assert_allclose(row["objects"]["bbox"], expected[:, [1, 0, 3, 2]], atol=1e-6)
+    assert [CLASSES[label] for label in row["objects"]["label"]] == [name for name, _ in objects]
+
+
+def test_letterbox_inverse_maps_boxes_back_to_the_original_pixels():
+    where = letterbox.transform(300, 100, 96, 96)  # tall: scaled 0.32, padded left and right
+    boxes = np.array([[10.0, 20.0, 90.0, 280.0], [0, 0, 100, 300]])
+    np.testing.assert_allclose(where.to_original(where.to_letterbox(boxes)), boxes, atol=1e-9)
+    assert where.to_letterbox(boxes)[1, 1] == pytest.approx(where.left / 96)
