@@ -125,3 +125,24 @@ def test_letterbox_inverse_maps_boxes_back_to_the_original_pixels():
     boxes = np.array([[10.0, 20.0, 90.0, 280.0], [0, 0, 100, 300]])
     np.testing.assert_allclose(where.to_original(where.to_letterbox(boxes)), boxes, atol=1e-9)
     assert where.to_letterbox(boxes)[1, 1] == pytest.approx(where.left / 96)
+
+
+def test_statistics_describe_the_boxes_and_the_schema_names_the_classes(run_stage,
+                                                                         voc_examples):
+    from edgepipe.contracts import artifacts
+
+    _, outputs = run_stage("statistics", {"examples": voc_examples[1]["examples"]}, {})
+    statistics = artifacts.read_statistics(outputs["statistics"].path)
+    train = statistics["splits"]["train"]["features"]["objects"]
+    assert train["boxes_per_image"]["background_images"] >= 1 or \
+        statistics["splits"]["validation"]["features"]["objects"]["boxes_per_image"][
+            "background_images"] >= 1
+    assert sum(train["distribution"].values()) == train["num_boxes"] > 0
+    rgba_like = train["per_class"]["Sandal"]
+    assert 0 < rgba_like["mean_width"] <= 1 and rgba_like["mean_aspect_ratio"] > 0
+    assert sum(rgba_like["aspect_ratio_histogram"]["counts"]) == rgba_like["count"]
+    schema = (outputs["schema"].path / "schema.pbtxt").read_text()
+    assert 'name: "objects/label"' in schema and 'value: "Ankle boot"' in schema
+    assert artifacts.read_anomalies(outputs["statistics"].path) == [] or all(
+        anomaly["severity"] == "warning"
+        for anomaly in artifacts.read_anomalies(outputs["statistics"].path))
