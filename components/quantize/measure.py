@@ -129,11 +129,18 @@ def op_names(model_content: bytes) -> list[str]:
     return sorted(names)
 
 
+# Custom ops every LiteRT runtime registers with its builtins (BuiltinOpResolver), as do
+# MediaPipe and the Task Library: a model using them needs nothing more.
+RUNTIME_CUSTOM_OPS = ("TFLite_Detection_PostProcess",)
+
+
 def builtin_only(names: list[str]) -> bool:
-    """True when every op is a TFLite builtin: no Flex (Select TF) op and no custom op."""
+    """True when every op is a TFLite builtin (or a custom op the runtime has built in, the
+    detection postprocess): no Flex (Select TF) op and no other custom op."""
     from ai_edge_litert import schema_py_generated as schema
 
     builtin_names = {name for name in vars(schema.BuiltinOperator) if not name.startswith("_")}
+    builtin_names.update(RUNTIME_CUSTOM_OPS)
     return all(name in builtin_names and not name.startswith(FLEX_PREFIX) for name in names)
 
 
@@ -199,9 +206,18 @@ def predict(model_content: bytes, inputs: np.ndarray, workers: int = 1,
         return invoke_each(interpreter, chunk, name)
 
     if len(chunks) <= 1:
-        return run(model_content, inputs, warmup=0, name=name).outputs
-    with ThreadPoolExecutor(len(chunks)) as pool:
-        return np.concatenate(list(pool.map(invoke, chunks)))
+        found = [run(model_content, inputs, warmup=0, name=name).outputs]
+    else:
+        with ThreadPoolExecutor(len(chunks)) as pool:
+            found = list(pool.map(invoke, chunks))
+    if not isinstance(found[0], dict):
+        return np.concatenate(found)
+    # a detector's four outputs, by position: named by the postprocess op's roles
+    from edgepipe.contracts import litert
+
+    joined = {position: np.concatenate([part[position] for part in found])
+              for position in found[0]}
+    return litert.detections_by_role(joined, litert.detection_roles(model_content))
 
 
 def peak_memory_bytes(model_path, num_threads: int = 1) -> int | None:

@@ -63,8 +63,10 @@ def run(
         cpu["model"], cpu["cores"], " ".join(cpu["features"]) or "no relevant features reported",
     )
     # The Keras figure every variant (and the deploy policy, and the report) is compared with.
-    scorer = scoring.SCORERS[task.name](
-        test_labels, model.predict(test_inputs, batch_size=256, verbose=0))
+    keras_outputs = model.predict(test_inputs, batch_size=256, verbose=0)
+    if task.name in scoring.DECODERS:  # a detector's raw outputs, decoded as on the device
+        keras_outputs = scoring.DECODERS[task.name](keras_outputs, model_info)
+    scorer = scoring.SCORERS[task.name](test_labels, keras_outputs)
     keras_value = scorer.keras()
     context.log.info("quantize: keras %s %.4g on %d test examples", task.primary.name,
                      keras_value, len(test_labels))
@@ -158,7 +160,12 @@ def _write(source, model, variant: str, representative, config: Config, model_in
     from edgepipe.components.quantize import measure
 
     io_type = "uint8" if variant == "uint8" else config.int8_io
-    content = convert.convert(source, variant, representative, io_type)
+    if tasks.of_model(model_info).name == "detection":  # the postprocess op at the end
+        from edgepipe.components.quantize import detection_convert
+
+        content = detection_convert.convert(source, variant, representative, model_info)
+    else:
+        content = convert.convert(source, variant, representative, io_type)
     raw_range = (float(representative.min()), float(representative.max()))
     description = metadata.describe(content, variant, model_info, raw_range)
     content = metadata.embed(content, description)
