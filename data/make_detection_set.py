@@ -7,7 +7,7 @@ is the tight box of the pasted pixels. A share of the images has no item (backgr
 Train images take items from the IDX train file, test images from the test file, so no item
 is seen in both. Seeded: the same arguments write the same files.
 
-    .venv/bin/python data/make_detection_set.py OUT [--train 2000] [--test 400] [--size 128]
+    .venv/bin/python data/make_detection_set.py OUT [--train 3000] [--test 500] [--size 128]
         [--classes Trouser,Bag,...] [--source data/fashion_mnist] [--seed 0]
 
 writes OUT/{train,test}/{Annotations/<id>.xml, JPEGImages/<id>.jpg} and OUT/classes.txt.
@@ -126,8 +126,8 @@ def write_split(out: pathlib.Path, split: str, count: int, images, labels, class
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out", type=pathlib.Path)
-    parser.add_argument("--train", type=int, default=2000)
-    parser.add_argument("--test", type=int, default=400)
+    parser.add_argument("--train", type=int, default=3000)
+    parser.add_argument("--test", type=int, default=500)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--max-objects", type=int, default=4)
     parser.add_argument("--classes", default=",".join(DEFAULT_CLASSES))
