@@ -7,60 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from edgepipe.components.shared import examples_io
 from edgepipe.contracts import letterbox
 from tests.components.sources.conftest import read_quarantine
 
-import data.make_detection_set as generator
-
-CLASSES = ["T-shirt/top", "Trouser", "Sandal", "Bag", "Ankle boot"]
-BOMB = """<?xml version="1.0"?>
-<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
-<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
-<annotation><filename>&lol3;</filename></annotation>"""
-
-
-def voc_xml(filename: str, objects) -> str:
-    return generator.annotation(filename.rsplit(".", 1)[0], 0, objects).replace(
-        f"<filename>{filename.rsplit('.', 1)[0]}.jpg</filename>", f"<filename>{filename}</filename>")
-
-
-@pytest.fixture(scope="module")
-def voc_tree(tmp_path_factory):
-    root = tmp_path_factory.mktemp("voc")
-    generator.main([str(root), "--train", "12", "--test", "4", "--size", "64", "--seed", "3"])
-    train = root / "train"
-    images, annotations = train / "JPEGImages", train / "Annotations"
-    block = np.zeros((20, 40, 3), np.uint8)
-    block[:, :10] = (255, 0, 0)  # a red strip on the left of the stored (unrotated) pixels
-    rotated = Image.fromarray(block)
-    exif = rotated.getexif()
-    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display": the strip is on top
-    rotated.save(images / "exif.jpg", exif=exif, quality=95)
-    (annotations / "exif.xml").write_text(voc_xml("exif.jpg", [("Bag", (0, 0, 20, 10))]))
-    Image.fromarray(np.full((30, 30), 200, np.uint8), "L").save(images / "gray.png")
-    (annotations / "gray.xml").write_text(voc_xml("gray.png", [("Trouser", (5, 5, 25, 25))]))
-    rgba = np.zeros((30, 60, 4), np.uint8)
-    rgba[..., 1], rgba[..., 3] = 255, 255
-    Image.fromarray(rgba, "RGBA").save(images / "rgba.png")
-    (annotations / "rgba.xml").write_text(voc_xml("rgba.png", [("Sandal", (0, 0, 60, 30))]))
-    Image.fromarray(np.zeros((30, 30, 3), np.uint8)).save(images / "plain.png")
-    (annotations / "background.xml").write_text(voc_xml("plain.png", []))
-    (annotations / "outside.xml").write_text(voc_xml("plain.png", [("Bag", (10, 10, 45, 20))]))
-    (annotations / "zero.xml").write_text(voc_xml("plain.png", [("Bag", (10, 10, 10, 20))]))
-    (annotations / "unknown.xml").write_text(voc_xml("plain.png", [("Unicorn", (1, 1, 9, 9))]))
-    (annotations / "bomb.xml").write_text(BOMB)
-    return root
-
-
-@pytest.fixture(scope="module")
-def voc_examples(run_stage, voc_tree):
-    return run_stage("ingest", {}, {
-        "task": "detection", "source": "voc", "train": str(voc_tree / "train"),
-        "test": str(voc_tree / "test"), "image_shape": [64, 64, 3],
-        "class_names": CLASSES, "max_quarantine_fraction": 0.5})
+from tests.detection_fixtures import CLASSES
 
 
 def test_each_bad_annotation_is_quarantined_with_its_reason_and_file(voc_examples, voc_tree):
@@ -127,11 +79,10 @@ def test_letterbox_inverse_maps_boxes_back_to_the_original_pixels():
     assert where.to_letterbox(boxes)[1, 1] == pytest.approx(where.left / 96)
 
 
-def test_statistics_describe_the_boxes_and_the_schema_names_the_classes(run_stage,
-                                                                         voc_examples):
+def test_statistics_describe_the_boxes_and_the_schema_names_the_classes(voc_statistics):
     from edgepipe.contracts import artifacts
 
-    _, outputs = run_stage("statistics", {"examples": voc_examples[1]["examples"]}, {})
+    _, outputs = voc_statistics
     statistics = artifacts.read_statistics(outputs["statistics"].path)
     train = statistics["splits"]["train"]["features"]["objects"]
     assert train["boxes_per_image"]["background_images"] >= 1 or \
