@@ -69,8 +69,6 @@ def convert(model, variant: str, representative: np.ndarray, model_info: dict) -
     output around int8 layers; the postprocess op stays float)."""
     import tensorflow as tf
 
-    from edgepipe.components.quantize.convert import _convert
-
     function = serving_function(tf, model, model_info)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
     converter.allow_custom_ops = True  # the postprocess op is a custom op LiteRT has built in
@@ -92,4 +90,9 @@ def convert(model, variant: str, representative: np.ndarray, model_info: dict) -
         # quantized network (the op has no integer kernel)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
                                                tf.lite.OpsSet.TFLITE_BUILTINS]
-    return _convert(converter.convert, variant)
+    try:
+        return converter.convert()
+    except Exception as error:  # the converter raises several unrelated types
+        raise RuntimeError(f"TFLite conversion of detector variant {variant!r} failed "
+                           f"({type(error).__name__}): {error}. Remove the variant from "
+                           "[quantize] variants; no variant is replaced by a fallback.") from error

@@ -129,8 +129,7 @@ def op_names(model_content: bytes) -> list[str]:
     return sorted(names)
 
 
-# Custom ops every LiteRT runtime registers with its builtins (BuiltinOpResolver), as do
-# MediaPipe and the Task Library: a model using them needs nothing more.
+# Custom ops LiteRT, MediaPipe and the Task Library register with their builtins.
 RUNTIME_CUSTOM_OPS = ("TFLite_Detection_PostProcess",)
 
 
@@ -205,18 +204,14 @@ def predict(model_content: bytes, inputs: np.ndarray, workers: int = 1,
         interpreter.allocate_tensors()
         return invoke_each(interpreter, chunk, name)
 
-    if len(chunks) <= 1:
-        found = [run(model_content, inputs, warmup=0, name=name).outputs]
-    else:
-        with ThreadPoolExecutor(len(chunks)) as pool:
-            found = list(pool.map(invoke, chunks))
+    with ThreadPoolExecutor(max(1, len(chunks))) as pool:
+        found = list(pool.map(invoke, chunks)) if len(chunks) > 1 else [
+            run(model_content, inputs, warmup=0, name=name).outputs]
     if not isinstance(found[0], dict):
         return np.concatenate(found)
-    # a detector's four outputs, by position: named by the postprocess op's roles
-    from edgepipe.contracts import litert
+    from edgepipe.contracts import litert  # a detector's outputs, named by the op's roles
 
-    joined = {position: np.concatenate([part[position] for part in found])
-              for position in found[0]}
+    joined = {key: np.concatenate([part[key] for part in found]) for key in found[0]}
     return litert.detections_by_role(joined, litert.detection_roles(model_content))
 
 
