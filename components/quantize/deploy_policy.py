@@ -91,12 +91,12 @@ def choose(
             "policy": description}
 
 
-def _amount(metric: tasks.Metric, value: float, sign: str = "") -> str:
+def _amount(metric: tasks.Metric, value: float, sign: str = "", digits: int = 1) -> str:
     """A worsening in the metric's unit: points below for a share (mAP), a fraction above
     for an error (MAE)."""
     if metric.worsening_unit == "points":
         return f"{value:{sign}.2f} points"
-    return f"{value:{sign}.1%}"
+    return f"{value:{sign}.{digits}%}"
 
 
 def choose_by_metric(records: Sequence[dict[str, Any]], metric: tasks.Metric,
@@ -126,7 +126,7 @@ def choose_by_metric(records: Sequence[dict[str, Any]], metric: tasks.Metric,
     reason = (
         f"{chosen['name']}: {why} of the {len(candidates)} variant(s) whose {name} is within "
         f"{_amount(metric, max_increase)} of the Keras model's {keras_value:.4g} (its {name} "
-        f"{chosen[name]:.4g}, {_amount(metric, metric.worsening(chosen[name], keras_value), '+')}"
+        f"{chosen[name]:.4g}, {_amount(metric, metric.worsening(chosen[name], keras_value), '+', 2)}"
         "); other "
         f"candidates: {', '.join(others) or 'none'}; beyond the limit: "
         f"{', '.join(refused) or 'none'}")
