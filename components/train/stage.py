@@ -32,7 +32,7 @@ from typing import Any, Literal
 import pydantic
 
 from edgepipe.components.shared import (examples_io, input_pipeline, input_spec,
-                                        model_builder, tuned_config)
+                                        model_builder, task_heads, tuned_config)
 from edgepipe.components.train import precision as precision_choice
 from edgepipe.components.train.semi_supervised import Settings as SemiSupervised
 from edgepipe.contracts import artifacts, tasks, unlabeled_artifacts
@@ -214,9 +214,7 @@ def _fit(tf, keras, examples, spec: dict, placement, config: Config, context,
         model = model_builder.build_and_compile(keras, config, spec,
                                                 len(class_names) or len(spec["target_names"]),
                                                 placement.learning_rate, config.epochs * steps)
-    from edgepipe.components.shared import task_heads
-
-    if config.task in task_heads.MODEL_SPEC:  # e.g. a detector's anchors, for its targets
+    if config.task in task_heads.MODEL_SPEC:  # a detector's anchors, for its targets
         spec.update(task_heads.MODEL_SPEC[config.task](model, config))
     if config.semi_supervised:
         outcome = semi_supervised.train(tf, keras, model, examples, spec, placement, config,

@@ -14,7 +14,7 @@ import io
 
 import numpy as np
 
-from edgepipe.components.ingest.sources.common import _listed, rejection
+from edgepipe.components.ingest.sources.common import _listed, match, read_bytes, rejection
 from edgepipe.contracts import letterbox
 
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}
@@ -101,3 +101,60 @@ def record(record_id: str, path: str, origin: str, data: bytes, objects, info: d
     fractions = np.clip(where.to_letterbox(boxes), 0.0, 1.0).astype(np.float32)
     return {"id": record_id, "source": path, "origin": origin, "image": pixels,
             "objects": {"bbox": fractions, "label": labels}}
+
+
+# ---------------------------------------------------------------- one annotations file per set
+# (coco, box_csv): `train`/`test` name the file, `train_images`/`test_images` the images' folder.
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def origins(config) -> dict[str, tuple[str, str]]:
+    """{origin: (annotations file, images folder; default the file's folder)}."""
+    found = {"train" if config.test else "all": (config.train, config.train_images)}
+    if config.test:
+        found["test"] = (config.test, config.test_images)
+    return {origin: (path, folder or path.rsplit("/", 1)[0])
+            for origin, (path, folder) in found.items()}
+
+
+def annotated_files(config) -> dict[str, list[str]]:
+    """Every file read: the annotations file and the images of its folder, per origin."""
+    return {origin: sorted({path, *(found for found in match(folder.rstrip("/") + "/*")
+                                    if found.lower().endswith(IMAGE_SUFFIXES))})
+            for origin, (path, folder) in origins(config).items()}
+
+
+def chunks(origin: str, path: str, folder: str, items: list, size: int = 200) -> list:
+    """Units of work: (origin, annotations file, images folder, [(file name, objects)])."""
+    return [(origin, path, folder, items[start:start + size])
+            for start in range(0, len(items), size)]
+
+
+def expand_items(chunk, info):
+    """The records (or rejections) of a chunk of (image file name, objects)."""
+    origin, path, folder, items = chunk
+    for filename, objects in items:
+        if not filename or filename.startswith("/") or ".." in filename.split("/"):
+            yield rejection(filename or "?", path, origin, "bad_annotation",
+                            f"file name {filename!r} does not name an image in {folder}")
+            continue
+        image_path = f"{folder.rstrip('/')}/{filename}"
+        try:
+            data = read_bytes(image_path)
+        except OSError as error:
+            yield rejection(filename, path, origin, "missing_image",
+                            f"its image {image_path} cannot be read ({error.strerror or error})")
+            continue
+        yield record(filename, image_path, origin, data, objects, info, path)
+
+
+def describe(config, names: list[str], where: str) -> dict:
+    """The source's description: the image shape and the class names (found in `where`)."""
+    if not names:
+        raise ValueError(f"{where}: no class names found; set [ingest] class_names.")
+    if config.image_shape[2] not in MODES:
+        raise ValueError(f"[ingest] image_shape {list(config.image_shape)}: channels must be "
+                         "1, 3 or 4.")
+    return {"feature": "image", "shape": list(config.image_shape), "class_names": names,
+            "objects": True}

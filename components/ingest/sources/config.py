@@ -26,22 +26,27 @@ COMMON = ("source", "fallback", "data_dir", "class_names", "validation_fraction"
 # The sources that read a numeric target (regression, edgepipe.contracts.tasks).
 TARGET_SOURCES = ("csv", "tfrecord")
 # The sources that read boxes (detection).
-BOX_SOURCES = ("voc",)
+BOX_SOURCES = ("voc", "coco", "box_csv")
 PATH_FIELDS = ("train_images", "train_labels", "test_images", "test_labels", "train", "test",
                "unlabeled")
 
 
 class Config(StageConfig):
-    source: Literal["idx", "ts", "image_dir", "csv", "text_dir", "tfrecord", "tfds", "voc"] = (
+    source: Literal["idx", "ts", "image_dir", "csv", "text_dir", "tfrecord", "tfds", "voc", "coco",
+                    "box_csv"] = (
         pydantic.Field("idx", description="Raw format; see components/ingest/sources/<source>.py."))
     fallback: str | None = pydantic.Field(
         None, pattern=r"^tfds:[\w.:/-]+$",
         description="'tfds:<name>': read this TFDS dataset instead when the source's files "
         "are missing (e.g. tfds:fashion_mnist).")
     # idx
-    train_images: str | None = pydantic.Field(None, description="idx: IDX images (gz or not).")
+    train_images: str | None = pydantic.Field(
+        None, description="idx: IDX images (gz or not). coco, box_csv: the folder of the train "
+        "images (default: the annotations file's folder).")
     train_labels: str | None = pydantic.Field(None, description="idx: IDX labels of train.")
-    test_images: str | None = pydantic.Field(None, description="idx: IDX images of test.")
+    test_images: str | None = pydantic.Field(
+        None, description="idx: IDX images of test. coco, box_csv: the folder of the test "
+        "images (default: the annotations file's folder).")
     test_labels: str | None = pydantic.Field(None, description="idx: IDX labels of test.")
     # ts, image_dir, csv, text_dir, tfrecord
     train: str | None = pydantic.Field(

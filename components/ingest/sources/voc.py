@@ -94,14 +94,7 @@ def describe(config) -> dict:
             except ValueError:
                 continue  # expand quarantines it with the reason
         names = sorted(found)
-    if not names:
-        raise ValueError(f"{config.train}: no <object><name> in any annotation; set [ingest] "
-                         "class_names.")
-    if config.image_shape[2] not in boxes.MODES:
-        raise ValueError(f"[ingest] image_shape {list(config.image_shape)}: channels must be "
-                         "1, 3 or 4.")
-    return {"feature": "image", "shape": list(config.image_shape), "class_names": names,
-            "objects": True}
+    return boxes.describe(config, names, config.train)
 
 
 def read_units(config, origin: str) -> list:
