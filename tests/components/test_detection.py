@@ -188,3 +188,23 @@ def test_serving_answers_boxes_in_the_pixels_of_the_image_sent(tiny_detector):
     assert all(0 <= box["box"][0] <= box["box"][2] <= 200 and
                0 <= box["box"][1] <= box["box"][3] <= 100 for box in found)
     assert {box["class"] for box in found} <= set(CLASSES)
+
+
+def test_the_centroid_detector_labels_box_centres_and_reads_them_back():
+    import tensorflow as tf
+
+    from edgepipe.components.shared import centroids
+
+    boxes = np.array([[0.1, 0.1, 0.3, 0.3], [0.6, 0.5, 0.9, 0.7]], np.float32)
+    cells = centroids.cell_labels(tf, tf.constant(boxes), tf.constant([2, 0]), 8, 8).numpy()
+    assert cells[1, 1] == 3 and cells[6, 4] == 1 and (cells > 0).sum() == 2
+    heatmap = np.zeros((8, 8, 4), np.float32)
+    heatmap[..., 0] = 1.0
+    for row, column in ((1, 1), (1, 2)):  # two neighbouring cells: one centroid
+        heatmap[row, column] = [0.1, 0.0, 0.0, 0.9]
+    heatmap[6, 4] = [0.2, 0.8, 0.0, 0.0]
+    heatmap[7, 0] = [0.1, 0.0, 0.9, 0.0]  # a false centroid far from any box
+    truth = {"bbox": boxes, "label": np.array([2, 0])}
+    assert len(centroids.centroids(heatmap)) == 3
+    scores = centroids.scores([truth], heatmap[None])
+    assert scores["centroid_recall"] == 1.0 and scores["centroid_precision"] == pytest.approx(2 / 3)

@@ -139,14 +139,20 @@ def expand_items(chunk, info):
             yield rejection(filename or "?", path, origin, "bad_annotation",
                             f"file name {filename!r} does not name an image in {folder}")
             continue
-        image_path = f"{folder.rstrip('/')}/{filename}"
-        try:
-            data = read_bytes(image_path)
-        except OSError as error:
-            yield rejection(filename, path, origin, "missing_image",
-                            f"its image {image_path} cannot be read ({error.strerror or error})")
-            continue
-        yield record(filename, image_path, origin, data, objects, info, path)
+        yield image_record(filename, path, origin, folder, filename, objects, info)
+
+
+def image_record(record_id: str, annotation: str, origin: str, folder: str, filename: str,
+                 objects, info: dict) -> dict:
+    """The record of image `filename` in `folder` with its objects, or a rejection (its
+    image cannot be read, or record's reasons)."""
+    image_path = f"{folder.rstrip('/')}/{filename}"
+    try:
+        data = read_bytes(image_path)
+    except OSError as error:
+        return rejection(record_id, annotation, origin, "missing_image",
+                         f"its image {image_path} cannot be read ({error.strerror or error})")
+    return record(record_id, image_path, origin, data, objects, info, annotation)
 
 
 def describe(config, names: list[str], where: str) -> dict:

@@ -121,11 +121,4 @@ def expand(chunk, info):
             yield rejection(record_id, path, origin, "bad_annotation",
                             f"<filename> {filename!r} does not name an image file")
             continue
-        image_path = f"{image_folder.rstrip('/')}/{filename}"
-        try:
-            data = read_bytes(image_path)
-        except OSError as error:
-            yield rejection(record_id, path, origin, "missing_image",
-                            f"its image {image_path} cannot be read ({error.strerror or error})")
-            continue
-        yield boxes.record(record_id, image_path, origin, data, objects, info, path)
+        yield boxes.image_record(record_id, path, origin, image_folder, filename, objects, info)
