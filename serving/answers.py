@@ -45,9 +45,13 @@ def detection(outputs: dict, names: list[str], key: str, letterboxes=()) -> dict
 ANSWERS = {"classification": classification, "regression": regression, "detection": detection}
 
 
+# The answers that place their result in the image sent: they take the letterboxes of the
+# request's encoded images (serving/images.py).
+IN_THE_IMAGE_SENT = ("detection",)
+
+
 def answer(task_name: str, outputs, names: list[str], columnar: bool,
            letterboxes=()) -> dict:
     key = "outputs" if columnar else "predictions"
-    if task_name == "detection":
-        return detection(outputs, names, key, letterboxes)
-    return ANSWERS[task_name](outputs, names, key)
+    placed = {"letterboxes": letterboxes} if task_name in IN_THE_IMAGE_SENT else {}
+    return ANSWERS[task_name](outputs, names, key, **placed)

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgepipe.components.shared import detection
-from edgepipe.models.ssd import BOX_SCALES
-
 from edgepipe.contracts.litert import DETECTION_OP as OP
 
 
 def implements_signature(num_classes: int, max_detections: int, score_threshold: float,
                          iou_threshold: float) -> str:
+    from edgepipe.models.ssd import BOX_SCALES  # imports TensorFlow: only when converting
+
     attributes = [
         f'name: "{OP}"',
         f'attr {{ key: "max_detections" value {{ i: {max_detections} }} }}',
@@ -42,6 +41,12 @@ def implements_signature(num_classes: int, max_detections: int, score_threshold:
 
 def serving_function(tf, model, model_info: dict):
     """The concrete batch-1 function: raw pixels -> the postprocess op's four outputs."""
+    from edgepipe.components.shared import detection
+
+    from edgepipe.components.shared import detection
+    from edgepipe.models.ssd import BOX_SCALES as MODEL_SCALES
+
+    assert MODEL_SCALES == BOX_SCALES, "the op must decode with the model's coder scales"
     anchors = detection.anchors_of(model_info)
     num_classes = len(model_info["class_names"])
 

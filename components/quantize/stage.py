@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from edgepipe.components import tflite_metadata
-from edgepipe.components.quantize import convert, deploy_policy, metadata, qat, scoring
+from edgepipe.components.quantize import (convert, deploy_policy, detection_convert, metadata,
+                                          qat, scoring)
 from edgepipe.components.quantize.config import Config
 from edgepipe.components.shared import examples_io, input_pipeline
 from edgepipe.contracts import artifacts, model_inputs, tasks
@@ -160,10 +161,9 @@ def _write(source, model, variant: str, representative, config: Config, model_in
     from edgepipe.components.quantize import measure
 
     io_type = "uint8" if variant == "uint8" else config.int8_io
-    if tasks.of_model(model_info).name == "detection":  # the postprocess op at the end
-        from edgepipe.components.quantize import detection_convert
-
-        content = detection_convert.convert(source, variant, representative, model_info)
+    task = tasks.of_model(model_info).name
+    if task in CONVERTERS:  # a detector: the postprocess op at its end
+        content = CONVERTERS[task](source, variant, representative, model_info)
     else:
         content = convert.convert(source, variant, representative, io_type)
     raw_range = (float(representative.min()), float(representative.max()))
@@ -177,6 +177,10 @@ def _write(source, model, variant: str, representative, config: Config, model_in
     ops = measure.op_names(content)
     convert.check_recurrent(model, variant, ops)
     return content, ops
+
+
+# Tasks whose models convert by their own recipe (edgepipe.contracts.tasks names).
+CONVERTERS = {"detection": detection_convert.convert}
 
 
 @contextlib.contextmanager

@@ -112,15 +112,23 @@ def detector_spec(model, config) -> dict[str, Any]:
 MODEL_SPEC = {"detection": detector_spec}
 
 
-def serving_outputs(tf, task_name: str, output: str, raw, spec: dict[str, Any]) -> dict:
-    """The serving signature's outputs: {task.output: the model's output}, or for detection
-    the decoded boxes after non-max suppression (what the TFLite postprocess op returns)."""
-    if task_name != "detection":
-        return {output: raw}
+def detection_outputs(tf, output: str, raw, spec: dict[str, Any]) -> dict:
+    """A detector's decoded boxes after non-max suppression (what the TFLite postprocess op
+    returns): "<output>_boxes", "_classes", "_scores", "_count"."""
     from edgepipe.components.shared import detection
 
     found = detection.postprocess(tf, raw, detection.anchors_of(spec))
     return {f"{output}_{key}": value for key, value in found.items()}
+
+
+# The serving signature's outputs where they are not {task.output: the model's output}.
+SERVING_OUTPUTS = {"detection": detection_outputs}
+
+
+def serving_outputs(tf, task_name: str, output: str, raw, spec: dict[str, Any]) -> dict:
+    if task_name in SERVING_OUTPUTS:
+        return SERVING_OUTPUTS[task_name](tf, output, raw, spec)
+    return {output: raw}
 
 
 def target_normalization(statistics: dict, names: list[str], path) -> dict[str, list[float]]:
