@@ -62,9 +62,9 @@ def _accuracy_section(rows, measured, metric: str, keras_accuracy: float, declar
     # Another share of 0..1 (a detector's mAP@.5) is shown in the accuracy's columns.
     measured = [{**variant, "accuracy": variant[metric]} for variant in measured]
     for row, variant in zip(rows, measured):
-        row.update(accuracy=float(variant["accuracy"]), agreement=float(variant["agreement"]),
-                   delta_points=round(100.0 * (variant["accuracy"] - keras_accuracy), 6),
-                   **{metric: float(variant["accuracy"])})
+        row.update({metric: float(variant["accuracy"]), "accuracy": float(variant["accuracy"]),
+                    "agreement": float(variant["agreement"]),
+                    "delta_points": round(100.0 * (variant["accuracy"] - keras_accuracy), 6)})
     return {"variants": rows, "metric": metric, "share": True, "keras_accuracy": keras_accuracy,
             "max_drop_points": (declared.get("policy") or {}).get(
                 "max_accuracy_drop_points", (declared.get("policy") or {}).get(
