@@ -13,12 +13,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
+# The generated detection set (configs/fashion_detection_*.toml): seeded, a few seconds.
+DETECTION_SET := data/fashion_detection/classes.txt
+
+$(DETECTION_SET): data/make_detection_set.py data/fashion_mnist/train-images-idx3-ubyte.gz
+	$(BIN)/python data/make_detection_set.py data/fashion_detection
+
 install: $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) $(DETECTION_SET)
 	$(BIN)/edgepipe run $(CONFIG)
 
-test: $(STAMP)
+test: $(STAMP) $(DETECTION_SET)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-slow: $(STAMP)

@@ -58,6 +58,8 @@ def invoke_each(interpreter, inputs: np.ndarray, name: str = "model",
     each invoke() alone (no copying in or out).
     """
     input_detail = interpreter.get_input_details()[0]
+    if len(interpreter.get_output_details()) > 1:
+        return _invoke_each_outputs(interpreter, inputs, name, seconds)
     output_detail = interpreter.get_output_details()[0]
     feed = model_feed(inputs, input_detail, name)
     input_index, output_index = input_detail["index"], output_detail["index"]
@@ -75,3 +77,54 @@ def invoke_each(interpreter, inputs: np.ndarray, name: str = "model",
     raw = np.stack(outputs) if outputs else np.empty((0, *output_detail["shape"][1:]))
     scale, zero_point = output_detail["quantization"]
     return dequantize_output(raw, scale, zero_point)
+
+
+def _invoke_each_outputs(interpreter, inputs: np.ndarray, name: str,
+                         seconds: np.ndarray | None) -> dict[int, np.ndarray]:
+    """invoke_each for a model of several outputs (a detector's four): {output position:
+    float32 values [N, ...]}, in the model's output order."""
+    input_detail = interpreter.get_input_details()[0]
+    details = interpreter.get_output_details()
+    feed = model_feed(inputs, input_detail, name)
+    found: dict[int, list] = {position: [] for position in range(len(details))}
+    for row in range(len(feed)):
+        interpreter.reset_all_variables()
+        interpreter.set_tensor(input_detail["index"], feed[row:row + 1])
+        started = time.perf_counter()
+        interpreter.invoke()
+        if seconds is not None:
+            seconds[row] = time.perf_counter() - started
+        for position, detail in enumerate(details):
+            found[position].append(interpreter.get_tensor(detail["index"])[0])
+    return {position: dequantize_output(
+        np.stack(values) if values else np.empty((0, *details[position]["shape"][1:])),
+        *details[position]["quantization"]) for position, values in found.items()}
+
+
+DETECTION_OP = "TFLite_Detection_PostProcess"
+DETECTION_ROLES = ("locations", "classes", "scores", "count")  # the op's outputs, in order
+
+
+def detection_roles(model_content: bytes) -> list[str]:
+    """The role (DETECTION_ROLES) of each output of a detector, in the model's output order:
+    which output of its TFLite_Detection_PostProcess op each model output is. ValueError for
+    a model without that op."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(model_content, 0)
+    graph = model.Subgraphs(0)
+    for index in range(graph.OperatorsLength()):
+        operator = graph.Operators(index)
+        code = model.OperatorCodes(operator.OpcodeIndex())
+        if (code.CustomCode() or b"").decode() == DETECTION_OP:
+            produced = [operator.Outputs(i) for i in range(operator.OutputsLength())]
+            return [DETECTION_ROLES[produced.index(graph.Outputs(i))]
+                    for i in range(graph.OutputsLength())]
+    raise ValueError(f"the model has no {DETECTION_OP} op: it is not a box detector.")
+
+
+def detections_by_role(outputs: dict[int, np.ndarray], roles: list[str]) -> dict[str, np.ndarray]:
+    """{"boxes", "classes", "scores", "count"} of a detector's outputs by position."""
+    named = {role: outputs[position] for position, role in enumerate(roles)}
+    return {"boxes": named["locations"], "classes": named["classes"],
+            "scores": named["scores"], "count": named["count"].reshape(-1)}

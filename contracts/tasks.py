@@ -52,8 +52,9 @@ class Metric:
 @dataclasses.dataclass(frozen=True)
 class Task:
     name: str
-    # What a label is: "class" (an index into class_names) or "target" (float32 values, one
-    # per target column, in the units of the raw data).
+    # What a label is: "class" (an index into class_names), "target" (float32 values, one
+    # per target column, in the units of the raw data) or "boxes" (a variable-length list of
+    # boxes, each with a class: the TFDS `objects` sequence of bbox and label).
     label: str
     # The Examples feature holding the label, and the serving signature's output key.
     label_feature: str
@@ -61,8 +62,9 @@ class Task:
     losses: tuple[str, ...]  # [train] loss values this task accepts; the first is the default
     primary: Metric          # what the gates, the deploy policy and the report headline use
     metrics: tuple[Metric, ...]  # every metric evaluate writes into the run summary
-    # The standard TFLite metadata of the output: "class_scores" (labels file attached) or
-    # "values" (one float per target, named in the metadata).
+    # The standard TFLite metadata of the output: "class_scores" (labels file attached),
+    # "values" (one float per target, named in the metadata) or "detections" (the four outputs
+    # of TFLite_Detection_PostProcess: locations, classes, scores, count; labels attached).
     metadata_output: str
 
     @property
@@ -87,7 +89,18 @@ REGRESSION = Task(
     name="regression", label="target", label_feature="target", output="values",
     losses=("mse", "huber"), primary=MAE, metrics=(MAE, RMSE, R2), metadata_output="values")
 
-TASKS: dict[str, Task] = {task.name: task for task in (CLASSIFICATION, REGRESSION)}
+MAP_50 = Metric("map_50", True, "COCO mean average precision at IoU 0.5 over the classes",
+                 ".3f")
+MAP_50_95 = Metric("map_50_95", True, "COCO mean average precision averaged over IoU 0.5, "
+                   "0.55, ..., 0.95", ".3f")
+
+DETECTION = Task(
+    name="detection", label="boxes", label_feature="objects", output="detections",
+    losses=("detection",), primary=MAP_50, metrics=(MAP_50, MAP_50_95),
+    metadata_output="detections")
+
+TASKS: dict[str, Task] = {task.name: task
+                          for task in (CLASSIFICATION, REGRESSION, DETECTION)}
 NAMES = tuple(TASKS)
 
 

@@ -20,8 +20,38 @@ def regression(outputs: np.ndarray, names: list[str], key: str) -> dict:
     return {key: np.asarray(outputs, np.float64).tolist(), "targets": list(names)}
 
 
-ANSWERS = {"classification": classification, "regression": regression}
+def detection(outputs: dict, names: list[str], key: str, letterboxes=()) -> dict:
+    """Per image its boxes, most confident first: class name, score, and the box in pixels
+    of the image sent (xmin, ymin, xmax, ymax; the letterbox undone) for an encoded image, or
+    as fractions of the model input (ymin, xmin, ymax, xmax) for a pixel array."""
+    found = []
+    for index in range(len(outputs["count"])):
+        count = int(outputs["count"][index])
+        boxes = np.asarray(outputs["boxes"][index][:count], np.float64)
+        where = letterboxes[index] if index < len(letterboxes) else None
+        pixels = where.to_original(boxes) if where is not None else None
+        found.append([{
+            "class": names[int(label)], "score": float(score),
+            **({"box": [round(float(v), 2) for v in pixels[row]],
+                "box_format": "xmin, ymin, xmax, ymax in pixels of the image sent"}
+               if pixels is not None else
+               {"box": [float(v) for v in boxes[row]],
+                "box_format": "ymin, xmin, ymax, xmax as fractions of the model input"})}
+            for row, (label, score) in enumerate(zip(outputs["classes"][index][:count],
+                                                     outputs["scores"][index][:count]))])
+    return {key: found}
 
 
-def answer(task_name: str, outputs: np.ndarray, names: list[str], columnar: bool) -> dict:
-    return ANSWERS[task_name](outputs, names, "outputs" if columnar else "predictions")
+ANSWERS = {"classification": classification, "regression": regression, "detection": detection}
+
+
+# The answers that place their result in the image sent: they take the letterboxes of the
+# request's encoded images (serving/images.py).
+IN_THE_IMAGE_SENT = ("detection",)
+
+
+def answer(task_name: str, outputs, names: list[str], columnar: bool,
+           letterboxes=()) -> dict:
+    key = "outputs" if columnar else "predictions"
+    placed = {"letterboxes": letterboxes} if task_name in IN_THE_IMAGE_SENT else {}
+    return ANSWERS[task_name](outputs, names, key, **placed)

@@ -194,7 +194,8 @@ class App:
         outputs = await self._run(model, parsed.values)
         labels["examples"] = len(parsed.values)
         return {
-            **answers.answer(model.task.name, outputs, model.class_names, parsed.columnar),
+            **answers.answer(model.task.name, outputs, model.class_names, parsed.columnar,
+                             parsed.letterboxes),
             "model_spec": {"name": model.name, "version": str(model.version), "signature_name": SIGNATURE},
         }
 

@@ -63,6 +63,9 @@ class InputSpec:
 class Parsed:
     values: list  # one array per example (text: a string or ids), checked against the spec
     columnar: bool  # answer with "outputs" (columnar) instead of "predictions" (row)
+    # per example, the letterbox of an encoded image ({"b64": ...}; None for pixel arrays):
+    # a detector's answer maps its boxes back into the original image through it
+    letterboxes: tuple = ()
 
 
 # The JSON guard, run on the raw bytes before json.loads (which is recursive: 100,000 nested
@@ -161,10 +164,14 @@ def parse_predict(request: dict, spec: InputSpec, max_instances: int) -> Parsed:
         raise RequestError(400, "The request holds no examples; send at least one.")
     if len(rows) > max_instances:
         raise RequestError(413, f"The request holds {len(rows)} examples; at most {max_instances} are accepted per request: split the batch.")
-    return Parsed([_example(row, spec, index) for index, row in enumerate(rows)], columnar)
+    examples = [_example(row, spec, index) for index, row in enumerate(rows)]
+    return Parsed([value for value, _ in examples], columnar,
+                  tuple(where for _, where in examples))
 
 
 def _unwrap_named(value, spec: InputSpec, where: str):
+    if isinstance(value, dict) and set(value) == {"b64"} and spec.name == "image":
+        return value  # an encoded image, decoded by _example
     if isinstance(value, dict):
         if set(value) != {spec.name}:
             raise RequestError(400, f"{where} names inputs {sorted(value)}; this model has one input, {spec.name!r} ({spec.describe()}).")
@@ -186,7 +193,21 @@ def _text_example(row, spec: InputSpec, index: int):
     return np.asarray(row, dtype=np.int32)
 
 
-def _example(row, spec: InputSpec, index: int) -> np.ndarray:
+def _example(row, spec: InputSpec, index: int) -> tuple:
+    """(the checked example, the letterbox of an encoded image or None)."""
+    if isinstance(row, dict) and set(row) == {"b64"} and spec.name == "image":
+        from edgepipe.serving import images
+
+        if not isinstance(row["b64"], str):
+            raise RequestError(400, f"Example {index}: \"b64\" must be a base64 string.")
+        try:
+            return images.decode(row["b64"], spec.shape)
+        except images.ImageError as error:
+            raise RequestError(400, f"Example {index}: {error}.") from None
+    return _pixels(row, spec, index), None
+
+
+def _pixels(row, spec: InputSpec, index: int) -> np.ndarray:
     if spec.name == "text":
         return _text_example(row, spec, index)
     try:

@@ -48,6 +48,9 @@ class LiteRTRuntime:
         self.input = interpreter.get_input_details()[0]
         self.output = interpreter.get_output_details()[0]
         self.input_dtype = np.dtype(self.input["dtype"])
+        # a detector's four outputs, named by its postprocess op; None for one output
+        self.roles = (litert.detection_roles(content)
+                      if len(interpreter.get_output_details()) > 1 else None)
         self.batch_size = int(self.input["shape"][0])
         self.example_shape = tuple(int(size) for size in self.input["shape"][1:])
 
@@ -58,9 +61,10 @@ class LiteRTRuntime:
             raise ValueError(f"the interpreter takes examples of shape {self.example_shape}, got {batch.shape[1:]}")
         interpreter = self.pool.get()
         try:
-            return litert.invoke_each(interpreter, batch)
+            outputs = litert.invoke_each(interpreter, batch)
         finally:
             self.pool.put(interpreter)
+        return outputs if self.roles is None else litert.detections_by_role(outputs, self.roles)
 
 
 class SavedModelRuntime:
@@ -78,7 +82,11 @@ class SavedModelRuntime:
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         feed = self.tf.constant(batch.astype(self.spec.dtype))
-        return self.function(**{self.input_name: feed})[self.output].numpy()
+        found = self.function(**{self.input_name: feed})
+        if self.output in found:
+            return found[self.output].numpy()
+        # a detector: "<output>_boxes", "_classes", "_scores", "_count"
+        return {key.rsplit("_", 1)[-1]: value.numpy() for key, value in found.items()}
 
 
 @dataclasses.dataclass
@@ -146,6 +154,10 @@ def warm_up(model: ModelVersion) -> None:
     blank = np.zeros(model.spec.shape, dtype=model.spec.dtype)
     outputs = model.predict([blank])
     expected = (1, len(model.class_names))
+    if isinstance(outputs, dict):  # a detector: boxes, classes, scores and their count
+        outputs = np.concatenate([np.ravel(outputs[key]) for key in
+                                  ("boxes", "classes", "scores", "count")])[None]
+        expected = outputs.shape
     if outputs.shape != expected:
         what = "probability per class" if model.task.label == "class" else "value per target"
         raise ValueError(

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import pydantic
 
-from edgepipe.components.evaluate import classification, gates, regression
+from edgepipe.components.evaluate import classification, detection, gates, regression
 from edgepipe.components.shared import examples_io
 from edgepipe.contracts import artifacts, model_inputs, registry, tasks
 from edgepipe.pipeline.stage import RegistrySettings, StageConfig
@@ -27,7 +27,7 @@ from edgepipe.pipeline.spec import StageSpec
 
 BATCH_SIZE = 256  # examples per call of the serving signature; does not change results
 # What differs per task (edgepipe.contracts.tasks): metrics, artifacts, gate thresholds.
-PIECES = {"classification": classification, "regression": regression}
+PIECES = {"classification": classification, "regression": regression, "detection": detection}
 
 
 class Config(StageConfig):
@@ -47,6 +47,12 @@ class Config(StageConfig):
     # Relative gate: NOT_BLESSED when the MAE is more than this fraction above that of the
     # last pushed model of the same name, on this run's test split (0.05: 5% worse).
     max_mae_increase: float = pydantic.Field(0.05, ge=0.0, le=10.0)
+    # Detection. Absolute gate: BLESSED only when the test mAP@.5 (COCO, pycocotools) is at
+    # least this; None applies no absolute gate.
+    min_map_50: float | None = pydantic.Field(None, ge=0.0, le=1.0)
+    # Relative gate: NOT_BLESSED when mAP@.5 is more than this many points below that of the
+    # last pushed model of the same name, on this run's test split.
+    max_map_50_drop: float = pydantic.Field(1.0, ge=0.0, le=100.0)
     # k values for top-k accuracy (is the true class among the k most probable ones?).
     top_k: tuple[int, ...] = (2, 3)
     # Equal-width confidence bins of the reliability diagram and expected calibration error.
@@ -72,10 +78,14 @@ class Config(StageConfig):
 
     @pydantic.model_validator(mode="after")
     def _fits_task(self):
-        keys = {"classification": ("max_mae", "max_mae_increase"),
+        detection_keys = ("min_map_50", "max_map_50_drop")
+        keys = {"classification": ("max_mae", "max_mae_increase", *detection_keys),
                 "regression": ("min_accuracy", "max_accuracy_drop", "top_k",
                                "calibration_bins", "confused_pairs", "labeling_queue",
-                               "labeling_queue_size")}
+                               "labeling_queue_size", *detection_keys),
+                "detection": ("min_accuracy", "max_accuracy_drop", "top_k", "max_mae",
+                              "max_mae_increase", "calibration_bins", "confused_pairs",
+                              "labeling_queue", "labeling_queue_size")}
         wrong = [key for key in keys.get(self.task, ()) if key in self.model_fields_set]
         if wrong:
             raise ValueError(f"{', '.join(wrong)}: not used by task {self.task!r}; see "
@@ -156,10 +166,13 @@ def predict(model_dir: str | pathlib.Path, values, output: str = "probabilities"
     (input_name, spec), = specs.items()
     batch = model_inputs.prepare(artifacts.read_model_info(model_dir), values)
     batch = batch.astype(spec.dtype.as_numpy_dtype, copy=False)
-    return np.concatenate([
-        serve(**{input_name: tf.constant(batch[start:start + BATCH_SIZE])})[output].numpy()
-        for start in range(0, len(batch), BATCH_SIZE)
-    ])
+    results = [serve(**{input_name: tf.constant(batch[start:start + BATCH_SIZE])})
+               for start in range(0, len(batch), BATCH_SIZE)]
+    if output in results[0]:
+        return np.concatenate([result[output].numpy() for result in results])
+    # several outputs named "<output>_<part>" (a detector's boxes, classes, scores, count)
+    return {key: np.concatenate([result[key].numpy() for result in results])
+            for key in results[0] if key.startswith(f"{output}_")}
 
 
 SPEC = StageSpec(

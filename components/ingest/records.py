@@ -58,6 +58,10 @@ def rejection_reason(record: dict, info: dict) -> tuple[str, str] | None:
     targets = info.get("target_names")
     if record.get("origin") == UNLABELED:
         pass  # no label to check: whatever the source held there is not used
+    elif info.get("objects"):  # detection: the sources check each box and reject bad ones
+        labels = record.get("objects", {}).get("label")
+        if labels is None or len(labels) and not (0 <= min(labels) and max(labels) < num_classes):
+            return "label_out_of_range", f"a box label is not in 0..{num_classes - 1}"
     elif targets:  # regression: the sources parse the targets and reject bad ones
         if record.get("target") is None or len(record["target"]) != len(targets):
             return "missing_target", f"the record has no value for each of {targets}"
@@ -103,6 +107,13 @@ def tfds_features(info: dict):
     else:
         value = tfds.features.Text()
     targets = info.get("target_names")
+    if info.get("objects"):  # detection: TFDS's own layout for boxes (as in voc, coco)
+        return tfds.features.FeaturesDict({
+            "id": tfds.features.Text(), info["feature"]: value,
+            "objects": tfds.features.Sequence({
+                "bbox": tfds.features.BBoxFeature(),
+                "label": tfds.features.ClassLabel(names=list(info["class_names"]))}),
+        })
     # Regression: float32 targets, one per target column, named in features.json's doc.
     label = (("target", tfds.features.Tensor(
         shape=(len(targets),), dtype=np.float32,
@@ -141,7 +152,9 @@ def route(element: dict, info: dict, validation_fraction: float, test_fraction: 
     value = element[name]
     if name == "image" and value.dtype == np.uint8:  # TFDS takes encoded bytes as they are
         value = png.encode(value)
-    if info.get("target_names"):  # unlabelled records get NaN targets (no label)
+    if info.get("objects"):
+        label = ("objects", element["objects"])
+    elif info.get("target_names"):  # unlabelled records get NaN targets (no label)
         label = ("target", np.full(len(info["target_names"]), np.nan, np.float32)
                  if split == UNLABELED else element["target"])
     else:

@@ -91,6 +91,14 @@ def choose(
             "policy": description}
 
 
+def _amount(metric: tasks.Metric, value: float, sign: str = "", digits: int = 1) -> str:
+    """A worsening in the metric's unit: points below for a share (mAP), a fraction above
+    for an error (MAE)."""
+    if metric.worsening_unit == "points":
+        return f"{value:{sign}.2f} points"
+    return f"{value:{sign}.{digits}%}"
+
+
 def choose_by_metric(records: Sequence[dict[str, Any]], metric: tasks.Metric,
                      keras_value: float, max_increase: float, policy: str,
                      latency: str = "one_thread", target: str = "any") -> dict[str, Any]:
@@ -107,18 +115,19 @@ def choose_by_metric(records: Sequence[dict[str, Any]], metric: tasks.Metric,
     if not candidates:
         raise PolicyNotSatisfied(
             f"deploy policy {policy!r}: no variant{_TARGET_TEXT[target]} has a {name} within "
-            f"{max_increase:.1%} of the Keras model's ({keras_value:.4g}) with builtin ops "
+            f"{_amount(metric, max_increase)} of the Keras model's ({keras_value:.4g}) with builtin ops "
             "only. Raise [quantize] max_metric_increase, add the float32 variant, or improve "
             "the model. Measured:\n" + format_table(records, None, metric, keras_value))
     chosen, why = _pick(candidates, policy, latency)
     others = sorted(record["name"] for record in candidates if record is not chosen)
     refused = sorted(f"{record['name']} ({record[name]:.4g}, "
-                     f"{metric.worsening(record[name], keras_value):+.1%})"
+                     f"{_amount(metric, metric.worsening(record[name], keras_value), '+')})"
                      for record in measured if record not in candidates)
     reason = (
         f"{chosen['name']}: {why} of the {len(candidates)} variant(s) whose {name} is within "
-        f"{max_increase:.1%} of the Keras model's {keras_value:.4g} (its {name} "
-        f"{chosen[name]:.4g}, {metric.worsening(chosen[name], keras_value):+.2%}); other "
+        f"{_amount(metric, max_increase)} of the Keras model's {keras_value:.4g} (its {name} "
+        f"{chosen[name]:.4g}, {_amount(metric, metric.worsening(chosen[name], keras_value), '+', 2)}"
+        "); other "
         f"candidates: {', '.join(others) or 'none'}; beyond the limit: "
         f"{', '.join(refused) or 'none'}")
     return {"variant": chosen["name"], "path": chosen["path"], "reason": reason,

@@ -129,11 +129,17 @@ def op_names(model_content: bytes) -> list[str]:
     return sorted(names)
 
 
+# Custom ops LiteRT, MediaPipe and the Task Library register with their builtins.
+RUNTIME_CUSTOM_OPS = ("TFLite_Detection_PostProcess",)
+
+
 def builtin_only(names: list[str]) -> bool:
-    """True when every op is a TFLite builtin: no Flex (Select TF) op and no custom op."""
+    """True when every op is a TFLite builtin (or a custom op the runtime has built in, the
+    detection postprocess): no Flex (Select TF) op and no other custom op."""
     from ai_edge_litert import schema_py_generated as schema
 
     builtin_names = {name for name in vars(schema.BuiltinOperator) if not name.startswith("_")}
+    builtin_names.update(RUNTIME_CUSTOM_OPS)
     return all(name in builtin_names and not name.startswith(FLEX_PREFIX) for name in names)
 
 
@@ -198,10 +204,15 @@ def predict(model_content: bytes, inputs: np.ndarray, workers: int = 1,
         interpreter.allocate_tensors()
         return invoke_each(interpreter, chunk, name)
 
-    if len(chunks) <= 1:
-        return run(model_content, inputs, warmup=0, name=name).outputs
-    with ThreadPoolExecutor(len(chunks)) as pool:
-        return np.concatenate(list(pool.map(invoke, chunks)))
+    with ThreadPoolExecutor(max(1, len(chunks))) as pool:
+        found = list(pool.map(invoke, chunks)) if len(chunks) > 1 else [
+            run(model_content, inputs, warmup=0, name=name).outputs]
+    if not isinstance(found[0], dict):
+        return np.concatenate(found)
+    from edgepipe.contracts import litert  # a detector's outputs, named by the op's roles
+
+    joined = {key: np.concatenate([part[key] for part in found]) for key in found[0]}
+    return litert.detections_by_role(joined, litert.detection_roles(model_content))
 
 
 def peak_memory_bytes(model_path, num_threads: int = 1) -> int | None:

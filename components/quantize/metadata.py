@@ -86,6 +86,10 @@ def describe(
         description["input"]["vocabulary"] = vocabulary
         # Ids are indices, not values: no quantization applies to them.
         description["input"]["raw_range"] = [0.0, float(len(vocabulary) - 1)]
+    if len(interpreter.get_output_details()) > 1:  # a detector: TFLite_Detection_PostProcess
+        from edgepipe.contracts import litert
+
+        description["output_roles"] = litert.detection_roles(model_content)
     if has_variable_tensors(model_content):
         # The fused LSTM op keeps its state between invokes: a runtime must reset it (LiteRT:
         # interpreter.reset_all_variables()) before each independent example.
@@ -175,7 +179,7 @@ def standard(description: dict[str, Any], model_json: dict[str, Any], config,
     return tm.ModelDescription(
         name=config.metadata_name or kind,
         inputs=[input_spec(model_json, description)],
-        outputs=[output],
+        outputs=output if isinstance(output, list) else [output],
         description=config.metadata_description or (
             f"{about}, TFLite variant {variant}, built by edgepipe."),
         version=config.metadata_version or f"model {model_key[:12]}",
@@ -205,8 +209,23 @@ def _values(model_json: dict[str, Any], description: dict[str, Any]):
                            f"training data ({_quantization(description['output'])}).")
 
 
+def _detections(model_json: dict[str, Any], description: dict[str, Any]):
+    """(model kind, what it does, the metadata of the four postprocess outputs in the model's
+    output order) of a box detector: what MediaPipe's ObjectDetector reads."""
+    classes = list(model_json["class_names"])
+    kind = f"{model_json.get('model', 'keras')} object detector"
+    about = (f"{kind} of {len(classes)} classes ({', '.join(classes[:6])}"
+             f"{', ...' if len(classes) > 6 else ''})")
+    what = {"locations": "Boxes (ymin, xmin, ymax, xmax) as fractions of the input image.",
+            "classes": "Class index of each box, into labels.txt.",
+            "scores": "Score of each box (softmax over background and the classes).",
+            "count": "Number of valid detections."}
+    return kind, about, [tm.DetectionOutput(role, labels=classes, description=what[role])
+                         for role in description["output_roles"]]
+
+
 # The output's standard metadata per task (edgepipe.contracts.tasks).
-OUTPUTS = {"classification": _class_scores, "regression": _values}
+OUTPUTS = {"classification": _class_scores, "regression": _values, "detection": _detections}
 
 
 def input_spec(model_json: dict[str, Any], description: dict[str, Any]) -> tm.Input:

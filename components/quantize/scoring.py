@@ -56,4 +56,62 @@ class Regression:
                 f"mean |Δ| vs Keras {scores['mean_abs_difference']:.4g}")
 
 
-SCORERS = {"classification": Classification, "regression": Regression}
+class Detection:
+    """map_50 and map_50_95 (COCO, pycocotools) of the variant's boxes, and agreement: the
+    share of Keras's detections scoring at least AGREEMENT_SCORE that the variant finds too
+    (same class, IoU >= 0.9)."""
+
+    SUMMARY = ("map_50", "map_50_95", "agreement")
+    AGREEMENT_SCORE = 0.5
+
+    def __init__(self, truths, keras_outputs):
+        from edgepipe.components.shared import box_metrics
+
+        self.truths = list(truths)
+        self.keras_detections = [box_metrics.detections_of(keras_outputs, index)
+                                 for index in range(len(self.truths))]
+        self.names = [str(index) for index in range(1 + max(
+            [int(label) for truth in self.truths for label in truth["label"]], default=0))]
+
+    def _map(self, detections) -> dict[str, float]:
+        from edgepipe.components.shared import box_metrics
+
+        found = box_metrics.coco_map(self.truths, detections, self.names, (1, 1))
+        return {"map_50": found["map_50"], "map_50_95": found["map_50_95"]}
+
+    def keras(self) -> float:
+        return self._map(self.keras_detections)["map_50"]
+
+    def __call__(self, outputs) -> dict[str, Any]:
+        from edgepipe.components.shared import box_metrics
+
+        detections = [box_metrics.detections_of(outputs, index)
+                      for index in range(len(self.truths))]
+        agreed = total = 0
+        for reference, found in zip(self.keras_detections, detections):
+            kept = reference["scores"] >= self.AGREEMENT_SCORE
+            as_truth = {"bbox": reference["boxes"][kept], "label": reference["classes"][kept]}
+            matched, _ = box_metrics.match(as_truth, found, threshold=0.9)
+            agreed, total = agreed + int(matched.sum()), total + int(kept.sum())
+        return {**self._map(detections), "agreement": agreed / total if total else 1.0}
+
+    @staticmethod
+    def describe(scores: dict[str, Any]) -> str:
+        return (f"mAP@.5 {scores['map_50']:.4f}  mAP@[.5:.95] {scores['map_50_95']:.4f}  "
+                f"agreement {scores['agreement']:.4f}")
+
+
+def detector_outputs(raw, model_info: dict) -> dict[str, np.ndarray]:
+    """A detector's Keras outputs (raw offsets and logits per anchor) decoded as the TFLite
+    postprocess op decodes them."""
+    import tensorflow as tf
+
+    from edgepipe.components.shared import detection
+
+    decoded = detection.postprocess(tf, tf.constant(raw), detection.anchors_of(model_info))
+    return {key: value.numpy() for key, value in decoded.items()}
+
+
+SCORERS = {"classification": Classification, "regression": Regression, "detection": Detection}
+# Keras outputs that need decoding before their scorer reads them (a detector's raw outputs).
+DECODERS = {"detection": detector_outputs}

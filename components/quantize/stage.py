@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from edgepipe.components import tflite_metadata
-from edgepipe.components.quantize import convert, deploy_policy, metadata, qat, scoring
+from edgepipe.components.quantize import (convert, deploy_policy, detection_convert, metadata,
+                                          qat, scoring)
 from edgepipe.components.quantize.config import Config
 from edgepipe.components.shared import examples_io, input_pipeline
 from edgepipe.contracts import artifacts, model_inputs, tasks
@@ -63,8 +64,10 @@ def run(
         cpu["model"], cpu["cores"], " ".join(cpu["features"]) or "no relevant features reported",
     )
     # The Keras figure every variant (and the deploy policy, and the report) is compared with.
-    scorer = scoring.SCORERS[task.name](
-        test_labels, model.predict(test_inputs, batch_size=256, verbose=0))
+    keras_outputs = model.predict(test_inputs, batch_size=256, verbose=0)
+    if task.name in scoring.DECODERS:  # a detector's raw outputs, decoded as on the device
+        keras_outputs = scoring.DECODERS[task.name](keras_outputs, model_info)
+    scorer = scoring.SCORERS[task.name](test_labels, keras_outputs)
     keras_value = scorer.keras()
     context.log.info("quantize: keras %s %.4g on %d test examples", task.primary.name,
                      keras_value, len(test_labels))
@@ -158,7 +161,11 @@ def _write(source, model, variant: str, representative, config: Config, model_in
     from edgepipe.components.quantize import measure
 
     io_type = "uint8" if variant == "uint8" else config.int8_io
-    content = convert.convert(source, variant, representative, io_type)
+    task = tasks.of_model(model_info).name
+    if task in CONVERTERS:  # a detector: the postprocess op at its end
+        content = CONVERTERS[task](source, variant, representative, model_info)
+    else:
+        content = convert.convert(source, variant, representative, io_type)
     raw_range = (float(representative.min()), float(representative.max()))
     description = metadata.describe(content, variant, model_info, raw_range)
     content = metadata.embed(content, description)
@@ -170,6 +177,10 @@ def _write(source, model, variant: str, representative, config: Config, model_in
     ops = measure.op_names(content)
     convert.check_recurrent(model, variant, ops)
     return content, ops
+
+
+# Tasks whose models convert by their own recipe (edgepipe.contracts.tasks names).
+CONVERTERS = {"detection": detection_convert.convert}
 
 
 @contextlib.contextmanager

@@ -49,6 +49,9 @@ def _truth(test: dict, index: int, class_names: list[str]) -> str:
     """What test example `index` really is: its class name, or its regression targets."""
     if "label" in test:
         return class_names[int(test["label"][index])]
+    if "objects" in test:  # a detector's image: the classes of its boxes
+        labels = test["objects"][index]["label"]
+        return ", ".join(class_names[int(label)] for label in labels) or "background"
     return "target " + ", ".join(f"{value:.4g}" for value in test["target"][index])
 
 

@@ -59,12 +59,17 @@ def quantization(tflite_dir: pathlib.Path, task=tasks.CLASSIFICATION) -> dict[st
 def _accuracy_section(rows, measured, metric: str, keras_accuracy: float, declared) -> dict:
     """Accuracy (higher is better): each variant's accuracy, its difference from Keras's in
     points, and its agreement with Keras's classes."""
+    # Another share of 0..1 (a detector's mAP@.5) is shown in the accuracy's columns.
+    measured = [{**variant, "accuracy": variant[metric]} for variant in measured]
     for row, variant in zip(rows, measured):
-        row.update(accuracy=float(variant["accuracy"]), agreement=float(variant["agreement"]),
-                   delta_points=round(100.0 * (variant["accuracy"] - keras_accuracy), 6))
-    return {"variants": rows, "metric": metric, "keras_accuracy": keras_accuracy,
-            "max_drop_points": (declared.get("policy") or {}).get("max_accuracy_drop_points"),
-            "deployable_keys": ("accuracy", "delta_points"),
+        row.update({metric: float(variant["accuracy"]), "accuracy": float(variant["accuracy"]),
+                    "agreement": float(variant["agreement"]),
+                    "delta_points": round(100.0 * (variant["accuracy"] - keras_accuracy), 6)})
+    return {"variants": rows, "metric": metric, "share": True, "keras_accuracy": keras_accuracy,
+            "max_drop_points": (declared.get("policy") or {}).get(
+                "max_accuracy_drop_points", (declared.get("policy") or {}).get(
+                    "max_metric_increase")),  # a share other than accuracy: in points too
+            "deployable_keys": tuple(dict.fromkeys((metric, "accuracy", "delta_points"))),
             "figure": plots.variant_tradeoff(measured, keras_accuracy)}
 
 
@@ -77,7 +82,7 @@ def _error_section(rows, measured, metric: str, keras_value: float, declared) ->
                                        if keras_value else 0.0),
                     "mean_abs_difference": float(variant["mean_abs_difference"])})
     policy = declared.get("policy") or {}
-    return {"variants": rows, "metric": metric, f"keras_{metric}": keras_value,
+    return {"variants": rows, "metric": metric, "share": False, f"keras_{metric}": keras_value,
             "keras_value": keras_value,
             "max_increase_percent": 100.0 * float(policy.get("max_metric_increase", 0.0)),
             "deployable_keys": (metric, "change_percent"),

@@ -21,7 +21,8 @@ from typing import Any
 
 import pydantic
 
-from edgepipe.components.report import (classification, network, quantization, regression,
+from edgepipe.components.report import (classification, detection, network, quantization,
+                                        regression,
                                         sections, tuning)
 from edgepipe.components.shared import examples_io
 from edgepipe.contracts import artifacts, tasks
@@ -30,7 +31,7 @@ from edgepipe.pipeline.spec import StageSpec
 
 TEMPLATE = "template.html"
 # What differs per task (edgepipe.contracts.tasks): sections, headline cards, summary fields.
-PIECES = {"classification": classification, "regression": regression}
+PIECES = {"classification": classification, "regression": regression, "detection": detection}
 
 
 class Config(StageConfig):

@@ -62,14 +62,18 @@ def split_names(path) -> list[str]:
 
 
 def label_feature(path) -> str:
-    """The feature holding the label: "label" (a class index) or "target" (float32 values
-    of the regression targets); see edgepipe.contracts.tasks."""
-    return "target" if "target" in _builder_for(path).info.features else "label"
+    """The feature holding the label: "label" (a class index), "target" (float32 values
+    of the regression targets) or "objects" (boxes and their classes, detection); see
+    edgepipe.contracts.tasks."""
+    features = _builder_for(path).info.features
+    return next((name for name in ("target", "objects") if name in features), "label")
 
 
 def class_names(path) -> list[str]:
     """Class names in label-index order ([] for a dataset of numeric targets)."""
     features = _builder_for(path).info.features
+    if "objects" in features:
+        return list(features["objects"]["label"].names)
     return list(features["label"].names) if "label" in features else []
 
 
@@ -159,7 +163,8 @@ def leading_per_class(path, split: str, per_class: int,
 
 def load_numpy(path, split: str) -> dict[str, np.ndarray]:
     """The whole split in memory: id (str), label int64 (or, for regression, target float32
-    [N, k]), and the input feature: image uint8 [N, H, W, C], sequence an object array of N
+    [N, k]; for detection, objects: an object array of N {"bbox": float32 [n, 4] (ymin, xmin,
+    ymax, xmax) fractions, "label": int64 [n]}), and the input feature: image uint8 [N, H, W, C], sequence an object array of N
     float32 [steps, C] arrays, or text (str)."""
     import tensorflow_datasets as tfds
 
@@ -170,6 +175,15 @@ def load_numpy(path, split: str) -> dict[str, np.ndarray]:
                  "sequence": np.empty((0,), dtype=object), "text": np.array([], dtype=str)}
         return {"id": np.array([], dtype=str), feature: empty[feature],
                 label: _labels([], label, len(target_names(path)))}
+    if label == "objects":  # a variable number of boxes per image: one example at a time
+        examples = list(tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)))
+        objects = np.empty((len(examples),), dtype=object)
+        for index, example in enumerate(examples):
+            objects[index] = {"bbox": example["objects"]["bbox"].astype(np.float32).reshape(-1, 4),
+                              "label": example["objects"]["label"].astype(np.int64)}
+        return {"id": np.array([example["id"].decode("utf-8") for example in examples]),
+                "image": np.stack([example["image"] for example in examples]).astype(np.uint8),
+                "objects": objects}
     if feature == "image":
         batch = tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False,
                                                  batch_size=-1))
@@ -193,7 +207,9 @@ def load_numpy(path, split: str) -> dict[str, np.ndarray]:
 
 
 def _labels(values, label: str, num_targets: int) -> np.ndarray:
-    """int64 class indices [N], or float32 targets [N, k]."""
+    """int64 class indices [N], or float32 targets [N, k] (objects: an empty object array)."""
+    if label == "objects":
+        return np.empty((0,), dtype=object)
     if label == "target":
         return np.asarray(values, dtype=np.float32).reshape(-1, num_targets)
     return np.asarray(values).astype(np.int64, copy=False).reshape(-1)

@@ -48,7 +48,7 @@ def translate_batch(tf, images, pixels: int):
 def dataset(tf, examples, split: str, model_info: dict[str, Any], batch_size: int,
             seed: int | None = None, shuffle_buffer: int = 0, repeat: bool = False,
             input_context=None, drop_remainder: bool = False, augment: str = "none",
-            augment_pixels: int = 2):
+            augment_pixels: int = 2, boxes_augment: bool = False):
     """(model input, label) batches of one split of an Examples artifact.
 
     `shuffle_buffer` > 0 shuffles with `seed` (reshuffled every epoch); `repeat` repeats
@@ -56,8 +56,16 @@ def dataset(tf, examples, split: str, model_info: dict[str, Any], batch_size: in
     input pipelines (multi-worker training) each pipeline reads its own shard; without one
     the dataset is sharded by element, so Keras can split it among replicas. `augment`
     "translate" shifts each image by up to `augment_pixels` (translate_batch): only for
-    image inputs, and only the caller's training split should ask for it.
+    image inputs, and only the caller's training split should ask for it. Boxes (task
+    detection) go through components/shared/detection_input.py: (image, anchor targets),
+    `boxes_augment` flipping, scaling and shifting images with their boxes.
     """
+    if examples_io.label_feature(examples) == "objects":
+        from edgepipe.components.shared import detection_input
+
+        return _prefetched(tf, detection_input.dataset(
+            tf, examples, split, model_info, batch_size, seed, shuffle_buffer, repeat,
+            input_context, drop_remainder, boxes_augment), input_context)
     data = _elements(tf, examples, split, model_info, input_context).cache()
     if shuffle_buffer:
         data = data.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)

@@ -127,7 +127,7 @@ def label_spec(examples, statistics_dir, task_name: str) -> dict[str, Any]:
         raise ValueError(
             f"{examples}: the examples hold {label!r} labels but [pipeline] task = "
             f"{task.name!r} learns {task.label_feature!r}; re-run ingest with this task.")
-    if task.label == "class":
+    if task.label in ("class", "boxes"):  # boxes: each box has a class of class_names
         return {"task": task.name, "class_names": examples_io.class_names(examples)}
     names = examples_io.target_names(examples)
     path = pathlib.Path(statistics_dir) / artifacts.STATISTICS

@@ -66,10 +66,69 @@ def normalized_regression_loss(keras, config, spec: dict[str, Any]):
     return loss, [keras.metrics.MeanAbsoluteError(name="mae")]
 
 
-HEADS = {"classification": classification_head, "regression": regression_head}
-LOSSES = {"classification": crossentropy, "regression": normalized_regression_loss}
+def detection_head(keras, model, spec: dict[str, Any]):
+    """A detector's builder (edgepipe.models.ssd) returns its raw outputs [batch, anchors,
+    4 + 1 + classes] itself; anything else is refused here, before training."""
+    classes = len(spec["class_names"])
+    shape = tuple(model.output_shape) if not isinstance(model.output_shape, list) else ()
+    if len(shape) != 3 or shape[2] != 5 + classes:
+        raise ValueError(
+            f"model {model.name!r} returns {model.output_shape}; task detection needs the raw "
+            f"detections [batch, anchors, 4 + 1 + {classes}] of a detector: set [train] "
+            "model = \"ssd\" (with your own backbone in [train.model_options] backbone).")
+    return model
+
+
+def detection_loss(keras, config, spec: dict[str, Any]):
+    from edgepipe.components.shared import detection
+
+    return detection.loss(keras, config, spec)
+
+
+HEADS = {"classification": classification_head, "regression": regression_head,
+         "detection": detection_head}
+LOSSES = {"classification": crossentropy, "regression": normalized_regression_loss,
+          "detection": detection_loss}
 # The validation metric a search or a schedule follows, and whether higher is better.
-VALIDATION_METRIC = {"classification": ("val_accuracy", True), "regression": ("val_mae", False)}
+VALIDATION_METRIC = {"classification": ("val_accuracy", True), "regression": ("val_mae", False),
+                     "detection": ("val_loss", False)}
+
+
+def detector_spec(model, config) -> dict[str, Any]:
+    """model.json's "detector": the feature-map grids the heads sit on and the anchor shapes
+    (models/ssd.anchors rebuilds the anchors from them), read from the built model and the
+    builder's options."""
+    from edgepipe import models
+    from edgepipe.models import ssd
+
+    options = {**models.option_defaults(config.model), **config.model_options}
+    return {"detector": {"grids": [list(grid) for grid in ssd.grids(model)],
+                         "scales": [list(level) for level in options["scales"]],
+                         "aspect_ratios": list(options["aspect_ratios"])}}
+
+
+# What a task adds to model.json once the model is built (the train stage asks before it
+# builds the input pipeline, which may need it).
+MODEL_SPEC = {"detection": detector_spec}
+
+
+def detection_outputs(tf, output: str, raw, spec: dict[str, Any]) -> dict:
+    """A detector's decoded boxes after non-max suppression (what the TFLite postprocess op
+    returns): "<output>_boxes", "_classes", "_scores", "_count"."""
+    from edgepipe.components.shared import detection
+
+    found = detection.postprocess(tf, raw, detection.anchors_of(spec))
+    return {f"{output}_{key}": value for key, value in found.items()}
+
+
+# The serving signature's outputs where they are not {task.output: the model's output}.
+SERVING_OUTPUTS = {"detection": detection_outputs}
+
+
+def serving_outputs(tf, task_name: str, output: str, raw, spec: dict[str, Any]) -> dict:
+    if task_name in SERVING_OUTPUTS:
+        return SERVING_OUTPUTS[task_name](tf, output, raw, spec)
+    return {output: raw}
 
 
 def target_normalization(statistics: dict, names: list[str], path) -> dict[str, list[float]]:

@@ -15,6 +15,7 @@ import zlib
 import numpy as np
 
 from edgepipe.components.shared import examples_io, png
+from edgepipe.components.statistics import objects
 
 
 _FEATURES_CACHE: dict = {}
@@ -33,6 +34,8 @@ def _decode(serialized: bytes, examples_dir: str, feature: str):
     if "target" in example:  # regression: the targets (NaN in the unlabeled split)
         targets = list(example["target"].float_list.value)
         label = targets if targets and all(map(np.isfinite, targets)) else None
+    if "objects/label" in example or "objects/bbox" in example:  # detection: the boxes
+        label = objects.decode(example)
     if feature not in example:
         return None, label
     if feature == "sequence":
@@ -65,7 +68,8 @@ class SplitStatistics:
     def create_accumulator(self):
         accumulator = {"count": 0, "value_missing": 0, "label_missing": 0, "labels": {},
                        "targets": [],  # regression: every example's targets
-                       "sizes": {}}  # image shapes "HxWxC", sequence/text lengths
+                       "sizes": {},  # image shapes "HxWxC", sequence/text lengths
+                       "objects": objects.create()}  # detection: the boxes
         if self.feature == "image":
             accumulator["pixel_counts"] = np.zeros(256, dtype=np.int64)
         elif self.feature == "sequence":
@@ -83,6 +87,8 @@ class SplitStatistics:
             accumulator["label_missing"] += 1
         elif isinstance(label, list):
             accumulator["targets"].append(label)
+        elif isinstance(label, tuple):
+            objects.add(accumulator["objects"], *label)
         else:
             _count(accumulator["labels"], label)
         if value is None:
@@ -121,6 +127,7 @@ class SplitStatistics:
                 if key in merged:
                     merged[key] += accumulator[key]
             merged["targets"].extend(accumulator["targets"])
+            objects.merge(merged["objects"], accumulator["objects"])
             for key in ("labels", "sizes"):
                 for value, count in accumulator[key].items():
                     merged[key][value] = merged[key].get(value, 0) + count

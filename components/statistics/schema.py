@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import pathlib
 
-from edgepipe.components.statistics import targets
+from edgepipe.components.statistics import objects, targets
 from edgepipe.contracts import artifacts
 
-LABELS = ("label", targets.FEATURE)  # class labels, or regression targets
+LABELS = ("label", targets.FEATURE, objects.FEATURE)  # class labels, targets, or boxes
 
 
 def infer_schema(train: dict, class_names: list[str], threshold: float):
@@ -56,6 +56,9 @@ def infer_schema(train: dict, class_names: list[str], threshold: float):
             added.value_count.min = added.value_count.max = 1
     if targets.FEATURE in train:  # regression
         targets.add_to_schema(schema, train[targets.FEATURE], threshold)
+        return schema
+    if objects.FEATURE in train:  # detection
+        objects.add_to_schema(schema, class_names, threshold)
         return schema
     label = schema.feature.add(name="label", type=schema_pb2.INT)
     label.presence.min_fraction = 1.0
@@ -101,7 +104,7 @@ def expectations(schema, default_threshold: float) -> dict:
     for domain in schema.string_domain:
         if domain.name == "class_names":
             expected["class_names"] = list(domain.value)
-    label = features.get("label")
+    label = features.get("label", features.get("objects/label"))
     if label is not None and label.drift_comparator.HasField("infinity_norm"):
         expected["threshold"] = label.drift_comparator.infinity_norm.threshold
     expected["targets"] = targets.expectations(schema, default_threshold)
@@ -172,7 +175,11 @@ def find_anomalies(summaries: dict, class_names: list[str], expected: dict) -> l
         _value_anomalies(name, summary["features"][name], expected, report)
         if split == "unlabeled":  # no labels; its own checks are in unlabeled.py
             continue
-        if regression:
+        if objects.FEATURE in summary["features"]:
+            objects.anomalies(split, summary["features"][objects.FEATURE],
+                              summaries["train"]["features"][objects.FEATURE], class_names,
+                              expected, report)
+        elif regression:
             targets.anomalies(split, summary["features"][targets.FEATURE],
                               summaries["train"]["features"][targets.FEATURE],
                               expected["targets"], report)

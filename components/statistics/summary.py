@@ -17,7 +17,7 @@ import json
 
 import numpy as np
 
-from edgepipe.components.statistics import targets
+from edgepipe.components.statistics import objects, targets
 
 
 def _histogram(values, counts, bins: int, low: float, high: float) -> dict:
@@ -92,6 +92,11 @@ def summarise(sums: dict, class_names: list[str], bins: int, feature: str = "ima
     value = {"image": lambda: _summarise_image(sums, bins),
              "sequence": lambda: _summarise_sequence(sums, bins, channels),
              "text": lambda: _summarise_text(sums, bins)}[feature]()
+    if sums.get("objects", {}).get("per_image"):  # detection: the boxes, not one label
+        return {"num_examples": sums["count"], "features": {
+            feature: value,
+            objects.FEATURE: objects.summarise(sums["objects"], class_names,
+                                               sums["label_missing"])}}
     if target_names:
         return {"num_examples": sums["count"], "features": {
             feature: value,
@@ -123,9 +128,9 @@ def to_proto(summaries: dict):
 
     Stats = statistics_pb2.FeatureNameStatistics
     kinds = {"image": Stats.INT, "sequence": Stats.FLOAT, "text": Stats.STRING,
-             "label": Stats.INT, "target": Stats.FLOAT}
+             "label": Stats.INT, "target": Stats.FLOAT, "objects": Stats.STRUCT}
     fillers = {"image": _image_proto, "sequence": _sequence_proto, "text": _text_proto,
-               "label": _label_proto, "target": targets.to_proto}
+               "label": _label_proto, "target": targets.to_proto, "objects": objects.to_proto}
     result = statistics_pb2.DatasetFeatureStatisticsList()
     for split, summary in summaries.items():
         dataset = result.datasets.add(name=split, num_examples=summary["num_examples"])

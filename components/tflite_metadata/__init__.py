@@ -9,10 +9,11 @@ are in `schema`, and the packed files).
 
 from edgepipe.components.tflite_metadata import metadata_schema_generated as schema
 from edgepipe.components.tflite_metadata.description import (
-    AudioInput, ClassScores, FeatureInput, ImageInput, Input, ModelDescription, Output,
-    TextInput, Values)
+    AudioInput, ClassScores, DetectionOutput, FeatureInput, ImageInput, Input, ModelDescription,
+    Output, TextInput, Values)
 from edgepipe.components.tflite_metadata.flatbuffer import read
 from edgepipe.components.tflite_metadata.writer import write
 
 __all__ = ["write", "read", "schema", "ModelDescription", "ImageInput", "AudioInput",
-           "FeatureInput", "TextInput", "ClassScores", "Values", "Input", "Output"]
+           "FeatureInput", "TextInput", "ClassScores", "Values", "DetectionOutput", "Input",
+           "Output"]

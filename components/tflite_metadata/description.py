@@ -93,8 +93,26 @@ class Values:
     description: str = ""
 
 
+@dataclasses.dataclass(frozen=True)
+class DetectionOutput:
+    """One of the four outputs of TFLite_Detection_PostProcess, by `role`: "locations"
+    [1, K, 4] boxes (ymin, xmin, ymax, xmax as fractions of the input), "classes" [1, K]
+    (class indices into `labels`, packed as TENSOR_VALUE_LABELS), "scores" [1, K], "count"
+    [1]. The names are those MediaPipe's ObjectDetector looks outputs up by."""
+
+    role: str
+    labels: Sequence[str] = ()
+    labels_file: str = "labels.txt"
+    description: str = ""
+
+    @property
+    def name(self) -> str:
+        return {"locations": "location", "classes": "category", "scores": "score",
+                "count": "number of detections"}[self.role]
+
+
 Input = Union[ImageInput, AudioInput, FeatureInput, TextInput]
-Output = Union[ClassScores, Values]
+Output = Union[ClassScores, Values, DetectionOutput]
 
 
 @dataclasses.dataclass(frozen=True)

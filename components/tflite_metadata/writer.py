@@ -21,7 +21,8 @@ from typing import Sequence
 from edgepipe.components.tflite_metadata import flatbuffer as storage
 from edgepipe.components.tflite_metadata import metadata_schema_generated as fb
 from edgepipe.components.tflite_metadata.description import (
-    AudioInput, ClassScores, FeatureInput, ImageInput, ModelDescription, TextInput, Values)
+    AudioInput, ClassScores, DetectionOutput, FeatureInput, ImageInput, ModelDescription,
+    TextInput, Values)
 
 SCHEMA_VERSION = "1.5.0"  # of the vendored metadata_schema.fbs
 
@@ -88,7 +89,8 @@ def _build(spec, tensor, files: dict[str, bytes]):
     """The TensorMetadataT of one described tensor (its associated files go into `files`)."""
     builders = {ImageInput: _image_metadata, AudioInput: _audio_metadata,
                 FeatureInput: _feature_metadata, TextInput: _text_metadata,
-                ClassScores: _class_scores_metadata, Values: _values_metadata}
+                ClassScores: _class_scores_metadata, Values: _values_metadata,
+                DetectionOutput: _detection_metadata}
     if type(spec) not in builders:
         raise TypeError(f"no metadata builder for {spec!r}; describe tensors with the classes "
                         "of edgepipe.components.tflite_metadata.description.")
@@ -198,6 +200,28 @@ def _values_metadata(spec: Values, tensor, files: dict[str, bytes]):
     return _tensor_metadata(spec.name, description, fb.FeaturePropertiesT(), stats)
 
 
+def _detection_metadata(spec: DetectionOutput, tensor, files: dict[str, bytes]):
+    """The Task Library's and MediaPipe's object-detector layout: boxes as BOUNDARIES in
+    RATIO coordinates with index [1, 0, 3, 2] (the op writes ymin, xmin, ymax, xmax; the
+    index says where left, top, right, bottom are), the detections along dimension 2 of the
+    locations, classes and scores (`range`), the labels on the classes (values index them)."""
+    if spec.role == "locations":
+        properties = fb.BoundingBoxPropertiesT(index=[1, 0, 3, 2],
+                                               type=fb.BoundingBoxType.BOUNDARIES,
+                                               coordinateType=fb.CoordinateType.RATIO)
+    else:
+        properties = fb.FeaturePropertiesT()
+    metadata = _tensor_metadata(spec.name, spec.description, properties, None)
+    if spec.role != "count":
+        metadata.content.range = fb.ValueRangeT(min=2, max=2)
+    if spec.role == "classes":
+        files[spec.labels_file] = "\n".join(spec.labels).encode("utf-8")
+        metadata.associatedFiles = [_associated_file(
+            spec.labels_file, fb.AssociatedFileType.TENSOR_VALUE_LABELS,
+            "Labels of the class indices the model outputs.")]
+    return metadata
+
+
 def _tensor_metadata(name: str, description: str, properties, stats):
     metadata = fb.TensorMetadataT()
     metadata.name = name
@@ -208,6 +232,7 @@ def _tensor_metadata(name: str, description: str, properties, stats):
         fb.FeaturePropertiesT: fb.ContentProperties.FeatureProperties,
         fb.ImagePropertiesT: fb.ContentProperties.ImageProperties,
         fb.AudioPropertiesT: fb.ContentProperties.AudioProperties,
+        fb.BoundingBoxPropertiesT: fb.ContentProperties.BoundingBoxProperties,
     }[type(properties)]
     metadata.stats = stats if stats is not None else fb.StatsT()
     return metadata

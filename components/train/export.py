@@ -6,6 +6,7 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
+from edgepipe.components.shared import task_heads
 from edgepipe.contracts import artifacts, tasks, text_tokens
 
 
@@ -50,12 +51,13 @@ def export_serving(tf, model, spec: dict[str, Any], path: pathlib.Path) -> None:
     signature = tf.TensorSpec([None, *spec["input_shape"]], tf.as_dtype(spec["input_dtype"]),
                               name="tokens" if text else feature)
 
-    output = tasks.get(spec.get("task", tasks.CLASSIFICATION.name)).output
+    task = tasks.get(spec.get("task", tasks.CLASSIFICATION.name))
 
     @tf.function(input_signature=[signature])
     def serve(values):
         inputs = values if text else tf.cast(values, tf.float32)
-        return {output: model(inputs, training=False)}
+        return task_heads.serving_outputs(tf, task.name, task.output,
+                                          model(inputs, training=False), spec)
 
     module.serve = serve
     tf.saved_model.save(module, str(path), signatures={"serving_default": serve})

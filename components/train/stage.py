@@ -32,7 +32,7 @@ from typing import Any, Literal
 import pydantic
 
 from edgepipe.components.shared import (examples_io, input_pipeline, input_spec,
-                                        model_builder, tuned_config)
+                                        model_builder, task_heads, tuned_config)
 from edgepipe.components.train import precision as precision_choice
 from edgepipe.components.train.semi_supervised import Settings as SemiSupervised
 from edgepipe.contracts import artifacts, tasks, unlabeled_artifacts
@@ -91,6 +91,9 @@ class Config(StageConfig):
     # shifted by a random whole number of pixels, up to augment_pixels each way, zero fill.
     augment: Literal["none", "translate"] = "none"
     augment_pixels: int = pydantic.Field(2, ge=1, le=1_000)
+    # Task detection: augment the training images with their boxes (random left-right flip,
+    # scale 0.75..1.25 and shift up to 10% each way; components/shared/detection.augment).
+    boxes_augment: bool = True
     # [train.semi_supervised]: when present, self-training on the unlabeled split (see
     # components/train/semi_supervised.py); absent, supervised training on train only.
     semi_supervised: SemiSupervised | None = None
@@ -211,6 +214,8 @@ def _fit(tf, keras, examples, spec: dict, placement, config: Config, context,
         model = model_builder.build_and_compile(keras, config, spec,
                                                 len(class_names) or len(spec["target_names"]),
                                                 placement.learning_rate, config.epochs * steps)
+    if config.task in task_heads.MODEL_SPEC:  # a detector's anchors, for its targets
+        spec.update(task_heads.MODEL_SPEC[config.task](model, config))
     if config.semi_supervised:
         outcome = semi_supervised.train(tf, keras, model, examples, spec, placement, config,
                                         context, class_names)
@@ -253,7 +258,7 @@ def _datasets(tf, examples, spec: dict, placement, config: Config, seed: int):
         lambda context, batch: input_pipeline.dataset(
             tf, examples, "train", spec, batch, seed=seed, shuffle_buffer=config.shuffle_buffer,
             repeat=True, input_context=context, augment=config.augment,
-            augment_pixels=config.augment_pixels),
+            augment_pixels=config.augment_pixels, boxes_augment=config.boxes_augment),
         placement.global_batch)
     if not examples_io.split_size(examples, "validation"):
         return training, None

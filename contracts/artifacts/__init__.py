@@ -36,6 +36,7 @@ from edgepipe.contracts.artifacts.model import (MODEL_INFO, HISTORY, KERAS_MODEL
 from edgepipe.contracts.artifacts.evaluation import (METRICS, CONFUSION, SINGLED_OUT, PREDICTIONS,
                                                      BLESSED, NOT_BLESSED, Blessing,
                                                      write_evaluation, read_metrics,
+                                                     write_detection_evaluation,
                                                      write_regression_evaluation,
                                                      read_confusion, read_singled_out,
                                                      write_blessing, read_blessing)  # noqa: F401

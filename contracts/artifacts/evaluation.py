@@ -84,3 +84,16 @@ def read_blessing(evaluation_dir: PathLike) -> Blessing:
             "; pass the evaluation artifact of the evaluate stage, or re-run it.")
     reason, _, details = (folder / found[0]).read_text(encoding="utf-8").strip().partition("\n")
     return Blessing(found[0] == BLESSED, reason.strip(), details.strip())
+
+
+def write_detection_evaluation(evaluation_dir: PathLike, metrics: dict, singled_out: dict,
+                               prediction_rows: Iterable[dict]) -> None:
+    """A detector's evaluation: predictions.csv has one row per detection (boxes as fractions
+    of the model input, whether it matched a true box of its class at IoU 0.5)."""
+    write_json(pathlib.Path(evaluation_dir, METRICS), metrics)
+    write_json(pathlib.Path(evaluation_dir, SINGLED_OUT), singled_out)
+    write_csv(pathlib.Path(evaluation_dir, PREDICTIONS),
+              ("id", "class", "score", "ymin", "xmin", "ymax", "xmax", "matched"),
+              ([row["id"], row["class"], f"{row['score']:.6f}",
+                *(f"{value:.5f}" for value in row["box"]), int(row["matched"])]
+               for row in prediction_rows))

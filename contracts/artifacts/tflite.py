@@ -22,14 +22,16 @@ def variant_file(variant: str) -> str:
 
 def read_variants(tflite_dir: PathLike) -> list[dict[str, Any]]:
     """variants.json: one record per variant; measured ones have name, path, size_bytes,
-    the task's scores (accuracy and agreement; mae and mean_abs_difference), latencies (over latency_examples), ops, builtin_only, dtypes, "device"
+    the task's scores (accuracy and agreement; mae and mean_abs_difference; map_50 and
+    agreement), latencies (over latency_examples), ops, builtin_only, dtypes, "device"
     (checks: xnnpack, gpu, nnapi, coreml, mediapipe, benchmark) and "seconds" ({fine_tune,
     convert, measure}; both absent in older artifacts)...; skipped ones name and skipped."""
     path = pathlib.Path(tflite_dir, VARIANTS)
     records = read_json(path)
     required = {"name", "path", "size_bytes", "latency_ms_p50", "latency_ms_p99", "ops",
                 "builtin_only"}
-    scores = ({"accuracy", "agreement"}, {"mae", "mean_abs_difference"})
+    scores = ({"accuracy", "agreement"}, {"mae", "mean_abs_difference"},
+              {"map_50", "agreement"})  # classification, regression, detection
     for index, record in enumerate(records):
         missing = required - set(record) if "skipped" not in record else set()
         if "skipped" not in record and not any(score <= set(record) for score in scores):

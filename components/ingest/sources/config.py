@@ -20,26 +20,33 @@ from edgepipe.pipeline.stage import StageConfig, check_file_or_folder
 
 # What each source's path keys must name on disk: a file, a folder, or a glob of files.
 PATH_KINDS = {"idx": "file", "ts": "file", "csv": "file", "image_dir": "folder",
-              "text_dir": "folder", "tfrecord": "glob"}
+              "text_dir": "folder", "tfrecord": "glob", "voc": "folder"}
 COMMON = ("source", "fallback", "data_dir", "class_names", "validation_fraction", "test_fraction",
           "num_shards", "max_quarantine_fraction", "max_classes", "task")
 # The sources that read a numeric target (regression, edgepipe.contracts.tasks).
 TARGET_SOURCES = ("csv", "tfrecord")
+# The sources that read boxes (detection).
+BOX_SOURCES = ("voc", "coco", "box_csv")
 PATH_FIELDS = ("train_images", "train_labels", "test_images", "test_labels", "train", "test",
                "unlabeled")
 
 
 class Config(StageConfig):
-    source: Literal["idx", "ts", "image_dir", "csv", "text_dir", "tfrecord", "tfds"] = (
+    source: Literal["idx", "ts", "image_dir", "csv", "text_dir", "tfrecord", "tfds", "voc", "coco",
+                    "box_csv"] = (
         pydantic.Field("idx", description="Raw format; see components/ingest/sources/<source>.py."))
     fallback: str | None = pydantic.Field(
         None, pattern=r"^tfds:[\w.:/-]+$",
         description="'tfds:<name>': read this TFDS dataset instead when the source's files "
         "are missing (e.g. tfds:fashion_mnist).")
     # idx
-    train_images: str | None = pydantic.Field(None, description="idx: IDX images (gz or not).")
+    train_images: str | None = pydantic.Field(
+        None, description="idx: IDX images (gz or not). coco, box_csv: the folder of the train "
+        "images (default: the annotations file's folder).")
     train_labels: str | None = pydantic.Field(None, description="idx: IDX labels of train.")
-    test_images: str | None = pydantic.Field(None, description="idx: IDX images of test.")
+    test_images: str | None = pydantic.Field(
+        None, description="idx: IDX images of test. coco, box_csv: the folder of the test "
+        "images (default: the annotations file's folder).")
     test_labels: str | None = pydantic.Field(None, description="idx: IDX labels of test.")
     # ts, image_dir, csv, text_dir, tfrecord
     train: str | None = pydantic.Field(
@@ -73,7 +80,8 @@ class Config(StageConfig):
     # image_dir
     image_shape: tuple[int, int, int] | None = pydantic.Field(
         None, description="image_dir: [height, width, channels] of every example; default: "
-        "the first image's size, channels 1 for grayscale files else 3.")
+        "the first image's size, channels 1 for grayscale files else 3. voc (required): "
+        "every image is letterboxed to it, its boxes alike.")
     resize: bool = pydantic.Field(
         False, description="image_dir: resize images of another size (bilinear) instead of "
         "quarantining them.")
@@ -165,8 +173,15 @@ class Config(StageConfig):
                 else tuple(self.target_column))
 
     def _check_label_fits_task(self) -> None:
-        """Class labels for classification, numeric targets for regression: the keys that
-        say which must fit [pipeline] task."""
+        """Class labels for classification, numeric targets for regression, boxes for
+        detection: the keys that say which must fit [pipeline] task."""
+        if (tasks.get(self.task).label == "boxes") != (self.source in BOX_SOURCES):
+            raise ValueError(
+                f"source {self.source!r} does not fit [pipeline] task = {self.task!r}: boxes "
+                f"(task \"detection\") are read by the {list(BOX_SOURCES)} source(s) only, "
+                "and those read nothing else.")
+        if self.source in BOX_SOURCES:
+            return
         if tasks.get(self.task).label == "target":
             if self.source not in TARGET_SOURCES:
                 raise ValueError(
