@@ -57,6 +57,7 @@ def forecast_csv(tmp_path_factory):
 
 def ingest_config(path, fill: str = "interpolate") -> dict:
     return {"task": "forecasting", "source": "csv", "train": str(path), "fill": fill,
+            "covariate_columns": ["promo"],
             "max_quarantine_fraction": 0.5,
             "forecast": {"horizon": HORIZON, "lookback": LOOKBACK, "seasonality": SEASONALITY,
                          "min_history": 10}}

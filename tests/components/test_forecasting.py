@@ -56,7 +56,52 @@ def test_splits_are_by_time_and_a_short_series_gets_padded_windows(forecast_exam
     # the test target is the series' last horizon values, its input the lookback before
     assert np.allclose(test["target"][row], series["s1"]["values"][-HORIZON:], rtol=1e-5)
     window = np.asarray(test["sequence"][row])
-    assert window.shape == (LOOKBACK, 2)   # value + mask, the full lookback
+    assert window.shape == (LOOKBACK, 3)   # value, promo, mask: the full lookback
     assert np.allclose(window[:, 0], series["s1"]["values"][-HORIZON - LOOKBACK:-HORIZON])
     short = np.asarray(test["sequence"][ids.index("short")])
-    assert short.shape == (SHORT - HORIZON, 2) and (short[:, 1] == 1).all()
+    assert short.shape == (SHORT - HORIZON, 3) and (short[:, 2] == 1).all()
+
+
+def test_the_model_takes_raw_windows_and_answers_in_the_series_units(forecast_examples,
+                                                                      forecast_model):
+    from edgepipe.contracts import artifacts, model_inputs
+    from edgepipe.models.keras import keras
+
+    _, model_dir = forecast_model
+    info = artifacts.read_model_info(model_dir.path)
+    assert info["task"] == "forecasting" and info["input_shape"] == [LOOKBACK, 3]
+    assert info["forecast"]["horizon"] == HORIZON
+    model = keras.models.load_model(model_dir.path / "model.keras")
+    test = examples_io.load_numpy(forecast_examples[1].path, "test")
+    batch = model_inputs.prepare(info, test["sequence"])
+    forecasts = model.predict(batch, verbose=0)
+    assert forecasts.shape == (len(batch), HORIZON)
+    # levels from 10 to 810: a model answering in scaled units would miss by orders of
+    # magnitude; this one is within 25% of each series' level
+    relative = np.abs(forecasts - test["target"]).mean(axis=1) / np.abs(test["target"]).mean(axis=1)
+    assert np.median(relative) < 0.25, relative
+    # scaling is inside: the same window 1000 times larger gives 1000 times the forecast
+    larger = batch.copy()
+    larger[:, :, 0] *= 1000.0
+    assert np.allclose(model.predict(larger, verbose=0), 1000.0 * forecasts, rtol=1e-3)
+
+
+def test_a_series_shorter_than_the_lookback_is_padded_and_the_model_sees_it(forecast_model):
+    from edgepipe.contracts import artifacts, model_inputs
+    from edgepipe.models.keras import keras
+
+    info = artifacts.read_model_info(forecast_model[1].path)
+    raw = [[50.0, 1.0], [55.0, 0.0], [61.0, 1.0], [58.0, 0.0], [52.0, 1.0]]  # value, promo
+    window = model_inputs.prepare(info, [raw])
+    assert window.shape == (1, LOOKBACK, 3)
+    assert (window[0, :LOOKBACK - 5] == 0).all()          # padding: zeros, mask 0
+    assert (window[0, LOOKBACK - 5:, 2] == 1).all()       # real steps: mask 1
+    assert np.allclose(window[0, LOOKBACK - 5:, :2], raw)
+    model = keras.models.load_model(forecast_model[1].path / "model.keras")
+    forecast = model.predict(window, verbose=0)[0]
+    # padding does not drag the scale down: the forecast is at the series' level (~50),
+    # not at the level of a window averaged with seven zeros (~23)
+    assert 30 < forecast.mean() < 80, forecast
+    unmasked = window.copy()
+    unmasked[0, :, 2] = 1.0  # the same zeros presented as real values
+    assert not np.allclose(model.predict(unmasked, verbose=0)[0], forecast, rtol=1e-2)
