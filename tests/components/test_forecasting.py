@@ -105,3 +105,55 @@ def test_a_series_shorter_than_the_lookback_is_padded_and_the_model_sees_it(fore
     unmasked = window.copy()
     unmasked[0, :, 2] = 1.0  # the same zeros presented as real values
     assert not np.allclose(model.predict(unmasked, verbose=0)[0], forecast, rtol=1e-2)
+
+
+def test_evaluate_scores_the_model_beside_the_baselines(forecast_evaluation):
+    from edgepipe.contracts import artifacts
+
+    properties, evaluation = forecast_evaluation
+    assert set(properties) >= {"smape", "mase", "mae", "rmse", "baselines", "blessed"}
+    assert set(properties["baselines"]) == {"naive", "seasonal_naive", "theta", "ets"}
+    assert len(properties["per_step"]["smape"]) == HORIZON
+    metrics = artifacts.read_metrics(evaluation.path)
+    assert len(metrics["per_series"]) == GOOD + 5
+    # the series repeat their yearly cycle: seasonal naive is far better than naive
+    scores = metrics["baselines"]
+    assert scores["seasonal_naive"]["smape"] < scores["naive"]["smape"]
+    # a model that learned the shape beats the last value repeated
+    assert properties["mase"] < scores["naive"]["mase"]
+
+
+def test_the_gates_refuse_a_model_above_max_mase_or_behind_the_baseline(
+        run_stage, forecast_examples, forecast_model, forecast_evaluation):
+    from edgepipe.contracts import artifacts
+
+    inputs = {"examples": forecast_examples[1], "model": forecast_model[1]}
+    properties, outputs = run_stage("evaluate", inputs, {
+        "task": "forecasting", "max_mase": 1e-6, "baselines": ["naive"],
+        "beat_baseline": "naive"})
+    evaluation = outputs["evaluation"]
+    assert not properties["blessed"]
+    assert "mase" in properties["reason"] and "threshold" in properties["reason"]
+    gates = {gate["name"]: gate for gate in artifacts.read_metrics(evaluation.path)[
+        "blessing"]["gates"]}
+    assert gates["beat_baseline"]["passed"] and not gates["max_mase"]["passed"]
+    assert (evaluation.path / "NOT_BLESSED").exists()
+
+
+def test_baselines_and_mase_on_known_series():
+    from edgepipe.components.evaluate import baselines, forecast_metrics
+
+    season = np.tile([1.0, 5.0, 3.0, 9.0], 6)
+    forecast, fell_back = baselines.forecast("seasonal_naive", season[:-4], 4, 4)
+    assert not fell_back and np.allclose(forecast, season[-4:])
+    line = 10.0 + 2.0 * np.arange(40)
+    assert np.allclose(baselines.forecast("naive", line[:-3], 3, 1)[0], line[-4])
+    ets, _ = baselines.forecast("ets", line[:-3], 3, 1)
+    assert np.allclose(ets, line[-3:], rtol=0.01), ets
+    theta, _ = baselines.forecast("theta", line[:-3], 3, 1)
+    assert np.allclose(theta, line[-3:], rtol=0.05), theta
+    # MASE: in-sample seasonal naive MAE of [1, 2, 4, 7] with season 1 is (1 + 2 + 3) / 3 = 2
+    assert forecast_metrics.seasonal_scale([1, 2, 4, 7], 1) == 2.0
+    summary = forecast_metrics.summary([[9.0, 11.0]], [[10.0, 10.0]], [2.0])
+    assert summary["mase"] == 0.5 and summary["mae"] == 1.0
+    assert summary["smape"] == pytest.approx((200 / 19 + 200 / 21) / 2)
