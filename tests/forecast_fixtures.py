@@ -89,3 +89,13 @@ def forecast_evaluation(run_stage, forecast_examples, forecast_model):
     inputs = {"examples": forecast_examples[1], "model": forecast_model[1]}
     properties, outputs = run_stage("evaluate", inputs, {"task": "forecasting"})
     return properties, outputs["evaluation"]
+
+
+@pytest.fixture(scope="session")
+def forecast_tflite(run_stage, forecast_examples, forecast_model):
+    inputs = {"examples": forecast_examples[1], "model": forecast_model[1]}
+    properties, outputs = run_stage("quantize", inputs, {
+        "task": "forecasting", "variants": ["float32", "dynamic_range", "int8"],
+        "int8_io": "float32", "max_metric_increase": 0.01,
+        "representative_examples": 100, "latency_examples": 5})
+    return properties, outputs["tflite"]

@@ -63,8 +63,11 @@ def run(
         cpu["model"], cpu["cores"], " ".join(cpu["features"]) or "no relevant features reported",
     )
     # The Keras figure every variant (and the deploy policy, and the report) is compared with.
-    scorer = scoring.SCORERS[task.name](
-        test_labels, model.predict(test_inputs, batch_size=256, verbose=0))
+    # A scorer that needs more than the labels (forecasting's MASE scales) reads the Examples.
+    scorer_type = scoring.SCORERS[task.name]
+    keras_outputs = model.predict(test_inputs, batch_size=256, verbose=0)
+    scorer = (scorer_type.for_examples(examples, test_labels, keras_outputs)
+              if hasattr(scorer_type, "for_examples") else scorer_type(test_labels, keras_outputs))
     keras_value = scorer.keras()
     context.log.info("quantize: keras %s %.4g on %d test examples", task.primary.name,
                      keras_value, len(test_labels))

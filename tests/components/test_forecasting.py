@@ -157,3 +157,28 @@ def test_baselines_and_mase_on_known_series():
     summary = forecast_metrics.summary([[9.0, 11.0]], [[10.0, 10.0]], [2.0])
     assert summary["mase"] == 0.5 and summary["mae"] == 1.0
     assert summary["smape"] == pytest.approx((200 / 19 + 200 / 21) / 2)
+
+
+def test_every_variant_is_scored_by_smape_and_mase_on_litert(forecast_examples, forecast_model,
+                                                              forecast_evaluation,
+                                                              forecast_tflite):
+    from edgepipe.components.quantize import metadata
+    from edgepipe.contracts import artifacts
+
+    properties, tflite = forecast_tflite
+    variants = {record["name"]: record for record in artifacts.read_variants(tflite.path)}
+    deployable = artifacts.read_deployable(tflite.path)
+    assert deployable["policy"]["metric"] == "smape"
+    keras_smape = deployable["policy"]["keras_smape"]
+    # the same sMAPE evaluate measured through the SavedModel
+    assert keras_smape == pytest.approx(forecast_evaluation[0]["smape"], rel=1e-3)
+    assert variants["float32"]["smape"] == pytest.approx(keras_smape, rel=1e-3)
+    assert variants["float32"]["mase"] == pytest.approx(forecast_evaluation[0]["mase"], rel=1e-3)
+    assert variants["dynamic_range"]["smape"] < 1.05 * keras_smape
+    # full int8 quantizes the raw window with one scale for every series (levels 10..800):
+    # small series lose their values, so the policy deploys another variant and says why
+    assert variants["int8"]["smape"] > 1.01 * keras_smape
+    assert deployable["variant"] != "int8" and "smape" in deployable["reason"].lower()
+    print(deployable["reason"])
+    described = metadata.read_embedded((tflite.path / "float32.tflite").read_bytes())
+    assert described is not None
