@@ -182,3 +182,23 @@ def test_every_variant_is_scored_by_smape_and_mase_on_litert(forecast_examples, 
     print(deployable["reason"])
     described = metadata.read_embedded((tflite.path / "float32.tflite").read_bytes())
     assert described is not None
+
+
+def test_the_report_draws_series_and_sets_the_model_beside_the_baselines(
+        run_stage, forecast_examples, forecast_statistics, forecast_model, forecast_evaluation,
+        forecast_tflite):
+    import json
+
+    inputs = {"examples": forecast_examples[1], "statistics": forecast_statistics["statistics"],
+              "model": forecast_model[1], "evaluation": forecast_evaluation[1],
+              "tflite": forecast_tflite[1]}
+    properties, outputs = run_stage("report", inputs, {})
+    html = (outputs["report"].path / "report.html").read_text()
+    for marker in ('id="fig-series"', 'id="fig-error-by-step"', 'id="fig-per-series"',
+                   'id="baselines-table"', "seasonal_naive", 'id="quarantined-series"',
+                   "too_short"):
+        assert marker in html, marker
+    summary = json.loads((outputs["report"].path / "summary.json").read_text())
+    assert summary["task"] == "forecasting"
+    assert summary["smape"] == pytest.approx(forecast_evaluation[0]["smape"])
+    assert set(summary["baselines"]) == {"naive", "seasonal_naive", "theta", "ets"}
