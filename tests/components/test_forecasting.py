@@ -12,7 +12,7 @@ import pytest
 from edgepipe.components.shared import examples_io
 from edgepipe.contracts import forecast_windows
 
-from tests.forecast_fixtures import GOOD, HORIZON, LENGTH, LOOKBACK, SHORT, ingest_config
+from tests.forecast_fixtures import GOOD, HORIZON, LENGTH, LOOKBACK, SHORT
 
 
 def test_bad_series_are_repaired_or_quarantined_by_name(forecast_examples):
@@ -34,13 +34,31 @@ def test_bad_series_are_repaired_or_quarantined_by_name(forecast_examples):
     assert len(series["short"]["values"]) == SHORT
 
 
-def test_with_fill_none_each_bad_series_is_quarantined_with_its_problem(run_stage,
-                                                                        forecast_csv):
-    properties, _ = run_stage("ingest", {}, ingest_config(forecast_csv, fill="none"))
-    assert properties["quarantined"]["series"] == {
-        "gappy": "gap", "dupes": "duplicate_timestamp", "backwards": "time_goes_backwards",
-        "words": "non_numeric_value", "tiny": "too_short"}
-    assert properties["repaired"] == {}
+def test_with_fill_none_each_bad_series_is_quarantined_with_its_problem():
+    """The ingest's per-series check (what the Beam step runs on each grouped series) on the
+    fixture's rows, with fill = "none": each bad series raises its own reason, by name."""
+    import types
+
+    from edgepipe.components.ingest import series_checks
+    from edgepipe.pipeline.sections import ForecastSection
+    from tests.forecast_fixtures import rows
+
+    config = types.SimpleNamespace(
+        fill="none", frequency=None,
+        forecast=ForecastSection(horizon=HORIZON, lookback=LOOKBACK, min_history=10))
+    by_series: dict = {}
+    for number, (name, time, value, promo) in enumerate(rows(), start=2):
+        by_series.setdefault(name, []).append((f"series.csv:{number}", time, [value, promo]))
+    reasons = {}
+    for name, series_rows in by_series.items():
+        try:
+            series_checks.check_series(name, series_rows, config, 2)
+        except series_checks.Quarantined as problem:
+            reasons[name] = problem.reason
+            assert repr(name) in problem.detail
+    assert reasons == {"gappy": "gap", "dupes": "duplicate_timestamp",
+                       "backwards": "time_goes_backwards", "words": "non_numeric_value",
+                       "tiny": "too_short"}
 
 
 def test_splits_are_by_time_and_a_short_series_gets_padded_windows(forecast_examples):
