@@ -48,15 +48,15 @@ def main(argv: list[str] | None = None) -> int:
         row = measure(args.config, args.root and f"{args.root}/seed{seed}", seed)
         print(f"\nseed {seed}: {row['series']} series, test window = each series' last horizon "
               "points")
-        print(f"  {'forecaster':<30} {'sMAPE':>8} {'MASE':>8} {'MAE':>9}")
+        print(f"  {'forecaster':<34} {'sMAPE':>8} {'MASE':>8} {'MAE':>9}")
         for name, scores in row["baselines"].items():
-            print(f"  {'statsmodels/numpy ' + name:<30} {scores['smape']:8.3f} "
+            print(f"  {'baseline ' + name:<34} {scores['smape']:8.3f} "
                   f"{scores['mase']:8.4f} {scores['mae']:9.4f}")
         keras = row["keras"]
-        print(f"  {'edgepipe Keras model':<30} {keras['smape']:8.3f} {keras['mase']:8.4f} "
+        print(f"  {'edgepipe Keras model':<34} {keras['smape']:8.3f} {keras['mase']:8.4f} "
               f"{keras['mae']:9.4f}")
         for name, scores in row["variants"].items():
-            print(f"  {'edgepipe TFLite ' + name:<30} {scores['smape']:8.3f} "
+            print(f"  {'edgepipe TFLite ' + name:<34} {scores['smape']:8.3f} "
                   f"{scores['mase']:8.4f}")
         seasonal, theta = row["baselines"]["seasonal_naive"], row["baselines"]["theta"]
         beats = keras["mase"] < seasonal["mase"]

@@ -220,3 +220,59 @@ def test_the_report_draws_series_and_sets_the_model_beside_the_baselines(
     assert summary["task"] == "forecasting"
     assert summary["smape"] == pytest.approx(forecast_evaluation[0]["smape"])
     assert set(summary["baselines"]) == {"naive", "seasonal_naive"}
+
+
+USER_BUILDER = '''
+from edgepipe.models.keras import keras
+
+
+def build(input_shape, num_classes, mean, variance):
+    inputs = keras.Input(shape=tuple(input_shape), name="sequence")
+    x = keras.layers.Normalization(axis=-1, mean=mean, variance=variance)(inputs)
+    x = keras.layers.GRU(8)(x)
+    return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(x))
+'''
+
+
+@pytest.mark.parametrize("builder", ["lstm", "conv1d", "user"])
+def test_every_builder_gets_the_scaling_forecast_head(tmp_path, forecast_model, builder):
+    """The built-ins and a user's builder (its softmax layer replaced): one output per step,
+    in the series' units (scale equivariant), from raw windows."""
+    import types
+
+    from edgepipe.components.shared import model_builder
+    from edgepipe.contracts import artifacts
+
+    spec = artifacts.read_model_info(forecast_model[1].path)
+    if builder == "user":
+        path = tmp_path / "my_model.py"
+        path.write_text(USER_BUILDER)
+        builder = f"{path}:build"
+    config = types.SimpleNamespace(model=builder, model_options={})
+    model = model_builder.build(config, spec, len(spec["target_names"]))
+    assert model.output_shape == (None, HORIZON)
+    window = np.random.default_rng(1).uniform(50, 150, size=(2, LOOKBACK, 3)).astype(np.float32)
+    window[:, :, 2] = 1.0
+    larger = window.copy()
+    larger[:, :, 0] *= 100.0
+    np.testing.assert_allclose(model.predict(larger, verbose=0),
+                               100.0 * model.predict(window, verbose=0), rtol=1e-3)
+
+
+def test_the_wide_format_makes_one_series_per_column(tmp_path):
+    import types
+
+    from edgepipe.components.ingest import series_rows
+
+    path = tmp_path / "wide.csv"
+    path.write_text("month,north,south\n2020-01-01,1,10\n2020-02-01,2,x\n")
+    config = types.SimpleNamespace(format="wide", time_column="month", encoding="utf-8",
+                                   target_columns=(), covariate_columns=(),
+                                   series_column="series_id")
+    layout = series_rows.columns(config, str(path))
+    assert layout["series"] == ["north", "south"]
+    rows = [value for tag, value in series_rows.read_rows(str(path), config, layout)]
+    assert rows == [("north", (f"{path}:2", "2020-01-01", ["1"])),
+                    ("south", (f"{path}:2", "2020-01-01", ["10"])),
+                    ("north", (f"{path}:3", "2020-02-01", ["2"])),
+                    ("south", (f"{path}:3", "2020-02-01", ["x"]))]
