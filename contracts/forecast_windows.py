@@ -25,6 +25,8 @@ from edgepipe.contracts import storage
 
 SETTINGS_FILE = "forecast.json"
 SERIES_FILE = "series/series.jsonl"
+# In the Evaluation artifact: per test window its forecast, interval, baselines and actuals.
+FORECASTS_FILE = "forecasts.json"
 SEPARATOR = "@"  # example ids are "<series>@<index of the first forecast step>"
 
 
@@ -83,6 +85,10 @@ def read_settings(examples_dir) -> dict[str, Any]:
     except FileNotFoundError:
         raise ValueError(f"{path} is missing: these Examples were not written for [pipeline] "
                          "task = \"forecasting\"; re-run ingest with that task.") from None
+
+
+def read_forecasts(evaluation_dir) -> list[dict[str, Any]]:
+    return json.loads(storage.read_text(storage.join(evaluation_dir, FORECASTS_FILE)))
 
 
 def read_series(examples_dir) -> dict[str, dict[str, Any]]:

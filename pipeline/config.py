@@ -127,12 +127,7 @@ def load(
         registry = registry.model_copy(
             update={"model_name": registry.model_name or pipeline_section.name})
     context["task"] = pipeline_section.task
-    forecasting = pipeline_section.task == tasks.FORECASTING.name
-    context["forecast"] = (_validate(path, "forecast", ForecastSection, data.get("forecast", {}),
-                                     context) if forecasting else None)
-    if "forecast" in data and not forecasting:
-        raise ConfigError(f"{path}: [forecast] is used by [pipeline] task = \"forecasting\" "
-                          f"only; the task is {pipeline_section.task!r}.")
+    context["forecast"] = _forecast_section(path, data, pipeline_section.task, context)
     stages = _validate_stages(path, data, specs, registry, context)
     kfp = _validate(path, "kfp", KfpSection, data.get("kfp", {}), context)
     for stage in sorted(set(kfp.resources) - set(specs)):
@@ -154,6 +149,16 @@ def load(
         registry=registry,
         kfp=kfp,
     )
+
+
+def _forecast_section(path, data: dict, task: str, context) -> ForecastSection | None:
+    """[forecast], for task "forecasting" only (handed to the stages that take it)."""
+    if task != tasks.FORECASTING.name:
+        if "forecast" in data:
+            raise ConfigError(f"{path}: [forecast] is used by [pipeline] task = \"forecasting\" "
+                              f"only; the task is {task!r}.")
+        return None
+    return _validate(path, "forecast", ForecastSection, data.get("forecast", {}), context)
 
 
 def _apply_overrides(data: dict, overrides, path: pathlib.Path) -> None:

@@ -12,16 +12,15 @@ and the actuals, which the report draws).
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 import numpy as np
 
-from edgepipe.components.evaluate import baselines, forecast_metrics, regression
+from edgepipe.components.evaluate import baselines, regression
+from edgepipe.components.shared import forecast_metrics
 from edgepipe.contracts import artifacts, forecast_windows
 
-FORECASTS_FILE = "forecasts.json"
 
 
 def primary(targets, values) -> float:
@@ -61,7 +60,7 @@ def evaluate(test: dict, values: np.ndarray, examples, feature: str, config,
         evaluation_dir, metrics, {"largest_errors": [
             {"id": name, **scores} for name, scores in worst[:config.singled_out_examples]]},
         rows, target_names)
-    artifacts.write_json(artifacts.at(evaluation_dir, FORECASTS_FILE), [
+    artifacts.write_json(artifacts.at(evaluation_dir, forecast_windows.FORECASTS_FILE), [
         {"id": example, "series": name, "actuals": actuals[i].tolist(),
          "forecast": forecasts[i].tolist(),
          **({"quantiles": quantiles, "quantile_forecasts": forecast_windows.quantile_forecasts(
@@ -122,7 +121,3 @@ def gate_thresholds(config) -> tuple[float | None, float]:
 
 def extra(examples, model_dir, names, feature, evaluation_dir, config, predict) -> dict:
     return {}
-
-
-def read_forecasts(evaluation_dir) -> list[dict[str, Any]]:
-    return json.loads(artifacts.text(artifacts.at(evaluation_dir, FORECASTS_FILE)))

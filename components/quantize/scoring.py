@@ -70,7 +70,7 @@ class Forecasting:
 
     @classmethod
     def for_examples(cls, examples, targets, keras_outputs):
-        from edgepipe.components.evaluate import forecast_metrics
+        from edgepipe.components.shared import forecast_metrics
         from edgepipe.components.shared import examples_io
         from edgepipe.contracts import forecast_windows
 
@@ -86,7 +86,7 @@ class Forecasting:
         return cls(targets, keras_outputs, scales, settings["quantiles"])
 
     def _scores(self, outputs) -> dict[str, float]:
-        from edgepipe.components.evaluate import forecast_metrics
+        from edgepipe.components.shared import forecast_metrics
         from edgepipe.contracts import forecast_windows
 
         points = forecast_windows.point_forecast(outputs, self.targets.shape[1], self.quantiles)

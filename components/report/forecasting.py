@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from edgepipe.components.evaluate import forecasting as evaluate_forecasting
 from edgepipe.components.report import plots_forecasting, sections
 from edgepipe.contracts import artifacts, forecast_windows
 
@@ -85,7 +84,7 @@ def _panels(per_series: dict, examples_dir, evaluation_dir) -> str:
     if not ranked:
         return ""
     chosen = {"best": ranked[0], "typical": ranked[len(ranked) // 2], "worst": ranked[-1]}
-    forecasts = {row["id"]: row for row in evaluate_forecasting.read_forecasts(evaluation_dir)}
+    forecasts = {row["id"]: row for row in forecast_windows.read_forecasts(evaluation_dir)}
     series = forecast_windows.read_series(examples_dir)
     panels = []
     for label, example in chosen.items():

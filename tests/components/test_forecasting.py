@@ -159,7 +159,8 @@ def test_the_gates_refuse_a_model_above_max_mase_or_behind_the_baseline(
 
 
 def test_baselines_and_mase_on_known_series():
-    from edgepipe.components.evaluate import baselines, forecast_metrics
+    from edgepipe.components.evaluate import baselines
+    from edgepipe.components.shared import forecast_metrics
 
     season = np.tile([1.0, 5.0, 3.0, 9.0], 6)
     forecast, fell_back = baselines.forecast("seasonal_naive", season[:-4], 4, 4)
