@@ -203,6 +203,7 @@ def test_every_variant_is_scored_by_smape_and_mase_on_litert(forecast_examples, 
     assert described is not None
 
 
+@pytest.mark.slow  # ~10 s of matplotlib: the default suite's budget
 def test_the_report_draws_series_and_sets_the_model_beside_the_baselines(
         run_stage, forecast_examples, forecast_statistics, forecast_model, forecast_evaluation,
         forecast_tflite):
@@ -235,6 +236,7 @@ def build(input_shape, num_classes, mean, variance):
 '''
 
 
+@pytest.mark.slow  # ~15 s for the three builds: the default suite's budget
 @pytest.mark.parametrize("builder", ["lstm", "conv1d", "user"])
 def test_every_builder_gets_the_scaling_forecast_head(tmp_path, forecast_model, builder):
     """The built-ins and a user's builder (its softmax layer replaced): one output per step,
