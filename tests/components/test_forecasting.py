@@ -279,3 +279,32 @@ def test_the_wide_format_makes_one_series_per_column(tmp_path):
                     ("south", (f"{path}:2", "2020-01-01", ["10"])),
                     ("north", (f"{path}:3", "2020-02-01", ["2"])),
                     ("south", (f"{path}:3", "2020-02-01", ["x"]))]
+
+
+def test_quantile_outputs_give_intervals_scored_by_coverage(forecast_model):
+    """With [forecast] quantiles the head returns horizon x quantiles values (pinball loss);
+    the server splits them into point forecasts and intervals; evaluate scores coverage."""
+    import types
+
+    from edgepipe.components.shared import forecast_head, forecast_metrics, model_builder
+    from edgepipe.contracts import artifacts
+    from edgepipe.models.keras import keras
+    from edgepipe.serving import answers
+
+    spec = artifacts.read_model_info(forecast_model[1].path)
+    spec = {**spec, "forecast": {**spec["forecast"], "quantiles": [0.1, 0.5, 0.9]}}
+    model = model_builder.build(types.SimpleNamespace(model="mlp", model_options={}), spec,
+                                HORIZON)
+    assert model.output_shape == (None, HORIZON * 3)
+    loss, _ = forecast_head.loss(keras, types.SimpleNamespace(loss=None), spec)
+    targets = np.array([[10.0, 10.0, 10.0]], np.float32)
+    exact = np.array([[9.0, 10.0, 11.0] * HORIZON], np.float32)   # median right, band around
+    wide = np.array([[0.0, 10.0, 20.0] * HORIZON], np.float32)
+    assert float(loss(targets, exact)[0]) < float(loss(targets, wide)[0])
+    answer = answers.forecasting(exact, [f"t+{s} q{q:g}" for s in range(1, HORIZON + 1)
+                                         for q in (0.1, 0.5, 0.9)], "predictions")
+    assert answer["predictions"] == [[10.0] * HORIZON]
+    assert answer["intervals"]["lower"] == [[9.0] * HORIZON]
+    grid = exact.reshape(1, HORIZON, 3).astype(np.float64)
+    scored = forecast_metrics.intervals([[10.0, 12.0, 10.0]], grid, [0.1, 0.5, 0.9])
+    assert scored["coverage"] == pytest.approx(2 / 3) and scored["width"] == 2.0
