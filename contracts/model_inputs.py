@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edgepipe.contracts import text_tokens
+from edgepipe.contracts import forecast_windows, text_tokens
 
 PADDINGS = ("pre", "post")
 
@@ -50,6 +50,8 @@ def prepare(model_json: dict[str, Any], values) -> np.ndarray:
         return batch.astype(np.float32, copy=False)
     if feature == "sequence":
         length, channels = shape
+        if model_json.get("forecast"):  # raw series get their mask channel (forecast_windows)
+            values = [forecast_windows.with_mask(series, channels) for series in values]
         return pad_sequences(values, length, channels, model_json.get("padding", "pre"),
                              model_json.get("padding_value", 0.0))
     if feature == "text":

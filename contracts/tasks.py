@@ -99,8 +99,24 @@ DETECTION = Task(
     losses=("detection",), primary=MAP_50, metrics=(MAP_50, MAP_50_95),
     metadata_output="detections")
 
-TASKS: dict[str, Task] = {task.name: task
-                          for task in (CLASSIFICATION, REGRESSION, DETECTION)}
+SMAPE = Metric("smape", False, "symmetric mean absolute percentage error, 0..200 (%), the M4 "
+               "definition: 200 |F - A| / (|A| + |F|), averaged over series and horizon steps",
+               ".3f")
+MASE = Metric("mase", False, "mean absolute scaled error: the MAE of each series' forecast over "
+              "its in-sample seasonal-naive MAE (M4), averaged over series; below 1 beats the "
+              "seasonal naive forecast in sample", ".4f")
+
+# Forecasting: the label is the next `horizon` values of a series (float32, named t+1..t+h),
+# the input a window of its last `lookback` raw values (plus covariates and a mask channel
+# that says which steps are real); the model scales each window inside and answers in the
+# series' own units (components/shared/task_heads.py, docs/forecasting.md).
+FORECASTING = Task(
+    name="forecasting", label="target", label_feature="target", output="values",
+    losses=("mae", "mse"), primary=SMAPE, metrics=(SMAPE, MASE, MAE, RMSE),
+    metadata_output="values")
+
+TASKS: dict[str, Task] = {task.name: task for task in (CLASSIFICATION, REGRESSION, DETECTION,
+                                                       FORECASTING)}
 NAMES = tuple(TASKS)
 
 

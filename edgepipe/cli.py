@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
             return serve(args)
         if args.command == "compile":
             return compile_command(args)
+        if args.command == "forecast":
+            return forecast_command(args)
         config = api.load_config(args.config, overrides=args.set, root=args.root,
                                  beam_options=args.beam_option)
         if args.command == "status":
@@ -50,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
             return gc_command(config, args.dry_run)
         result = api.run(config, stages=args.stage or None, no_cache=args.no_cache)
     except (api.ConfigError, api.StorageError) as error:
+        print(f"edgepipe: {error}", file=sys.stderr)
+        return 2
+    except ForecastInputError as error:
         print(f"edgepipe: {error}", file=sys.stderr)
         return 2
     except api.StageFailed as error:
@@ -116,7 +121,41 @@ def _parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("config", nargs="?",
                               help="a pipeline config whose [registry] to serve (or --registry)")
     serving_server.add_arguments(serve_parser, registry_required=False)
+    forecast_parser = commands.add_parser(
+        "forecast", help="forecast every series of a CSV file with the pushed model (LiteRT)")
+    forecast_parser.add_argument("config", help="the forecasting pipeline's config (its "
+                                 "[registry] and [ingest] column names)")
+    forecast_parser.add_argument("--csv", required=True, type=pathlib.Path,
+                                 help="long-format CSV of the series' recent values")
+    forecast_parser.add_argument("-o", "--output", required=True, type=pathlib.Path,
+                                 help="where to write the forecasts (CSV)")
     return parser
+
+
+class ForecastInputError(ValueError):
+    """A forecast CSV or registry that cannot be used; the message names the file."""
+
+
+def forecast_command(args: argparse.Namespace) -> int:
+    """Forecast the series of --csv with the config's pushed model, to --output."""
+    from edgepipe.serving import forecast_file
+
+    config = api.load_config(args.config)
+    if config.registry is None:
+        raise api.ConfigError(f"{args.config} has no [registry] section: the forecast uses the "
+                              "model pushed there.")
+    ingest = config.stages["ingest"]
+    columns = {"series": ingest.series_column, "time": ingest.time_column,
+               "target": (ingest.target_columns or ("value",))[0],
+               "covariates": list(ingest.covariate_columns)}
+    try:
+        done = forecast_file.forecast(config.registry.path, config.registry.model_name,
+                                      args.csv, args.output, columns)
+    except (ValueError, FileNotFoundError) as error:
+        raise ForecastInputError(str(error)) from None
+    print(f"wrote {done['output']}: {done['series']} series x {done['horizon']} steps, "
+          f"{done['model']} v{done['version']} on LiteRT")
+    return 0
 
 
 def compile_command(args: argparse.Namespace) -> int:

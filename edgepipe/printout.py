@@ -27,9 +27,12 @@ def _tune_lines(metrics: dict, stage: dict) -> list[str]:
 
 def _scores(record: dict) -> str:
     """The task's metrics found in a record (evaluate's properties, a quantize variant)."""
-    task = next((task for task in tasks.TASKS.values() if task.primary.name in record), None)
-    if task is None:
+    # The task whose primary metric is there and most of whose metrics are (forecasting's
+    # records hold regression's MAE too).
+    found = [task for task in tasks.TASKS.values() if task.primary.name in record]
+    if not found:
         return ""
+    task = max(found, key=lambda task: sum(metric.name in record for metric in task.metrics))
     return "  ".join(
         f"{metric.name} {record[metric.name]:{'.4f' if metric is tasks.ACCURACY else '.4g'}}"
         for metric in task.metrics if metric.name in record)

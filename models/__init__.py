@@ -35,12 +35,13 @@ MODULES: dict[str, str] = {
     "mlp": "edgepipe.models.mlp",
     "ssd": "edgepipe.models.ssd",
     "fomo": "edgepipe.models.fomo",
+    "conv1d": "edgepipe.models.conv1d",
 }
 
 # The input features each builder takes (see edgepipe.components.shared.examples_io).
 INPUT_FEATURES: dict[str, tuple[str, ...]] = {
     "cnn": ("image",), "cnn_bn": ("image",), "lstm": ("sequence",), "text_lstm": ("text",),
-    "mlp": ("sequence", "image"),
+    "mlp": ("sequence", "image"), "conv1d": ("sequence",),
     "ssd": ("image",), "fomo": ("image",),
 }
 

@@ -20,8 +20,9 @@ from typing import Any, Mapping
 import pydantic
 
 from edgepipe.contracts import tasks
-from edgepipe.pipeline.sections import (SECTIONS, BeamSection, KfpSection,  # noqa: F401
-                                        PipelineSection, RuntimeSection, TaskResources)
+from edgepipe.pipeline.sections import (SECTIONS, BeamSection, ForecastSection,  # noqa: F401
+                                        KfpSection, PipelineSection, RuntimeSection,
+                                        TaskResources)
 from edgepipe.pipeline.stage import RegistrySettings, Runtime, StageConfig
 from edgepipe.pipeline.spec import StageSpec
 
@@ -126,6 +127,7 @@ def load(
         registry = registry.model_copy(
             update={"model_name": registry.model_name or pipeline_section.name})
     context["task"] = pipeline_section.task
+    context["forecast"] = _forecast_section(path, data, pipeline_section.task, context)
     stages = _validate_stages(path, data, specs, registry, context)
     kfp = _validate(path, "kfp", KfpSection, data.get("kfp", {}), context)
     for stage in sorted(set(kfp.resources) - set(specs)):
@@ -147,6 +149,16 @@ def load(
         registry=registry,
         kfp=kfp,
     )
+
+
+def _forecast_section(path, data: dict, task: str, context) -> ForecastSection | None:
+    """[forecast], for task "forecasting" only (handed to the stages that take it)."""
+    if task != tasks.FORECASTING.name:
+        if "forecast" in data:
+            raise ConfigError(f"{path}: [forecast] is used by [pipeline] task = \"forecasting\" "
+                              f"only; the task is {task!r}.")
+        return None
+    return _validate(path, "forecast", ForecastSection, data.get("forecast", {}), context)
 
 
 def _apply_overrides(data: dict, overrides, path: pathlib.Path) -> None:
@@ -225,6 +237,11 @@ def _validate_stage(path, name: str, model: type[StageConfig], data, registry, c
             raise ConfigError(f"{path}: [{name}] task: the task is set once, as [pipeline] "
                               "task, for every stage; move it there.")
         data = {**(data or {}), "task": context["task"]}
+    if "forecast" in model.model_fields and context["forecast"] is not None:  # set once
+        if "forecast" in (data or {}):
+            raise ConfigError(f"{path}: [{name}] forecast: the forecasting settings are the "
+                              "[forecast] section; move them there.")
+        data = {**(data or {}), "forecast": context["forecast"]}
     if "registry" in model.model_fields:
         moved = sorted({"registry", "model_name"} & set(data or {}))
         if moved:

@@ -67,8 +67,43 @@ class KfpSection(StageConfig):
     location: str = pydantic.Field("us-central1", description="Vertex region of the train job")
 
 
+class ForecastSection(StageConfig):
+    """[forecast]: what a forecasting task predicts from what (task "forecasting"). Handed to
+    every stage whose Config has a `forecast` field (ingest, which cuts the windows and
+    records these settings in the Examples artifact for the later stages)."""
+
+    horizon: int = pydantic.Field(
+        1, ge=1, le=10_000, description="steps forecast at once (one model output per step); "
+        "also the length of each series' test and validation windows")
+    lookback: int = pydantic.Field(
+        24, ge=1, le=100_000, description="past steps the model reads; a shorter series is "
+        "padded before its first value (the model's mask channel says which steps are real)")
+    seasonality: int = pydantic.Field(
+        1, ge=1, le=100_000, description="the seasonal period in steps (12: monthly data with "
+        "a yearly cycle; 1: none): seasonal naive and MASE's in-sample scale use it")
+    min_history: int | None = pydantic.Field(
+        None, ge=1, description="a series with fewer points (after repairs) is quarantined by "
+        "name; default and minimum 3 x horizon + 1 (one train, one validation and one test "
+        "window)")
+    quantiles: tuple[float, ...] = pydantic.Field(
+        (), description="quantiles the model also forecasts, e.g. [0.1, 0.5, 0.9] (pinball "
+        "loss; intervals between the outer ones); must include 0.5, the point forecast")
+
+    @pydantic.field_validator("quantiles")
+    @classmethod
+    def _median_included(cls, values: tuple[float, ...]) -> tuple[float, ...]:
+        if values and (0.5 not in values or any(not 0 < value < 1 for value in values)):
+            raise ValueError(f"quantiles {list(values)}: each in (0, 1), and 0.5 among them "
+                             "(the point forecast the metrics score), e.g. [0.1, 0.5, 0.9].")
+        return tuple(sorted(set(values)))
+
+    @property
+    def required_history(self) -> int:
+        return max(self.min_history or 0, 3 * self.horizon + 1)
+
+
 # Sections every pipeline has besides its stages, with their models.
 SECTIONS: dict[str, type[StageConfig]] = {
     "pipeline": PipelineSection, "beam": BeamSection, "runtime": RuntimeSection,
-    "registry": RegistrySettings, "kfp": KfpSection,
+    "registry": RegistrySettings, "kfp": KfpSection, "forecast": ForecastSection,
 }

@@ -40,9 +40,27 @@ def detection(outputs: dict, names: list[str], key: str, letterboxes=()) -> dict
             for row, (label, score) in enumerate(zip(outputs["classes"][index][:count],
                                                      outputs["scores"][index][:count]))])
     return {key: found}
+def forecasting(outputs: np.ndarray, names: list[str], key: str) -> dict:
+    """The next horizon values of each series, in its own units; with quantile outputs
+    (names "t+1 q0.1", ...), the point forecasts are the 0.5 quantile's and "quantiles"
+    holds every quantile's forecasts, "intervals" the outermost ones as lower and upper."""
+    outputs = np.asarray(outputs, np.float64)
+    steps = list(dict.fromkeys(name.split(" ")[0] for name in names))
+    quantiles = sorted({float(name.split(" q")[1]) for name in names if " q" in name})
+    if not quantiles:
+        return {key: outputs.tolist(), "horizon": steps}
+    grid = outputs.reshape(len(outputs), len(steps), len(quantiles))
+    return {key: grid[:, :, quantiles.index(0.5)].tolist(), "horizon": steps,
+            "quantiles": {f"{q:g}": grid[:, :, i].tolist() for i, q in enumerate(quantiles)},
+            "intervals": {"level": [quantiles[0], quantiles[-1]],
+                          "lower": grid[:, :, 0].tolist(), "upper": grid[:, :, -1].tolist()}}
 
 
-ANSWERS = {"classification": classification, "regression": regression, "detection": detection}
+
+
+
+ANSWERS = {"classification": classification, "regression": regression, "detection": detection,
+           "forecasting": forecasting}
 
 
 # The answers that place their result in the image sent: they take the letterboxes of the

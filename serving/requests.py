@@ -39,13 +39,19 @@ class InputSpec:
     dtype: str  # "uint8" | "float32" | "int32" (text token ids)
     variable_length: bool  # sequences: any number of steps, padded/truncated to T
     vocabulary_size: int = 0  # text: token ids are 0..vocabulary_size - 1
+    # forecasting: clients send a series' last values (and covariates), without the mask
+    # channel the model also reads (edgepipe.contracts.forecast_windows adds it)
+    forecast: bool = False
 
     @classmethod
     def from_model_json(cls, model_json: dict) -> "InputSpec":
         name = model_json.get("input_feature", "image")
+        shape = tuple(int(size) for size in model_json["input_shape"])
+        forecast = bool(model_json.get("forecast"))
         return cls(
             name=name,
-            shape=tuple(int(size) for size in model_json["input_shape"]),
+            shape=(shape[0], shape[1] - 1) if forecast else shape,
+            forecast=forecast,
             dtype=model_json.get("input_dtype", "uint8" if name == "image" else "float32"),
             variable_length=name == "sequence",
             vocabulary_size=len(model_json.get("vocabulary") or ()),
@@ -214,6 +220,8 @@ def _pixels(row, spec: InputSpec, index: int) -> np.ndarray:
         array = np.asarray(row)
     except ValueError:  # ragged nested lists
         raise RequestError(400, f"Example {index} is a ragged list; expected a tensor of {spec.describe()}.") from None
+    if spec.forecast and array.ndim == 1 and spec.shape[1] == 1:  # a plain list of values
+        array = array[:, None]
     shape_ok = (
         array.ndim == len(spec.shape) and array.shape[0] >= 1 and array.shape[1:] == spec.shape[1:]
         if spec.variable_length else array.shape == spec.shape

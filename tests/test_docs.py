@@ -24,8 +24,8 @@ MAX_README_LINES = 150
 
 # Stage Config fields that are not keys of the stage's own section: the config loader fills
 # them from another section ([registry] is handed to evaluate and push, [pipeline] task to
-# every stage that asks the task).
-INJECTED = {"registry", "task"}
+# every stage that asks the task, [forecast] to ingest).
+INJECTED = {"registry", "task", "forecast"}
 
 FENCE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.MULTILINE | re.DOTALL)
 INLINE_CODE = re.compile(r"`[^`\n]*`")

@@ -18,7 +18,8 @@ from typing import Any, Literal
 import numpy as np
 import pydantic
 
-from edgepipe.components.evaluate import classification, detection, gates, regression
+from edgepipe.components.evaluate import (baselines, classification, detection, forecasting,
+                                          gates, regression)
 from edgepipe.components.shared import examples_io
 from edgepipe.contracts import artifacts, model_inputs, registry, tasks
 from edgepipe.pipeline.stage import RegistrySettings, StageConfig
@@ -27,7 +28,17 @@ from edgepipe.pipeline.spec import StageSpec
 
 BATCH_SIZE = 256  # examples per call of the serving signature; does not change results
 # What differs per task (edgepipe.contracts.tasks): metrics, artifacts, gate thresholds.
-PIECES = {"classification": classification, "regression": regression, "detection": detection}
+PIECES = {"classification": classification, "regression": regression, "detection": detection,
+          "forecasting": forecasting}
+# The keys of Config that only one task reads: setting one under another task is a config
+# error (a gate that would silently never apply).
+TASK_KEYS = {
+    "classification": ("min_accuracy", "max_accuracy_drop", "top_k", "calibration_bins",
+                       "confused_pairs", "labeling_queue", "labeling_queue_size"),
+    "regression": ("max_mae", "max_mae_increase"),
+    "detection": ("min_map_50", "max_map_50_drop"),
+    "forecasting": ("max_smape", "max_smape_increase", "max_mase", "beat_baseline", "baselines"),
+}
 
 
 class Config(StageConfig):
@@ -53,6 +64,18 @@ class Config(StageConfig):
     # Relative gate: NOT_BLESSED when mAP@.5 is more than this many points below that of the
     # last pushed model of the same name, on this run's test split.
     max_map_50_drop: float = pydantic.Field(1.0, ge=0.0, le=100.0)
+    # Forecasting. Absolute gate: BLESSED only when the test sMAPE (percent, 0..200) is at
+    # most this; None applies none. Relative gate: the allowed sMAPE increase as a fraction.
+    max_smape: float | None = pydantic.Field(None, ge=0.0, le=200.0)
+    max_smape_increase: float = pydantic.Field(0.05, ge=0.0, le=10.0)
+    # NOT_BLESSED when the MASE (M4: over each series' in-sample seasonal-naive error) is
+    # above this; None applies none.
+    max_mase: float | None = pydantic.Field(None, ge=0.0)
+    # NOT_BLESSED unless the model's MASE is below this baseline's on the same windows.
+    beat_baseline: Literal["naive", "seasonal_naive", "theta", "ets"] | None = None
+    # The classical forecasts fitted per series and scored beside the model
+    # (components/evaluate/baselines.py).
+    baselines: tuple[Literal["naive", "seasonal_naive", "theta", "ets"], ...] = baselines.NAMES
     # k values for top-k accuracy (is the true class among the k most probable ones?).
     top_k: tuple[int, ...] = (2, 3)
     # Equal-width confidence bins of the reliability diagram and expected calibration error.
@@ -78,18 +101,19 @@ class Config(StageConfig):
 
     @pydantic.model_validator(mode="after")
     def _fits_task(self):
-        detection_keys = ("min_map_50", "max_map_50_drop")
-        keys = {"classification": ("max_mae", "max_mae_increase", *detection_keys),
-                "regression": ("min_accuracy", "max_accuracy_drop", "top_k",
-                               "calibration_bins", "confused_pairs", "labeling_queue",
-                               "labeling_queue_size", *detection_keys),
-                "detection": ("min_accuracy", "max_accuracy_drop", "top_k", "max_mae",
-                              "max_mae_increase", "calibration_bins", "confused_pairs",
-                              "labeling_queue", "labeling_queue_size")}
-        wrong = [key for key in keys.get(self.task, ()) if key in self.model_fields_set]
+        own = TASK_KEYS.get(self.task, ())
+        wrong = [key for task, keys in TASK_KEYS.items() if task != self.task for key in keys
+                 if key not in own and key in self.model_fields_set]
         if wrong:
             raise ValueError(f"{', '.join(wrong)}: not used by task {self.task!r}; see "
                              "docs/evaluation-and-report.md for each task's gates.")
+        return self
+
+    @pydantic.model_validator(mode="after")
+    def _baseline_scored(self):
+        if self.beat_baseline and self.beat_baseline not in self.baselines:
+            raise ValueError(f"beat_baseline = {self.beat_baseline!r} is not among baselines "
+                             f"{list(self.baselines)}; add it there.")
         return self
 
     @pydantic.field_validator("top_k")

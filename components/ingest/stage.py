@@ -28,6 +28,7 @@ import struct
 import tempfile
 from typing import Any
 
+from edgepipe.components.ingest import forecast
 from edgepipe.components.ingest.records import (SPLITS, UNLABELED, ReadChunks, RouteRecords,
                                                 splits_of, tfds_features)
 from edgepipe.components.ingest.sources import SOURCES, common
@@ -37,6 +38,8 @@ from edgepipe.contracts import artifacts, storage, unlabeled_artifacts
 from edgepipe.pipeline.spec import StageSpec
 
 DATASET_NAME = artifacts.DATASET_NAME
+# Tasks whose ingest is not one example per raw record (edgepipe.contracts.tasks).
+TASK_RUNS = {"forecasting": forecast.run}
 SPLITS_OF_ORIGIN = {"train": ("train", "validation"), "test": ("test",), "all": SPLITS,
                     UNLABELED: (UNLABELED,)}
 
@@ -141,6 +144,10 @@ def write_metadata(folder, features, shards: dict[str, list[str]],
 
 def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     config = with_fallback(config, context.log)
+    if config.task in TASK_RUNS:  # series are grouped and cut into windows instead
+        return TASK_RUNS[config.task](
+            config, context, outputs["examples"], context.scratch_dir, write_metadata,
+            shard_files, count_records, check_quarantine_fraction)
     source = SOURCES[config.source]
     files = source.files(config)
     before = common.snapshot(files)

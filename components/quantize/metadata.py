@@ -225,7 +225,27 @@ def _detections(model_json: dict[str, Any], description: dict[str, Any]):
 
 
 # The output's standard metadata per task (edgepipe.contracts.tasks).
-OUTPUTS = {"classification": _class_scores, "regression": _values, "detection": _detections}
+def _forecasts(model_json: dict[str, Any], description: dict[str, Any]):
+    """(model kind, what it does, the output's metadata) of a forecasting model: the next
+    horizon values (x quantiles), in the series' own units."""
+    forecast = model_json["forecast"]
+    names = list(model_json["target_names"])
+    kind = f"{model_json.get('model', 'keras')} forecaster"
+    quantiles = forecast.get("quantiles") or []
+    what = (f"quantiles {', '.join(f'{q:g}' for q in quantiles)} of each of the next "
+            f"{forecast['horizon']} steps, step-major" if quantiles
+            else f"the next {forecast['horizon']} values")
+    return kind, (f"{kind} of {forecast.get('target', 'a series')}: {what} from the last "
+                  f"{forecast['lookback']} steps"), tm.Values(
+        names, description=f"Forecasts: {what} ({', '.join(names[:4])}"
+                           f"{', ...' if len(names) > 4 else ''}), in the units of the input "
+                           f"series: the model scales each window inside and multiplies back "
+                           f"({_quantization(description['output'])}).")
+
+
+# The output's standard metadata per task (edgepipe.contracts.tasks).
+OUTPUTS = {"classification": _class_scores, "regression": _values, "detection": _detections,
+           "forecasting": _forecasts}
 
 
 def input_spec(model_json: dict[str, Any], description: dict[str, Any]) -> tm.Input:
@@ -245,7 +265,9 @@ def input_spec(model_json: dict[str, Any], description: dict[str, Any]) -> tm.In
                         f"normalises inside, so feed the pixels as they are.{converted}")
     low, high = tensor["raw_range"]
     shape = " x ".join(str(size) for size in tensor["shape"][1:])
-    if feature == "sequence":
+    if feature == "sequence" and model_json.get("forecast"):
+        what = _window(model_json)
+    elif feature == "sequence":
         steps, channels = tensor["shape"][1:]
         what = (f"Sequence of {steps} steps x {channels} channels, raw values (the model "
                 f"normalises inside), {tensor.get('padding', 'pre')}-padded with "
@@ -255,6 +277,18 @@ def input_spec(model_json: dict[str, Any], description: dict[str, Any]) -> tm.In
     return tm.FeatureInput(
         value_range=(float(low), float(high)), name=feature,
         description=f"{what}; calibrated on values {low:g}..{high:g} ({_quantization(tensor)}).")
+
+
+def _window(model_json: dict[str, Any]) -> str:
+    """What a forecasting model's input window holds (edgepipe.contracts.forecast_windows)."""
+    forecast = model_json["forecast"]
+    steps, channels = model_json["input_shape"]
+    columns = [forecast.get("target") or "value", *forecast.get("covariates", []), "mask"]
+    return (f"Window of the last {steps} steps of a series, oldest first, x {channels} "
+            f"channels ({', '.join(columns)}): raw values in the series' own units (the model "
+            "scales the window by the mean absolute value of its real steps inside); a series "
+            f"shorter than {steps} steps is padded before its first value with zeros and mask "
+            "0, real steps have mask 1")
 
 
 def _text(model_json: dict[str, Any], description: dict[str, Any]) -> tm.TextInput:

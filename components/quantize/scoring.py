@@ -112,6 +112,58 @@ def detector_outputs(raw, model_info: dict) -> dict[str, np.ndarray]:
     return {key: value.numpy() for key, value in decoded.items()}
 
 
-SCORERS = {"classification": Classification, "regression": Regression, "detection": Detection}
+class Forecasting:
+    """smape and mase of the point forecasts (as evaluate computes them: M4's definitions,
+    MASE over each series' in-sample seasonal-naive MAE), and mean_abs_difference from
+    Keras's outputs in the series' units. `for_examples` reads the scales from the Examples."""
+
+    SUMMARY = ("smape", "mase", "mean_abs_difference")
+
+    def __init__(self, targets, keras_outputs, scales, quantiles=()):
+        self.targets = np.asarray(targets, np.float64)
+        self.keras_outputs = np.asarray(keras_outputs, np.float64)
+        self.scales, self.quantiles = np.asarray(scales, np.float64), list(quantiles)
+
+    @classmethod
+    def for_examples(cls, examples, targets, keras_outputs):
+        from edgepipe.components.shared import forecast_metrics
+        from edgepipe.components.shared import examples_io
+        from edgepipe.contracts import forecast_windows
+
+        settings = forecast_windows.read_settings(examples)
+        series = forecast_windows.read_series(examples)
+        ids = examples_io.load_numpy(examples, "test")["id"][:len(targets)]
+        scales = []
+        for value in ids:
+            text = value.decode() if isinstance(value, bytes) else str(value)
+            start = int(text.rsplit(forecast_windows.SEPARATOR, 1)[1])
+            history = series[forecast_windows.series_of(text)]["values"][:start]
+            scales.append(forecast_metrics.seasonal_scale(history, settings["seasonality"]))
+        return cls(targets, keras_outputs, scales, settings["quantiles"])
+
+    def _scores(self, outputs) -> dict[str, float]:
+        from edgepipe.components.shared import forecast_metrics
+        from edgepipe.contracts import forecast_windows
+
+        points = forecast_windows.point_forecast(outputs, self.targets.shape[1], self.quantiles)
+        summary = forecast_metrics.summary(self.targets, points, self.scales)
+        return {key: summary[key] for key in ("smape", "mase", "mae", "rmse")}
+
+    def keras(self) -> float:
+        return self._scores(self.keras_outputs)["smape"]
+
+    def __call__(self, outputs) -> dict[str, Any]:
+        outputs = np.asarray(outputs, np.float64).reshape(self.keras_outputs.shape)
+        return {**self._scores(outputs),
+                "mean_abs_difference": float(np.abs(outputs - self.keras_outputs).mean())}
+
+    @staticmethod
+    def describe(scores: dict[str, Any]) -> str:
+        return (f"smape {scores['smape']:.4g}  mase {scores['mase']:.4g}  "
+                f"mean |Δ| vs Keras {scores['mean_abs_difference']:.4g}")
+
+
+SCORERS = {"classification": Classification, "regression": Regression, "detection": Detection,
+           "forecasting": Forecasting}
 # Keras outputs that need decoding before their scorer reads them (a detector's raw outputs).
 DECODERS = {"detection": detector_outputs}

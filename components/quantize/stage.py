@@ -67,7 +67,10 @@ def run(
     keras_outputs = model.predict(test_inputs, batch_size=256, verbose=0)
     if task.name in scoring.DECODERS:  # a detector's raw outputs, decoded as on the device
         keras_outputs = scoring.DECODERS[task.name](keras_outputs, model_info)
-    scorer = scoring.SCORERS[task.name](test_labels, keras_outputs)
+    # A scorer that needs more than the labels (forecasting's MASE scales) reads the Examples.
+    scorer_type = scoring.SCORERS[task.name]
+    scorer = (scorer_type.for_examples(examples, test_labels, keras_outputs)
+              if hasattr(scorer_type, "for_examples") else scorer_type(test_labels, keras_outputs))
     keras_value = scorer.keras()
     context.log.info("quantize: keras %s %.4g on %d test examples", task.primary.name,
                      keras_value, len(test_labels))

@@ -36,6 +36,7 @@ def inside(model_dir: pathlib.Path, model_info: dict[str, Any], test: dict, feat
     recurrent = next((layer for layer in layers if _lstm_of(keras, layer) is not None), None)
     chosen = list(range(min(examples, len(test["id"]))))
     batch = model_inputs.prepare(model_info, [test[feature][index] for index in chosen])
+    model, batch = _enclosing(keras, model, conv or recurrent, batch)
     if conv is not None:
         return _convolution(keras, model, conv, batch[:1], test, feature, class_names)
     if recurrent is not None:
@@ -62,6 +63,20 @@ def _flat_layers(model) -> list:
         found.extend(_flat_layers(layer) if hasattr(layer, "layers") and not _is_wrapper(layer)
                      else [layer])
     return found
+
+
+def _enclosing(keras, model, layer, batch: np.ndarray):
+    """(the nested model that holds `layer`, and what it receives for `batch`), or the model
+    and batch as they are: a forecasting model wraps the builder's network in a scaling head
+    (components/shared/forecast_head.py), and its layers are looked at inside it."""
+    if layer is None or layer in model.layers:
+        return model, batch
+    for nested in model.layers:
+        if hasattr(nested, "layers") and not _is_wrapper(nested) and layer in _flat_layers(nested):
+            received = nested.inbound_nodes[-1].input_tensors  # its call in the outer model
+            inner = keras.Model(model.inputs, received)(batch, training=False)
+            return _enclosing(keras, nested, layer, np.asarray(inner))
+    return model, batch
 
 
 def _is_wrapper(layer) -> bool:

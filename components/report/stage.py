@@ -21,9 +21,8 @@ from typing import Any
 
 import pydantic
 
-from edgepipe.components.report import (classification, detection, network, quantization,
-                                        regression,
-                                        sections, tuning)
+from edgepipe.components.report import (classification, detection, forecasting, network,
+                                        quantization, regression, sections, tuning)
 from edgepipe.components.shared import examples_io
 from edgepipe.contracts import artifacts, tasks
 from edgepipe.pipeline.stage import Artifact, Context, ExistingPath, StageConfig
@@ -31,7 +30,8 @@ from edgepipe.pipeline.spec import StageSpec
 
 TEMPLATE = "template.html"
 # What differs per task (edgepipe.contracts.tasks): sections, headline cards, summary fields.
-PIECES = {"classification": classification, "regression": regression, "detection": detection}
+PIECES = {"classification": classification, "regression": regression, "detection": detection,
+          "forecasting": forecasting}
 
 
 class Config(StageConfig):

@@ -122,6 +122,8 @@ def label_spec(examples, statistics_dir, task_name: str) -> dict[str, Any]:
     from edgepipe.contracts import tasks
 
     task = tasks.get(task_name)
+    if task.name in task_heads.SPECS:  # its input too: it replaces input_spec's fields
+        return task_heads.SPECS[task.name](examples, statistics_dir)
     label = examples_io.label_feature(examples)
     if label != task.label_feature:
         raise ValueError(

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgepipe.components.shared import forecast_head
+
 
 def classification_head(keras, model, spec: dict[str, Any]):
     return model
@@ -86,12 +88,15 @@ def detection_loss(keras, config, spec: dict[str, Any]):
 
 
 HEADS = {"classification": classification_head, "regression": regression_head,
-         "detection": detection_head}
+         "detection": detection_head, "forecasting": forecast_head.head}
 LOSSES = {"classification": crossentropy, "regression": normalized_regression_loss,
-          "detection": detection_loss}
+          "detection": detection_loss, "forecasting": forecast_head.loss}
 # The validation metric a search or a schedule follows, and whether higher is better.
 VALIDATION_METRIC = {"classification": ("val_accuracy", True), "regression": ("val_mae", False),
-                     "detection": ("val_loss", False)}
+                     "detection": ("val_loss", False), "forecasting": ("val_loss", False)}
+# Tasks whose model takes something other than what input_spec derives from the examples:
+# spec(examples, statistics_dir) gives the model.json fields that replace input_spec's.
+SPECS = {"forecasting": forecast_head.spec}
 
 
 def detector_spec(model, config) -> dict[str, Any]:

@@ -18,6 +18,8 @@ def float32_copy(keras, model):
     Uncompiled, model.keras carries no loss either (a label-smoothed loss is a Python function
     that loading could not find) and no optimizer state."""
     def clone(layer):
+        if isinstance(layer, keras.Model):  # a nested model (forecasting's body): its layers
+            return keras.models.clone_model(layer, clone_function=clone)
         config = layer.get_config()
         if "dtype" in config:
             config["dtype"] = "float32"

@@ -16,13 +16,18 @@ from typing import Literal
 import pydantic
 
 from edgepipe.contracts import tasks
+from edgepipe.pipeline.sections import ForecastSection
 from edgepipe.pipeline.stage import StageConfig, check_file_or_folder
 
 # What each source's path keys must name on disk: a file, a folder, or a glob of files.
 PATH_KINDS = {"idx": "file", "ts": "file", "csv": "file", "image_dir": "folder",
               "text_dir": "folder", "tfrecord": "glob", "voc": "folder"}
 COMMON = ("source", "fallback", "data_dir", "class_names", "validation_fraction", "test_fraction",
-          "num_shards", "max_quarantine_fraction", "max_classes", "task")
+          "num_shards", "max_quarantine_fraction", "max_classes", "task", "forecast")
+# What task "forecasting" reads besides its source's keys, and the sources that read series.
+FORECASTING_FIELDS = ("series_column", "time_column", "covariate_columns", "format",
+                      "frequency", "fill")
+SERIES_SOURCES = ("csv",)
 # The sources that read a numeric target (regression, edgepipe.contracts.tasks).
 TARGET_SOURCES = ("csv", "tfrecord")
 # The sources that read boxes (detection).
@@ -99,6 +104,30 @@ class Config(StageConfig):
     columns_as: Literal["steps", "channels"] = pydantic.Field(
         "steps", description="csv: the feature columns become a series of steps x 1 channel "
         "(a fixed-length series) or 1 step x N channels (a table row).")
+    # csv, task forecasting (components/ingest/forecast.py; target_column default "value")
+    series_column: str = pydantic.Field(
+        "series_id", description="csv, forecasting, long format: the column naming each row's "
+        "series.")
+    time_column: str = pydantic.Field(
+        "timestamp", description="csv, forecasting: the time column (numbers, or dates in ISO "
+        "8601).")
+    covariate_columns: tuple[str, ...] = pydantic.Field(
+        (), description="csv, forecasting, long format: numeric columns the model also reads "
+        "(past covariates: known up to the forecast's origin).")
+    format: Literal["long", "wide"] = pydantic.Field(
+        "long", description="csv, forecasting: \"long\" (a row per series and timestamp) or "
+        "\"wide\" (a row per timestamp, a column per series).")
+    frequency: str | None = pydantic.Field(
+        None, description="csv, forecasting: the series' step: a pandas frequency for dates "
+        "(\"D\", \"MS\", \"QS\", \"YS\", \"h\") or a number for numeric time; default "
+        "inferred per series.")
+    fill: Literal["none", "previous", "interpolate"] = pydantic.Field(
+        "none", description="csv, forecasting: a series with gaps, duplicate or backwards "
+        "timestamps or non-numeric values is quarantined (\"none\") or repaired: sorted, the "
+        "last duplicate kept, missing steps filled with the previous value or by linear "
+        "interpolation. Every problem is reported by series name.")
+    # set from [forecast] by the config loader (pipeline/sections.py); None for other tasks
+    forecast: ForecastSection | None = None
     # text_dir
     encoding: str = pydantic.Field(
         "utf-8", description="text_dir, csv: encoding of the .txt or .csv files.")
@@ -174,7 +203,7 @@ class Config(StageConfig):
 
     def _check_label_fits_task(self) -> None:
         """Class labels for classification, numeric targets for regression, boxes for
-        detection: the keys that say which must fit [pipeline] task."""
+        detection, series for forecasting: the keys that say which must fit [pipeline] task."""
         if (tasks.get(self.task).label == "boxes") != (self.source in BOX_SOURCES):
             raise ValueError(
                 f"source {self.source!r} does not fit [pipeline] task = {self.task!r}: boxes "
@@ -182,6 +211,13 @@ class Config(StageConfig):
                 "and those read nothing else.")
         if self.source in BOX_SOURCES:
             return
+        if self.task == tasks.FORECASTING.name:
+            self._check_series_keys()
+            return
+        used = sorted(set(FORECASTING_FIELDS) & self.model_fields_set)
+        if used:
+            raise ValueError(f"{', '.join(used)}: series keys of [pipeline] task = "
+                             f"\"forecasting\"; the task is {self.task!r}.")
         if tasks.get(self.task).label == "target":
             if self.source not in TARGET_SOURCES:
                 raise ValueError(
@@ -206,6 +242,24 @@ class Config(StageConfig):
         if self.source == "csv" and not self.label_column:
             raise ValueError("source 'csv' needs label_column (or, for [pipeline] task = "
                              "\"regression\", target_column)")
+
+    def _check_series_keys(self) -> None:
+        if self.source not in SERIES_SOURCES:
+            raise ValueError(f"[pipeline] task = \"forecasting\" reads series from "
+                             f"{list(SERIES_SOURCES)}, not source {self.source!r}.")
+        wrong = sorted({"label_column", "class_names", "feature_columns", "id_column",
+                        "columns_as"} & self.model_fields_set)
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)}: not used by task \"forecasting\"; it reads "
+                             "series_column, time_column, target_column, covariate_columns.")
+        if len(self.target_columns) > 1:
+            raise ValueError(f"target_column {list(self.target_columns)}: forecasting predicts "
+                             "one column; name the others in covariate_columns.")
+        if self.format == "wide" and self.covariate_columns:
+            raise ValueError("covariate_columns: the wide format holds one value column per "
+                             "series and no covariates; use the long format for them.")
+        if self.forecast is None:
+            raise ValueError("task \"forecasting\" needs the [forecast] settings.")
 
     def _check_path_kinds(self) -> None:
         """A folder where a file is expected (or the reverse) is a config error naming the

@@ -25,7 +25,9 @@ from edgepipe.components.ingest.sources.common import (label_index, parse_target
 
 KIND = "csv"
 FIELDS = ("train", "test", "unlabeled", "label_column", "target_column", "feature_columns",
-          "id_column", "columns_as", "encoding")
+          "id_column", "columns_as", "encoding",
+          # task "forecasting" (components/ingest/forecast.py)
+          "series_column", "time_column", "covariate_columns", "format", "frequency", "fill")
 REQUIRED = ("train",)  # and label_column or target_column, by task (sources/config.py)
 CHUNK_ROWS = 2000
 

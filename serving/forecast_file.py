@@ -1,0 +1,104 @@
+"""`edgepipe forecast CONFIG --csv FILE -o OUT.csv`: forecast every series of a CSV file with
+the pushed model (the registry's newest version of the config's model), on LiteRT.
+
+The CSV is long format, with the columns of the config's [ingest] section (series_column,
+time_column, target_column, covariate_columns). Each series' rows are ordered by time
+(numbers numerically, other timestamps as ISO 8601 text), its last `lookback` values (and
+covariates) become the window, padded when shorter (contracts/forecast_windows.py), and the
+output CSV has one row per series and horizon step: series, step, forecast, and with
+quantiles one column per quantile. A row that cannot be used (a value that is not a finite
+number, a duplicate timestamp) is an error naming the file and line: this command forecasts,
+it does not repair; the pipeline's ingest does.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import pathlib
+from typing import Any
+
+import numpy as np
+
+from edgepipe.contracts import artifacts, forecast_windows, litert, model_inputs, registry
+
+
+def read_series(path: pathlib.Path, columns: dict[str, Any]) -> dict[str, np.ndarray]:
+    """{series: [steps, 1 + covariates] in time order} of a long-format CSV file."""
+    wanted = [columns["target"], *columns["covariates"]]
+    rows: dict[str, list] = {}
+    with open(path, newline="", encoding="utf-8-sig") as stream:
+        reader = csv.DictReader(stream)
+        absent = [name for name in (columns["series"], columns["time"], *wanted)
+                  if name not in (reader.fieldnames or [])]
+        if absent:
+            raise ValueError(f"{path}: no column(s) {absent}; the header has "
+                             f"{reader.fieldnames}. It needs the columns the config's [ingest] "
+                             "names (series_column, time_column, target_column, "
+                             "covariate_columns).")
+        for row in reader:
+            values = []
+            for name in wanted:
+                try:
+                    value = float(row[name])
+                except (TypeError, ValueError):
+                    value = math.nan
+                if not math.isfinite(value):
+                    raise ValueError(f"{path}:{reader.line_num}: column {name!r} holds "
+                                     f"{str(row[name])[:40]!r}, not a finite number.")
+                values.append(value)
+            rows.setdefault(row[columns["series"]], []).append(
+                (_time_key(row[columns["time"]]), reader.line_num, values))
+    series = {}
+    for name, entries in rows.items():
+        entries.sort()
+        for before, after in zip(entries, entries[1:]):
+            if before[0] == after[0]:
+                raise ValueError(f"{path}:{after[1]}: series {name!r} has timestamp "
+                                 f"{after[0][1]!r} twice (also line {before[1]}).")
+        series[name] = np.asarray([values for _, _, values in entries], np.float32)
+    return series
+
+
+def _time_key(text: str) -> tuple:
+    try:
+        return (0, float(text))
+    except ValueError:
+        return (1, text.strip())
+
+
+def forecast(registry_path: str, model_name: str, csv_path: pathlib.Path,
+             output_path: pathlib.Path, columns: dict[str, Any]) -> dict[str, Any]:
+    """Write the forecasts of every series to `output_path`; returns what was done."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    version = registry.latest_version(registry_path, model_name)
+    if version is None:
+        raise ValueError(f"{registry_path}: no pushed version of {model_name!r}; run the "
+                         "pipeline until push succeeds (the model must be BLESSED).")
+    folder = pathlib.Path(registry.version_path(registry_path, model_name, version))
+    model_json = artifacts.read_model_info(folder)
+    settings = model_json.get("forecast")
+    if not settings:
+        raise ValueError(f"{model_name} v{version} is a {model_json.get('task')} model, not "
+                         "a forecasting one.")
+    series = read_series(csv_path, columns)
+    names = sorted(series)
+    batch = model_inputs.prepare(model_json, [series[name] for name in names])
+    interpreter = Interpreter(model_content=(folder / registry.TFLITE_MODEL).read_bytes())
+    interpreter.allocate_tensors()
+    outputs = litert.invoke_each(interpreter, batch)
+    horizon, quantiles = settings["horizon"], list(settings["quantiles"])
+    points = forecast_windows.point_forecast(outputs, horizon, quantiles)
+    grid = (forecast_windows.quantile_forecasts(outputs, horizon, quantiles)
+            if quantiles else None)
+    header = ["series", "step", "forecast", *(f"q{q:g}" for q in quantiles)]
+    with open(output_path, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(header)
+        for row, name in enumerate(names):
+            for step in range(horizon):
+                writer.writerow([name, step + 1, f"{points[row, step]:.9g}",
+                                 *(f"{grid[row, step, i]:.9g}" for i in range(len(quantiles)))])
+    return {"model": model_name, "version": version, "series": len(names),
+            "horizon": horizon, "output": str(output_path)}
