@@ -36,12 +36,24 @@ import numpy as np
 
 from edgepipe.components import tflite_metadata
 from edgepipe.components.quantize import (convert, deploy_policy, detection_convert, metadata,
-                                          qat, scoring)
+                                          qat, scoring, standard_metadata)
 from edgepipe.components.quantize.config import Config
 from edgepipe.components.shared import examples_io, input_pipeline
 from edgepipe.contracts import artifacts, model_inputs, tasks
 from edgepipe.pipeline.stage import Artifact, Context
 from edgepipe.pipeline.spec import StageSpec
+
+
+def _scorer(task, model, model_info, examples, test_inputs, test_labels):
+    """The task's scorer, holding the Keras model's outputs on the test examples."""
+    keras_outputs = model.predict(test_inputs, batch_size=256, verbose=0)
+    if task.name in scoring.DECODERS:  # a detector's raw outputs, decoded as on the device
+        keras_outputs = scoring.DECODERS[task.name](keras_outputs, model_info)
+    # A scorer that needs more than the labels (forecasting's MASE scales) reads the Examples.
+    scorer_type = scoring.SCORERS[task.name]
+    if hasattr(scorer_type, "for_examples"):
+        return scorer_type.for_examples(examples, test_labels, keras_outputs)
+    return scorer_type(test_labels, keras_outputs)
 
 
 def run(
@@ -64,13 +76,7 @@ def run(
         cpu["model"], cpu["cores"], " ".join(cpu["features"]) or "no relevant features reported",
     )
     # The Keras figure every variant (and the deploy policy, and the report) is compared with.
-    keras_outputs = model.predict(test_inputs, batch_size=256, verbose=0)
-    if task.name in scoring.DECODERS:  # a detector's raw outputs, decoded as on the device
-        keras_outputs = scoring.DECODERS[task.name](keras_outputs, model_info)
-    # A scorer that needs more than the labels (forecasting's MASE scales) reads the Examples.
-    scorer_type = scoring.SCORERS[task.name]
-    scorer = (scorer_type.for_examples(examples, test_labels, keras_outputs)
-              if hasattr(scorer_type, "for_examples") else scorer_type(test_labels, keras_outputs))
+    scorer = _scorer(task, model, model_info, examples, test_inputs, test_labels)
     keras_value = scorer.keras()
     context.log.info("quantize: keras %s %.4g on %d test examples", task.primary.name,
                      keras_value, len(test_labels))
@@ -173,7 +179,7 @@ def _write(source, model, variant: str, representative, config: Config, model_in
     description = metadata.describe(content, variant, model_info, raw_range)
     content = metadata.embed(content, description)
     content = tflite_metadata.write(
-        content, metadata.standard(description, model_info, config, model_key))
+        content, standard_metadata.standard(description, model_info, config, model_key))
     path = output_dir / artifacts.variant_file(variant)
     path.write_bytes(content)
     metadata.write_sidecar(path, description)
