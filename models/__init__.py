@@ -33,12 +33,13 @@ MODULES: dict[str, str] = {
     "lstm": "edgepipe.models.lstm",
     "text_lstm": "edgepipe.models.text_lstm",
     "mlp": "edgepipe.models.mlp",
+    "char_lstm": "edgepipe.models.char_lstm",
 }
 
 # The input features each builder takes (see edgepipe.components.shared.examples_io).
 INPUT_FEATURES: dict[str, tuple[str, ...]] = {
     "cnn": ("image",), "cnn_bn": ("image",), "lstm": ("sequence",), "text_lstm": ("text",),
-    "mlp": ("sequence", "image"),
+    "mlp": ("sequence", "image"), "char_lstm": ("text",),
 }
 
 # Builder arguments that come from the data; the rest come from [train.model_options].

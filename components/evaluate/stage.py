@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import pydantic
 
-from edgepipe.components.evaluate import classification, gates, regression
+from edgepipe.components.evaluate import classification, gates, generation, regression
 from edgepipe.components.shared import examples_io
 from edgepipe.contracts import artifacts, model_inputs, registry, tasks
 from edgepipe.pipeline.stage import RegistrySettings, StageConfig
@@ -27,7 +27,8 @@ from edgepipe.pipeline.spec import StageSpec
 
 BATCH_SIZE = 256  # examples per call of the serving signature; does not change results
 # What differs per task (edgepipe.contracts.tasks): metrics, artifacts, gate thresholds.
-PIECES = {"classification": classification, "regression": regression}
+PIECES = {"classification": classification, "regression": regression,
+          "generation": generation}  # generation scores texts its own way: its own `run`
 
 
 class Config(StageConfig):
@@ -47,6 +48,12 @@ class Config(StageConfig):
     # Relative gate: NOT_BLESSED when the MAE is more than this fraction above that of the
     # last pushed model of the same name, on this run's test split (0.05: 5% worse).
     max_mae_increase: float = pydantic.Field(0.05, ge=0.0, le=10.0)
+    # Generation. Absolute gate: BLESSED only when the test bits per character are at most
+    # this; None applies no absolute gate.
+    max_bits_per_char: float | None = pydantic.Field(None, gt=0.0)
+    # Relative gate: NOT_BLESSED when the test bits per character are more than this fraction
+    # above those of the last pushed model of the same name, on this run's test split.
+    max_bits_per_char_increase: float = pydantic.Field(0.05, ge=0.0, le=10.0)
     # k values for top-k accuracy (is the true class among the k most probable ones?).
     top_k: tuple[int, ...] = (2, 3)
     # Equal-width confidence bins of the reliability diagram and expected calibration error.
@@ -72,10 +79,13 @@ class Config(StageConfig):
 
     @pydantic.model_validator(mode="after")
     def _fits_task(self):
-        keys = {"classification": ("max_mae", "max_mae_increase"),
-                "regression": ("min_accuracy", "max_accuracy_drop", "top_k",
-                               "calibration_bins", "confused_pairs", "labeling_queue",
-                               "labeling_queue_size")}
+        generation_keys = ("max_bits_per_char", "max_bits_per_char_increase")
+        class_keys = ("min_accuracy", "max_accuracy_drop", "top_k", "calibration_bins",
+                      "confused_pairs", "labeling_queue", "labeling_queue_size")
+        keys = {"classification": ("max_mae", "max_mae_increase", *generation_keys),
+                "regression": (*class_keys, *generation_keys),
+                "generation": (*class_keys, "max_mae", "max_mae_increase", "slices",
+                               "slice_buckets")}
         wrong = [key for key in keys.get(self.task, ()) if key in self.model_fields_set]
         if wrong:
             raise ValueError(f"{', '.join(wrong)}: not used by task {self.task!r}; see "
@@ -107,6 +117,8 @@ def fingerprint(config: Config, inputs) -> str:
 def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     task = tasks.get(config.task)
     piece = PIECES[task.name]
+    if hasattr(piece, "run"):  # a task whose examples are not (input, label) pairs
+        return piece.run(inputs, outputs, config, context)
     examples = inputs["examples"].path
     model_dir = pathlib.Path(inputs["model"].path)
     names = examples_io.class_names(examples) or examples_io.target_names(examples)

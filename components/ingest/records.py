@@ -56,8 +56,8 @@ def rejection_reason(record: dict, info: dict) -> tuple[str, str] | None:
     """(reason, detail) if a parsed record cannot become an example, else None."""
     num_classes = len(info["class_names"])
     targets = info.get("target_names")
-    if record.get("origin") == UNLABELED:
-        pass  # no label to check: whatever the source held there is not used
+    if record.get("origin") == UNLABELED or info.get("label") == "none":
+        pass  # no label to check (unlabelled records; a generation corpus has none at all)
     elif targets:  # regression: the sources parse the targets and reject bad ones
         if record.get("target") is None or len(record["target"]) != len(targets):
             return "missing_target", f"the record has no value for each of {targets}"
@@ -103,6 +103,9 @@ def tfds_features(info: dict):
     else:
         value = tfds.features.Text()
     targets = info.get("target_names")
+    if info.get("label") == "none":  # a generation corpus: the texts are their own labels
+        return tfds.features.FeaturesDict({"id": tfds.features.Text(),
+                                           info["feature"]: value})
     # Regression: float32 targets, one per target column, named in features.json's doc.
     label = (("target", tfds.features.Tensor(
         shape=(len(targets),), dtype=np.float32,
@@ -141,6 +144,9 @@ def route(element: dict, info: dict, validation_fraction: float, test_fraction: 
     value = element[name]
     if name == "image" and value.dtype == np.uint8:  # TFDS takes encoded bytes as they are
         value = png.encode(value)
+    if info.get("label") == "none":
+        return split, (features or features_of(info)).serialize_example(
+            {"id": element["id"], name: value})
     if info.get("target_names"):  # unlabelled records get NaN targets (no label)
         label = ("target", np.full(len(info["target_names"]), np.nan, np.float32)
                  if split == UNLABELED else element["target"])

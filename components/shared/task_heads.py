@@ -66,10 +66,26 @@ def normalized_regression_loss(keras, config, spec: dict[str, Any]):
     return loss, [keras.metrics.MeanAbsoluteError(name="mae")]
 
 
-HEADS = {"classification": classification_head, "regression": regression_head}
-LOSSES = {"classification": crossentropy, "regression": normalized_regression_loss}
+def next_character_loss(keras, config, spec: dict[str, Any]):
+    """(loss, metrics) of a generator: cross-entropy of every next character from the
+    logits, and the same in bits per character (the loss / ln 2)."""
+    import math
+
+    def bits_per_char(targets, logits):
+        return keras.losses.sparse_categorical_crossentropy(
+            targets, logits, from_logits=True) / math.log(2.0)
+
+    return (keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            [keras.metrics.MeanMetricWrapper(bits_per_char, name="bits_per_char")])
+
+
+HEADS = {"classification": classification_head, "regression": regression_head,
+         "generation": classification_head}  # a generator's builder returns the logits
+LOSSES = {"classification": crossentropy, "regression": normalized_regression_loss,
+          "generation": next_character_loss}
 # The validation metric a search or a schedule follows, and whether higher is better.
-VALIDATION_METRIC = {"classification": ("val_accuracy", True), "regression": ("val_mae", False)}
+VALIDATION_METRIC = {"classification": ("val_accuracy", True), "regression": ("val_mae", False),
+                     "generation": ("val_bits_per_char", False)}
 
 
 def target_normalization(statistics: dict, names: list[str], path) -> dict[str, list[float]]:

@@ -139,8 +139,17 @@ def fingerprint(config: Config, inputs) -> str | None:
     return f"user model sha256 {models.user.fingerprint(config.model)}"
 
 
+# Tasks that train their own way (their examples and models differ), in one module each.
+RUNS = {"generation": "edgepipe.components.train.generation"}
+
+
 def run(inputs, outputs, config: Config, context) -> StageResult:
+    import importlib
+
     import tensorflow as tf
+
+    if config.task in RUNS:
+        return importlib.import_module(RUNS[config.task]).run(inputs, outputs, config, context)
 
     from edgepipe.components.train import distribute, export
     from edgepipe.models.keras import keras
@@ -262,14 +271,17 @@ def _datasets(tf, examples, spec: dict, placement, config: Config, seed: int):
                                             placement.global_batch, drop_remainder=static)
 
 
-def _save(tf, model, spec: dict, fitted, placement, model_dir, context) -> pathlib.Path:
-    """Save the model into the artifact (the chief) and return its folder. Under
+def _save(tf, model, spec: dict, fitted, placement, model_dir, context,
+          exporter=None) -> pathlib.Path:
+    """Save the model into the artifact (the chief) with `exporter` (default export.save)
+    and return its folder. Under
     multi-worker training every worker must save (the saves are collective); the others
     save into their scratch folder and stop here with WorkerFinished."""
     from edgepipe.components.train import distribute, export
 
     model_dir = pathlib.Path(model_dir)
-    export.save(tf, model, spec, model_dir if placement.chief else fitted.work_dir / "model")
+    (exporter or export.save)(tf, model, spec,
+                              model_dir if placement.chief else fitted.work_dir / "model")
     # The chief commits (and the runner then removes the shared scratch folder) only once
     # every worker has finished writing there.
     distribute.barrier(tf, placement.strategy)
@@ -290,5 +302,5 @@ SPEC = StageSpec(
     optional_inputs={"tuning": "Tuning"},  # wired only when the pipeline has a tune stage
     outputs={"model": "Model"},
     collective=True,  # every worker of a multi-worker cluster trains at once
-    code=("edgepipe.models",),  # the model builders are loaded by name, not imported
+    code=("edgepipe.models", "edgepipe.components.train.generation"),  # the model builders are loaded by name, not imported
 )

@@ -22,6 +22,8 @@ Paths may be local or URIs that Beam's FileSystems understand (gs://, s3://).
 
 from __future__ import annotations
 
-from edgepipe.components.ingest.sources import csv, idx, image_dir, text_dir, tfds, tfrecord, ts
+from edgepipe.components.ingest.sources import (csv, idx, image_dir, text_corpus, text_dir, tfds,
+                                                tfrecord, ts)
 
-SOURCES = {module.KIND: module for module in (idx, ts, image_dir, csv, text_dir, tfrecord, tfds)}
+SOURCES = {module.KIND: module for module in (idx, ts, image_dir, csv, text_dir, tfrecord, tfds,
+                                                  text_corpus)}

@@ -20,17 +20,20 @@ from edgepipe.pipeline.stage import StageConfig, check_file_or_folder
 
 # What each source's path keys must name on disk: a file, a folder, or a glob of files.
 PATH_KINDS = {"idx": "file", "ts": "file", "csv": "file", "image_dir": "folder",
-              "text_dir": "folder", "tfrecord": "glob"}
+              "text_dir": "folder", "tfrecord": "glob", "text_corpus": "glob"}
 COMMON = ("source", "fallback", "data_dir", "class_names", "validation_fraction", "test_fraction",
           "num_shards", "max_quarantine_fraction", "max_classes", "task")
 # The sources that read a numeric target (regression, edgepipe.contracts.tasks).
 TARGET_SOURCES = ("csv", "tfrecord")
+# The source of the generation task's corpora (texts without labels).
+CORPUS_SOURCE = "text_corpus"
 PATH_FIELDS = ("train_images", "train_labels", "test_images", "test_labels", "train", "test",
                "unlabeled")
 
 
 class Config(StageConfig):
-    source: Literal["idx", "ts", "image_dir", "csv", "text_dir", "tfrecord", "tfds"] = (
+    source: Literal["idx", "ts", "image_dir", "csv", "text_dir", "tfrecord", "tfds",
+                    "text_corpus"] = (
         pydantic.Field("idx", description="Raw format; see components/ingest/sources/<source>.py."))
     fallback: str | None = pydantic.Field(
         None, pattern=r"^tfds:[\w.:/-]+$",
@@ -99,6 +102,17 @@ class Config(StageConfig):
         description="text_dir: when set, each .txt file holds many records separated by lines "
         "consisting of exactly this string (\"%\" for fortune files); record ids become "
         "'<class>/<file name>:<index>'. Unset: one record per file.")
+    # text_corpus (task generation)
+    documents: Literal["separator", "file", "blocks"] = pydantic.Field(
+        "separator", description="text_corpus: how a file becomes documents: records "
+        "separated by record_separator lines (default \"%\"), the whole file, or blocks of "
+        "block_size characters of one long text. Splits never cut a document.")
+    block_size: int = pydantic.Field(
+        2000, ge=16, le=10_000_000, description="text_corpus, documents = \"blocks\": "
+        "characters per block.")
+    units: Literal["chars", "bytes"] = pydantic.Field(
+        "chars", description="text_corpus: what the generator reads and writes: characters of "
+        "the decoded text, or raw bytes (any file, any language; 256 symbols at most).")
     # tfrecord (and tfds, where the dataset's own spec is the default)
     feature_key: str | None = pydantic.Field(
         None, description="tfrecord/tfds: key of the input feature in the source examples.")
@@ -165,8 +179,18 @@ class Config(StageConfig):
                 else tuple(self.target_column))
 
     def _check_label_fits_task(self) -> None:
-        """Class labels for classification, numeric targets for regression: the keys that
-        say which must fit [pipeline] task."""
+        """Class labels for classification, numeric targets for regression, a corpus without
+        labels for generation: the keys that say which must fit [pipeline] task."""
+        if tasks.get(self.task).label == "next_character" or self.source == CORPUS_SOURCE:
+            if self.source != CORPUS_SOURCE or tasks.get(self.task).label != "next_character":
+                raise ValueError(
+                    f"[pipeline] task = {self.task!r} with source {self.source!r}: a text "
+                    f"generator reads a corpus (source = {CORPUS_SOURCE!r}, task = "
+                    "\"generation\"), and the text_corpus source has no labels for other "
+                    "tasks.")
+            if "class_names" in self.model_fields_set:
+                raise ValueError("class_names: a generation corpus has no classes.")
+            return
         if tasks.get(self.task).label == "target":
             if self.source not in TARGET_SOURCES:
                 raise ValueError(

@@ -1,0 +1,47 @@
+"""Text generation through the real stages on a tiny corpus and a tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgepipe.components.shared import examples_io
+from edgepipe.contracts import artifacts, characters
+
+from tests.generation_fixtures import RARE
+
+
+def test_corpus_documents_split_whole_and_characters_only_in_test_are_unknown(
+        generation_examples, generation_statistics):
+    properties, examples = generation_examples
+    assert properties["units"] == "chars" and properties["input_feature"] == "text"
+    ids = {split: examples_io.load_texts(examples.path, split)[0]
+           for split in ("train", "validation", "test")}
+    assert all(ids.values()) and not set(ids["train"]) & set(ids["test"])
+    assert sum(map(len, ids.values())) == sum(properties["splits"].values())
+    statistics, outputs = generation_statistics
+    vocabulary = characters.read(outputs["statistics"].path / characters.FILE)
+    assert not set(RARE) & set(vocabulary["tokens"])  # seen only in test: [UNK]
+    summary = artifacts.read_statistics(outputs["statistics"].path)["splits"]
+    assert all(char in summary["test"]["unknown_top"] for char in RARE)
+    schema = (outputs["schema"].path / "schema.pbtxt").read_text()
+    assert 'name: "characters"' in schema and 'value: "e"' in schema
+
+
+def test_training_and_evaluate_report_bits_per_character(generation_model,
+                                                         generation_evaluation):
+    properties, model = generation_model
+    assert properties["final"]["bits_per_char"] < 5.0
+    info = artifacts.read_model_info(model.path)
+    assert info["state_shape"] == [1, 32] and info["task"] == "generation"
+    evaluation_properties, evaluation = generation_evaluation
+    metrics = artifacts.read_metrics(evaluation.path)
+    for split in ("validation", "test"):
+        bits = metrics["splits"][split]["bits_per_char"]
+        assert 0 < bits < 6.0
+        assert metrics["splits"][split]["perplexity"] == pytest.approx(2 ** bits)
+    assert metrics["unknown_characters"] >= len(RARE)
+    assert evaluation_properties["blessed"], evaluation_properties["reason"]
+    surprising = artifacts.read_singled_out(evaluation.path)["surprising_characters"]
+    assert surprising[0]["bits"] >= surprising[-1]["bits"] > 0
