@@ -29,7 +29,8 @@ def read_variants(tflite_dir: PathLike) -> list[dict[str, Any]]:
     records = read_json(path)
     required = {"name", "path", "size_bytes", "latency_ms_p50", "latency_ms_p99", "ops",
                 "builtin_only"}
-    scores = ({"accuracy", "agreement"}, {"mae", "mean_abs_difference"})
+    scores = ({"accuracy", "agreement"}, {"mae", "mean_abs_difference"},
+              {"bits_per_char", "bits_per_char_difference"})
     for index, record in enumerate(records):
         missing = required - set(record) if "skipped" not in record else set()
         if "skipped" not in record and not any(score <= set(record) for score in scores):

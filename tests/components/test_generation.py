@@ -45,3 +45,25 @@ def test_training_and_evaluate_report_bits_per_character(generation_model,
     assert evaluation_properties["blessed"], evaluation_properties["reason"]
     surprising = artifacts.read_singled_out(evaluation.path)["surprising_characters"]
     assert surprising[0]["bits"] >= surprising[-1]["bits"] > 0
+
+
+def test_step_signature_converts_to_builtins_and_each_variant_is_scored(generation_tflite):
+    properties, tflite = generation_tflite
+    records = {record["name"]: record for record in artifacts.read_variants(tflite.path)}
+    assert "float32" in records and "skipped" not in records["float32"]
+    for record in records.values():
+        if "skipped" in record:  # a variant that failed says why
+            assert record["skipped"].startswith("failed")
+            continue
+        assert record["builtin_only"], record["ops"]
+        assert not any(op.startswith("Flex") or op == "WHILE" for op in record["ops"])
+        assert record["scored_characters"] >= 400
+    # float32 computes what Keras computes
+    assert abs(records["float32"]["bits_per_char_difference"]) < 1e-3
+    assert records["float32"]["agreement"] > 0.99
+    deployable = artifacts.read_deployable(tflite.path)
+    chosen = records[deployable["variant"]]
+    assert chosen["bits_per_char_difference"] <= 0.05 + 1e-9
+    assert chosen["size_bytes"] == min(record["size_bytes"] for record in records.values()
+                                       if "skipped" not in record
+                                       and record["bits_per_char_difference"] <= 0.05 + 1e-9)
