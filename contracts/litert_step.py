@@ -45,3 +45,48 @@ class StepRunner:
         out = {key: dequantize_output(result[key], *self.outputs[key]["quantization"][:2])
                for key in ("logits", "h", "c")}
         return out["logits"][0], out["h"], out["c"]
+
+
+class Generator:
+    """A generator (a .tflite with the step signature and its characters.json) that writes
+    text: what `edgepipe generate`, the server and the report run. `of_version` opens a
+    registry version folder (model.tflite beside characters.json)."""
+
+    def __init__(self, tflite_path, characters_path, num_threads: int = 1):
+        from edgepipe.contracts import characters
+
+        self.vocabulary = characters.read(characters_path)
+        self.tokens, self.units = self.vocabulary["tokens"], self.vocabulary["units"]
+        self.index = characters.index_of(self.tokens)
+        self.runner = StepRunner(model_path=str(tflite_path), num_threads=num_threads,
+                                 name=str(tflite_path))
+
+    @classmethod
+    def of_version(cls, folder, num_threads: int = 1) -> "Generator":
+        import pathlib
+
+        from edgepipe.contracts import characters
+
+        folder = pathlib.Path(folder)
+        return cls(folder / "model.tflite", folder / characters.FILE, num_threads)
+
+    def generate(self, prompt: str, length: int, temperature: float, seed: int) -> dict:
+        """{"text", "prompt", "unknown_characters", "note"?}; ValueError for a bad request."""
+        from edgepipe.contracts import characters
+
+        characters.check_request(prompt, length, temperature)
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
+            raise ValueError(f"seed must be a whole number 0..2**63-1, got {seed!r}.")
+        units = characters.as_units(prompt, self.units)
+        prompt_ids = characters.encode(units, self.index)
+        unknown = sorted({char for char, i in zip(units, prompt_ids)
+                          if i == characters.UNK_ID})
+        generated = characters.generate(self.runner, self.runner.state_shape, prompt_ids,
+                                        length, float(temperature), seed)
+        answer = {"text": characters.decode(generated, self.tokens, self.units),
+                  "prompt": prompt, "length": length, "temperature": temperature, "seed": seed,
+                  "unknown_characters": unknown}
+        if unknown:
+            answer["note"] = (f"{len(unknown)} prompt character(s) {unknown[:20]!r} are not in "
+                              "the model's vocabulary and were read as [UNK]")
+        return answer

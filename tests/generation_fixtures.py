@@ -77,3 +77,13 @@ def generation_tflite(run_stage, generation_examples, generation_model):
         "representative_examples": 300, "max_scored_characters": 400,
         "max_bits_per_char_increase": 0.05})
     return properties, outputs["tflite"]
+
+
+@pytest.fixture(scope="session")
+def generation_report(run_stage, generation_examples, generation_statistics, generation_model,
+                      generation_evaluation, generation_tflite):
+    inputs = {"examples": generation_examples[1], **generation_statistics[1],
+              "model": generation_model[1], "evaluation": generation_evaluation[1],
+              "tflite": generation_tflite[1]}
+    properties, outputs = run_stage("report", inputs, {"sample_length": 40})
+    return properties, outputs["report"]

@@ -67,3 +67,14 @@ def test_step_signature_converts_to_builtins_and_each_variant_is_scored(generati
     assert chosen["size_bytes"] == min(record["size_bytes"] for record in records.values()
                                        if "skipped" not in record
                                        and record["bits_per_char_difference"] <= 0.05 + 1e-9)
+
+
+def test_report_shows_curves_samples_and_surprising_characters(generation_report):
+    properties, report = generation_report
+    html = (report.path / "report.html").read_text()
+    assert "bits per character" in html and "data:image/png;base64," in html
+    summary = json.loads((report.path / "summary.json").read_text())
+    assert [sample["temperature"] for sample in summary["samples"][:3]] == [0.5, 0.8, 1.0]
+    assert all(len(sample["text"]) >= 1 for sample in summary["samples"])
+    assert 'id="surprising"' in html and "<mark>" in html
+    assert summary["deployable_variant"]["variant"] == properties["deployable_variant"]

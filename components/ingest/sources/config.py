@@ -110,6 +110,9 @@ class Config(StageConfig):
     block_size: int = pydantic.Field(
         2000, ge=16, le=10_000_000, description="text_corpus, documents = \"blocks\": "
         "characters per block.")
+    include: tuple[str, ...] = pydantic.Field(
+        (), description="text_corpus: read only these files of the folder [ingest] train "
+        "(names relative to it); empty: every file.")
     units: Literal["chars", "bytes"] = pydantic.Field(
         "chars", description="text_corpus: what the generator reads and writes: characters of "
         "the decoded text, or raw bytes (any file, any language; 256 symbols at most).")

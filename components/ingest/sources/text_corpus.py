@@ -24,13 +24,23 @@ from edgepipe.components.ingest.sources.common import is_uri, match, read_bytes,
 from edgepipe.components.ingest.sources.text_dir import split_records
 
 KIND = "text_corpus"
-FIELDS = ("train", "encoding", "record_separator", "documents", "block_size", "units")
+FIELDS = ("train", "include", "encoding", "record_separator", "documents", "block_size",
+          "units")
 REQUIRED = ("train",)
 CHUNK_FILES = 50
 
 
-def corpus_files(train: str) -> list[str]:
-    """The corpus's files: a file, the files of a folder (recursively, sorted), or a glob."""
+def corpus_files(train: str, include: tuple[str, ...] = ()) -> list[str]:
+    """The corpus's files: a file, the files of a folder (recursively, sorted; only the
+    `include`d names when given), or a glob."""
+    if include:
+        found = [os.path.join(train, name) if not is_uri(train) else f"{train.rstrip('/')}/{name}"
+                 for name in include]
+        missing = [path for path in found if not is_uri(path) and not os.path.isfile(path)]
+        if missing:
+            raise ValueError(f"[ingest] include: {missing[:5]} not found in the folder {train}; "
+                             "list file names inside [ingest] train.")
+        return found
     if not is_uri(train) and os.path.isdir(train):
         found = sorted(str(path) for path in pathlib.Path(train).rglob("*") if path.is_file()
                        and not path.name.startswith("."))
@@ -43,7 +53,7 @@ def corpus_files(train: str) -> list[str]:
 
 
 def files(config) -> dict[str, list[str]]:
-    return {"all": corpus_files(config.train)}
+    return {"all": corpus_files(config.train, config.include)}
 
 
 def describe(config) -> dict:
@@ -55,7 +65,7 @@ def describe(config) -> dict:
 
 
 def read_units(config, origin: str) -> list:
-    paths = corpus_files(config.train)
+    paths = corpus_files(config.train, config.include)
     base = config.train if os.path.isdir(config.train) else os.path.dirname(paths[0])
     named = [(os.path.relpath(path, base) if not is_uri(path) else path.rsplit("/", 1)[-1],
               path) for path in paths]
