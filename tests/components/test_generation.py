@@ -78,3 +78,43 @@ def test_report_shows_curves_samples_and_surprising_characters(generation_report
     assert all(len(sample["text"]) >= 1 for sample in summary["samples"])
     assert 'id="surprising"' in html and "<mark>" in html
     assert summary["deployable_variant"]["variant"] == properties["deployable_variant"]
+
+
+def test_greedy_generation_through_litert_equals_greedy_through_keras(generation_model,
+                                                                      generation_tflite):
+    import numpy as np
+
+    from edgepipe.contracts.litert_step import Generator
+    from edgepipe.models.keras import keras
+
+    _, model_dir = generation_model
+    _, tflite = generation_tflite
+    generator = Generator(tflite.path / "float32.tflite", model_dir.path / characters.FILE)
+    prompt = "A man "
+    litert_text = generator.generate(prompt, 40, 0.0, seed=0)["text"]
+    model = keras.models.load_model(model_dir.path / "model.keras", compile=False)
+    ids = [characters.START_ID, *characters.encode(prompt, generator.index)]
+    generated = []
+    for _ in range(40):  # the whole sequence through the Keras model at every step
+        logits = model(np.asarray([ids], np.int32), training=False).numpy()[0, -1]
+        chosen = characters.choose(logits, 0.0, np.random.default_rng(0))
+        generated.append(chosen)
+        ids.append(chosen)
+    assert litert_text == characters.decode(generated, generator.tokens, generator.units)
+
+
+def test_an_empty_corpus_is_a_clear_error(run_stage, tmp_path):
+    from tests.generation_fixtures import corpus_config
+
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    (blank / "empty.txt").write_text("\n%\n   \n%\n", encoding="utf-8")
+    properties, outputs = run_stage("ingest", {}, corpus_config(blank,
+                                                                max_quarantine_fraction=1.0))
+    assert properties["quarantined"]["by_reason"] == {"empty_text": 2}
+    with pytest.raises(ValueError, match="the train split holds no text"):
+        run_stage("statistics", {"examples": outputs["examples"]}, {"task": "generation"})
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no files in the corpus"):
+        run_stage("ingest", {}, corpus_config(empty))
