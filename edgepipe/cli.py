@@ -113,6 +113,17 @@ def _parser() -> argparse.ArgumentParser:
     inspect_parser = commands.add_parser("inspect", help="print an artifact's manifest readably")
     inspect_parser.add_argument("path", help="an artifact folder, its manifest.json or a run summary")
 
+    _add_generate_parser(commands)
+
+    serve_parser = commands.add_parser(
+        "serve", help="serve a model registry over HTTP (TensorFlow Serving's REST API)")
+    serve_parser.add_argument("config", nargs="?",
+                              help="a pipeline config whose [registry] to serve (or --registry)")
+    serving_server.add_arguments(serve_parser, registry_required=False)
+    return parser
+
+
+def _add_generate_parser(commands) -> None:
     generate_parser = commands.add_parser(
         "generate", help="write text with the pushed generator of a config's [registry] "
         "(its deployed .tflite, on LiteRT)")
@@ -126,13 +137,6 @@ def _parser() -> argparse.ArgumentParser:
                                  help="the same seed gives the same text")
     generate_parser.add_argument("--version", dest="model_version", type=int,
                                  help="registry version (default: the newest)")
-
-    serve_parser = commands.add_parser(
-        "serve", help="serve a model registry over HTTP (TensorFlow Serving's REST API)")
-    serve_parser.add_argument("config", nargs="?",
-                              help="a pipeline config whose [registry] to serve (or --registry)")
-    serving_server.add_arguments(serve_parser, registry_required=False)
-    return parser
 
 
 def compile_command(args: argparse.Namespace) -> int:

@@ -73,8 +73,8 @@ def generation_evaluation(run_stage, generation_examples, generation_model):
 def generation_tflite(run_stage, generation_examples, generation_model):
     inputs = {"examples": generation_examples[1], "model": generation_model[1]}
     properties, outputs = run_stage("quantize", inputs, {
-        "task": "generation", "variants": ["float32", "dynamic_range", "int8"],
-        "representative_examples": 300, "max_scored_characters": 400,
+        "task": "generation", "variants": ["float32", "int8"],
+        "representative_examples": 100, "max_scored_characters": 200,
         "max_bits_per_char_increase": 0.05})
     return properties, outputs["tflite"]
 

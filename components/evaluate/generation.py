@@ -2,13 +2,9 @@
 generator on the validation and test splits, the gates on them, and the test text's most
 surprising characters.
 
-A split is scored document by document, as a device would generate: from a zero state, the
-model reads [START] and the document and predicts each of its characters and then the end (the
-next [START]); bits per character = the mean of -log2 p(true next id) over every prediction
-(edgepipe.contracts.characters). Keras runs the documents in batches, in chunks of CHUNK
-positions with the LSTM state carried between chunks (char_lstm.with_state), so a long
-document costs memory in proportion to the chunk, not to its length; padding after a shorter
-document cannot change its predictions (the LSTM reads forwards only) and is not scored.
+A split is scored document by document, as a device would generate
+(components/shared/character_scoring.py); bits per character = the mean of -log2 p(true next
+id) over every prediction.
 
 metrics.json: bits_per_char and perplexity (test: the gates' values), the same per split,
 the characters scored and how many of test's were unknown to the vocabulary, and the
@@ -17,7 +13,6 @@ blessing. singled_out.json: the most surprising test characters in context.
 
 from __future__ import annotations
 
-import math
 import pathlib
 from typing import Any
 
@@ -25,48 +20,10 @@ import numpy as np
 
 from edgepipe.components.evaluate import gates
 from edgepipe.components.shared import examples_io
+from edgepipe.components.shared.character_scoring import document_ids, score_keras
 from edgepipe.contracts import artifacts, characters, registry, tasks
 
-CHUNK = 256   # positions per Keras call when scoring
-BATCH = 64    # documents per Keras call
 CONTEXT = 40  # characters shown before a surprising one
-
-
-def document_ids(texts: list[str], index: dict) -> list[np.ndarray]:
-    """[START] + the document + [START] (its end) per text, as int32 ids."""
-    return [np.asarray([characters.START_ID, *characters.encode(text, index),
-                        characters.START_ID], np.int32) for text in texts]
-
-
-def score_keras(stateful, documents: list[np.ndarray], state_shape) -> list[dict[str, np.ndarray]]:
-    """Per document {"bits": [n], "predicted": [n]} of each next id (n = len(ids) - 1), with
-    the stateful Keras model (char_lstm.with_state)."""
-    layers, units = state_shape
-    results: list[dict[str, np.ndarray] | None] = [None] * len(documents)
-    order = sorted(range(len(documents)), key=lambda i: len(documents[i]))
-    for start in range(0, len(order), BATCH):
-        members = order[start:start + BATCH]
-        longest = max(len(documents[i]) - 1 for i in members)
-        inputs = np.zeros((len(members), longest), np.int32)
-        targets = np.zeros((len(members), longest), np.int32)
-        for row, i in enumerate(members):
-            ids = documents[i]
-            inputs[row, :len(ids) - 1], targets[row, :len(ids) - 1] = ids[:-1], ids[1:]
-        states = [np.zeros((len(members), units), np.float32) for _ in range(2 * layers)]
-        bits = np.zeros((len(members), longest))
-        predicted = np.zeros((len(members), longest), np.int32)
-        for offset in range(0, longest, CHUNK):
-            outputs = stateful([inputs[:, offset:offset + CHUNK], *states], training=False)
-            logits, states = outputs[0].numpy(), [state.numpy() for state in outputs[1:]]
-            width = logits.shape[1]
-            flat = logits.reshape(-1, logits.shape[-1])
-            bits[:, offset:offset + width] = characters.bits(
-                flat, targets[:, offset:offset + width].reshape(-1)).reshape(len(members), width)
-            predicted[:, offset:offset + width] = logits.argmax(axis=-1)
-        for row, i in enumerate(members):
-            n = len(documents[i]) - 1
-            results[i] = {"bits": bits[row, :n], "predicted": predicted[row, :n]}
-    return results  # type: ignore[return-value]
 
 
 def summary(scored: list[dict[str, np.ndarray]]) -> dict[str, Any]:

@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from edgepipe.components.evaluate.generation import document_ids, score_keras
 from edgepipe.components.quantize import deploy_policy
 from edgepipe.components.quantize.measure import builtin_only, cpu_description, op_names
 from edgepipe.components.shared import examples_io
+from edgepipe.components.shared.character_scoring import document_ids, score_keras
 from edgepipe.contracts import artifacts, characters
 from edgepipe.contracts.litert_step import StepRunner
 
@@ -146,6 +146,31 @@ def choose(records: list[dict[str, Any]], keras_bits: float, max_increase: float
                    f"measured: {table}" + (f"; failed: {failed}" if failed else ""))}
 
 
+def build_variant(tf, function, model, variant: str, samples, documents, keras_scores,
+                  output_dir: pathlib.Path, sidecar: dict, log) -> dict[str, Any]:
+    """One variant's variants.json record: converted, written with its sidecar and scored;
+    or {"name", "skipped": why} when it is not built or does not convert."""
+    if variant not in VARIANTS:
+        return {"name": variant, "skipped": f"not built for generation (a step signature "
+                f"converts as {list(VARIANTS)})"}
+    started = time.monotonic()
+    try:
+        content = convert(tf, function, model, variant, samples)
+    except Exception as error:  # the converter raises several unrelated types
+        reason = f"failed: conversion raised {type(error).__name__}: {str(error)[:300]}"
+        log.warning("quantize: %s %s", variant, reason)
+        return {"name": variant, "skipped": reason}
+    record = variant_record(content, variant, documents, *keras_scores, output_dir)
+    record["seconds"] = round(time.monotonic() - started, 2)
+    (output_dir / record["metadata"]).write_text(json.dumps(sidecar, indent=1))
+    log.info("quantize: %-13s %9d bytes  %.4f bits per character (%+.4f vs Keras), agreement "
+             "%.3f, %.3f ms a character, %s", variant, record["size_bytes"],
+             record["bits_per_char"], record["bits_per_char_difference"], record["agreement"],
+             record["latency_ms_p50"],
+             "builtin ops only" if record["builtin_only"] else "NON-BUILTIN OPS")
+    return record
+
+
 def run(inputs, outputs, config, context) -> dict[str, Any]:
     import tensorflow as tf
 
@@ -174,34 +199,12 @@ def run(inputs, outputs, config, context) -> dict[str, Any]:
     context.log.info("quantize: keras %.4f bits per character on %d test characters; %d "
                      "calibration steps", keras_bits.mean(), len(keras_bits), len(samples))
     output_dir = pathlib.Path(outputs["tflite"])
-    records = []
-    for variant in config.variants:
-        if variant not in VARIANTS:
-            records.append({"name": variant, "skipped": f"not built for generation (a step "
-                            f"signature converts as {list(VARIANTS)})"})
-            continue
-        started = time.monotonic()
-        try:
-            content = convert(tf, function, model, variant, samples)
-        except Exception as error:  # the converter raises several unrelated types
-            reason = f"failed: conversion raised {type(error).__name__}: {str(error)[:300]}"
-            context.log.warning("quantize: %s %s", variant, reason)
-            records.append({"name": variant, "skipped": reason})
-            continue
-        record = variant_record(content, variant, documents, keras_bits, keras_predicted,
-                                output_dir)
-        record["seconds"] = round(time.monotonic() - started, 2)
-        (output_dir / record["metadata"]).write_text(json.dumps({
-            "task": "generation", "signature": SIGNATURE, "inputs": ["token", "h", "c"],
-            "outputs": ["logits", "h", "c"], "state_shape": list(state_shape),
-            "vocabulary": characters.FILE, "units": vocabulary["units"]}, indent=1))
-        context.log.info("quantize: %-13s %9d bytes  %.4f bits per character (%+.4f vs Keras), "
-                         "agreement %.3f, %.3f ms a character, %s", variant,
-                         record["size_bytes"], record["bits_per_char"],
-                         record["bits_per_char_difference"], record["agreement"],
-                         record["latency_ms_p50"],
-                         "builtin ops only" if record["builtin_only"] else "NON-BUILTIN OPS")
-        records.append(record)
+    sidecar = {"task": "generation", "signature": SIGNATURE, "inputs": ["token", "h", "c"],
+               "outputs": ["logits", "h", "c"], "state_shape": list(state_shape),
+               "vocabulary": characters.FILE, "units": vocabulary["units"]}
+    records = [build_variant(tf, function, model, variant, samples, documents,
+                             (keras_bits, keras_predicted), output_dir, sidecar, context.log)
+               for variant in config.variants]
     artifacts.write_variants(output_dir, records)
     deployable = choose(records, float(keras_bits.mean()), config.max_bits_per_char_increase,
                         config.deploy_policy)

@@ -52,6 +52,19 @@ def dataset(tf, rows: np.ndarray, batch: int, seed: int | None = None, input_con
     return data.map(lambda rows: (rows[:, :-1], rows[:, 1:])).prefetch(tf.data.AUTOTUNE)
 
 
+def datasets(tf, distribute, placement, train_rows: np.ndarray, validation_rows: np.ndarray,
+             seed: int):
+    """The training input (sharded per worker, shuffled, repeated) and validation (or None)."""
+    training = distribute.sharded_dataset(
+        tf, placement.strategy,
+        lambda input_context, batch: dataset(tf, train_rows, batch, seed, input_context,
+                                             repeat=True),
+        placement.global_batch)
+    validation = (dataset(tf, validation_rows, placement.global_batch)
+                  if len(validation_rows) else None)
+    return training, validation
+
+
 def split_windows(examples, split: str, index: dict, length: int) -> np.ndarray:
     _, texts = examples_io.load_texts(examples, split)
     return windows(characters.stream(texts, index), length)
@@ -69,10 +82,7 @@ def run(inputs, outputs, config, context) -> StageResult:
     vocabulary = characters.read(pathlib.Path(inputs["statistics"].path) / characters.FILE)
     index = characters.index_of(vocabulary["tokens"])
     length = config.sequence_length or DEFAULT_SEQUENCE_LENGTH
-    if models.INPUT_FEATURES.get(config.model, ("text",)) != ("text",) or \
-            "vocabulary_size" not in models.signature(config.model).parameters:
-        raise ValueError(f"[train] model = {config.model!r} does not generate text; task "
-                         "\"generation\" needs a builder taking vocabulary_size, e.g. char_lstm.")
+    check_model(models, config.model)
     train_rows = split_windows(examples, "train", index, length)
     validation_rows = split_windows(examples, "validation", index, length)
     placement = distribute.place(context.runtime, config.batch_size, config.learning_rate,
@@ -96,30 +106,15 @@ def run(inputs, outputs, config, context) -> StageResult:
                              **config.model_options)
         model_builder.compile_model(keras, model, config, placement.learning_rate,
                                     config.epochs * steps, spec)
-    training = distribute.sharded_dataset(
-        tf, placement.strategy,
-        lambda input_context, batch: dataset(tf, train_rows, batch, context.seed,
-                                             input_context, repeat=True),
-        placement.global_batch)
-    validation = (dataset(tf, validation_rows, placement.global_batch)
-                  if len(validation_rows) else None)
+    training, validation = datasets(tf, distribute, placement, train_rows, validation_rows,
+                                    context.seed)
     fitted = fit.fit(tf, keras, model, training, validation, steps, config, context,
                      placement.chief, placement.role, global_batch=placement.global_batch)
     model_dir = stage._save(tf, model, spec, fitted, placement, outputs["model"], context,
                             exporter=lambda tf, model, spec, folder: save(
                                 tf, model, folder, pathlib.Path(inputs["statistics"].path)))
-    from edgepipe.models import char_lstm
-
-    layers, units = char_lstm.state_shape(model)
-    info = {"model": config.model, "model_options": config.model_options, **spec,
-            "sequence_length": length, "state_shape": [layers, units],
-            "vocabulary": characters.FILE, "loss": "crossentropy",
-            "params": int(model.count_params()), "strategy": placement.description,
-            "replicas": placement.replicas, "global_batch_size": placement.global_batch,
-            "learning_rate": placement.learning_rate, "lr_schedule": config.lr_schedule,
-            "epochs": len(fitted.history.get("loss", [])),
-            "resumed_from_epoch": fitted.resumed_from_epoch, "budget": fitted.budget,
-            "training_windows": len(train_rows), "validation_windows": len(validation_rows)}
+    info = model_info(model, config, spec, placement, fitted, len(train_rows),
+                      len(validation_rows))
     artifacts.write_model_info(model_dir, info)
     artifacts.write_history(model_dir, fitted.history)
     context.log.info("saved model (%d parameters) to %s", info["params"], model_dir)
@@ -134,6 +129,30 @@ def run(inputs, outputs, config, context) -> StageResult:
         "training_windows": len(train_rows),
         **({"budget": fitted.budget} if fitted.budget else {}),
     }, resumed=fitted.resumed_from_epoch is not None)
+
+
+def check_model(models, name: str) -> None:
+    if models.INPUT_FEATURES.get(name, ("text",)) != ("text",) or \
+            "vocabulary_size" not in models.signature(name).parameters:
+        raise ValueError(f"[train] model = {name!r} does not generate text; task "
+                         "\"generation\" needs a builder taking vocabulary_size, e.g. char_lstm.")
+
+
+def model_info(model, config, spec: dict, placement, fitted, windows: int,
+               validation_windows: int) -> dict:
+    """model.json: what the generator takes and returns, and how it was trained."""
+    from edgepipe.models import char_lstm
+
+    layers, units = char_lstm.state_shape(model)
+    return {"model": config.model, "model_options": config.model_options, **spec,
+            "sequence_length": spec["input_shape"][0], "state_shape": [layers, units],
+            "vocabulary": characters.FILE, "loss": "crossentropy",
+            "params": int(model.count_params()), "strategy": placement.description,
+            "replicas": placement.replicas, "global_batch_size": placement.global_batch,
+            "learning_rate": placement.learning_rate, "lr_schedule": config.lr_schedule,
+            "epochs": len(fitted.history.get("loss", [])),
+            "resumed_from_epoch": fitted.resumed_from_epoch, "budget": fitted.budget,
+            "training_windows": windows, "validation_windows": validation_windows}
 
 
 def save(tf, model, folder: pathlib.Path, statistics_dir: pathlib.Path) -> None:

@@ -33,8 +33,8 @@ import pydantic
 
 from edgepipe.components.shared import (examples_io, input_pipeline, input_spec,
                                         model_builder, tuned_config)
-from edgepipe.components.train import precision as precision_choice
-from edgepipe.components.train.semi_supervised import Settings as SemiSupervised
+from edgepipe.components.train import generation, precision as precision_choice
+from edgepipe.components.train.semi_supervised import Settings as SemiSupervised, run_properties
 from edgepipe.contracts import artifacts, tasks, unlabeled_artifacts
 from edgepipe.pipeline.stage import StageConfig, WorkerFinished
 from edgepipe.pipeline.spec import StageResult, StageSpec
@@ -139,17 +139,17 @@ def fingerprint(config: Config, inputs) -> str | None:
     return f"user model sha256 {models.user.fingerprint(config.model)}"
 
 
-# Tasks that train their own way (their examples and models differ), in one module each.
-RUNS = {"generation": "edgepipe.components.train.generation"}
+RUNS = {"generation": generation.run}  # tasks that train their own way, one module each
 
 
 def run(inputs, outputs, config: Config, context) -> StageResult:
-    import importlib
-
-    import tensorflow as tf
-
     if config.task in RUNS:
-        return importlib.import_module(RUNS[config.task]).run(inputs, outputs, config, context)
+        return RUNS[config.task](inputs, outputs, config, context)
+    return _train(inputs, outputs, config, context)
+
+
+def _train(inputs, outputs, config: Config, context) -> StageResult:
+    import tensorflow as tf
 
     from edgepipe.components.train import distribute, export
     from edgepipe.models.keras import keras
@@ -192,7 +192,7 @@ def run(inputs, outputs, config: Config, context) -> StageResult:
     semi = {}
     if outcome is not None:
         unlabeled_artifacts.write_pseudo_labels(model_dir, outcome.summary, outcome.rows)
-        semi = _semi_properties(outcome.summary)
+        semi = run_properties(outcome.summary)
     return StageResult({
         **semi,
         "task": config.task, "loss": info["loss"],
@@ -231,15 +231,6 @@ def _fit(tf, keras, examples, spec: dict, placement, config: Config, context,
     return model, fitted, None
 
 
-def _semi_properties(summary: dict[str, Any]) -> dict[str, Any]:
-    """The run summary's view of pseudo_labels.json: the settings, and per round the
-    pseudo-labels used (per class) and the loss over them, without the histograms."""
-    return {"semi_supervised": {key: value for key, value in summary.items() if key != "rounds"},
-            "pseudo_labels": [{key: value for key, value in record.items()
-                               if key != "confidence_histogram"}
-                              for record in summary["rounds"]]}
-
-
 def _tuned(config: Config, inputs, log) -> tuple[Config, dict[str, Any]]:
     """The config with the tune stage's best parameters in place of its own values."""
     if "tuning" not in inputs:
@@ -273,9 +264,8 @@ def _datasets(tf, examples, spec: dict, placement, config: Config, seed: int):
 
 def _save(tf, model, spec: dict, fitted, placement, model_dir, context,
           exporter=None) -> pathlib.Path:
-    """Save the model into the artifact (the chief) with `exporter` (default export.save)
-    and return its folder. Under
-    multi-worker training every worker must save (the saves are collective); the others
+    """Save the model into the artifact (the chief) with `exporter` (default export.save) and
+    return its folder. Under multi-worker training every worker must save (the saves are collective); the others
     save into their scratch folder and stop here with WorkerFinished."""
     from edgepipe.components.train import distribute, export
 
@@ -302,5 +292,5 @@ SPEC = StageSpec(
     optional_inputs={"tuning": "Tuning"},  # wired only when the pipeline has a tune stage
     outputs={"model": "Model"},
     collective=True,  # every worker of a multi-worker cluster trains at once
-    code=("edgepipe.models", "edgepipe.components.train.generation"),  # the model builders are loaded by name, not imported
+    code=("edgepipe.models",),  # the model builders are loaded by name, not imported
 )

@@ -57,7 +57,7 @@ def test_step_signature_converts_to_builtins_and_each_variant_is_scored(generati
             continue
         assert record["builtin_only"], record["ops"]
         assert not any(op.startswith("Flex") or op == "WHILE" for op in record["ops"])
-        assert record["scored_characters"] >= 400
+        assert record["scored_characters"] >= 200
     # float32 computes what Keras computes
     assert abs(records["float32"]["bits_per_char_difference"]) < 1e-3
     assert records["float32"]["agreement"] > 0.99
@@ -91,11 +91,11 @@ def test_greedy_generation_through_litert_equals_greedy_through_keras(generation
     _, tflite = generation_tflite
     generator = Generator(tflite.path / "float32.tflite", model_dir.path / characters.FILE)
     prompt = "A man "
-    litert_text = generator.generate(prompt, 40, 0.0, seed=0)["text"]
+    litert_text = generator.generate(prompt, 25, 0.0, seed=0)["text"]
     model = keras.models.load_model(model_dir.path / "model.keras", compile=False)
     ids = [characters.START_ID, *characters.encode(prompt, generator.index)]
     generated = []
-    for _ in range(40):  # the whole sequence through the Keras model at every step
+    for _ in range(25):  # the whole sequence through the Keras model at every step
         logits = model(np.asarray([ids], np.int32), training=False).numpy()[0, -1]
         chosen = characters.choose(logits, 0.0, np.random.default_rng(0))
         generated.append(chosen)
