@@ -160,8 +160,10 @@ def build_variant(tf, function, model, variant: str, samples, documents, keras_s
         reason = f"failed: conversion raised {type(error).__name__}: {str(error)[:300]}"
         log.warning("quantize: %s %s", variant, reason)
         return {"name": variant, "skipped": reason}
+    converted = time.monotonic()
     record = variant_record(content, variant, documents, *keras_scores, output_dir)
-    record["seconds"] = round(time.monotonic() - started, 2)
+    record["seconds"] = {"fine_tune": 0.0, "convert": round(converted - started, 2),
+                         "measure": round(time.monotonic() - converted, 2)}
     (output_dir / record["metadata"]).write_text(json.dumps(sidecar, indent=1))
     log.info("quantize: %-13s %9d bytes  %.4f bits per character (%+.4f vs Keras), agreement "
              "%.3f, %.3f ms a character, %s", variant, record["size_bytes"],
