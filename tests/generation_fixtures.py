@@ -74,7 +74,7 @@ def generation_tflite(run_stage, generation_examples, generation_model):
     inputs = {"examples": generation_examples[1], "model": generation_model[1]}
     properties, outputs = run_stage("quantize", inputs, {
         "task": "generation", "variants": ["float32", "int8"],
-        "representative_examples": 100, "max_scored_characters": 200,
+        "representative_examples": 50, "max_scored_characters": 200,
         "max_bits_per_char_increase": 0.05})
     return properties, outputs["tflite"]
 
