@@ -80,3 +80,6 @@ def test_server_generate_answers_text_and_says_which_prompt_characters_are_unkno
             assert status == 400 and expected in answer["error"], answer
         status, answer = call(base, "POST", "/v1/models/writer:predict", {"instances": ["a"]})
         assert status == 400 and ":generate" in answer["error"]
+        status, metadata = call(base, "GET", "/v1/models/writer/metadata")
+        assert status == 200 and metadata["edgepipe"]["task"] == "generation"
+        assert metadata["edgepipe"]["generate_request"]["url"].endswith("/versions/1:generate")
