@@ -39,8 +39,8 @@ MODULES: dict[str, str] = {
 # The input features each builder takes (see edgepipe.components.shared.examples_io).
 INPUT_FEATURES: dict[str, tuple[str, ...]] = {
     "cnn": ("image",), "cnn_bn": ("image",), "lstm": ("sequence",), "text_lstm": ("text",),
-    "mlp": ("sequence", "image"), "char_lstm": ("text",),
-}
+    "mlp": ("sequence", "image"),
+}  # char_lstm is absent: a generator, chosen by [pipeline] task = "generation", not by input
 
 # Builder arguments that come from the data; the rest come from [train.model_options].
 # rgb_to_gray: image builders take an RGB input and convert it to the gray channel they were
