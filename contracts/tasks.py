@@ -63,8 +63,10 @@ class Task:
     primary: Metric          # what the gates, the deploy policy and the report headline use
     metrics: tuple[Metric, ...]  # every metric evaluate writes into the run summary
     # The standard TFLite metadata of the output: "class_scores" (labels file attached),
-    # "values" (one float per target, named in the metadata) or "detections" (the four outputs
-    # of TFLite_Detection_PostProcess: locations, classes, scores, count; labels attached).
+    # "values" (one float per target, named in the metadata), "detections" (the four outputs
+    # of TFLite_Detection_PostProcess: locations, classes, scores, count; labels attached) or
+    # "next_character_logits" (generation: logits over the character vocabulary, one step at
+    # a time).
     metadata_output: str
 
     @property
@@ -115,8 +117,21 @@ FORECASTING = Task(
     losses=("mae", "mse"), primary=SMAPE, metrics=(SMAPE, MASE, MAE, RMSE),
     metadata_output="values")
 
+BITS_PER_CHAR = Metric("bits_per_char", False, "mean cross-entropy of the next character, in "
+                       "bits (log2); lower is better", ".4f")
+PERPLEXITY = Metric("perplexity", False, "2 ** bits_per_char: the number of equally likely "
+                    "characters the model is as unsure as", ".3f")
+
+# Character-level generation: the label of each character is the next one (teacher forcing),
+# so the Examples hold only texts (label_feature "text": the documents are their own labels);
+# the model returns logits over the character vocabulary.
+GENERATION = Task(
+    name="generation", label="next_character", label_feature="text", output="logits",
+    losses=("crossentropy",), primary=BITS_PER_CHAR, metrics=(BITS_PER_CHAR, PERPLEXITY),
+    metadata_output="next_character_logits")
+
 TASKS: dict[str, Task] = {task.name: task for task in (CLASSIFICATION, REGRESSION, DETECTION,
-                                                       FORECASTING)}
+                                                       FORECASTING, GENERATION)}
 NAMES = tuple(TASKS)
 
 

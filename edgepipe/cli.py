@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
             return compile_command(args)
         if args.command == "forecast":
             return forecast_command(args)
+        if args.command == "generate":
+            return generate_command(args)
         config = api.load_config(args.config, overrides=args.set, root=args.root,
                                  beam_options=args.beam_option)
         if args.command == "status":
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "gc":
             return gc_command(config, args.dry_run)
         result = api.run(config, stages=args.stage or None, no_cache=args.no_cache)
-    except (api.ConfigError, api.StorageError) as error:
+    except (api.ConfigError, api.StorageError, GenerateError) as error:
         print(f"edgepipe: {error}", file=sys.stderr)
         return 2
     except ForecastInputError as error:
@@ -116,6 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     inspect_parser = commands.add_parser("inspect", help="print an artifact's manifest readably")
     inspect_parser.add_argument("path", help="an artifact folder, its manifest.json or a run summary")
 
+    _add_generate_parser(commands)
+
     serve_parser = commands.add_parser(
         "serve", help="serve a model registry over HTTP (TensorFlow Serving's REST API)")
     serve_parser.add_argument("config", nargs="?",
@@ -158,6 +162,22 @@ def forecast_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_generate_parser(commands) -> None:
+    generate_parser = commands.add_parser(
+        "generate", help="write text with the pushed generator of a config's [registry] "
+        "(its deployed .tflite, on LiteRT)")
+    generate_parser.add_argument("config", help="a generation pipeline config")
+    generate_parser.add_argument("--prompt", default="", help="text to continue")
+    generate_parser.add_argument("--length", type=int, default=200,
+                                 help="characters to generate")
+    generate_parser.add_argument("--temperature", type=float, default=0.8,
+                                 help="0: greedy; 1: the model's own probabilities")
+    generate_parser.add_argument("--seed", type=int, default=0,
+                                 help="the same seed gives the same text")
+    generate_parser.add_argument("--version", dest="model_version", type=int,
+                                 help="registry version (default: the newest)")
+
+
 def compile_command(args: argparse.Namespace) -> int:
     from edgepipe.pipeline import kfp_compile
 
@@ -167,6 +187,38 @@ def compile_command(args: argparse.Namespace) -> int:
     print(f"wrote {done['output']}: {len(done['tasks'])} tasks ({' -> '.join(done['tasks'])}), "
           f"target {done['target']}, image {done['image']}, root "
           f"{done['root'] or '(a required pipeline parameter)'}")
+    return 0
+
+
+class GenerateError(ValueError):
+    """A generate request that cannot be answered (exit status 2)."""
+
+
+def generate_command(args: argparse.Namespace) -> int:
+    """Continue --prompt with the newest (or --version) pushed generator on LiteRT."""
+    from edgepipe.contracts import registry
+    from edgepipe.contracts.litert_step import Generator
+
+    config = api.load_config(args.config)
+    if config.registry is None:
+        raise GenerateError(f"{args.config} has no [registry] section: generate runs the "
+                            "pushed model; add one and run the pipeline.")
+    path, name = config.registry.path, config.registry.model_name
+    version = args.model_version or registry.latest_version(path, name)
+    if version is None:
+        raise GenerateError(f"no version of {name!r} in the registry {path}: run "
+                            f"`edgepipe run {args.config}` first (push needs a blessed model).")
+    folder = registry.local_version(path, name, version)
+    if registry.read_version_metadata(folder).get("task") != "generation":
+        raise GenerateError(f"{name} v{version} in {path} is not a text generator.")
+    try:
+        answer = Generator.of_version(folder).generate(args.prompt, args.length, args.temperature,
+                                            args.seed)
+    except ValueError as error:
+        raise GenerateError(f"generate: {error}") from None
+    if answer.get("note"):
+        print(f"note: {answer['note']}", file=sys.stderr)
+    print(args.prompt + answer["text"])
     return 0
 
 

@@ -36,6 +36,7 @@ MODULES: dict[str, str] = {
     "ssd": "edgepipe.models.ssd",
     "fomo": "edgepipe.models.fomo",
     "conv1d": "edgepipe.models.conv1d",
+    "char_lstm": "edgepipe.models.char_lstm",
 }
 
 # The input features each builder takes (see edgepipe.components.shared.examples_io).
@@ -43,7 +44,7 @@ INPUT_FEATURES: dict[str, tuple[str, ...]] = {
     "cnn": ("image",), "cnn_bn": ("image",), "lstm": ("sequence",), "text_lstm": ("text",),
     "mlp": ("sequence", "image"), "conv1d": ("sequence",),
     "ssd": ("image",), "fomo": ("image",),
-}
+}  # char_lstm is absent: a generator, chosen by [pipeline] task = "generation", not by input
 
 # Builder arguments that come from the data; the rest come from [train.model_options].
 # rgb_to_gray: image builders take an RGB input and convert it to the gray channel they were

@@ -3,6 +3,8 @@
     GET  /v1/models/<name>[/versions/<v>]             version status
     GET  /v1/models/<name>[/versions/<v>]/metadata    signature and lineage
     POST /v1/models/<name>[/versions/<v>]:predict     {"instances": [...]} or {"inputs": ...}
+    POST /v1/models/<name>[/versions/<v>]:generate    text generators: {"prompt", "length",
+                                                      "temperature", "seed"} -> {"text", ...}
     GET  /healthz, /readyz, /metrics                  liveness, readiness, Prometheus
 
 Predict answers {"predictions": [[p, ...], ...]} for row requests and {"outputs": ...} for
@@ -31,7 +33,7 @@ import logging
 import re
 import time
 
-from edgepipe.serving import answers
+from edgepipe.serving import answers, generation
 from edgepipe.serving.bodies import BodyReader, Refusal, has_body
 from edgepipe.serving.metadata import metadata
 from edgepipe.serving.metrics import Metrics
@@ -45,7 +47,8 @@ MODEL_URL = re.compile(
 )
 # TF Serving's version labels, which are assigned in its model config file: not supported.
 LABEL_URL = re.compile(r"^/v1/models/[^/:]+/labels/")
-ENDPOINTS = {"": "status", "/metadata": "metadata", ":predict": "predict"}
+ENDPOINTS = {"": "status", "/metadata": "metadata", ":predict": "predict",
+             ":generate": "generate"}
 PROBES = ("/healthz", "/readyz", "/metrics")
 JSON = b"application/json"
 CLOSE = (b"connection", b"close")
@@ -151,13 +154,20 @@ class App:
         version = _version_number(version_text)
         if verb == "":
             return 200, {"model_version_status": self.models.status(name, version)}
-        if verb not in (":predict", "/metadata"):
+        if verb not in (":predict", "/metadata", ":generate"):
             raise RequestError(400, f"{verb[1:]!r} is not supported: this service answers :predict "
-                               "(classify and regress need tf.Example signatures).")
+                               "and, for text generators, :generate (classify and regress need "
+                               "tf.Example signatures).")
         model = self.models.get(name, version)
         labels["version"] = str(model.version)
         if verb == "/metadata":
             return 200, metadata(model)
+        writes = hasattr(model.runtime, "generate")
+        if (verb == ":generate") != writes:
+            raise RequestError(400, f"model {name!r} is a {model.task.name} model: send "
+                               f"{':generate' if writes else ':predict'} requests to it.")
+        if writes:
+            return 200, await self._generate(scope, receive, model, labels)
         return 200, await self._predict(scope, receive, model, labels)
 
     def _probe(self, path: str):
@@ -198,6 +208,16 @@ class App:
                              parsed.letterboxes),
             "model_spec": {"name": model.name, "version": str(model.version), "signature_name": SIGNATURE},
         }
+
+    async def _generate(self, scope, receive, model, labels) -> dict:
+        async with self.bodies.slot(scope):
+            body = await self.bodies.read(scope, receive)
+            labels["body_read"] = True
+        request = generation.parse_generate(parse_body(body, self.max_json_depth))
+        answer = await asyncio.get_running_loop().run_in_executor(
+            self.executor, model.runtime.generate, request)
+        return {**answer, "model_spec": {"name": model.name, "version": str(model.version),
+                                         "signature_name": "step"}}
 
     def _parse(self, body: bytes, model):
         return parse_predict(parse_body(body, self.max_json_depth), model.spec, self.max_instances)

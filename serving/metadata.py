@@ -24,7 +24,14 @@ def metadata(model) -> dict:
     names = "class_names" if model.task.label == "class" else "target_names"
     edgepipe = {**model.metadata, "runtime": model.runtime_name, "task": model.task.name,
                 names: model.class_names}
-    if spec.name == "text":  # how the server turns a string into the ids the signature takes
+    if hasattr(model.runtime, "generate"):  # a text generator answers :generate
+        edgepipe["generate_request"] = {
+            "url": f"/v1/models/{model.name}/versions/{model.version}:generate",
+            "body": {"prompt": "text", "length": "1..2000", "temperature": ">= 0 (0: greedy)",
+                     "seed": "integer"},
+            "signature": "step(token, h, c) -> (logits, h, c)",
+            "vocabulary_size": spec.vocabulary_size}
+    elif spec.name == "text":  # how the server turns a string into the ids the signature takes
         edgepipe["text_input"] = {"accepts": spec.describe(),
                                   "tokenizer": model.model_json.get("tokenizer", {})}
     return {

@@ -54,7 +54,10 @@ class InputSpec:
             forecast=forecast,
             dtype=model_json.get("input_dtype", "uint8" if name == "image" else "float32"),
             variable_length=name == "sequence",
-            vocabulary_size=len(model_json.get("vocabulary") or ()),
+            # a text classifier lists its vocabulary; a generator names its characters.json
+            vocabulary_size=(int(model_json.get("vocabulary_size", 0))
+                             if isinstance(model_json.get("vocabulary"), str)
+                             else len(model_json.get("vocabulary") or ())),
         )
 
     def describe(self) -> str:

@@ -20,9 +20,12 @@ from typing import Any
 import numpy as np
 
 from edgepipe.contracts import artifacts, checksums, litert, model_inputs, registry, tasks
+from edgepipe.serving.generation import GeneratorRuntime
 from edgepipe.serving.requests import InputSpec
 
 RUNTIMES = ("litert", "saved_model")
+# Tasks whose versions run their own way (always their .tflite on LiteRT), by task name.
+TASK_RUNTIMES = {"generation": GeneratorRuntime}
 TIMED_PREDICTS = 9  # warm-up predicts timed to measure invoke_seconds (their median)
 log = logging.getLogger("edgepipe.serve")
 
@@ -119,6 +122,13 @@ def load(name: str, version: int, path: pathlib.Path, runtime: str, workers: int
     model_json = artifacts.read_model_info(path)
     spec = InputSpec.from_model_json(model_json)
     task = tasks.of_model(model_json)
+    if task.name in TASK_RUNTIMES:  # a model that is not one input -> one output (a generator)
+        engine = TASK_RUNTIMES[task.name](path, workers)
+        loaded = ModelVersion(name, version, path, metadata, model_json, spec, [], "litert",
+                              engine, task)
+        loaded.invoke_seconds = engine.warm_up()
+        loaded.load_seconds = round(time.monotonic() - started, 3)
+        return loaded
     if runtime == "litert":
         engine = LiteRTRuntime(path / registry.TFLITE_MODEL, workers)
     elif runtime == "saved_model":

@@ -47,7 +47,10 @@ FORBIDDEN = {
 STAGES = tuple(node.stage for node in dag.CLASSIFICATION)  # the DAG's list, optional ones too
 # The quantize stage's flow is one-directional: stage.py orchestrates leaves (module -> the
 # quantize modules it may import).
-QUANTIZE_IMPORTS = {"stage": None, "device_checks": {"mediapipe_compat"}}
+# generation.py orchestrates the generation task's variants (its step signature), so it uses
+# the measurements and the deploy policy's rule as stage.py does.
+QUANTIZE_IMPORTS = {"stage": None, "device_checks": {"mediapipe_compat"},
+                    "generation": {"deploy_policy", "measure"}}
 
 
 def imported_names(path: pathlib.Path) -> list[tuple[int, str]]:

@@ -19,7 +19,7 @@ import numpy as np
 import pydantic
 
 from edgepipe.components.evaluate import (baselines, classification, detection, forecasting,
-                                          gates, regression)
+                                          gates, generation, regression)
 from edgepipe.components.shared import examples_io
 from edgepipe.contracts import artifacts, model_inputs, registry, tasks
 from edgepipe.pipeline.stage import RegistrySettings, StageConfig
@@ -28,8 +28,9 @@ from edgepipe.pipeline.spec import StageSpec
 
 BATCH_SIZE = 256  # examples per call of the serving signature; does not change results
 # What differs per task (edgepipe.contracts.tasks): metrics, artifacts, gate thresholds.
+# generation scores texts its own way: its piece has its own `run`.
 PIECES = {"classification": classification, "regression": regression, "detection": detection,
-          "forecasting": forecasting}
+          "forecasting": forecasting, "generation": generation}
 # The keys of Config that only one task reads: setting one under another task is a config
 # error (a gate that would silently never apply).
 TASK_KEYS = {
@@ -38,7 +39,10 @@ TASK_KEYS = {
     "regression": ("max_mae", "max_mae_increase"),
     "detection": ("min_map_50", "max_map_50_drop"),
     "forecasting": ("max_smape", "max_smape_increase", "max_mase", "beat_baseline", "baselines"),
+    "generation": ("max_bits_per_char", "max_bits_per_char_increase"),
 }
+# Keys no other task has that a task does not read either (generation has no slices).
+UNUSED_KEYS = {"generation": ("slices", "slice_buckets")}
 
 
 class Config(StageConfig):
@@ -76,6 +80,12 @@ class Config(StageConfig):
     # The classical forecasts fitted per series and scored beside the model
     # (components/evaluate/baselines.py).
     baselines: tuple[Literal["naive", "seasonal_naive", "theta", "ets"], ...] = baselines.NAMES
+    # Generation. Absolute gate: BLESSED only when the test bits per character are at most
+    # this; None applies no absolute gate.
+    max_bits_per_char: float | None = pydantic.Field(None, gt=0.0)
+    # Relative gate: NOT_BLESSED when the test bits per character are more than this fraction
+    # above those of the last pushed model of the same name, on this run's test split.
+    max_bits_per_char_increase: float = pydantic.Field(0.05, ge=0.0, le=10.0)
     # k values for top-k accuracy (is the true class among the k most probable ones?).
     top_k: tuple[int, ...] = (2, 3)
     # Equal-width confidence bins of the reliability diagram and expected calibration error.
@@ -104,6 +114,7 @@ class Config(StageConfig):
         own = TASK_KEYS.get(self.task, ())
         wrong = [key for task, keys in TASK_KEYS.items() if task != self.task for key in keys
                  if key not in own and key in self.model_fields_set]
+        wrong += [key for key in UNUSED_KEYS.get(self.task, ()) if key in self.model_fields_set]
         if wrong:
             raise ValueError(f"{', '.join(wrong)}: not used by task {self.task!r}; see "
                              "docs/evaluation-and-report.md for each task's gates.")
@@ -141,6 +152,8 @@ def fingerprint(config: Config, inputs) -> str:
 def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
     task = tasks.get(config.task)
     piece = PIECES[task.name]
+    if hasattr(piece, "run"):  # a task whose examples are not (input, label) pairs
+        return piece.run(inputs, outputs, config, context)
     examples = inputs["examples"].path
     model_dir = pathlib.Path(inputs["model"].path)
     names = examples_io.class_names(examples) or examples_io.target_names(examples)

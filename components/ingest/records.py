@@ -56,8 +56,8 @@ def rejection_reason(record: dict, info: dict) -> tuple[str, str] | None:
     """(reason, detail) if a parsed record cannot become an example, else None."""
     num_classes = len(info["class_names"])
     targets = info.get("target_names")
-    if record.get("origin") == UNLABELED:
-        pass  # no label to check: whatever the source held there is not used
+    if record.get("origin") == UNLABELED or info.get("label") == "none":
+        pass  # no label to check (unlabelled records; a generation corpus has none at all)
     elif info.get("objects"):  # detection: the sources check each box and reject bad ones
         labels = record.get("objects", {}).get("label")
         if labels is None or len(labels) and not (0 <= min(labels) and max(labels) < num_classes):
@@ -114,6 +114,9 @@ def tfds_features(info: dict):
                 "bbox": tfds.features.BBoxFeature(),
                 "label": tfds.features.ClassLabel(names=list(info["class_names"]))}),
         })
+    if info.get("label") == "none":  # a generation corpus: the texts are their own labels
+        return tfds.features.FeaturesDict({"id": tfds.features.Text(),
+                                           info["feature"]: value})
     # Regression: float32 targets, one per target column, named in features.json's doc.
     label = (("target", tfds.features.Tensor(
         shape=(len(targets),), dtype=np.float32,
@@ -152,6 +155,9 @@ def route(element: dict, info: dict, validation_fraction: float, test_fraction: 
     value = element[name]
     if name == "image" and value.dtype == np.uint8:  # TFDS takes encoded bytes as they are
         value = png.encode(value)
+    if info.get("label") == "none":
+        return split, (features or features_of(info)).serialize_example(
+            {"id": element["id"], name: value})
     if info.get("objects"):
         label = ("objects", element["objects"])
     elif info.get("target_names"):  # unlabelled records get NaN targets (no label)

@@ -189,6 +189,7 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
         "accounting": accounting,
         "class_names": list(info["class_names"]),
         **({"target_names": list(info["target_names"])} if info.get("target_names") else {}),
+        **({"units": info["units"], "documents": info["documents"]} if "units" in info else {}),
         "input_shape": shape,
         # A table's column names, one per channel: statistics names constant columns by them.
         **({"feature_names": list(info["feature_columns"])}

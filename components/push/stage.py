@@ -21,10 +21,14 @@ import shutil
 from typing import Any
 
 from edgepipe.components.push.gate import push_time_check
-from edgepipe.contracts import artifacts, registry, tasks
+from edgepipe.contracts import artifacts, characters, registry, tasks
 from edgepipe.pipeline.stage import Artifact, Context, RegistrySettings, StageConfig
 from edgepipe.pipeline.spec import StageSpec
 
+
+
+# Files of the Model artifact a registry version keeps when present: a generator's vocabulary.
+EXTRA_FILES = (characters.FILE,)
 
 
 class Config(StageConfig):
@@ -65,6 +69,9 @@ def _publish(inputs: dict[str, Artifact], settings: RegistrySettings, context: C
         shutil.copy2(tflite_file, folder / registry.TFLITE_MODEL)
         for sidecar in sidecar_files(tflite_file):
             shutil.copy2(sidecar, folder / registry.sidecar_name(sidecar.name, tflite_file.stem))
+        for extra in EXTRA_FILES:  # what a task's model needs besides (a generator's characters)
+            if (model_dir / extra).is_file():
+                shutil.copy2(model_dir / extra, folder / extra)
         if model_info.get("class_names"):  # a classifier's labels (not a regression model's)
             (folder / registry.LABELS).write_text("\n".join(model_info["class_names"]) + "\n")
 

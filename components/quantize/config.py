@@ -101,6 +101,14 @@ class Config(StageConfig):
         default=0.02, ge=0.0, le=10.0,
         description="Regression: largest accepted increase of the MAE, as a fraction of the "
         "Keras model's MAE on the same test examples (0.02: 2% worse).")
+    max_bits_per_char_increase: float = pydantic.Field(
+        default=0.05, ge=0.0, le=10.0,
+        description="Generation: largest accepted increase of the bits per character over "
+        "the Keras model's, in bits (absolute), on the same scored test characters.")
+    max_scored_characters: int = pydantic.Field(
+        default=20_000, ge=1, le=100_000_000,
+        description="Generation: test characters each variant scores through its step "
+        "signature (whole documents, in order, until this many): one interpreter call each.")
     task: str = pydantic.Field(
         default=tasks.CLASSIFICATION.name, description="Set from [pipeline] task by the config "
         "loader: what the variants are scored by (edgepipe.contracts.tasks).")
@@ -115,10 +123,13 @@ class Config(StageConfig):
 
     @pydantic.model_validator(mode="after")
     def _fits_task(self):
-        if tasks.get(self.task).primary.higher_is_better:
-            wrong = ["max_metric_increase"]
+        generation = ["max_bits_per_char_increase", "max_scored_characters"]
+        if self.task == tasks.GENERATION.name:
+            wrong = ["max_metric_increase", "max_accuracy_drop_points"]
+        elif tasks.get(self.task).primary.higher_is_better:
+            wrong = ["max_metric_increase", *generation]
         else:  # an error metric: MediaPipe's classifiers do not take the model
-            wrong = ["max_accuracy_drop_points"] + (
+            wrong = ["max_accuracy_drop_points", *generation] + (
                 ["deploy_target"] if self.deploy_target != "any" else [])
         wrong = [key for key in wrong if key in self.model_fields_set]
         if wrong:

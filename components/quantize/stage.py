@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import logging
 import pathlib
 import time
@@ -42,6 +43,9 @@ from edgepipe.components.shared import examples_io, input_pipeline
 from edgepipe.contracts import artifacts, model_inputs, tasks
 from edgepipe.pipeline.stage import Artifact, Context
 from edgepipe.pipeline.spec import StageSpec
+
+# Tasks whose variants convert and score their own way, in one module each.
+RUNS = {"generation": "edgepipe.components.quantize.generation"}
 
 
 def _scorer(task, model, model_info, examples, test_inputs, test_labels):
@@ -62,6 +66,8 @@ def run(
     from edgepipe.components.quantize import device_checks, measure
     from edgepipe.models.keras import keras
 
+    if config.task in RUNS:  # a task that converts another signature than the model's call
+        return importlib.import_module(RUNS[config.task]).run(inputs, outputs, config, context)
     model_dir = inputs["model"].path
     model = keras.models.load_model(model_dir / artifacts.KERAS_MODEL)
     model_info = artifacts.read_model_info(model_dir)
@@ -230,4 +236,5 @@ def _measurement_data(model, model_info: dict, examples, config: Config, seed: i
 SPEC = StageSpec(
     name="quantize", version=2, config=Config, run=run,
     inputs={"examples": "Examples", "model": "Model"}, outputs={"tflite": "TFLiteModels"},
+    code=("edgepipe.components.quantize.generation",),
 )

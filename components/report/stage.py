@@ -21,8 +21,8 @@ from typing import Any
 
 import pydantic
 
-from edgepipe.components.report import (classification, detection, forecasting, network,
-                                        quantization, regression, sections, tuning)
+from edgepipe.components.report import (classification, detection, forecasting, generation,
+                                        network, quantization, regression, sections, tuning)
 from edgepipe.components.shared import examples_io
 from edgepipe.contracts import artifacts, tasks
 from edgepipe.pipeline.stage import Artifact, Context, ExistingPath, StageConfig
@@ -30,8 +30,9 @@ from edgepipe.pipeline.spec import StageSpec
 
 TEMPLATE = "template.html"
 # What differs per task (edgepipe.contracts.tasks): sections, headline cards, summary fields.
+# generation builds its own page: its piece has its own `run`.
 PIECES = {"classification": classification, "regression": regression, "detection": detection,
-          "forecasting": forecasting}
+          "forecasting": forecasting, "generation": generation}
 
 
 class Config(StageConfig):
@@ -46,6 +47,11 @@ class Config(StageConfig):
         3, ge=1, le=8, description="Test examples whose LSTM hidden states are drawn (a CNN's "
         "activation maps are drawn for the first test example).",
     )
+    sample_prompts: tuple[str, ...] = pydantic.Field(
+        ("The ", "A man ", "Love is "), description="Generation: the fixed prompts the report "
+        "continues at temperatures 0.5, 0.8 and 1.0 (the deployable variant on LiteRT).")
+    sample_length: int = pydantic.Field(
+        160, ge=1, le=2000, description="Generation: characters written per sample.")
     labeling_queue_examples: int = pydantic.Field(
         12, ge=1, le=1_000, description="Records of the top of the labelling queue shown in the gallery.")
     unlabeled_truth: ExistingPath | None = pydantic.Field(
@@ -65,6 +71,9 @@ def fingerprint(config: Config, inputs=None) -> str:
 
 def run(inputs: dict[str, Artifact], outputs: dict[str, pathlib.Path], config: Config,
         context: Context) -> dict[str, Any]:
+    piece = PIECES[tasks.of_model(artifacts.read_model_info(inputs["model"].path)).name]
+    if hasattr(piece, "run"):  # a task whose page is its own
+        return piece.run(inputs, outputs, config, context)
     page = build_page(inputs, config, context)
     html = render(page)
     output_dir = outputs["report"]
@@ -116,13 +125,13 @@ def build_page(inputs: dict[str, Artifact], config: Config, context: Context) ->
     }
 
 
-def render(page: dict[str, Any]) -> str:
+def render(page: dict[str, Any], template: str = TEMPLATE) -> str:
     import jinja2
 
     def load(name: str) -> str:  # template.html and the section templates it includes
         return importlib.resources.files(__package__).joinpath(name).read_text("utf-8")
 
-    source = load(TEMPLATE)
+    source = load(template)
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
                                      trim_blocks=True, lstrip_blocks=True,
                                      loader=jinja2.FunctionLoader(load))

@@ -213,3 +213,17 @@ def _labels(values, label: str, num_targets: int) -> np.ndarray:
     if label == "target":
         return np.asarray(values, dtype=np.float32).reshape(-1, num_targets)
     return np.asarray(values).astype(np.int64, copy=False).reshape(-1)
+
+
+def load_texts(path, split: str) -> tuple[list[str], list[str]]:
+    """(ids, texts) of a split of text examples without labels (a generation corpus), in
+    file order."""
+    import tensorflow_datasets as tfds
+
+    if split not in split_names(path):
+        return [], []
+    ids, texts = [], []
+    for example in tfds.as_numpy(_builder_for(path).as_dataset(split=split, shuffle_files=False)):
+        ids.append(example["id"].decode("utf-8"))
+        texts.append(example["text"].decode("utf-8"))
+    return ids, texts

@@ -87,13 +87,29 @@ def detection_loss(keras, config, spec: dict[str, Any]):
     return detection.loss(keras, config, spec)
 
 
+def next_character_loss(keras, config, spec: dict[str, Any]):
+    """(loss, metrics) of a generator: cross-entropy of every next character from the
+    logits, and the same in bits per character (the loss / ln 2)."""
+    import math
+
+    def bits_per_char(targets, logits):
+        return keras.losses.sparse_categorical_crossentropy(
+            targets, logits, from_logits=True) / math.log(2.0)
+
+    return (keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            [keras.metrics.MeanMetricWrapper(bits_per_char, name="bits_per_char")])
+
+
 HEADS = {"classification": classification_head, "regression": regression_head,
-         "detection": detection_head, "forecasting": forecast_head.head}
+         "detection": detection_head, "forecasting": forecast_head.head,
+         "generation": classification_head}  # a generator's builder returns the logits
 LOSSES = {"classification": crossentropy, "regression": normalized_regression_loss,
-          "detection": detection_loss, "forecasting": forecast_head.loss}
+          "detection": detection_loss, "forecasting": forecast_head.loss,
+          "generation": next_character_loss}
 # The validation metric a search or a schedule follows, and whether higher is better.
 VALIDATION_METRIC = {"classification": ("val_accuracy", True), "regression": ("val_mae", False),
-                     "detection": ("val_loss", False), "forecasting": ("val_loss", False)}
+                     "detection": ("val_loss", False), "forecasting": ("val_loss", False),
+                     "generation": ("val_bits_per_char", False)}
 # Tasks whose model takes something other than what input_spec derives from the examples:
 # spec(examples, statistics_dir) gives the model.json fields that replace input_spec's.
 SPECS = {"forecasting": forecast_head.spec}

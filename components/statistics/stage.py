@@ -25,11 +25,11 @@ import pydantic
 
 from edgepipe.components.shared import examples_io
 from edgepipe.components.shared.beam_pipeline import create_pipeline
-from edgepipe.components.statistics import combine, unlabeled, vocabulary
+from edgepipe.components.statistics import combine, generation, unlabeled, vocabulary
 from edgepipe.components.statistics.schema import (constant_columns, expectations,
                                                    find_anomalies, infer_schema, load_schema)
 from edgepipe.components.statistics.summary import summarise, summarise_lengths, to_proto
-from edgepipe.contracts import artifacts, storage, text_tokens
+from edgepipe.contracts import artifacts, storage, tasks, text_tokens
 from edgepipe.pipeline.stage import ExistingPath, StageConfig
 from edgepipe.pipeline.spec import StageResult, StageSpec
 
@@ -39,6 +39,8 @@ with warnings.catch_warnings():  # the key is `schema`, as users write it; BaseM
     warnings.filterwarnings("ignore", message='Field name "schema"')  # is deprecated anyway
 
     class Config(StageConfig):
+        # Set from [pipeline] task by the config loader (edgepipe.contracts.tasks).
+        task: str = tasks.CLASSIFICATION.name
         histogram_bins: int = pydantic.Field(
             10, ge=1, le=256, description="Equal-width bins of the value and length histograms.")
         label_shift_threshold: float = pydantic.Field(
@@ -51,20 +53,28 @@ with warnings.catch_warnings():  # the key is `schema`, as users write it; BaseM
             "validate against instead of inferring one from train.")
         vocabulary_size: int = pydantic.Field(
             10000, ge=3, le=10_000_000, description="Text: most entries of vocabulary.txt, computed on the "
-            "train split, including [PAD] (id 0) and [UNK] (id 1); rarer tokens map to [UNK].")
+            "train split, including [PAD] (id 0) and [UNK] (id 1); rarer tokens map to [UNK]. "
+            "Generation: most characters, [START] and [UNK] included.")
         min_token_count: int = pydantic.Field(
             1, ge=1, description="Text: a token enters the vocabulary only when it occurs at "
-            "least this often in the train split.")
+            "least this often in the train split (generation: a character; rarer ones map to "
+            "[UNK]).")
         unlabeled_drift_threshold: float = pydantic.Field(
             0.1, ge=0.0, le=1.0, description="Max L-infinity distance between train's and the "
             "unlabeled split's normalised input distribution (pixel values; lengths of "
             "sequences and texts) before a warning.")
 
 
+# Tasks whose statistics are their own (their examples hold no label the stage describes).
+RUNS = {"generation": generation.run}
+
+
 # ---------------------------------------------------------------- the stage
 
 
 def run(inputs, outputs, config: Config, context) -> StageResult:
+    if config.task in RUNS:
+        return RUNS[config.task](inputs, outputs, config, context)
     examples_dir = str(inputs["examples"].path)
     class_names = examples_io.class_names(examples_dir)
     target_names = examples_io.target_names(examples_dir)  # regression, else []

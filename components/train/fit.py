@@ -20,8 +20,10 @@ from edgepipe.components.train.progress import progress_callback
 from edgepipe.contracts import artifacts
 
 PROGRESS_SECONDS = 10.0  # during long epochs, log step progress at most this often
-# The metrics kept in the history: classifiers log accuracy, regression models the MAE.
-METRICS = ("loss", "accuracy", "mae", "val_loss", "val_accuracy", "val_mae")
+# The metrics kept in the history: classifiers log accuracy, regression models the MAE,
+# generators the bits per character.
+METRICS = ("loss", "accuracy", "mae", "bits_per_char", "val_loss", "val_accuracy", "val_mae",
+           "val_bits_per_char")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -274,3 +274,12 @@ def _summary(settings: Settings, rounds: list[dict]) -> dict[str, Any]:
     return {**settings.model_dump(exclude={"rounds", "epochs"}),
             "rounds_configured": settings.rounds, "epochs_per_round": settings.epochs,
             "rounds": rounds}
+
+
+def run_properties(summary: dict[str, Any]) -> dict[str, Any]:
+    """The run summary's view of pseudo_labels.json: the settings, and per round the
+    pseudo-labels used (per class) and the loss over them, without the histograms."""
+    return {"semi_supervised": {key: value for key, value in summary.items() if key != "rounds"},
+            "pseudo_labels": [{key: value for key, value in record.items()
+                               if key != "confidence_histogram"}
+                              for record in summary["rounds"]]}

@@ -33,8 +33,8 @@ import pydantic
 
 from edgepipe.components.shared import (examples_io, input_pipeline, input_spec,
                                         model_builder, task_heads, tuned_config)
-from edgepipe.components.train import precision as precision_choice
-from edgepipe.components.train.semi_supervised import Settings as SemiSupervised
+from edgepipe.components.train import generation, precision as precision_choice
+from edgepipe.components.train.semi_supervised import Settings as SemiSupervised, run_properties
 from edgepipe.contracts import artifacts, tasks, unlabeled_artifacts
 from edgepipe.pipeline.stage import StageConfig, WorkerFinished
 from edgepipe.pipeline.spec import StageResult, StageSpec
@@ -142,7 +142,16 @@ def fingerprint(config: Config, inputs) -> str | None:
     return f"user model sha256 {models.user.fingerprint(config.model)}"
 
 
+RUNS = {"generation": generation.run}  # tasks that train their own way, one module each
+
+
 def run(inputs, outputs, config: Config, context) -> StageResult:
+    if config.task in RUNS:
+        return RUNS[config.task](inputs, outputs, config, context)
+    return _train(inputs, outputs, config, context)
+
+
+def _train(inputs, outputs, config: Config, context) -> StageResult:
     import tensorflow as tf
 
     from edgepipe.components.train import distribute, export
@@ -186,7 +195,7 @@ def run(inputs, outputs, config: Config, context) -> StageResult:
     semi = {}
     if outcome is not None:
         unlabeled_artifacts.write_pseudo_labels(model_dir, outcome.summary, outcome.rows)
-        semi = _semi_properties(outcome.summary)
+        semi = run_properties(outcome.summary)
     return StageResult({
         **semi,
         "task": config.task, "loss": info["loss"],
@@ -227,15 +236,6 @@ def _fit(tf, keras, examples, spec: dict, placement, config: Config, context,
     return model, fitted, None
 
 
-def _semi_properties(summary: dict[str, Any]) -> dict[str, Any]:
-    """The run summary's view of pseudo_labels.json: the settings, and per round the
-    pseudo-labels used (per class) and the loss over them, without the histograms."""
-    return {"semi_supervised": {key: value for key, value in summary.items() if key != "rounds"},
-            "pseudo_labels": [{key: value for key, value in record.items()
-                               if key != "confidence_histogram"}
-                              for record in summary["rounds"]]}
-
-
 def _tuned(config: Config, inputs, log) -> tuple[Config, dict[str, Any]]:
     """The config with the tune stage's best parameters in place of its own values."""
     if "tuning" not in inputs:
@@ -267,14 +267,16 @@ def _datasets(tf, examples, spec: dict, placement, config: Config, seed: int):
                                             placement.global_batch, drop_remainder=static)
 
 
-def _save(tf, model, spec: dict, fitted, placement, model_dir, context) -> pathlib.Path:
-    """Save the model into the artifact (the chief) and return its folder. Under
-    multi-worker training every worker must save (the saves are collective); the others
+def _save(tf, model, spec: dict, fitted, placement, model_dir, context,
+          exporter=None) -> pathlib.Path:
+    """Save the model into the artifact (the chief) with `exporter` (default export.save) and
+    return its folder. Under multi-worker training every worker must save (the saves are collective); the others
     save into their scratch folder and stop here with WorkerFinished."""
     from edgepipe.components.train import distribute, export
 
     model_dir = pathlib.Path(model_dir)
-    export.save(tf, model, spec, model_dir if placement.chief else fitted.work_dir / "model")
+    (exporter or export.save)(tf, model, spec,
+                              model_dir if placement.chief else fitted.work_dir / "model")
     # The chief commits (and the runner then removes the shared scratch folder) only once
     # every worker has finished writing there.
     distribute.barrier(tf, placement.strategy)

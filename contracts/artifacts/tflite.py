@@ -31,7 +31,8 @@ def read_variants(tflite_dir: PathLike) -> list[dict[str, Any]]:
     required = {"name", "path", "size_bytes", "latency_ms_p50", "latency_ms_p99", "ops",
                 "builtin_only"}
     scores = ({"accuracy", "agreement"}, {"mae", "mean_abs_difference"},
-              {"map_50", "agreement"})  # classification, regression, detection
+              {"map_50", "agreement"},  # classification, regression, detection
+              {"bits_per_char", "bits_per_char_difference"})  # generation
     for index, record in enumerate(records):
         missing = required - set(record) if "skipped" not in record else set()
         if "skipped" not in record and not any(score <= set(record) for score in scores):

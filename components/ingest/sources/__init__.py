@@ -22,8 +22,8 @@ Paths may be local or URIs that Beam's FileSystems understand (gs://, s3://).
 
 from __future__ import annotations
 
-from edgepipe.components.ingest.sources import (box_csv, coco, csv, idx, image_dir, text_dir, tfds,
-                                                tfrecord, ts, voc)
+from edgepipe.components.ingest.sources import (box_csv, coco, csv, idx, image_dir, text_corpus,
+                                                text_dir, tfds, tfrecord, ts, voc)
 
 SOURCES = {module.KIND: module for module in (idx, ts, image_dir, csv, text_dir, tfrecord, tfds,
-                                              voc, coco, box_csv)}
+                                              voc, coco, box_csv, text_corpus)}

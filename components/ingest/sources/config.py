@@ -21,7 +21,7 @@ from edgepipe.pipeline.stage import StageConfig, check_file_or_folder
 
 # What each source's path keys must name on disk: a file, a folder, or a glob of files.
 PATH_KINDS = {"idx": "file", "ts": "file", "csv": "file", "image_dir": "folder",
-              "text_dir": "folder", "tfrecord": "glob", "voc": "folder"}
+              "text_dir": "folder", "tfrecord": "glob", "voc": "folder", "text_corpus": "glob"}
 COMMON = ("source", "fallback", "data_dir", "class_names", "validation_fraction", "test_fraction",
           "num_shards", "max_quarantine_fraction", "max_classes", "task", "forecast")
 # What task "forecasting" reads besides its source's keys, and the sources that read series.
@@ -32,13 +32,15 @@ SERIES_SOURCES = ("csv",)
 TARGET_SOURCES = ("csv", "tfrecord")
 # The sources that read boxes (detection).
 BOX_SOURCES = ("voc", "coco", "box_csv")
+# The source of the generation task's corpora (texts without labels).
+CORPUS_SOURCE = "text_corpus"
 PATH_FIELDS = ("train_images", "train_labels", "test_images", "test_labels", "train", "test",
                "unlabeled")
 
 
 class Config(StageConfig):
     source: Literal["idx", "ts", "image_dir", "csv", "text_dir", "tfrecord", "tfds", "voc", "coco",
-                    "box_csv"] = (
+                    "box_csv", "text_corpus"] = (
         pydantic.Field("idx", description="Raw format; see components/ingest/sources/<source>.py."))
     fallback: str | None = pydantic.Field(
         None, pattern=r"^tfds:[\w.:/-]+$",
@@ -136,6 +138,20 @@ class Config(StageConfig):
         description="text_dir: when set, each .txt file holds many records separated by lines "
         "consisting of exactly this string (\"%\" for fortune files); record ids become "
         "'<class>/<file name>:<index>'. Unset: one record per file.")
+    # text_corpus (task generation)
+    documents: Literal["separator", "file", "blocks"] = pydantic.Field(
+        "separator", description="text_corpus: how a file becomes documents: records "
+        "separated by record_separator lines (default \"%\"), the whole file, or blocks of "
+        "block_size characters of one long text. Splits never cut a document.")
+    block_size: int = pydantic.Field(
+        2000, ge=16, le=10_000_000, description="text_corpus, documents = \"blocks\": "
+        "characters per block.")
+    include: tuple[str, ...] = pydantic.Field(
+        (), description="text_corpus: read only these files of the folder [ingest] train "
+        "(names relative to it); empty: every file.")
+    units: Literal["chars", "bytes"] = pydantic.Field(
+        "chars", description="text_corpus: what the generator reads and writes: characters of "
+        "the decoded text, or raw bytes (any file, any language; 256 symbols at most).")
     # tfrecord (and tfds, where the dataset's own spec is the default)
     feature_key: str | None = pydantic.Field(
         None, description="tfrecord/tfds: key of the input feature in the source examples.")
@@ -203,7 +219,18 @@ class Config(StageConfig):
 
     def _check_label_fits_task(self) -> None:
         """Class labels for classification, numeric targets for regression, boxes for
-        detection, series for forecasting: the keys that say which must fit [pipeline] task."""
+        detection, series for forecasting, a corpus without labels for generation: the keys
+        that say which must fit [pipeline] task."""
+        if tasks.get(self.task).label == "next_character" or self.source == CORPUS_SOURCE:
+            if self.source != CORPUS_SOURCE or tasks.get(self.task).label != "next_character":
+                raise ValueError(
+                    f"[pipeline] task = {self.task!r} with source {self.source!r}: a text "
+                    f"generator reads a corpus (source = {CORPUS_SOURCE!r}, task = "
+                    "\"generation\"), and the text_corpus source has no labels for other "
+                    "tasks.")
+            if "class_names" in self.model_fields_set:
+                raise ValueError("class_names: a generation corpus has no classes.")
+            return
         if (tasks.get(self.task).label == "boxes") != (self.source in BOX_SOURCES):
             raise ValueError(
                 f"source {self.source!r} does not fit [pipeline] task = {self.task!r}: boxes "
