@@ -23,7 +23,7 @@ from edgepipe.pipeline.stage import Artifact, Context, Runtime, UpstreamStage  #
 from edgepipe.pipeline.store import Store  # noqa: E402
 
 # Fixture modules beside this one (regression: a generated table through every stage).
-pytest_plugins = ["tests.regression_fixtures"]
+pytest_plugins = ["tests.regression_fixtures", "tests.audio_fixtures"]
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "fashion_mnist"

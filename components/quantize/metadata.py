@@ -66,6 +66,8 @@ def describe(
         },
         "output": {"name": task.output, **_tensor(output_detail)},
     }
+    if feature == "audio":
+        description["input"]["sample_rate"] = int(model_json["sample_rate"])
     if feature == "sequence":
         description["input"]["padding"] = model_json.get("padding", "pre")
         description["input"]["padding_value"] = model_json.get("padding_value", 0.0)
@@ -214,6 +216,13 @@ def input_spec(model_json: dict[str, Any], description: dict[str, Any]) -> tm.In
     tensor = description["input"]
     if feature == "text":
         return _text(model_json, description)
+    if feature == "audio":  # MediaPipe's AudioClassifier reads the rate and channels here
+        rate, samples = int(model_json["sample_rate"]), tensor["shape"][-1]
+        return tm.AudioInput(
+            sample_rate=rate, channels=1,
+            description=f"{samples} mono samples ({samples / rate:g} s at {rate} Hz) as float "
+                        "values in [-1, 1] (16-bit PCM / 32768); the model computes its "
+                        f"log-mel spectrogram inside ({_quantization(tensor)}).")
     if feature == "image" and tensor["shape"][-1] in (1, 3):
         rgb = tensor["shape"][-1] == 3
         height, width = tensor["shape"][1:3]

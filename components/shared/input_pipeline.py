@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from edgepipe.components.shared import examples_io
+from edgepipe.components.shared import audio_augment, examples_io
 from edgepipe.contracts import model_inputs
 
 
@@ -29,7 +29,7 @@ def pad_sequence_tensor(tf, series, length: int, padding: str = "pre",
     return tf.ensure_shape(padded, [length, series.shape[-1]])
 
 
-AUGMENTS = ("none", "translate")  # [train] augment: what the training batches get
+AUGMENTS = ("none", "translate", "audio")  # [train] augment: what the training batches get
 
 
 def translate_batch(tf, images, pixels: int):
@@ -48,7 +48,7 @@ def translate_batch(tf, images, pixels: int):
 def dataset(tf, examples, split: str, model_info: dict[str, Any], batch_size: int,
             seed: int | None = None, shuffle_buffer: int = 0, repeat: bool = False,
             input_context=None, drop_remainder: bool = False, augment: str = "none",
-            augment_pixels: int = 2):
+            augment_pixels: int = 2, audio: dict[str, Any] | None = None):
     """(model input, label) batches of one split of an Examples artifact.
 
     `shuffle_buffer` > 0 shuffles with `seed` (reshuffled every epoch); `repeat` repeats
@@ -56,7 +56,9 @@ def dataset(tf, examples, split: str, model_info: dict[str, Any], batch_size: in
     input pipelines (multi-worker training) each pipeline reads its own shard; without one
     the dataset is sharded by element, so Keras can split it among replicas. `augment`
     "translate" shifts each image by up to `augment_pixels` (translate_batch): only for
-    image inputs, and only the caller's training split should ask for it.
+    image inputs, and only the caller's training split should ask for it. "audio" shifts
+    and mixes noise into raw-audio clips (components/shared/audio_augment.py) with the
+    `audio` arguments {"noise", "shift", "level", "probability"}.
     """
     data = _elements(tf, examples, split, model_info, input_context).cache()
     if shuffle_buffer:
@@ -68,9 +70,12 @@ def dataset(tf, examples, split: str, model_info: dict[str, Any], batch_size: in
     if augment not in AUGMENTS:
         raise ValueError(f"augment {augment!r}: expected one of {list(AUGMENTS)}")
     translate = augment == "translate" and model_info["input_feature"] == "image"
+    sound = augment == "audio" and model_info["input_feature"] == "audio"
 
     def cast(values, labels):  # per batch: a quarter of the memory traffic of float32 caches
         values = tf.cast(values, tf.float32)
+        if sound:
+            return audio_augment.augment_batch(tf, values, **audio), labels
         return (translate_batch(tf, values, augment_pixels) if translate else values), labels
 
     if model_info["input_feature"] != "text":  # token ids stay int32

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import pydantic
 
-from edgepipe.components.shared import (examples_io, input_pipeline, input_spec,
+from edgepipe.components.shared import (audio_augment, examples_io, input_pipeline, input_spec,
                                         model_builder, tuned_config)
 from edgepipe.components.train import precision as precision_choice
 from edgepipe.components.train.semi_supervised import Settings as SemiSupervised
@@ -89,8 +89,14 @@ class Config(StageConfig):
     # Augmentation of the training batches in the tf.data pipeline (images only; validation,
     # test and every later stage see the images unchanged): "none", or "translate": each image
     # shifted by a random whole number of pixels, up to augment_pixels each way, zero fill.
-    augment: Literal["none", "translate"] = "none"
+    # "audio" (raw-audio examples): each clip shifted by up to augment_shift_ms (zero fill)
+    # and, with augment_noise_probability, mixed with a train `silence` clip at an RMS level
+    # drawn from [0, augment_noise_level] (components/shared/audio_augment.py).
+    augment: Literal["none", "translate", "audio"] = "none"
     augment_pixels: int = pydantic.Field(2, ge=1, le=1_000)
+    augment_shift_ms: float = pydantic.Field(100.0, ge=0.0, le=10_000.0)
+    augment_noise_level: float = pydantic.Field(0.05, ge=0.0, le=1.0)
+    augment_noise_probability: float = pydantic.Field(0.8, ge=0.0, le=1.0)
     # [train.semi_supervised]: when present, self-training on the unlabeled split (see
     # components/train/semi_supervised.py); absent, supervised training on train only.
     semi_supervised: SemiSupervised | None = None
@@ -245,15 +251,23 @@ def _datasets(tf, examples, spec: dict, placement, config: Config, seed: int):
     validation split (None when it is empty)."""
     from edgepipe.components.train import distribute
 
-    if config.augment != "none" and spec["input_feature"] != "image":
-        raise ValueError(f"[train] augment = {config.augment!r} augments images, but the "
-                         f"examples hold {spec['input_feature']!r}; set augment = \"none\".")
+    kind = {"translate": "image", "audio": "audio"}.get(config.augment)
+    if kind and spec["input_feature"] != kind:
+        raise ValueError(f"[train] augment = {config.augment!r} augments {kind} inputs, but "
+                         f"the examples hold {spec['input_feature']!r}; set augment = \"none\""
+                         + (" or \"audio\"" if spec["input_feature"] == "audio" else "") + ".")
+    audio = None
+    if config.augment == "audio":
+        audio = {"noise": audio_augment.noise_pool(examples),
+                 "shift": int(round(spec["sample_rate"] * config.augment_shift_ms / 1000.0)),
+                 "level": config.augment_noise_level,
+                 "probability": config.augment_noise_probability}
     training = distribute.sharded_dataset(
         tf, placement.strategy,
         lambda context, batch: input_pipeline.dataset(
             tf, examples, "train", spec, batch, seed=seed, shuffle_buffer=config.shuffle_buffer,
             repeat=True, input_context=context, augment=config.augment,
-            augment_pixels=config.augment_pixels),
+            augment_pixels=config.augment_pixels, audio=audio),
         placement.global_batch)
     if not examples_io.split_size(examples, "validation"):
         return training, None

@@ -20,7 +20,7 @@ from edgepipe.pipeline.stage import StageConfig, check_file_or_folder
 
 # What each source's path keys must name on disk: a file, a folder, or a glob of files.
 PATH_KINDS = {"idx": "file", "ts": "file", "csv": "file", "image_dir": "folder",
-              "text_dir": "folder", "tfrecord": "glob"}
+              "text_dir": "folder", "tfrecord": "glob", "audio_dir": "folder"}
 COMMON = ("source", "fallback", "data_dir", "class_names", "validation_fraction", "test_fraction",
           "num_shards", "max_quarantine_fraction", "max_classes", "task")
 # The sources that read a numeric target (regression, edgepipe.contracts.tasks).
@@ -30,7 +30,8 @@ PATH_FIELDS = ("train_images", "train_labels", "test_images", "test_labels", "tr
 
 
 class Config(StageConfig):
-    source: Literal["idx", "ts", "image_dir", "csv", "text_dir", "tfrecord", "tfds"] = (
+    source: Literal["idx", "ts", "image_dir", "csv", "text_dir", "tfrecord", "tfds",
+                    "audio_dir"] = (
         pydantic.Field("idx", description="Raw format; see components/ingest/sources/<source>.py."))
     fallback: str | None = pydantic.Field(
         None, pattern=r"^tfds:[\w.:/-]+$",
@@ -77,6 +78,22 @@ class Config(StageConfig):
     resize: bool = pydantic.Field(
         False, description="image_dir: resize images of another size (bilinear) instead of "
         "quarantining them.")
+    # audio_dir
+    sample_rate: int = pydantic.Field(
+        16000, ge=1000, le=192000, description="audio_dir: every clip is resampled to this "
+        "rate (Hz); the model takes samples at this rate.")
+    clip_seconds: float = pydantic.Field(
+        1.0, gt=0.0, le=30.0, description="audio_dir: clips are padded with zeros or cut to "
+        "this length.")
+    keywords: tuple[str, ...] = pydantic.Field(
+        (), description="audio_dir: the words to spot; the other word folders become "
+        "'unknown' and background-noise clips 'silence'. Empty: one class per word folder.")
+    unknown_share: float = pydantic.Field(
+        0.1, ge=0.0, le=10.0, description="audio_dir with keywords: 'unknown' clips per "
+        "keyword clip of each split (chosen by a hash of the clip's id).")
+    silence_share: float = pydantic.Field(
+        0.1, ge=0.0, le=10.0, description="audio_dir with keywords: 'silence' clips cut from "
+        "_background_noise_/ per keyword clip of each split; 0: no silence class.")
     # set from [pipeline] task by the config loader: class labels or numeric targets
     task: str = tasks.CLASSIFICATION.name
     # csv

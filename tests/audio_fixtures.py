@@ -1,0 +1,123 @@
+"""Keyword-spotting fixtures: a tiny Speech Commands tree of synthetic "words" (each word a
+distinct pattern of tones, said by several "speakers" at different pitches and places in the
+clip), background noise, and odd or broken files; each stage's artifact built from it by the
+real stages, once per test session (registered in tests/conftest.py)."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+from edgepipe.contracts import wav
+
+RATE = 8000  # the tests' sample rate: small clips, the same code paths
+KEYWORDS = ["yes", "no", "up"]
+OTHER_WORDS = ["bed", "cat"]
+SPEAKERS = [f"spk{index:02d}" for index in range(16)]
+# Each word: a sequence of (frequency Hz, seconds) notes.
+NOTES = {"yes": [(500, 0.15), (1500, 0.15)], "no": [(1500, 0.15), (500, 0.15)],
+         "up": [(900, 0.3)], "bed": [(300, 0.1), (2500, 0.1)], "cat": [(2000, 0.25)]}
+
+
+def say(word: str, speaker: int, take: int, rate: int = RATE) -> np.ndarray:
+    """One rendition in [-1, 1], one second long."""
+    rng = np.random.default_rng(speaker * 100 + take)
+    pitch = 1.0 + 0.08 * (speaker % 5 - 2)
+    parts = [np.sin(2 * np.pi * frequency * pitch * np.arange(int(seconds * rate)) / rate)
+             for frequency, seconds in NOTES[word]]
+    speech = np.concatenate(parts) * rng.uniform(0.2, 0.6)
+    clip = 0.01 * rng.standard_normal(rate)
+    start = int(rng.integers(0, rate - len(speech)))
+    clip[start:start + len(speech)] += speech
+    return np.clip(clip, -1, 1).astype(np.float32)
+
+
+def pcm_wav(samples: np.ndarray, rate: int, bits: int = 16, channels: int = 1) -> bytes:
+    """WAV bytes of integer PCM at `bits` (8 is unsigned) with `channels` copies."""
+    frames = np.repeat(np.asarray(samples, np.float64)[:, None], channels, axis=1).ravel()
+    if bits == 8:
+        data = np.clip(np.round(frames * 127 + 128), 0, 255).astype(np.uint8).tobytes()
+    else:
+        data = np.clip(np.round(frames * 32767), -32768, 32767).astype("<i2").tobytes()
+    width = bits // 8
+    return (b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt "
+            + struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * channels * width,
+                          channels * width, bits) + b"data" + struct.pack("<I", len(data)) + data)
+
+
+# The odd files, by name under yes/: what ingest must do with each.
+ODD_FILES = {
+    "odd8bit_nohash_0.wav": "kept",
+    "oddstereo_nohash_0.wav": "kept",
+    "odd44k_nohash_0.wav": "kept",
+    "oddtruncated_nohash_0.wav": "truncated",
+    "oddempty_nohash_0.wav": "empty_file",
+    "oddtext_nohash_0.wav": "not_wav",
+    "oddsilent_nohash_0.wav": "all_silent",
+}
+
+
+def write_tree(root, speakers=SPEAKERS, takes: int = 3, odd: bool = True):
+    for word in KEYWORDS + OTHER_WORDS:
+        (root / word).mkdir(parents=True)
+        for number, name in enumerate(speakers):
+            for take in range(takes if word in KEYWORDS else 1):
+                (root / word / f"{name}_nohash_{take}.wav").write_bytes(
+                    wav.encode(say(word, number, take), RATE))
+    noise = root / "_background_noise_"
+    noise.mkdir()
+    rng = np.random.default_rng(0)
+    (noise / "white_noise.wav").write_bytes(wav.encode(0.1 * rng.standard_normal(5 * RATE),
+                                                       RATE))
+    if odd:
+        clip = say("yes", 1, 9)
+        files = root / "yes"
+        (files / "odd8bit_nohash_0.wav").write_bytes(pcm_wav(clip, RATE, bits=8))
+        (files / "oddstereo_nohash_0.wav").write_bytes(pcm_wav(clip, RATE, channels=2))
+        high = np.interp(np.arange(44100) / 44100, np.arange(RATE) / RATE, clip)
+        (files / "odd44k_nohash_0.wav").write_bytes(pcm_wav(high, 44100))
+        (files / "oddtruncated_nohash_0.wav").write_bytes(pcm_wav(clip, RATE)[:30 + 400])
+        (files / "oddempty_nohash_0.wav").write_bytes(b"")
+        (files / "oddtext_nohash_0.wav").write_text("this is not a recording\n")
+        (files / "oddsilent_nohash_0.wav").write_bytes(pcm_wav(np.zeros(RATE), RATE))
+    return root
+
+
+def ingest_config(root) -> dict:
+    return {"source": "audio_dir", "train": str(root), "sample_rate": RATE,
+            "clip_seconds": 1.0, "keywords": KEYWORDS, "unknown_share": 0.3,
+            "silence_share": 0.3, "validation_fraction": 0.15, "test_fraction": 0.2,
+            "max_quarantine_fraction": 0.1}
+
+
+@pytest.fixture(scope="session")
+def audio_tree(tmp_path_factory):
+    return write_tree(tmp_path_factory.mktemp("speech") / "speech_commands")
+
+
+@pytest.fixture(scope="session")
+def audio_examples(run_stage, audio_tree):
+    properties, outputs = run_stage("ingest", {}, ingest_config(audio_tree))
+    return properties, outputs["examples"]
+
+
+@pytest.fixture(scope="session")
+def audio_statistics(run_stage, audio_examples):
+    _, outputs = run_stage("statistics", {"examples": audio_examples[1]}, {})
+    return outputs
+
+
+TRAIN = {"model": "dscnn", "epochs": 6, "batch_size": 32, "learning_rate": 0.005,
+         "augment": "audio", "augment_shift_ms": 50.0,
+         "model_options": {"filters": 16, "blocks": 1, "mel_bins": 20, "window_ms": 32.0,
+                           "hop_ms": 32.0, "spec_augment": True}}
+
+
+@pytest.fixture(scope="session")
+def audio_model(run_stage, audio_examples, audio_statistics):
+    properties, outputs = run_stage(
+        "train", {"examples": audio_examples[1], "statistics": audio_statistics["statistics"]},
+        TRAIN)
+    return properties, outputs["model"]

@@ -1,0 +1,81 @@
+"""Keyword spotting on raw audio through the real stages: the audio_dir source (odd and
+broken files included), audio statistics, the front end inside the model and its TFLite
+conversion, and a tiny end-to-end run (tests/audio_fixtures.py)."""
+
+from __future__ import annotations
+
+import collections
+import json
+
+import numpy as np
+import pytest
+
+from edgepipe.components.shared import examples_io
+from edgepipe.contracts import artifacts, wav
+
+from tests.audio_fixtures import KEYWORDS, ODD_FILES, OTHER_WORDS, RATE
+
+
+def test_odd_files_are_converted_and_broken_ones_quarantined_naming_the_file(audio_examples):
+    properties, examples = audio_examples
+    rejected = {record["id"].split("/")[-1]: record
+                for record in artifacts.read_quarantine(examples.path)}
+    expected = {name: reason for name, reason in ODD_FILES.items() if reason != "kept"}
+    assert {name: record["reason"] for name, record in rejected.items()} == expected
+    for name, record in rejected.items():
+        assert name in record["detail"]  # the reason names the file
+    assert "cut short" in rejected["oddtruncated_nohash_0.wav"]["detail"]
+    ids = set()
+    for split in ("train", "validation", "test"):
+        ids |= set(examples_io.load_numpy(examples.path, split)["id"])
+    kept = {f"yes/{name}" for name, reason in ODD_FILES.items() if reason == "kept"}
+    assert kept <= ids  # 8-bit, stereo and 44.1 kHz files were converted, not refused
+
+
+def test_clips_are_resampled_fitted_and_speakers_stay_in_one_split(audio_examples):
+    properties, examples = audio_examples
+    assert properties["class_names"] == KEYWORDS + ["unknown", "silence"]
+    assert examples_io.sample_rate(examples.path) == RATE
+    speakers = collections.defaultdict(set)
+    counts = {}
+    for split in ("train", "validation", "test"):
+        data = examples_io.load_numpy(examples.path, split)
+        assert data["audio"].shape[1:] == (RATE,) and data["audio"].dtype == np.float32
+        assert np.abs(data["audio"]).max() <= 1.0
+        counts[split] = collections.Counter(data["label"].tolist())
+        for record_id in data["id"]:
+            if not record_id.startswith("silence/"):
+                speakers[record_id.split("/")[1].split("_nohash_")[0]].add(split)
+    assert all(len(splits) == 1 for splits in speakers.values()), speakers
+    unknown, silence = len(KEYWORDS), len(KEYWORDS) + 1
+    train_keywords = sum(counts["train"][label] for label in range(len(KEYWORDS)))
+    assert counts["train"][silence] == round(0.3 * train_keywords)
+    train_speakers = sum(splits == {"train"} for name, splits in speakers.items()
+                         if name.startswith("spk"))
+    # every unknown clip there is, up to the share
+    assert counts["train"][unknown] == min(round(0.3 * train_keywords),
+                                           len(OTHER_WORDS) * train_speakers)
+
+
+def test_the_44k_stereo_and_8bit_files_decode_to_the_same_clip(audio_tree):
+    reference, _ = wav.decode((audio_tree / "yes" / "spk01_nohash_0.wav").read_bytes())
+    for name in ("odd8bit_nohash_0.wav", "oddstereo_nohash_0.wav", "odd44k_nohash_0.wav"):
+        samples, rate = wav.decode((audio_tree / "yes" / name).read_bytes())
+        samples = wav.resample(samples, rate, RATE)
+        assert samples.shape == (RATE,)
+    eight, _ = wav.decode((audio_tree / "yes" / "odd8bit_nohash_0.wav").read_bytes())
+    stereo, _ = wav.decode((audio_tree / "yes" / "oddstereo_nohash_0.wav").read_bytes())
+    assert np.abs(eight - stereo).max() < 0.01  # 8-bit: within its own quantisation step
+
+
+def test_audio_statistics_per_class_and_the_schema_bounds_the_samples(audio_statistics):
+    statistics = artifacts.read_statistics(audio_statistics["statistics"].path)
+    audio = statistics["splits"]["train"]["features"]["audio"]
+    assert audio["sample_rate"] == RATE and audio["clip_samples"] == RATE
+    per_class = audio["per_class"]
+    assert set(per_class) == set(KEYWORDS + ["unknown", "silence"])
+    assert -40 < per_class["yes"]["median_level_dbfs"] < -3
+    # the words last 0.2-0.3 s inside their second
+    assert 0.1 < per_class["up"]["median_active_seconds"] < 0.6
+    schema = (audio_statistics["schema"].path / "schema.pbtxt").read_text()
+    assert 'name: "audio"' in schema and "float_domain" in schema
