@@ -139,11 +139,13 @@ class SpecAugment(keras.layers.Layer):
 
 
 def spectrogram(inputs, sample_rate: int, window_ms: float, hop_ms: float, mel_bins: int,
-                mfcc: int, spec_augment: bool):
+                mfcc: int, spec_augment: bool, batch_norm_momentum: float = 0.99):
     """[frames, features, 1] normalised log-mel (or MFCC) image of a [samples] input."""
-    x = LogMel(sample_rate, window_ms, hop_ms, mel_bins, mfcc, name="log_mel")(inputs)
+    # float32 under mixed precision too: the power spectrum spans decades bfloat16 cannot hold
+    x = LogMel(sample_rate, window_ms, hop_ms, mel_bins, mfcc, name="log_mel",
+               dtype="float32")(inputs)
     if spec_augment:
         x = SpecAugment(name="spec_augment")(x)
     # The spectrogram's scale is learnt (a float BatchNormalization folds into a MUL and ADD).
-    x = keras.layers.BatchNormalization(name="spectrogram_bn")(x)
+    x = keras.layers.BatchNormalization(momentum=batch_norm_momentum, name="spectrogram_bn")(x)
     return keras.layers.Reshape((*x.shape[1:], 1), name="spectrogram_image")(x)

@@ -30,8 +30,14 @@ def build(
     first_kernel: Sequence[int] = (10, 4),
     dropout: float = 0.2,
     spec_augment: bool = False,
+    batch_norm_momentum: float = 0.99,
 ) -> keras.Model:
-    """Returns an uncompiled model from [samples] PCM to class probabilities."""
+    """Returns an uncompiled model from [samples] PCM to class probabilities.
+
+    `batch_norm_momentum`: of every batch normalisation's moving statistics; lower it (0.9)
+    for short trainings of a few hundred steps, whose moving averages would otherwise still
+    be far from the data's statistics at the end (the model would then do well on training
+    batches and badly at inference)."""
     if len(input_shape) != 1:
         raise ValueError(f"dscnn takes raw audio [samples], not shape {list(input_shape)}; "
                          "use it with an audio_dir source.")
@@ -40,19 +46,21 @@ def build(
                          "filters >= 1, blocks >= 0 and 0 <= dropout < 1.")
     inputs = keras.Input(shape=tuple(input_shape), dtype="float32", name="audio")
     x = audio_frontend.spectrogram(inputs, sample_rate, window_ms, hop_ms, mel_bins, mfcc,
-                                   spec_augment)
+                                   spec_augment, batch_norm_momentum)
     x = keras.layers.Conv2D(filters, tuple(first_kernel), strides=2, padding="same",
                             use_bias=False, name="conv")(x)
-    x = keras.layers.BatchNormalization(name="conv_bn")(x)
+    x = keras.layers.BatchNormalization(momentum=batch_norm_momentum, name="conv_bn")(x)
     x = keras.layers.ReLU(name="conv_relu")(x)
     for index in range(blocks):
         name = f"block{index + 1}"
         x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False,
                                          name=f"{name}_depthwise")(x)
-        x = keras.layers.BatchNormalization(name=f"{name}_depthwise_bn")(x)
+        x = keras.layers.BatchNormalization(momentum=batch_norm_momentum,
+                                               name=f"{name}_depthwise_bn")(x)
         x = keras.layers.ReLU(name=f"{name}_depthwise_relu")(x)
         x = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pointwise")(x)
-        x = keras.layers.BatchNormalization(name=f"{name}_pointwise_bn")(x)
+        x = keras.layers.BatchNormalization(momentum=batch_norm_momentum,
+                                               name=f"{name}_pointwise_bn")(x)
         x = keras.layers.ReLU(name=f"{name}_pointwise_relu")(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     if dropout:

@@ -109,10 +109,11 @@ def audio_statistics(run_stage, audio_examples):
     return outputs
 
 
-TRAIN = {"model": "dscnn", "epochs": 6, "batch_size": 32, "learning_rate": 0.005,
+TRAIN = {"model": "dscnn", "epochs": 30, "batch_size": 32, "learning_rate": 0.01,
          "augment": "audio", "augment_shift_ms": 50.0,
-         "model_options": {"filters": 16, "blocks": 1, "mel_bins": 20, "window_ms": 32.0,
-                           "hop_ms": 32.0, "spec_augment": True}}
+         "model_options": {"filters": 32, "blocks": 2, "mel_bins": 20, "window_ms": 32.0,
+                           "hop_ms": 32.0, "spec_augment": True,
+                           "batch_norm_momentum": 0.8}}
 
 
 @pytest.fixture(scope="session")

@@ -79,3 +79,55 @@ def test_audio_statistics_per_class_and_the_schema_bounds_the_samples(audio_stat
     assert 0.1 < per_class["up"]["median_active_seconds"] < 0.6
     schema = (audio_statistics["schema"].path / "schema.pbtxt").read_text()
     assert 'name: "audio"' in schema and "float_domain" in schema
+
+
+def test_the_front_end_converts_to_builtin_ops_and_matches_keras():
+    """LogMel alone: TFLite float32 with builtin ops only (no RFFT2D, no Flex), the same
+    spectrogram as Keras, and the same as tf.signal's log-mel of the same frames."""
+    import tensorflow as tf
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgepipe.components.quantize.measure import op_names
+    from edgepipe.contracts import litert
+    from edgepipe.models import audio_frontend
+    from edgepipe.models.keras import keras
+
+    inputs = keras.Input(shape=(RATE,), name="audio")
+    layer = audio_frontend.LogMel(RATE, window_ms=32.0, hop_ms=16.0, mel_bins=20)
+    model = keras.Model(inputs, layer(inputs))
+    clip = np.random.default_rng(0).uniform(-0.5, 0.5, (1, RATE)).astype(np.float32)
+    expected = model(clip).numpy()
+    function = tf.function(lambda x: model(x)).get_concrete_function(
+        tf.TensorSpec((1, RATE), tf.float32))
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    content = converter.convert()
+    ops = op_names(content)
+    assert "RFFT2D" not in ops and not any(op.startswith("Flex") for op in ops), ops
+    interpreter = Interpreter(model_content=content)
+    interpreter.allocate_tensors()
+    got = litert.invoke_each(interpreter, clip)
+    np.testing.assert_allclose(got, expected, atol=2e-3)
+    stft = tf.signal.stft(clip, 256, 128, fft_length=256, window_fn=tf.signal.hann_window,
+                          pad_end=False)
+    mel = tf.signal.linear_to_mel_weight_matrix(20, 129, RATE, 20.0, RATE / 2)
+    reference = np.log(np.square(np.abs(stft.numpy())) @ mel.numpy() + 1e-6)
+    assert expected.shape == reference.shape
+    # the same spectrogram up to the window's periodic/symmetric form
+    assert np.median(np.abs(expected - reference)) < 0.2
+
+
+def test_the_dscnn_learns_the_words_from_raw_samples(audio_examples, audio_model):
+    from edgepipe.contracts import model_inputs
+    from edgepipe.models.keras import keras
+
+    properties, model_dir = audio_model
+    info = artifacts.read_model_info(model_dir.path)
+    assert info["input_feature"] == "audio" and info["sample_rate"] == RATE
+    model = keras.models.load_model(model_dir.path / "model.keras")  # custom layers load
+    assert model.count_params() < 100_000
+    test = examples_io.load_numpy(audio_examples[1].path, "test")
+    probabilities = model.predict(model_inputs.prepare(info, test["audio"]), verbose=0)
+    accuracy = float((probabilities.argmax(1) == test["label"]).mean())
+    assert accuracy > 0.8, accuracy  # 5 classes: chance is 0.2-0.3
