@@ -1,13 +1,13 @@
 """The audio front end inside a keyword model: raw PCM samples -> log-mel spectrogram (or MFCC).
 
 A device then feeds samples at the model's sample rate and nothing else. Every step is a
-constant matmul or elementwise op, as Google's kws_streaming does, so TFLite gets builtin ops
-only (no RFFT2D, which needs power-of-two lengths, no Flex): framing and the windowed DFT are
-one strided convolution whose kernel holds the Hann-windowed cosine and sine bases, the power
-spectrum is its square, the mel filterbank (summing the cosine and sine halves) one matmul,
-then log, and for MFCC a DCT-II matmul. The layer sets `keep_float`: the quantize stage keeps
-it unquantized in the int8 variants with float32 input (the power spectrum spans too many
-decades for one int8 scale); the layers after it are int8.
+slice, reshape, transpose, constant matmul or elementwise op, so TFLite gets builtin ops only
+(no RFFT2D, which needs power-of-two lengths, no Flex): framing by strided slices, a Hann
+window, the DFT as two small matmul stages with twiddle factors between them (fft_constants:
+a direct DFT matrix would weigh 1 MB, more than the whole model may), the power spectrum, the
+mel filterbank as one matmul, log, and for MFCC a DCT-II matmul. The layer sets `keep_float`:
+the quantize stage keeps it unquantized in the int8 variants with float32 input (the power
+spectrum spans too many decades for one int8 scale); the layers after it are int8.
 
 SpecAugment (`SpecAugment`): random time and frequency bands of the spectrogram set to its
 mean while training; nothing at inference (no ops in the converted model).
@@ -39,15 +39,34 @@ def mel_matrix(bins: int, fft_bins: int, sample_rate: int, low: float = 20.0,
     return np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
 
 
-def dft_kernel(window: int, fft_length: int) -> np.ndarray:
-    """[window, 1, 2 * fft_bins] Hann-windowed cosine then sine bases of a real DFT."""
-    fft_bins = fft_length // 2 + 1
-    time = np.arange(window)[:, None]
-    frequency = np.arange(fft_bins)[None, :]
-    hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(window) / window)
-    angle = 2.0 * np.pi * time * frequency / fft_length
-    bases = np.concatenate([np.cos(angle), -np.sin(angle)], axis=1) * hann[:, None]
-    return bases[:, None, :].astype(np.float32)
+def split_fft(length: int) -> tuple[int, int]:
+    """(N1, N2) with N1 * N2 = length (a power of two), as square as possible."""
+    bits = length.bit_length() - 1
+    first = 1 << (bits // 2)
+    return first, length // first
+
+
+def fft_constants(fft_length: int, bins: int) -> dict[str, np.ndarray]:
+    """The matrices of a two-stage (Cooley-Tukey, N = N1 x N2) real DFT as matmuls, keeping
+    output bins 0..bins-1 only. A frame f[n1 * N2 + n2] is reshaped [N1, N2]; stage one is an
+    N1-point DFT over n1 (`first`: [N1, 2 N1], cosines then negative sines), then the twiddle
+    factors W_N^(n2 k1) (`twiddle_cos`, `twiddle_sin`: [N2, N1]), then an N2-point DFT over n2
+    (`second`: [2 N2, 2 K2] acting on [real | imaginary], K2 = the k2 needed for `bins`):
+    bin k1 + N1 k2 lands at [k1, k2]. A few KB of constants instead of the window x bins
+    matrix of a direct DFT (480 x 514 floats, 1 MB, for 30 ms at 16 kHz)."""
+    n1, n2 = split_fft(fft_length)
+    k2_count = (bins - 1) // n1 + 1
+    first_angle = 2 * np.pi * np.outer(np.arange(n1), np.arange(n1)) / n1
+    twiddle = 2 * np.pi * np.outer(np.arange(n2), np.arange(n1)) / fft_length
+    second_angle = 2 * np.pi * np.outer(np.arange(n2), np.arange(k2_count)) / n2
+    cos2, sin2 = np.cos(second_angle), -np.sin(second_angle)
+    return {
+        "first": np.concatenate([np.cos(first_angle), -np.sin(first_angle)], axis=1),
+        "twiddle_cos": np.cos(twiddle), "twiddle_sin": -np.sin(twiddle),
+        # [Zr | Zi] @ second = [Zr C - Zi S | Zr S + Zi C]
+        "second": np.block([[cos2, sin2], [-sin2, cos2]]),
+        "shape": np.array([n1, n2, k2_count]),
+    }
 
 
 def dct_matrix(bins: int, coefficients: int) -> np.ndarray:
@@ -62,34 +81,84 @@ def dct_matrix(bins: int, coefficients: int) -> np.ndarray:
 
 @keras.utils.register_keras_serializable(package="edgepipe")
 class LogMel(keras.layers.Layer):
-    """[batch, samples] float32 PCM in [-1, 1] -> [batch, frames, mel_bins (or mfcc)]."""
+    """[batch, samples] float32 PCM in [-1, 1] -> [batch, frames, mel_bins (or mfcc)].
+
+    Frames of `window_ms` every `hop_ms` (strided slices of blocks of gcd(window, hop)
+    samples, concatenated), a periodic Hann window, zero-padding to a power of two, the
+    two-stage DFT of fft_constants up to `upper_hz`, power, `mel_bins` mel filters from
+    `lower_hz` to `upper_hz`, log, and with `mfcc` > 0 that many DCT-II coefficients.
+    """
 
     keep_float = True  # see the module docstring
 
     def __init__(self, sample_rate: int, window_ms: float = 30.0, hop_ms: float = 20.0,
-                 mel_bins: int = 40, mfcc: int = 0, **kwargs):
+                 mel_bins: int = 40, mfcc: int = 0, lower_hz: float = 20.0,
+                 upper_hz: float = 4000.0, **kwargs):
         super().__init__(**kwargs)
         self.sample_rate, self.window_ms, self.hop_ms = int(sample_rate), window_ms, hop_ms
         self.mel_bins, self.mfcc = int(mel_bins), int(mfcc)
+        self.lower_hz, self.upper_hz = float(lower_hz), float(upper_hz)
         self.window = int(round(sample_rate * window_ms / 1000.0))
         self.hop = int(round(sample_rate * hop_ms / 1000.0))
-        if self.window < 16 or self.hop < 1 or self.mfcc > self.mel_bins:
-            raise ValueError(f"audio front end: window {self.window} samples, hop {self.hop}, "
-                             f"{self.mfcc} MFCC of {self.mel_bins} mel bins; need a window of "
-                             ">= 16 samples, a hop >= 1 and mfcc <= mel_bins.")
-        fft_length = 1 << (self.window - 1).bit_length()
-        mel = mel_matrix(self.mel_bins, fft_length // 2 + 1, self.sample_rate)
-        self._dft = tf.constant(dft_kernel(self.window, fft_length))
-        # The power of a bin is cos^2 + sin^2: one matmul sums both halves into the mel bins.
-        self._mel = tf.constant(np.concatenate([mel, mel], axis=0))
-        self._dct = tf.constant(dct_matrix(self.mel_bins, self.mfcc)) if self.mfcc else None
+        self.block = int(np.gcd(self.window, self.hop)) if self.window and self.hop else 0
+        problems = []
+        if self.window < 16 or self.hop < 1:
+            problems.append(f"window {self.window} samples and hop {self.hop}: need a window "
+                            "of >= 16 samples and a hop >= 1")
+        elif self.window // self.block > 64:
+            problems.append(f"window {self.window} and hop {self.hop} samples share only "
+                            f"{self.block}-sample blocks; choose lengths with a larger common "
+                            "divisor (e.g. whole milliseconds that divide each other)")
+        if not 0 <= self.lower_hz < self.upper_hz <= sample_rate / 2:
+            problems.append(f"lower_hz {lower_hz} and upper_hz {upper_hz} must satisfy 0 <= "
+                            f"lower < upper <= {sample_rate / 2:g} (half the sample rate)")
+        if self.mfcc > self.mel_bins or self.mel_bins < 1:
+            problems.append(f"mfcc {self.mfcc} must be <= mel_bins {self.mel_bins} (>= 1)")
+        if problems:
+            raise ValueError("audio front end: " + "; ".join(problems) + ".")
+        self.fft_length = 1 << (self.window - 1).bit_length()
+        bins = int(np.floor(self.upper_hz / sample_rate * self.fft_length)) + 1
+        constants = fft_constants(self.fft_length, bins)
+        self.n1, self.n2, k2_count = (int(value) for value in constants["shape"])
+        mel = mel_matrix(self.mel_bins, self.fft_length // 2 + 1, self.sample_rate,
+                         self.lower_hz, self.upper_hz)
+        # rows in the [k1, k2] order the DFT leaves its bins in; bins past `bins` weigh 0
+        order = (np.arange(self.n1)[:, None] + self.n1 * np.arange(k2_count)[None, :]).ravel()
+        reordered = np.zeros((len(order), self.mel_bins), np.float32)
+        reordered[order < bins] = mel[order[order < bins]]
+        hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(self.window) / self.window)
+        as_constant = lambda value: tf.constant(np.asarray(value, np.float32))  # noqa: E731
+        self._hann = as_constant(hann)
+        self._first, self._second = as_constant(constants["first"]), as_constant(
+            constants["second"])
+        self._twiddle_cos = as_constant(constants["twiddle_cos"])
+        self._twiddle_sin = as_constant(constants["twiddle_sin"])
+        self._mel = as_constant(reordered)
+        self._k2 = k2_count
+        self._dct = as_constant(dct_matrix(self.mel_bins, self.mfcc)) if self.mfcc else None
 
     def frames(self, samples: int) -> int:
         return (samples - self.window) // self.hop + 1
 
     def call(self, inputs):
-        spectrum = tf.nn.conv1d(inputs[:, :, None], self._dft, stride=self.hop, padding="VALID")
-        mel = tf.matmul(tf.square(spectrum), self._mel)
+        count = self.frames(inputs.shape[1])
+        used = (count - 1) * self.hop + self.window
+        blocks = tf.reshape(inputs[:, :used], [-1, used // self.block, self.block])
+        step = self.hop // self.block
+        frames = tf.concat([blocks[:, index:index + (count - 1) * step + 1:step, :]
+                            for index in range(self.window // self.block)], axis=-1)
+        frames = tf.pad(frames * self._hann, [[0, 0], [0, 0], [0, self.fft_length - self.window]])
+        grid = tf.transpose(tf.reshape(frames, [-1, count, self.n1, self.n2]), [0, 1, 3, 2])
+        first = tf.matmul(grid, self._first)  # [batch, frames, n2, real k1 | imaginary k1]
+        real, imaginary = first[..., :self.n1], first[..., self.n1:]
+        twiddled = tf.concat([real * self._twiddle_cos - imaginary * self._twiddle_sin,
+                              real * self._twiddle_sin + imaginary * self._twiddle_cos], -1)
+        twiddled = tf.transpose(tf.reshape(twiddled, [-1, count, self.n2, 2, self.n1]),
+                                [0, 1, 4, 3, 2])  # [batch, frames, k1, real|imag, n2]
+        spectrum = tf.matmul(tf.reshape(twiddled, [-1, count, self.n1, 2 * self.n2]),
+                             self._second)
+        power = tf.square(spectrum[..., :self._k2]) + tf.square(spectrum[..., self._k2:])
+        mel = tf.matmul(tf.reshape(power, [-1, count, self.n1 * self._k2]), self._mel)
         features = tf.math.log(mel + 1e-6)
         return tf.matmul(features, self._dct) if self._dct is not None else features
 
@@ -99,7 +168,8 @@ class LogMel(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "sample_rate": self.sample_rate,
                 "window_ms": self.window_ms, "hop_ms": self.hop_ms,
-                "mel_bins": self.mel_bins, "mfcc": self.mfcc}
+                "mel_bins": self.mel_bins, "mfcc": self.mfcc, "lower_hz": self.lower_hz,
+                "upper_hz": self.upper_hz}
 
 
 @keras.utils.register_keras_serializable(package="edgepipe")
@@ -139,11 +209,12 @@ class SpecAugment(keras.layers.Layer):
 
 
 def spectrogram(inputs, sample_rate: int, window_ms: float, hop_ms: float, mel_bins: int,
-                mfcc: int, spec_augment: bool, batch_norm_momentum: float = 0.99):
+                mfcc: int, spec_augment: bool, batch_norm_momentum: float = 0.99,
+                lower_hz: float = 20.0, upper_hz: float = 4000.0):
     """[frames, features, 1] normalised log-mel (or MFCC) image of a [samples] input."""
     # float32 under mixed precision too: the power spectrum spans decades bfloat16 cannot hold
-    x = LogMel(sample_rate, window_ms, hop_ms, mel_bins, mfcc, name="log_mel",
-               dtype="float32")(inputs)
+    x = LogMel(sample_rate, window_ms, hop_ms, mel_bins, mfcc, lower_hz, upper_hz,
+               name="log_mel", dtype="float32")(inputs)
     if spec_augment:
         x = SpecAugment(name="spec_augment")(x)
     # The spectrogram's scale is learnt (a float BatchNormalization folds into a MUL and ADD).

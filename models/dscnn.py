@@ -25,6 +25,8 @@ def build(
     hop_ms: float = 20.0,
     mel_bins: int = 40,
     mfcc: int = 0,
+    lower_hz: float = 20.0,
+    upper_hz: float = 4000.0,
     filters: int = 64,
     blocks: int = 4,
     first_kernel: Sequence[int] = (10, 4),
@@ -46,7 +48,7 @@ def build(
                          "filters >= 1, blocks >= 0 and 0 <= dropout < 1.")
     inputs = keras.Input(shape=tuple(input_shape), dtype="float32", name="audio")
     x = audio_frontend.spectrogram(inputs, sample_rate, window_ms, hop_ms, mel_bins, mfcc,
-                                   spec_augment, batch_norm_momentum)
+                                   spec_augment, batch_norm_momentum, lower_hz, upper_hz)
     x = keras.layers.Conv2D(filters, tuple(first_kernel), strides=2, padding="same",
                             use_bias=False, name="conv")(x)
     x = keras.layers.BatchNormalization(momentum=batch_norm_momentum, name="conv_bn")(x)

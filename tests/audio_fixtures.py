@@ -122,3 +122,19 @@ def audio_model(run_stage, audio_examples, audio_statistics):
         "train", {"examples": audio_examples[1], "statistics": audio_statistics["statistics"]},
         TRAIN)
     return properties, outputs["model"]
+
+
+@pytest.fixture(scope="session")
+def audio_evaluation(run_stage, audio_examples, audio_model):
+    inputs = {"examples": audio_examples[1], "model": audio_model[1]}
+    properties, outputs = run_stage("evaluate", inputs, {"min_accuracy": 0.5})
+    return properties, outputs["evaluation"]
+
+
+@pytest.fixture(scope="session")
+def audio_tflite(run_stage, audio_examples, audio_model):
+    inputs = {"examples": audio_examples[1], "model": audio_model[1]}
+    properties, outputs = run_stage("quantize", inputs, {
+        "variants": ["float32", "int8"], "int8_io": "float32",
+        "representative_examples": 50, "benchmark_tool": False})
+    return properties, outputs["tflite"]

@@ -94,7 +94,8 @@ def test_the_front_end_converts_to_builtin_ops_and_matches_keras():
     from edgepipe.models.keras import keras
 
     inputs = keras.Input(shape=(RATE,), name="audio")
-    layer = audio_frontend.LogMel(RATE, window_ms=32.0, hop_ms=16.0, mel_bins=20)
+    layer = audio_frontend.LogMel(RATE, window_ms=32.0, hop_ms=16.0, mel_bins=20,
+                                  upper_hz=RATE / 2)
     model = keras.Model(inputs, layer(inputs))
     clip = np.random.default_rng(0).uniform(-0.5, 0.5, (1, RATE)).astype(np.float32)
     expected = model(clip).numpy()
@@ -131,3 +132,29 @@ def test_the_dscnn_learns_the_words_from_raw_samples(audio_examples, audio_model
     probabilities = model.predict(model_inputs.prepare(info, test["audio"]), verbose=0)
     accuracy = float((probabilities.argmax(1) == test["label"]).mean())
     assert accuracy > 0.8, accuracy  # 5 classes: chance is 0.2-0.3
+
+
+def test_int8_keeps_the_front_end_float_and_carries_the_audio_metadata(audio_tflite):
+    from edgepipe.components.quantize.measure import op_names
+    from edgepipe.components.tflite_metadata import flatbuffer
+
+    properties, tflite = audio_tflite
+    variants = {record["name"]: record for record in artifacts.read_variants(tflite.path)}
+    int8 = variants["int8"]
+    assert not [op for op in int8["ops"] if op.startswith("Flex") or op == "RFFT2D"]
+    assert int8["accuracy"] >= variants["float32"]["accuracy"] - 0.1
+    content = (tflite.path / "int8.tflite").read_bytes()
+    assert "CONV_2D" in op_names(content) and "QUANTIZE" in op_names(content)
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content)
+    assert interpreter.get_input_details()[0]["dtype"] == np.float32  # MediaPipe needs float
+    assert interpreter.get_output_details()[0]["dtype"] == np.float32  # int8 is refused there
+    metadata, files = flatbuffer.read(content)
+    tensor = metadata.subgraphMetadata[0].inputTensorMetadata[0]
+    audio = tensor.content.contentProperties
+    assert (audio.sampleRate, audio.channels) == (RATE, 1)
+    labels = metadata.subgraphMetadata[0].outputTensorMetadata[0].associatedFiles[0]
+    assert labels.type == 2  # TENSOR_AXIS_LABELS
+    assert files[flatbuffer.text(labels.name)].decode().split() == KEYWORDS + ["unknown",
+                                                                              "silence"]
