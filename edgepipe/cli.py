@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
             return serve(args)
         if args.command == "compile":
             return compile_command(args)
+        if args.command == "listen":
+            from edgepipe import listen
+
+            return listen.main(args, api.load_config(args.config))
         config = api.load_config(args.config, overrides=args.set, root=args.root,
                                  beam_options=args.beam_option)
         if args.command == "status":
@@ -50,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
             return gc_command(config, args.dry_run)
         result = api.run(config, stages=args.stage or None, no_cache=args.no_cache)
     except (api.ConfigError, api.StorageError) as error:
+        print(f"edgepipe: {error}", file=sys.stderr)
+        return 2
+    except ValueError as error:  # listen: a recording or a model it cannot use
+        if args.command != "listen":
+            raise
         print(f"edgepipe: {error}", file=sys.stderr)
         return 2
     except api.StageFailed as error:
@@ -116,6 +125,12 @@ def _parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("config", nargs="?",
                               help="a pipeline config whose [registry] to serve (or --registry)")
     serving_server.add_arguments(serve_parser, registry_required=False)
+
+    from edgepipe import listen
+
+    listen_parser = commands.add_parser(
+        "listen", help="print the keywords a pushed keyword model hears in a WAV recording")
+    listen.add_arguments(listen_parser)
     return parser
 
 
