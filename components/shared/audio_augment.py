@@ -28,6 +28,14 @@ def noise_pool(examples) -> np.ndarray:
     return (clips[kept] / rms[kept, None]).astype(np.float32)
 
 
+def arguments(examples, spec: dict, config) -> dict:
+    """augment_batch's settings from [train]: the noise pool, the shift in samples."""
+    return {"noise": noise_pool(examples),
+            "shift": int(round(spec["sample_rate"] * config.augment_shift_ms / 1000.0)),
+            "level": config.augment_noise_level,
+            "probability": config.augment_noise_probability}
+
+
 def augment_batch(tf, batch, noise: np.ndarray, shift: int, level: float, probability: float):
     """A [B, samples] float32 batch shifted by up to `shift` samples each way and mixed with a
     random noise clip at an RMS drawn from [0, level] with `probability`, clipped to [-1, 1]."""

@@ -42,6 +42,11 @@ def active_fraction(value: np.ndarray) -> float:
     return float((loud[-1] - loud[0] + 1) / len(frames)) if loud.size else 0.0
 
 
+def _new_class() -> dict:
+    return {"count": 0, "samples": 0, "clipped": 0, "levels": [0] * (len(LEVEL_BINS) - 1),
+            "active": [0] * DURATION_BINS, "lengths": {}}
+
+
 def add(accumulator: dict, value: np.ndarray, label) -> None:
     accumulator["samples"] += value.size
     accumulator["sum"] += float(value.sum(dtype=np.float64))
@@ -50,9 +55,7 @@ def add(accumulator: dict, value: np.ndarray, label) -> None:
     accumulator["max"] = max(accumulator["max"], float(value.max()))
     accumulator["length"] = max(accumulator["length"], int(value.size))
     key = str(label)
-    mine = accumulator["per_class"].setdefault(key, {
-        "count": 0, "samples": 0, "clipped": 0, "levels": [0] * (len(LEVEL_BINS) - 1),
-        "active": [0] * DURATION_BINS, "lengths": {}})
+    mine = accumulator["per_class"].setdefault(key, _new_class())
     mine["count"] += 1
     mine["samples"] += value.size
     mine["clipped"] += int((np.abs(value) >= CLIP_LEVEL).sum())
@@ -69,9 +72,7 @@ def merge(merged: dict, other: dict) -> None:
                                                                          other["max"])
     merged["length"] = max(merged["length"], other["length"])
     for label, theirs in other["per_class"].items():
-        mine = merged["per_class"].setdefault(label, {
-            "count": 0, "samples": 0, "clipped": 0, "levels": [0] * (len(LEVEL_BINS) - 1),
-            "active": [0] * DURATION_BINS, "lengths": {}})
+        mine = merged["per_class"].setdefault(label, _new_class())
         for key in ("count", "samples", "clipped"):
             mine[key] += theirs[key]
         for key in ("levels", "active"):

@@ -86,12 +86,9 @@ class Config(StageConfig):
     # Label smoothing of the cross-entropy loss: the target puts 1 - s on the true class and
     # spreads s over all classes (0: none; 0.1 measured +0.2-0.3 points on Fashion-MNIST).
     label_smoothing: float = pydantic.Field(0.0, ge=0.0, lt=1.0)
-    # Augmentation of the training batches in the tf.data pipeline (images only; validation,
-    # test and every later stage see the images unchanged): "none", or "translate": each image
-    # shifted by a random whole number of pixels, up to augment_pixels each way, zero fill.
-    # "audio" (raw-audio examples): each clip shifted by up to augment_shift_ms (zero fill)
-    # and, with augment_noise_probability, mixed with a train `silence` clip at an RMS level
-    # drawn from [0, augment_noise_level] (components/shared/audio_augment.py).
+    # Augmentation of the training batches in tf.data (validation, test and later stages see
+    # the examples unchanged): "none"; "translate" shifts each image by up to augment_pixels
+    # (zero fill); "audio": time shift and noise (components/shared/audio_augment.py).
     augment: Literal["none", "translate", "audio"] = "none"
     augment_pixels: int = pydantic.Field(2, ge=1, le=1_000)
     augment_shift_ms: float = pydantic.Field(100.0, ge=0.0, le=10_000.0)
@@ -256,12 +253,7 @@ def _datasets(tf, examples, spec: dict, placement, config: Config, seed: int):
         raise ValueError(f"[train] augment = {config.augment!r} augments {kind} inputs, but "
                          f"the examples hold {spec['input_feature']!r}; set augment = \"none\""
                          + (" or \"audio\"" if spec["input_feature"] == "audio" else "") + ".")
-    audio = None
-    if config.augment == "audio":
-        audio = {"noise": audio_augment.noise_pool(examples),
-                 "shift": int(round(spec["sample_rate"] * config.augment_shift_ms / 1000.0)),
-                 "level": config.augment_noise_level,
-                 "probability": config.augment_noise_probability}
+    audio = audio_augment.arguments(examples, spec, config) if kind == "audio" else None
     training = distribute.sharded_dataset(
         tf, placement.strategy,
         lambda context, batch: input_pipeline.dataset(
