@@ -17,12 +17,13 @@ import numpy as np
 
 def run(job):
     from mediapipe.tasks.python.audio import audio_classifier
+    from mediapipe.tasks.python.audio.core.audio_task_running_mode import AudioTaskRunningMode
     from mediapipe.tasks.python.components.containers import audio_data
     from mediapipe.tasks.python.core.base_options import BaseOptions
 
     options = audio_classifier.AudioClassifierOptions(
         base_options=BaseOptions(model_asset_path=job["model"]), max_results=-1,
-        running_mode=audio_classifier.AudioClassifierRunningMode.AUDIO_CLIPS)
+        running_mode=AudioTaskRunningMode.AUDIO_CLIPS)
     clips = np.load(job["clips"])
     found = []
     with audio_classifier.AudioClassifier.create_from_options(options) as classifier:

@@ -24,6 +24,11 @@ import tensorflow as tf  # noqa: E402
 
 
 LOG_OFFSET, LOG_SCALE = 4.0, 0.2  # (log power + 4) / 5
+# Added to the mel energies before the log: a noise floor about 70 dB below a full-scale tone,
+# so digital silence (zero padding, a muted microphone) looks like the quietest background the
+# model was trained on, not like a value it never saw (with 1e-6 a tiny model heard zeros as a
+# keyword with score 1.0).
+LOG_FLOOR = 1e-3
 
 
 @keras.utils.register_keras_serializable(package="edgepipe")
@@ -106,7 +111,7 @@ class LogMel(keras.layers.Layer):
                              self._second)
         power = tf.square(spectrum[..., :self._k2]) + tf.square(spectrum[..., self._k2:])
         mel = tf.matmul(tf.reshape(power, [-1, count, self.n1 * self._k2]), self._mel)
-        features = tf.math.log(mel + 1e-6)
+        features = tf.math.log(mel + LOG_FLOOR)
         return tf.matmul(features, self._dct) if self._dct is not None else features
 
     def compute_output_shape(self, input_shape):

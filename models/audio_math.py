@@ -77,4 +77,4 @@ def log_mel(samples: np.ndarray, sample_rate: int, window_ms: float = 30.0,
     hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(window) / window)
     power = np.abs(np.fft.rfft(samples[index] * hann, fft_length)) ** 2
     mel = mel_matrix(mel_bins, fft_length // 2 + 1, sample_rate, lower_hz, upper_hz)
-    return np.log(power @ mel + 1e-6).astype(np.float32)
+    return np.log(power @ mel + 1e-3).astype(np.float32)  # audio_frontend.LOG_FLOOR

@@ -13,6 +13,7 @@ from edgepipe.contracts import wav
 from tests.conftest import REPO
 
 
+@pytest.mark.slow  # ~10 s of espeak-ng on a shared machine; `make test-slow` runs it
 @pytest.mark.skipif(shutil.which("espeak-ng") is None,
                     reason="espeak-ng is not installed (.ci/run installs it)")
 def test_the_generator_writes_the_layout_and_keeps_speakers_apart(tmp_path):

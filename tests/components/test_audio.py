@@ -49,12 +49,16 @@ def test_clips_are_resampled_fitted_and_speakers_stay_in_one_split(audio_example
     assert all(len(splits) == 1 for splits in speakers.values()), speakers
     unknown, silence = len(KEYWORDS), len(KEYWORDS) + 1
     train_keywords = sum(counts["train"][label] for label in range(len(KEYWORDS)))
-    assert counts["train"][silence] == round(0.3 * train_keywords)
+    # the shares are of the keyword files each split was given, quarantined ones included
+    broken = sum(reason != "kept" for reason in ODD_FILES.values())
+    assert round(0.3 * train_keywords) <= counts["train"][silence] <= round(
+        0.3 * (train_keywords + broken))
     train_speakers = sum(splits == {"train"} for name, splits in speakers.items()
                          if name.startswith("spk"))
     # every unknown clip there is, up to the share
-    assert counts["train"][unknown] == min(round(0.3 * train_keywords),
-                                           len(OTHER_WORDS) * train_speakers)
+    assert min(round(0.3 * train_keywords), len(OTHER_WORDS) * train_speakers) <= \
+        counts["train"][unknown] <= min(round(0.3 * (train_keywords + broken)),
+                                        len(OTHER_WORDS) * train_speakers)
 
 
 def test_the_44k_stereo_and_8bit_files_decode_to_the_same_clip(audio_tree):
@@ -113,7 +117,7 @@ def test_the_front_end_converts_to_builtin_ops_and_matches_keras():
     stft = tf.signal.stft(clip, 256, 128, fft_length=256, window_fn=tf.signal.hann_window,
                           pad_end=False)
     mel = tf.signal.linear_to_mel_weight_matrix(20, 129, RATE, 20.0, RATE / 2)
-    reference = np.log(np.square(np.abs(stft.numpy())) @ mel.numpy() + 1e-6)
+    reference = np.log(np.square(np.abs(stft.numpy())) @ mel.numpy() + audio_frontend.LOG_FLOOR)
     assert expected.shape == reference.shape
     # the same spectrogram up to the window's periodic/symmetric form
     assert np.median(np.abs(expected - reference)) < 0.2
@@ -134,15 +138,22 @@ def test_the_dscnn_learns_the_words_from_raw_samples(audio_examples, audio_model
     assert accuracy > 0.8, accuracy  # 5 classes: chance is 0.2-0.3
 
 
-def test_int8_keeps_the_front_end_float_and_carries_the_audio_metadata(audio_tflite):
+@pytest.mark.slow  # int8 conversion through the quantization debugger: ~30 s here
+def test_int8_keeps_the_front_end_float_and_carries_the_audio_metadata(run_stage,
+                                                                       audio_examples,
+                                                                       audio_model):
     from edgepipe.components.quantize.measure import op_names
     from edgepipe.components.tflite_metadata import flatbuffer
 
-    properties, tflite = audio_tflite
+    inputs = {"examples": audio_examples[1], "model": audio_model[1]}
+    _, outputs = run_stage("quantize", inputs, {
+        "variants": ["int8"], "int8_io": "float32", "representative_examples": 50,
+        "benchmark_tool": False})
+    tflite = outputs["tflite"]
     variants = {record["name"]: record for record in artifacts.read_variants(tflite.path)}
     int8 = variants["int8"]
     assert not [op for op in int8["ops"] if op.startswith("Flex") or op == "RFFT2D"]
-    assert int8["accuracy"] >= variants["float32"]["accuracy"] - 0.1
+    assert int8["agreement"] >= 0.9  # with the Keras model, on the test clips
     content = (tflite.path / "int8.tflite").read_bytes()
     assert "CONV_2D" in op_names(content) and "QUANTIZE" in op_names(content)
     from ai_edge_litert.interpreter import Interpreter

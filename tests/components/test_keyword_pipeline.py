@@ -5,6 +5,7 @@ PCM as JSON or as a WAV body (tests/audio_fixtures.py)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from edgepipe.contracts import artifacts, wav
 from tests.audio_fixtures import KEYWORDS, RATE, say
@@ -22,6 +23,7 @@ def test_evaluate_reports_misses_and_false_accepts_on_a_stream(audio_evaluation)
         streaming["false_accepts_per_hour"]
 
 
+@pytest.mark.slow  # the report stage alone takes ~40 s on the shared 2-core machine
 def test_the_report_draws_spectrograms_and_embeds_the_clips(run_stage, audio_examples,
                                                             audio_statistics, audio_model,
                                                             audio_evaluation, audio_tflite):
@@ -65,6 +67,19 @@ path = "{audio_registry}"
     assert 1.0 <= found[0][1] <= 2.6 and 4.0 <= found[1][1] <= 5.6
     assert cli.main(["listen", str(config), str(config)]) == 2  # not a WAV: a clear error
     assert "keywords.toml: not a RIFF/WAVE file" in capsys.readouterr().err
+
+
+def test_the_pushed_model_states_its_sample_rate_and_labels_for_mediapipe(audio_registry):
+    from edgepipe.components.tflite_metadata import flatbuffer
+
+    metadata, files = flatbuffer.read((audio_registry / "keywords" / "1" /
+                                       "model.tflite").read_bytes())
+    audio = metadata.subgraphMetadata[0].inputTensorMetadata[0].content.contentProperties
+    assert (audio.sampleRate, audio.channels) == (RATE, 1)
+    labels = metadata.subgraphMetadata[0].outputTensorMetadata[0].associatedFiles[0]
+    assert labels.type == 2  # TENSOR_AXIS_LABELS
+    assert files[flatbuffer.text(labels.name)].decode().split() == KEYWORDS + ["unknown",
+                                                                              "silence"]
 
 
 def test_the_server_takes_samples_as_json_or_a_wav_body(audio_registry):
