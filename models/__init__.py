@@ -38,7 +38,7 @@ MODULES: dict[str, str] = {
 
 # The input features each builder takes (see edgepipe.components.shared.examples_io).
 INPUT_FEATURES: dict[str, tuple[str, ...]] = {
-    "cnn": ("image",), "cnn_bn": ("image",), "lstm": ("sequence",), "text_lstm": ("text",),
+    "cnn": ("image",), "cnn_bn": ("image",), "lstm": ("sequence", "audio"), "text_lstm": ("text",),
     "mlp": ("sequence", "image"), "dscnn": ("audio",),
 }
 

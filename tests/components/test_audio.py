@@ -169,3 +169,14 @@ def test_int8_keeps_the_front_end_float_and_carries_the_audio_metadata(run_stage
     assert labels.type == 2  # TENSOR_AXIS_LABELS
     assert files[flatbuffer.text(labels.name)].decode().split() == KEYWORDS + ["unknown",
                                                                               "silence"]
+
+
+def test_the_lstm_builder_reads_the_spectrogram_of_raw_samples():
+    from edgepipe import models
+
+    model = models.build("lstm", input_shape=(RATE,), num_classes=5, sample_rate=RATE,
+                         units=(8,), window_ms=32.0, hop_ms=32.0, mel_bins=12)
+    assert model.input_shape == (None, RATE) and model.output_shape == (None, 5)
+    assert model.get_layer("frames").output_shape == (None, 31, 12)  # frames x mel bands
+    probabilities = model(np.zeros((2, RATE), np.float32)).numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
