@@ -96,7 +96,11 @@ def resample(samples: np.ndarray, rate: int, wanted: int) -> np.ndarray:
     """Polyphase resampling (scipy) from `rate` to `wanted` Hz."""
     if rate == wanted:
         return samples.astype(np.float32, copy=False)
-    from scipy import signal
+    try:
+        from scipy import signal
+    except ImportError:  # the model server's image has numpy and LiteRT only
+        raise ValueError(f"the audio is at {rate} Hz and resampling it to {wanted} Hz needs "
+                         f"scipy, which is not installed here; send audio at {wanted} Hz") from None
 
     divisor = np.gcd(int(rate), int(wanted))
     return signal.resample_poly(samples, wanted // divisor, rate // divisor).astype(np.float32)
