@@ -110,7 +110,7 @@ def audio_statistics(run_stage, audio_examples):
     return outputs
 
 
-TRAIN = {"model": "dscnn", "epochs": 12, "batch_size": 16, "learning_rate": 0.01,
+TRAIN = {"model": "dscnn", "epochs": 16, "batch_size": 16, "learning_rate": 0.01,
          "augment": "audio", "augment_shift_ms": 50.0,
          "model_options": {"filters": 32, "blocks": 2, "mel_bins": 20, "window_ms": 32.0,
                            "hop_ms": 32.0, "spec_augment": True,

@@ -42,9 +42,9 @@ def test_listen_prints_the_keywords_of_a_recording_with_their_times(audio_regist
                                                                     capsys):
     from edgepipe import cli
 
-    noise = 0.01 * np.random.default_rng(1).standard_normal(3 * RATE).astype(np.float32)
-    recording = np.concatenate([noise[:RATE], say("yes", 3, 0), noise[RATE:],
-                                say("no", 5, 1), np.zeros(RATE)])
+    noise = 0.01 * np.random.default_rng(1).standard_normal(4 * RATE).astype(np.float32)
+    recording = np.concatenate([noise[:RATE], say("yes", 3, 0), noise[RATE:3 * RATE],
+                                say("no", 5, 1), noise[3 * RATE:]])
     path = tmp_path / "recording.wav"
     path.write_bytes(wav.encode(recording, RATE))
     config = tmp_path / "keywords.toml"
