@@ -135,13 +135,10 @@ def check(config: pathlib.Path, python: pathlib.Path) -> list[dict]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("configs", nargs="*", type=pathlib.Path, default=list(CONFIGS))
-    arguments = parser.parse_args(argv)
-    python = mediapipe_python()
-    rows = [row for config in arguments.configs for row in check(config, python)]
-    print(f"\nMediaPipe Tasks ({MEDIAPIPE}) against edgepipe's LiteRT predictions, test split:")
+def print_rows(rows: list[dict], classifier: str) -> list[dict]:
+    """Print the comparison table; return the rows that miss the target."""
+    print(f"\nMediaPipe Tasks ({MEDIAPIPE}) {classifier} against edgepipe's LiteRT "
+          "predictions, test split:")
     print(f"{'config':38} {'model':22} {'n':>5} {'agree':>7} {'max diff':>9} {'names':>6} "
           f"{'acc MP':>7} {'acc LiteRT':>10}  first result")
     for row in rows:
@@ -152,6 +149,16 @@ def main(argv: list[str] | None = None) -> int:
     failed = [row for row in rows if row["agreement"] < 0.99 or not row["names_right"]]
     print("target (agreement >= 99 %, right names):",
           "met" if not failed else f"NOT met by {[row['model'] for row in failed]}")
+    return failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("configs", nargs="*", type=pathlib.Path, default=list(CONFIGS))
+    arguments = parser.parse_args(argv)
+    python = mediapipe_python()
+    rows = [row for config in arguments.configs for row in check(config, python)]
+    failed = print_rows(rows, "ImageClassifier or TextClassifier")
     return 1 if failed else 0
 
 

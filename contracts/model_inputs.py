@@ -16,6 +16,8 @@ model.json:
   consumer) into int32 token ids [N, T], padded with id 0 and cut by the same "padding" rule.
   Rows that already are token ids (lists of ints, as a device or a client may send) are only
   padded or cut.
+- "audio": float32 PCM samples in [-1, 1] at model.json's "sample_rate", one row per clip,
+  padded with zeros after the clip or cut to the model's [samples] (as ingest does).
 
 `prepare` works on numpy values (numpy only: the model server uses it too);
 components/shared/input_pipeline.py states the sequence rule again as TensorFlow ops for
@@ -56,10 +58,26 @@ def prepare(model_json: dict[str, Any], values) -> np.ndarray:
                              model_json.get("padding_value", 0.0))
     if feature == "text":
         return prepare_text(model_json, values)
+    if feature == "audio":
+        return prepare_audio(shape[0], values)
     raise ValueError(
-        f"model.json input_feature is {feature!r}; expected 'image', 'sequence' or 'text'. Was "
+        f"model.json input_feature is {feature!r}; expected 'image', 'sequence', 'text' or "
+        "'audio'. Was "
         "the model written by the train stage of this version?"
     )
+
+
+def prepare_audio(length: int, values) -> np.ndarray:
+    """float32 [N, length] from N clips of samples (any length: zero-padded after or cut)."""
+    batch = np.zeros((len(values), length), dtype=np.float32)
+    for index, clip in enumerate(values):
+        clip = np.asarray(clip, dtype=np.float32)
+        if clip.ndim != 1 or not np.isfinite(clip).all():
+            raise ValueError(f"audio clip {index} has shape {list(clip.shape)} or non-finite "
+                             f"samples; send one list of float samples in [-1, 1] per clip "
+                             f"(mono, {length} samples at the model's sample rate).")
+        batch[index, :min(length, clip.size)] = clip[:length]
+    return batch
 
 
 def prepare_text(model_json: dict[str, Any], values) -> np.ndarray:

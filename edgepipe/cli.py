@@ -17,7 +17,7 @@ import pathlib
 import sys
 
 import edgepipe
-from edgepipe import api
+from edgepipe import api, model_commands
 from edgepipe.contracts import artifacts, storage
 from edgepipe.printout import STAGE_LINES, WIDTH, print_summary, tuning_line  # noqa: F401
 from edgepipe.serving import server as serving_server
@@ -42,10 +42,8 @@ def main(argv: list[str] | None = None) -> int:
             return serve(args)
         if args.command == "compile":
             return compile_command(args)
-        if args.command == "forecast":
-            return forecast_command(args)
-        if args.command == "generate":
-            return generate_command(args)
+        if args.command in model_commands.COMMANDS:  # forecast, generate, listen
+            return model_commands.COMMANDS[args.command][1](args)
         config = api.load_config(args.config, overrides=args.set, root=args.root,
                                  beam_options=args.beam_option)
         if args.command == "status":
@@ -53,10 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "gc":
             return gc_command(config, args.dry_run)
         result = api.run(config, stages=args.stage or None, no_cache=args.no_cache)
-    except (api.ConfigError, api.StorageError, GenerateError) as error:
-        print(f"edgepipe: {error}", file=sys.stderr)
-        return 2
-    except ForecastInputError as error:
+    except (api.ConfigError, api.StorageError, model_commands.ModelCommandError) as error:
         print(f"edgepipe: {error}", file=sys.stderr)
         return 2
     except api.StageFailed as error:
@@ -118,64 +113,14 @@ def _parser() -> argparse.ArgumentParser:
     inspect_parser = commands.add_parser("inspect", help="print an artifact's manifest readably")
     inspect_parser.add_argument("path", help="an artifact folder, its manifest.json or a run summary")
 
-    _add_generate_parser(commands)
-
     serve_parser = commands.add_parser(
         "serve", help="serve a model registry over HTTP (TensorFlow Serving's REST API)")
     serve_parser.add_argument("config", nargs="?",
                               help="a pipeline config whose [registry] to serve (or --registry)")
     serving_server.add_arguments(serve_parser, registry_required=False)
-    forecast_parser = commands.add_parser(
-        "forecast", help="forecast every series of a CSV file with the pushed model (LiteRT)")
-    forecast_parser.add_argument("config", help="the forecasting pipeline's config (its "
-                                 "[registry] and [ingest] column names)")
-    forecast_parser.add_argument("--csv", required=True, type=pathlib.Path,
-                                 help="long-format CSV of the series' recent values")
-    forecast_parser.add_argument("-o", "--output", required=True, type=pathlib.Path,
-                                 help="where to write the forecasts (CSV)")
+    for add_arguments, _ in model_commands.COMMANDS.values():
+        add_arguments(commands)
     return parser
-
-
-class ForecastInputError(ValueError):
-    """A forecast CSV or registry that cannot be used; the message names the file."""
-
-
-def forecast_command(args: argparse.Namespace) -> int:
-    """Forecast the series of --csv with the config's pushed model, to --output."""
-    from edgepipe.serving import forecast_file
-
-    config = api.load_config(args.config)
-    if config.registry is None:
-        raise api.ConfigError(f"{args.config} has no [registry] section: the forecast uses the "
-                              "model pushed there.")
-    ingest = config.stages["ingest"]
-    columns = {"series": ingest.series_column, "time": ingest.time_column,
-               "target": (ingest.target_columns or ("value",))[0],
-               "covariates": list(ingest.covariate_columns)}
-    try:
-        done = forecast_file.forecast(config.registry.path, config.registry.model_name,
-                                      args.csv, args.output, columns)
-    except (ValueError, FileNotFoundError) as error:
-        raise ForecastInputError(str(error)) from None
-    print(f"wrote {done['output']}: {done['series']} series x {done['horizon']} steps, "
-          f"{done['model']} v{done['version']} on LiteRT")
-    return 0
-
-
-def _add_generate_parser(commands) -> None:
-    generate_parser = commands.add_parser(
-        "generate", help="write text with the pushed generator of a config's [registry] "
-        "(its deployed .tflite, on LiteRT)")
-    generate_parser.add_argument("config", help="a generation pipeline config")
-    generate_parser.add_argument("--prompt", default="", help="text to continue")
-    generate_parser.add_argument("--length", type=int, default=200,
-                                 help="characters to generate")
-    generate_parser.add_argument("--temperature", type=float, default=0.8,
-                                 help="0: greedy; 1: the model's own probabilities")
-    generate_parser.add_argument("--seed", type=int, default=0,
-                                 help="the same seed gives the same text")
-    generate_parser.add_argument("--version", dest="model_version", type=int,
-                                 help="registry version (default: the newest)")
 
 
 def compile_command(args: argparse.Namespace) -> int:
@@ -187,38 +132,6 @@ def compile_command(args: argparse.Namespace) -> int:
     print(f"wrote {done['output']}: {len(done['tasks'])} tasks ({' -> '.join(done['tasks'])}), "
           f"target {done['target']}, image {done['image']}, root "
           f"{done['root'] or '(a required pipeline parameter)'}")
-    return 0
-
-
-class GenerateError(ValueError):
-    """A generate request that cannot be answered (exit status 2)."""
-
-
-def generate_command(args: argparse.Namespace) -> int:
-    """Continue --prompt with the newest (or --version) pushed generator on LiteRT."""
-    from edgepipe.contracts import registry
-    from edgepipe.contracts.litert_step import Generator
-
-    config = api.load_config(args.config)
-    if config.registry is None:
-        raise GenerateError(f"{args.config} has no [registry] section: generate runs the "
-                            "pushed model; add one and run the pipeline.")
-    path, name = config.registry.path, config.registry.model_name
-    version = args.model_version or registry.latest_version(path, name)
-    if version is None:
-        raise GenerateError(f"no version of {name!r} in the registry {path}: run "
-                            f"`edgepipe run {args.config}` first (push needs a blessed model).")
-    folder = registry.local_version(path, name, version)
-    if registry.read_version_metadata(folder).get("task") != "generation":
-        raise GenerateError(f"{name} v{version} in {path} is not a text generator.")
-    try:
-        answer = Generator.of_version(folder).generate(args.prompt, args.length, args.temperature,
-                                            args.seed)
-    except ValueError as error:
-        raise GenerateError(f"generate: {error}") from None
-    if answer.get("note"):
-        print(f"note: {answer['note']}", file=sys.stderr)
-    print(args.prompt + answer["text"])
     return 0
 
 

@@ -37,20 +37,22 @@ MODULES: dict[str, str] = {
     "fomo": "edgepipe.models.fomo",
     "conv1d": "edgepipe.models.conv1d",
     "char_lstm": "edgepipe.models.char_lstm",
+    "dscnn": "edgepipe.models.dscnn",
 }
 
 # The input features each builder takes (see edgepipe.components.shared.examples_io).
 INPUT_FEATURES: dict[str, tuple[str, ...]] = {
-    "cnn": ("image",), "cnn_bn": ("image",), "lstm": ("sequence",), "text_lstm": ("text",),
-    "mlp": ("sequence", "image"), "conv1d": ("sequence",),
+    "cnn": ("image",), "cnn_bn": ("image",), "lstm": ("sequence", "audio"), "text_lstm": ("text",),
+    "mlp": ("sequence", "image"), "conv1d": ("sequence",), "dscnn": ("audio",),
     "ssd": ("image",), "fomo": ("image",),
 }  # char_lstm is absent: a generator, chosen by [pipeline] task = "generation", not by input
 
 # Builder arguments that come from the data; the rest come from [train.model_options].
 # rgb_to_gray: image builders take an RGB input and convert it to the gray channel they were
 # trained on ([train] input_color = "rgb" on grayscale examples; models/color.py).
+# sample_rate: audio builders compute their spectrogram from samples at this rate.
 DATA_ARGUMENTS = ("input_shape", "num_classes", "mean", "variance", "vocabulary_size",
-                  "rgb_to_gray")
+                  "rgb_to_gray", "sample_rate")
 
 
 def check_name(name: str) -> None:

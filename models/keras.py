@@ -12,3 +12,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import tf_keras as keras  # noqa: E402  (must follow the environment variable)
 
 __all__ = ["keras"]
+
+# The custom layers edgepipe's models may hold, registered on import so that every
+# keras.models.load_model of a model.keras finds them (models/audio_frontend.py).
+from edgepipe.models import audio_frontend  # noqa: E402,F401

@@ -27,8 +27,8 @@ from edgepipe.models.keras import keras
 def build(
     input_shape: Sequence[int],
     num_classes: int,
-    mean,
-    variance,
+    mean=None,
+    variance=None,
     units: Sequence[int] = (64,),
     bidirectional: bool = False,
     conv_filters: int = 0,
@@ -39,9 +39,16 @@ def build(
     activation: str = "relu",
     normalization: str = "none",
     residual: bool = False,
+    sample_rate: int = 0,
+    window_ms: float = 30.0,
+    hop_ms: float = 20.0,
+    mel_bins: int = 40,
+    spec_augment: bool = False,
 ) -> keras.Model:
     """Returns an uncompiled model from raw float32 sequences [steps, channels] to class
-    probabilities.
+    probabilities; or, for audio examples (`sample_rate` given by the data), from raw samples
+    [samples], whose log-mel spectrogram (models/audio_frontend.py: `window_ms`, `hop_ms`,
+    `mel_bins`, `spec_augment`) the LSTMs read frame by frame.
 
     `mean` and `variance` are per-channel lists from the statistics of the training split.
     `units` stacks one LSTM per entry; all but the last return sequences. `conv_filters > 0`
@@ -52,8 +59,17 @@ def build(
     which runtimes that never reset them (MediaPipe Tasks) need; the file grows with the steps.
     """
     check("lstm", units, activation, normalization, dropout, residual)
-    inputs = keras.Input(shape=tuple(input_shape), dtype="float32", name="sequence")
-    x = keras.layers.Normalization(axis=-1, mean=mean, variance=variance, name="normalize")(inputs)
+    if sample_rate:  # audio: the spectrogram's frames are the steps
+        from edgepipe.models import audio_frontend
+
+        inputs = keras.Input(shape=tuple(input_shape), dtype="float32", name="audio")
+        image = audio_frontend.spectrogram(inputs, sample_rate, window_ms, hop_ms, mel_bins, 0,
+                                           spec_augment)
+        x = keras.layers.Reshape(tuple(image.shape[1:3]), name="frames")(image)
+    else:
+        inputs = keras.Input(shape=tuple(input_shape), dtype="float32", name="sequence")
+        x = keras.layers.Normalization(axis=-1, mean=mean, variance=variance,
+                                       name="normalize")(inputs)
     outputs = recurrent_layers(x, num_classes, units, bidirectional, conv_filters,
                                conv_kernel_size, dropout, dense_units, unroll, activation,
                                normalization, residual)

@@ -38,7 +38,8 @@ from edgepipe.serving.bodies import BodyReader, Refusal, has_body
 from edgepipe.serving.metadata import metadata
 from edgepipe.serving.metrics import Metrics
 from edgepipe.serving.models import Models, NotFound
-from edgepipe.serving.requests import SIGNATURE, RequestError, parse_body, parse_predict
+from edgepipe.serving.requests import (SIGNATURE, RequestError, parse_body, parse_predict,
+                                       parse_wav)
 
 log = logging.getLogger("edgepipe.serve")
 
@@ -220,6 +221,8 @@ class App:
                                          "signature_name": "step"}}
 
     def _parse(self, body: bytes, model):
+        if body[:4] == b"RIFF":  # an audio model's clip as a WAV file
+            return parse_wav(body, model.spec)
         return parse_predict(parse_body(body, self.max_json_depth), model.spec, self.max_instances)
 
     async def _run(self, model, values):

@@ -34,7 +34,7 @@ class RequestError(Exception):
 class InputSpec:
     """What one example must look like: from the version's model.json."""
 
-    name: str  # "image" | "sequence" | "text"
+    name: str  # "image" | "sequence" | "text" | "audio"
     shape: tuple[int, ...]  # one example, e.g. (28, 28, 1); for sequences (T, C); text (T,)
     dtype: str  # "uint8" | "float32" | "int32" (text token ids)
     variable_length: bool  # sequences: any number of steps, padded/truncated to T
@@ -42,6 +42,7 @@ class InputSpec:
     # forecasting: clients send a series' last values (and covariates), without the mask
     # channel the model also reads (edgepipe.contracts.forecast_windows adds it)
     forecast: bool = False
+    sample_rate: int = 0  # audio: Hz of the samples (float in [-1, 1], up to shape[0] a clip)
 
     @classmethod
     def from_model_json(cls, model_json: dict) -> "InputSpec":
@@ -58,9 +59,13 @@ class InputSpec:
             vocabulary_size=(int(model_json.get("vocabulary_size", 0))
                              if isinstance(model_json.get("vocabulary"), str)
                              else len(model_json.get("vocabulary") or ())),
+            sample_rate=int(model_json.get("sample_rate") or 0),
         )
 
     def describe(self) -> str:
+        if self.name == "audio":
+            return (f"1 to {self.shape[0]} float samples in [-1, 1] (mono, {self.sample_rate} "
+                    "Hz; padded with zeros to the clip), or a WAV file as the whole body")
         if self.name == "text":
             return (f"a string (raw text) or {self.shape[0]} int token ids in "
                     f"0..{self.vocabulary_size - 1}")
@@ -202,6 +207,40 @@ def _text_example(row, spec: InputSpec, index: int):
     return np.asarray(row, dtype=np.int32)
 
 
+def parse_wav(body: bytes, spec: InputSpec) -> Parsed:
+    """A WAV body (an audio model's one clip): decoded, mixed to mono and resampled to the
+    model's rate (edgepipe.contracts.wav), at most one clip long."""
+    from edgepipe.contracts import wav
+
+    if spec.name != "audio":
+        raise RequestError(400, f"The body is a WAV file but this model takes {spec.describe()}; "
+                           f"{EXPECTED_BODY}.")
+    try:
+        samples, rate = wav.decode(body)
+        samples = wav.resample(samples, rate, spec.sample_rate)
+    except ValueError as error:
+        raise RequestError(400, f"The WAV body cannot be read: {error}.") from None
+    if samples.size == 0 or samples.size > spec.shape[0] * 1.01:
+        raise RequestError(400, f"The WAV body holds {samples.size / spec.sample_rate:.3f} s of "
+                           f"audio; expected one clip of at most {spec.shape[0]} samples "
+                           f"({spec.shape[0] / spec.sample_rate:g} s).")
+    return Parsed([samples[:spec.shape[0]]], False)
+
+
+def _audio_example(row, spec: InputSpec, index: int) -> np.ndarray:
+    try:
+        array = np.asarray(row)
+    except ValueError:
+        raise RequestError(400, f"Example {index} is a ragged list; expected {spec.describe()}.") from None
+    if array.ndim != 1 or not 1 <= array.size <= spec.shape[0] or array.dtype.kind not in "iuf" \
+            or array.dtype == bool:
+        raise RequestError(400, f"Example {index} has shape {list(array.shape)} ({_kind(array)}); expected {spec.describe()}.")
+    if not np.all(np.isfinite(array)) or np.abs(array).max() > 1.0:
+        raise RequestError(400, f"Example {index} holds samples outside [-1, 1] or non-finite ones; "
+                           "send float samples (16-bit PCM / 32768).")
+    return array.astype(np.float32)
+
+
 def _example(row, spec: InputSpec, index: int) -> tuple:
     """(the checked example, the letterbox of an encoded image or None)."""
     if isinstance(row, dict) and set(row) == {"b64"} and spec.name == "image":
@@ -219,6 +258,8 @@ def _example(row, spec: InputSpec, index: int) -> tuple:
 def _pixels(row, spec: InputSpec, index: int) -> np.ndarray:
     if spec.name == "text":
         return _text_example(row, spec, index)
+    if spec.name == "audio":
+        return _audio_example(row, spec, index)
     try:
         array = np.asarray(row)
     except ValueError:  # ragged nested lists

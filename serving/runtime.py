@@ -185,5 +185,6 @@ def warm_up(model: ModelVersion) -> None:
 
 
 def _stack(values: list[np.ndarray], spec: InputSpec):
-    # Sequences of several lengths, and texts, stay a list: model_inputs.prepare pads them.
-    return values if spec.variable_length or spec.name == "text" else np.stack(values)
+    # Sequences of several lengths, texts and audio clips stay a list: model_inputs.prepare
+    # pads them.
+    return values if spec.variable_length or spec.name in ("text", "audio") else np.stack(values)

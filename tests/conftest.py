@@ -24,7 +24,7 @@ from edgepipe.pipeline.store import Store  # noqa: E402
 
 # Fixture modules beside this one (regression: a generated table through every stage).
 pytest_plugins = ["tests.regression_fixtures", "tests.detection_fixtures",
-                  "tests.forecast_fixtures", "tests.generation_fixtures"]
+                  "tests.forecast_fixtures", "tests.generation_fixtures", "tests.audio_fixtures"]
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "fashion_mnist"

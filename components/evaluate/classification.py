@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from edgepipe.components.evaluate import slices
+from edgepipe.components.evaluate import slices, streaming
 from edgepipe.components.evaluate.metrics import (calibration, compute_metrics, confused_pairs,
                                                   labeling_queue, prediction_rows, single_out,
                                                   slice_metrics, top_k_accuracy)
@@ -70,7 +70,23 @@ def properties(metrics: dict[str, Any]) -> dict[str, Any]:
 def extra(examples, model_dir, class_names, feature, evaluation_dir, config,
           predict) -> dict[str, Any]:
     """labeling_queue.csv from the serving model's predictions on the unlabeled split, and
-    the stage's properties about it ({} without unlabelled examples)."""
+    the stage's properties about it ({} without unlabelled examples); for a keyword model
+    (audio examples) the streaming figures too (streaming.json)."""
+    found = {}
+    if feature == "audio" and config.stream_minutes > 0:
+        test = examples_io.load_numpy(examples, "test")
+        figures = streaming.evaluate(test, class_names, examples_io.sample_rate(examples),
+                                     lambda windows: predict(model_dir, windows), config)
+        artifacts.write_streaming(evaluation_dir, figures)
+        found["streaming"] = {key: figures[key] for key in (
+            "stream_seconds", "keywords_in_stream", "misses", "false_accepts",
+            "false_accepts_per_hour", "miss_rate", "threshold")}
+    return {**found, **_labeling_queue(examples, model_dir, class_names, feature,
+                                       evaluation_dir, config, predict)}
+
+
+def _labeling_queue(examples, model_dir, class_names, feature, evaluation_dir, config,
+                    predict) -> dict[str, Any]:
     if "unlabeled" not in examples_io.split_names(examples) or not examples_io.split_size(
             examples, "unlabeled"):
         return {}

@@ -11,13 +11,18 @@ from edgepipe.contracts import text_tokens
 
 def slice_features(examples, feature: str, test: dict, config) -> dict[str, tuple]:
     """{slice name: (one value per test example, what the value means)}."""
-    derived = {"image": "brightness", "sequence": "length", "text": "length"}
+    derived = {"image": "brightness", "sequence": "length", "text": "length",
+               "audio": "level"}
     names = config.slices if config.slices is not None else (derived[feature],)
     result = {}
     for name in names:
         if name == "brightness" and feature == "image":
             values = np.stack(test["image"]).reshape(len(test["id"]), -1).mean(axis=1)
             result[name] = (values, "mean pixel value of the image (0..255)")
+        elif name == "level" and feature == "audio":
+            rms = np.sqrt(np.mean(np.square(test["audio"], dtype=np.float64), axis=1))
+            values = 20 * np.log10(np.maximum(rms, 1e-5))
+            result[name] = (values, "RMS level of the clip (dBFS)")
         elif name == "length" and feature == "sequence":
             values = np.array([len(value) for value in test[feature]])
             result[name] = (values, "length of the sequence in steps")

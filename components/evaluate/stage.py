@@ -108,6 +108,15 @@ class Config(StageConfig):
     labeling_queue: Literal["least_confidence", "margin", "entropy"] = "least_confidence"
     # How many records labeling_queue.csv lists; 0: every unlabelled record.
     labeling_queue_size: int = pydantic.Field(0, ge=0, le=100_000_000)
+    # Keyword models (audio examples): a stream of about this many minutes is built from the
+    # test clips between background noise and other words, and scanned as `edgepipe listen`
+    # does (components/evaluate/streaming.py); 0: no streaming figures.
+    stream_minutes: float = pydantic.Field(10.0, ge=0.0, le=600.0)
+    stream_threshold: float = pydantic.Field(0.7, gt=0.0, le=1.0)
+    stream_hop_ms: float = pydantic.Field(100.0, gt=0.0, le=10_000.0)
+    stream_average_ms: float = pydantic.Field(500.0, gt=0.0, le=60_000.0)
+    stream_suppression_ms: float = pydantic.Field(1000.0, ge=0.0, le=60_000.0)
+    stream_tolerance_ms: float = pydantic.Field(1500.0, gt=0.0, le=60_000.0)
 
     @pydantic.model_validator(mode="after")
     def _fits_task(self):

@@ -83,6 +83,8 @@ def rejection_reason(record: dict, info: dict) -> tuple[str, str] | None:
         if not np.isfinite(value).all():
             return "non_finite_value", (
                 f"{int((~np.isfinite(value)).sum())} NaN or infinite values")
+    if info["feature"] == "audio" and list(value.shape) != list(info["shape"]):
+        return "wrong_shape", f"audio shape {list(value.shape)}, expected {info['shape']}"
     if info["feature"] == "text" and not value.strip():
         return "empty_text", "the text is empty or only whitespace"
     return None
@@ -104,6 +106,11 @@ def tfds_features(info: dict):
                                     encoding_format="png")
     elif info["feature"] == "sequence":
         value = tfds.features.Tensor(shape=(None, info["channels"]), dtype=np.float32)
+    elif info["feature"] == "audio":  # float32 samples in [-1, 1] at info["sample_rate"]
+        value = tfds.features.Tensor(
+            shape=tuple(info["shape"]), dtype=np.float32,
+            doc=tfds.features.Documentation(
+                desc=f"audio: sample_rate {info['sample_rate']}"))
     else:
         value = tfds.features.Text()
     targets = info.get("target_names")
@@ -150,7 +157,9 @@ def route(element: dict, info: dict, validation_fraction: float, test_fraction: 
         return "quarantine", json.dumps({
             "source": element["source"], "id": element["id"], "split": element["origin"],
             "reason": reason, "detail": detail})
-    split = assign_split(element["id"], element["origin"], validation_fraction, test_fraction)
+    # A source may fix the split itself (audio_dir: one speaker's clips stay together).
+    split = element.get("split") or assign_split(element["id"], element["origin"],
+                                                 validation_fraction, test_fraction)
     name = info["feature"]
     value = element[name]
     if name == "image" and value.dtype == np.uint8:  # TFDS takes encoded bytes as they are

@@ -176,7 +176,7 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
                    "source.")
     context.log.info("ingest: read %s, wrote %s, quarantined %d", read, counts, len(rejected))
     shape = {"image": info.get("shape"), "sequence": [None, info.get("channels")],
-             "text": []}[info["feature"]]
+             "text": [], "audio": info.get("shape")}[info["feature"]]
     return {
         "source": config.source,
         "input_feature": info["feature"],
@@ -190,6 +190,7 @@ def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
         "class_names": list(info["class_names"]),
         **({"target_names": list(info["target_names"])} if info.get("target_names") else {}),
         **({"units": info["units"], "documents": info["documents"]} if "units" in info else {}),
+        **({"sample_rate": info["sample_rate"]} if "sample_rate" in info else {}),
         "input_shape": shape,
         # A table's column names, one per channel: statistics names constant columns by them.
         **({"feature_names": list(info["feature_columns"])}

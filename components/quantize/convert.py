@@ -112,8 +112,11 @@ def _convert(convert_function, variant: str) -> bytes:
 
 
 def _input_normalizations(model) -> list[str]:
-    """Names of the Normalization layers that read the model's input directly."""
-    return [layer.name for layer in model.layers if type(layer).__name__ == "Normalization"
+    """Names of the layers that stay float in the int8 variants with float32 input: the
+    Normalization layers that read the model's input directly, and every layer that asks for
+    it with `keep_float = True` (an audio front end: models/audio_frontend.py)."""
+    return [layer.name for layer in model.layers if getattr(layer, "keep_float", False)
+            or type(layer).__name__ == "Normalization"
             and any(node.inbound_layers and type(node.inbound_layers).__name__ == "InputLayer"
                     for node in layer.inbound_nodes)]
 

@@ -66,26 +66,13 @@ def describe(
         },
         "output": {"name": task.output, **_tensor(output_detail)},
     }
+    if feature == "audio":
+        description["input"]["sample_rate"] = int(model_json["sample_rate"])
     if feature == "sequence":
         description["input"]["padding"] = model_json.get("padding", "pre")
         description["input"]["padding_value"] = model_json.get("padding_value", 0.0)
     if feature == "text":
-        from edgepipe.contracts import text_tokens
-
-        vocabulary = list(model_json["vocabulary"])
-        length = int(model_json["input_shape"][0])
-        padding = model_json.get("padding", "pre")
-        description["input"]["padding"] = padding
-        description["input"]["tokenizer"] = {
-            **text_tokens.describe(vocabulary, length, padding),
-            "rule": "lowercase the text; tokens = every match of token_pattern (Python re); "
-                    "id = the token's index in vocabulary, unknown_id for other tokens; "
-                    "'pre' padding keeps the last `length` ids and puts pad_id before them, "
-                    "'post' keeps the first ones and pads after.",
-        }
-        description["input"]["vocabulary"] = vocabulary
-        # Ids are indices, not values: no quantization applies to them.
-        description["input"]["raw_range"] = [0.0, float(len(vocabulary) - 1)]
+        description["input"].update(_text_input(model_json))
     if len(interpreter.get_output_details()) > 1:  # a detector: TFLite_Detection_PostProcess
         from edgepipe.contracts import litert
 
@@ -99,6 +86,28 @@ def describe(
             "q = clip(round(raw / scale) + zero_point, dtype min, dtype max)"
         )
     return description
+
+
+def _text_input(model_json: dict[str, Any]) -> dict[str, Any]:
+    """What a text model's input description adds: the tokenizer and vocabulary."""
+    from edgepipe.contracts import text_tokens
+
+    vocabulary = list(model_json["vocabulary"])
+    length = int(model_json["input_shape"][0])
+    padding = model_json.get("padding", "pre")
+    return {
+        "padding": padding,
+        "tokenizer": {
+            **text_tokens.describe(vocabulary, length, padding),
+            "rule": "lowercase the text; tokens = every match of token_pattern (Python re); "
+                    "id = the token's index in vocabulary, unknown_id for other tokens; "
+                    "'pre' padding keeps the last `length` ids and puts pad_id before them, "
+                    "'post' keeps the first ones and pads after.",
+        },
+        "vocabulary": vocabulary,
+        # Ids are indices, not values: no quantization applies to them.
+        "raw_range": [0.0, float(len(vocabulary) - 1)],
+    }
 
 
 def has_variable_tensors(model_content: bytes) -> bool:
@@ -165,6 +174,3 @@ def write_sidecar(tflite_path: pathlib.Path, description: dict[str, Any]) -> pat
 def _name(entry) -> str:
     name = entry.name
     return name.decode() if isinstance(name, bytes) else str(name or "")
-
-
-# --- the standard TFLite metadata of the same variant -------------------------------------

@@ -24,11 +24,18 @@ def sections_of(inputs, model_dir, evaluation_dir: pathlib.Path, model_info: dic
                          train, config.examples_per_class)
     data["label_caption"] = "Label distribution: share of each class within each split."
     top_k = "".join(f", top-{k} {100 * value:.1f}%" for k, value in evaluation["top_k"].items())
+    rate = int(model_info.get("sample_rate") or 0)  # audio: the clips' sample rate
+    if feature == "audio":
+        from edgepipe.components.report import audio
+
+        evaluation["confused_pairs"] = audio.confused_sounds(
+            evaluation["confused_pairs"], evaluation_dir, class_names, test, rate)
+        evaluation["streaming"] = audio.streaming(evaluation_dir)
     return {
         "data": data,
         "evaluation": evaluation,
         "galleries": sections.galleries(evaluation_dir, test, feature,
-                                        config.low_confidence_examples),
+                                        config.low_confidence_examples, rate),
         "semi_supervised": semi_supervised.section(
             model_dir, evaluation_dir, _unlabeled(examples), feature, class_names,
             config.unlabeled_truth, config.labeling_queue_examples),
@@ -59,7 +66,8 @@ def summary(page: dict[str, Any]) -> dict[str, Any]:
         "top_k_accuracy": evaluation["top_k"],
         "ece": evaluation["ece"],
         "num_examples": evaluation["num_examples"],
-        "confused_pairs": evaluation["confused_pairs"],
+        "confused_pairs": [{key: value for key, value in pair.items() if key != "sound"}
+                           for pair in evaluation["confused_pairs"]],
         "slices": evaluation["slices"],
         "lowest_confidence_ids": [item["id"] for item in galleries["lowest_confidence"]["items"]],
         "most_confidently_wrong_ids": [

@@ -97,6 +97,10 @@ def _convolution(keras, model, conv, batch: np.ndarray, test: dict, feature: str
     kernel = conv.get_weights()[0]  # [height, width, input channels, filters]
     activations = keras.Model(model.inputs, conv.output)(batch, training=False).numpy()[0]
     label = _truth(test, 0, class_names)
+    # What the convolution sees: the image itself, or what the model made of its raw input
+    # (an audio model's log-mel spectrogram, frames down and mel bands across).
+    shown = test[feature][0] if feature == "image" else keras.Model(
+        model.inputs, conv.input)(batch, training=False).numpy()[0]
     return {
         "kind": "cnn",
         "layer": conv.name,
@@ -105,7 +109,7 @@ def _convolution(keras, model, conv, batch: np.ndarray, test: dict, feature: str
         "example_id": str(test["id"][0]),
         "example_label": label,
         "filters_figure": plots.conv_filters(kernel),
-        "activations_figure": plots.activation_maps(test[feature][0], activations,
+        "activations_figure": plots.activation_maps(shown, activations,
                                                             f"{test['id'][0]} ({label})"),
     }
 

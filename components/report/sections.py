@@ -71,6 +71,12 @@ def data(examples: Artifact, statistics_dir: pathlib.Path, feature: str, class_n
                                      "snippet": _snippet(train["text"][index])}
                                     for name, index in zip(names, chosen)]
         figures["vocabulary"] = _vocabulary(statistics_dir)
+    elif feature == "audio":
+        from edgepipe.components.report import audio
+
+        audio_statistics = _feature(statistics, "train", "audio", statistics_dir)
+        figures.update(audio.data_section(train, chosen, names, audio_statistics["sample_rate"],
+                                          audio_statistics))
     return {
         **_ingest_counts(examples),
         "feature": feature,
@@ -207,7 +213,7 @@ def _plotted_confusion(confusion: dict) -> tuple[list[list[int]], list[str]]:
 
 
 def galleries(evaluation_dir: pathlib.Path, test: dict, feature: str,
-              count: int) -> dict[str, dict[str, Any]]:
+              count: int, sample_rate: int = 0) -> dict[str, dict[str, Any]]:
     """The lowest-confidence and the most confidently wrong test examples, drawn by kind."""
     path = evaluation_dir / artifacts.SINGLED_OUT
     singled_out = artifacts.read_singled_out(evaluation_dir)
@@ -228,13 +234,14 @@ def galleries(evaluation_dir: pathlib.Path, test: dict, feature: str,
                 "snippet": _snippet(value) if feature == "text" else "",
             })
         result[key] = {"items": items, "wrong": sum(not item["correct"] for item in items),
-                       "figure": _gallery_figure(items, feature)}
+                       "figure": _gallery_figure(items, feature, sample_rate)}
         for item in items:
             del item["value"]
     return result
 
 
-def _gallery_figure(items: list[dict[str, Any]], feature: str) -> str:
+def _gallery_figure(items: list[dict[str, Any]], feature: str,
+                    sample_rate: int = 0) -> str:
     if not items or feature == "text":
         return ""  # text examples are shown as snippets in the table
     titles = [f"#{item['rank']}  conf {item['confidence']:.2f}\ntrue: {item['label']}\n"
@@ -244,6 +251,10 @@ def _gallery_figure(items: list[dict[str, Any]], feature: str) -> str:
     if feature == "image":
         return plots.image_grid(np.stack(values), titles,
                                        columns=min(6, max(1, len(items))), wrong=wrong)
+    if feature == "audio":
+        from edgepipe.components.report import audio
+
+        return audio.spectrogram_grid(values, titles, sample_rate, wrong)
     return plots.series_grid(values, titles, columns=min(4, max(1, len(items))),
                                     wrong=wrong)
 

@@ -91,11 +91,20 @@ def target_names(path) -> list[str]:
     return list(json.loads(description.removeprefix("targets: ")))
 
 
-INPUT_FEATURES = ("image", "sequence", "text")
+def sample_rate(path) -> int:
+    """The sample rate (Hz) of an audio dataset's clips, from the feature's documentation."""
+    description = _builder_for(path).info.features["audio"].doc.desc
+    if not description.startswith("audio: sample_rate "):
+        raise ValueError(f"{path}: the audio feature does not state its sample rate; re-run "
+                         "the ingest stage.")
+    return int(description.removeprefix("audio: sample_rate "))
+
+
+INPUT_FEATURES = ("image", "sequence", "text", "audio")
 
 
 def input_feature(path) -> str:
-    """The name of the dataset's one input feature: "image", "sequence" or "text"."""
+    """The name of the dataset's one input feature: "image", "sequence", "text" or "audio"."""
     names = [name for name in INPUT_FEATURES if name in _builder_for(path).info.features]
     if len(names) != 1:
         raise ValueError(f"{path}: expected exactly one input feature of {INPUT_FEATURES}, "
@@ -104,7 +113,8 @@ def input_feature(path) -> str:
 
 
 def input_shape(path) -> tuple:
-    """Shape of one input: (H, W, C) for images, (None, C) for sequences, () for text."""
+    """Shape of one input: (H, W, C) for images, (None, C) for sequences, () for text,
+    (samples,) for audio."""
     return tuple(_builder_for(path).info.features[input_feature(path)].shape)
 
 
@@ -151,6 +161,9 @@ def leading_per_class(path, split: str, per_class: int,
     if feature == "image":
         values = np.stack(values).astype(np.uint8) if values else np.zeros(
             (0, *input_shape(path)), dtype=np.uint8)
+    elif feature == "audio":
+        values = np.stack(values).astype(np.float32) if values else np.zeros(
+            (0, *input_shape(path)), dtype=np.float32)
     elif feature == "sequence":
         values, sequences = np.empty((len(rows),), dtype=object), values
         for index, sequence in enumerate(sequences):
@@ -172,6 +185,7 @@ def load_numpy(path, split: str) -> dict[str, np.ndarray]:
     feature, label = input_feature(path), label_feature(path)
     if split_size(path, split) == 0:
         empty = {"image": np.zeros((0, *input_shape(path)), dtype=np.uint8),
+                 "audio": np.zeros((0, *input_shape(path)), dtype=np.float32),
                  "sequence": np.empty((0,), dtype=object), "text": np.array([], dtype=str)}
         return {"id": np.array([], dtype=str), feature: empty[feature],
                 label: _labels([], label, len(target_names(path)))}
@@ -184,10 +198,11 @@ def load_numpy(path, split: str) -> dict[str, np.ndarray]:
         return {"id": np.array([example["id"].decode("utf-8") for example in examples]),
                 "image": np.stack([example["image"] for example in examples]).astype(np.uint8),
                 "objects": objects}
-    if feature == "image":
+    if feature in ("image", "audio"):  # fixed shape: one batched read
         batch = tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False,
                                                  batch_size=-1))
-        values = batch["image"].astype(np.uint8, copy=False)
+        values = batch[feature].astype(np.uint8 if feature == "image" else np.float32,
+                                       copy=False)
         ids, labels = batch["id"], batch[label]
     else:  # variable-length values: one example at a time
         examples = list(tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)))

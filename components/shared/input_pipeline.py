@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from edgepipe.components.shared import examples_io
+from edgepipe.components.shared import audio_augment, examples_io
 from edgepipe.contracts import model_inputs
 
 
@@ -29,7 +29,7 @@ def pad_sequence_tensor(tf, series, length: int, padding: str = "pre",
     return tf.ensure_shape(padded, [length, series.shape[-1]])
 
 
-AUGMENTS = ("none", "translate")  # [train] augment: what the training batches get
+AUGMENTS = ("none", "translate", "audio")  # [train] augment: what the training batches get
 
 
 def translate_batch(tf, images, pixels: int):
@@ -45,10 +45,26 @@ def translate_batch(tf, images, pixels: int):
                      batch_dims=1)
 
 
+def training_augments(examples, model_info: dict[str, Any], config) -> dict[str, Any]:
+    """The augmentation arguments of `dataset` for the training split, from [train]; an
+    augment that does not fit the input kind is a config error saying what does."""
+    kind = {"translate": "image", "audio": "audio"}.get(config.augment)
+    if kind and model_info["input_feature"] != kind:
+        raise ValueError(f"[train] augment = {config.augment!r} augments {kind} inputs, but "
+                         f"the examples hold {model_info['input_feature']!r}; set augment = "
+                         "\"none\"" + (" or \"audio\"" if model_info["input_feature"] == "audio"
+                                      else "") + ".")
+    return {"augment": config.augment, "augment_pixels": config.augment_pixels,
+            "boxes_augment": config.boxes_augment,
+            "audio": (audio_augment.arguments(examples, model_info, config) if kind == "audio"
+                      else None)}
+
+
 def dataset(tf, examples, split: str, model_info: dict[str, Any], batch_size: int,
             seed: int | None = None, shuffle_buffer: int = 0, repeat: bool = False,
             input_context=None, drop_remainder: bool = False, augment: str = "none",
-            augment_pixels: int = 2, boxes_augment: bool = False):
+            augment_pixels: int = 2, boxes_augment: bool = False,
+            audio: dict[str, Any] | None = None):
     """(model input, label) batches of one split of an Examples artifact.
 
     `shuffle_buffer` > 0 shuffles with `seed` (reshuffled every epoch); `repeat` repeats
@@ -58,7 +74,9 @@ def dataset(tf, examples, split: str, model_info: dict[str, Any], batch_size: in
     "translate" shifts each image by up to `augment_pixels` (translate_batch): only for
     image inputs, and only the caller's training split should ask for it. Boxes (task
     detection) go through components/shared/detection_input.py: (image, anchor targets),
-    `boxes_augment` flipping, scaling and shifting images with their boxes.
+    `boxes_augment` flipping, scaling and shifting images with their boxes. "audio" shifts
+    and mixes noise into raw-audio clips (components/shared/audio_augment.py) with the
+    `audio` arguments {"noise", "shift", "level", "probability"}.
     """
     if examples_io.label_feature(examples) == "objects":
         from edgepipe.components.shared import detection_input
@@ -76,9 +94,12 @@ def dataset(tf, examples, split: str, model_info: dict[str, Any], batch_size: in
     if augment not in AUGMENTS:
         raise ValueError(f"augment {augment!r}: expected one of {list(AUGMENTS)}")
     translate = augment == "translate" and model_info["input_feature"] == "image"
+    sound = augment == "audio" and model_info["input_feature"] == "audio"
 
     def cast(values, labels):  # per batch: a quarter of the memory traffic of float32 caches
         values = tf.cast(values, tf.float32)
+        if sound:
+            return audio_augment.augment_batch(tf, values, **audio), labels
         return (translate_batch(tf, values, augment_pixels) if translate else values), labels
 
     if model_info["input_feature"] != "text":  # token ids stay int32

@@ -52,9 +52,13 @@ def input_spec(examples, statistics_dir, sequence_length: int | None = None,
     if feature == "text":
         model_inputs.check_padding(padding)
         return text_spec(path, stats, sequence_length, padding)
+    if feature == "audio":  # float32 samples in [-1, 1]; the front end is inside the model
+        return {"input_feature": "audio",
+                "input_shape": [int(size) for size in examples_io.input_shape(examples)],
+                "input_dtype": "float32", "sample_rate": examples_io.sample_rate(examples)}
     raise ValueError(
         f"{examples}: the input feature is {feature!r}; the train stage builds models for "
-        "'image', 'sequence' and 'text' examples."
+        "'image', 'sequence', 'text' and 'audio' examples."
     )
 
 

@@ -39,6 +39,8 @@ def data_arguments(spec: dict[str, Any], num_classes: int) -> dict[str, Any]:
     arguments = {"input_shape": spec["input_shape"], "num_classes": num_classes}
     if spec["input_feature"] == "text":
         return {**arguments, "vocabulary_size": len(spec["vocabulary"])}
+    if spec["input_feature"] == "audio":  # raw samples: the model computes its spectrogram
+        return {**arguments, "sample_rate": spec["sample_rate"]}
     if spec.get("rgb_to_gray"):  # RGB input, gray training data: converted inside the model
         arguments["rgb_to_gray"] = True
     return {**arguments, **spec["normalization"]}

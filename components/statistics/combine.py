@@ -15,7 +15,7 @@ import zlib
 import numpy as np
 
 from edgepipe.components.shared import examples_io, png
-from edgepipe.components.statistics import objects
+from edgepipe.components.statistics import audio, objects
 
 
 _FEATURES_CACHE: dict = {}
@@ -38,7 +38,7 @@ def _decode(serialized: bytes, examples_dir: str, feature: str):
         label = objects.decode(example)
     if feature not in example:
         return None, label
-    if feature == "sequence":
+    if feature in ("sequence", "audio"):
         values = np.asarray(example[feature].float_list.value, dtype=np.float32)
         return (spec.decode_example_np(values) if values.size else None), label
     encoded = example[feature].bytes_list.value
@@ -76,6 +76,8 @@ class SplitStatistics:
             accumulator.update(steps=0, mean=np.zeros(self.channels), m2=np.zeros(self.channels),
                                min=np.full(self.channels, np.inf),
                                max=np.full(self.channels, -np.inf))
+        elif self.feature == "audio":
+            accumulator["audio"] = audio.create()
         else:
             accumulator["words"] = 0
         return accumulator
@@ -102,6 +104,8 @@ class SplitStatistics:
             mean = values.mean(axis=0)
             self._merge_moments(accumulator, len(values), mean, ((values - mean) ** 2).sum(0),
                                 values.min(axis=0), values.max(axis=0))
+        elif self.feature == "audio":
+            audio.add(accumulator["audio"], value, label)
         else:
             _count(accumulator["sizes"], len(value))
             accumulator["words"] += len(value.split())
@@ -131,6 +135,8 @@ class SplitStatistics:
             for key in ("labels", "sizes"):
                 for value, count in accumulator[key].items():
                     merged[key][value] = merged[key].get(value, 0) + count
+            if self.feature == "audio":
+                audio.merge(merged["audio"], accumulator["audio"])
             if self.feature == "sequence":
                 self._merge_moments(merged, accumulator["steps"], accumulator["mean"],
                                     accumulator["m2"], accumulator["min"], accumulator["max"])

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pathlib
 
-from edgepipe.components.statistics import objects, targets
+from edgepipe.components.statistics import audio, objects, targets
 from edgepipe.contracts import artifacts
 
 LABELS = ("label", targets.FEATURE, objects.FEATURE)  # class labels, targets, or boxes
@@ -35,8 +35,9 @@ def infer_schema(train: dict, class_names: list[str], threshold: float):
     stats = train[name]
     # The types describe the decoded values, as the statistics do (an image is uint8 pixels
     # of a fixed shape, whatever its PNG encoding on disk): TFDV tools comparing the two agree.
-    feature = schema.feature.add(name=name, type={"image": schema_pb2.INT, "sequence":
-                                                  schema_pb2.FLOAT}.get(name, schema_pb2.BYTES))
+    feature = schema.feature.add(name=name, type={
+        "image": schema_pb2.INT, "sequence": schema_pb2.FLOAT,
+        "audio": schema_pb2.FLOAT}.get(name, schema_pb2.BYTES))
     if name == "image":
         feature.int_domain.min, feature.int_domain.max = 0, 255
         feature.annotation.comment.append(
@@ -48,6 +49,8 @@ def infer_schema(train: dict, class_names: list[str], threshold: float):
             f"float32 series, steps x {stats['channels']} channels, flattened step-major. "
             "Add a float_domain {min, max} here to reject values outside it.")
         feature.annotation.tag.append(f"shape:-1,{stats['channels']}")
+    elif name == "audio":
+        audio.add_to_schema(feature, stats)
     else:
         feature.natural_language_domain.SetInParent()
     for added in (ident, feature):
@@ -88,7 +91,8 @@ def load_schema(path: str):
 def expectations(schema, default_threshold: float) -> dict:
     """What the checks need from a Schema proto."""
     features = {feature.name: feature for feature in schema.feature}
-    name = next((key for key in ("image", "sequence", "text") if key in features), None)
+    name = next((key for key in ("image", "sequence", "text", "audio") if key in features),
+                None)
     expected = {"feature": name, "shape": None, "low": None, "high": None,
                 "class_names": [], "threshold": default_threshold}
     if name:
@@ -118,6 +122,8 @@ def _value_anomalies(name: str, stats: dict, expected: dict, report) -> None:
         if other:
             report("image", "error", f"image shapes {other} (shape: count) differ from "
                    f"the schema's {expected['shape']}")
+    if name == "audio":
+        audio.anomalies(stats, expected, report)
     if name == "sequence" and stats["num_steps"]:
         if expected["shape"] and stats["channels"] != expected["shape"][-1]:
             report("sequence", "error", f"{stats['channels']} channels, the schema expects "

@@ -85,8 +85,9 @@ def run(inputs, outputs, config: Config, context) -> StageResult:
     channels = int(shape[-1]) if feature == "sequence" else 0
     sums_dir = storage.join(context.scratch_dir, "sums")  # a local path or a URI
     compute_sums(examples_dir, splits, feature, channels, sums_dir, config, context.runtime)
+    rate = examples_io.sample_rate(examples_dir) if feature == "audio" else 0
     summaries, words = summarise_splits(sums_dir, splits, class_names, feature, channels,
-                                        config, target_names)
+                                        config, target_names, rate)
     if "train" not in summaries or summaries["train"]["num_examples"] == 0:
         raise ValueError(f"{examples_dir} has no training examples: the schema is inferred "
                          "from the train split; check the ingest stage's inputs.")
@@ -143,12 +144,13 @@ def compute_sums(examples_dir: str, splits: list[str], feature: str, channels: i
 
 def summarise_splits(sums_dir: str, splits: list[str], class_names: list[str],
                      feature: str, channels: int, config: Config,
-                     target_names: list[str] = ()) -> tuple[dict, list | None]:
+                     target_names: list[str] = (),
+                     sample_rate: int = 0) -> tuple[dict, list | None]:
     """(readable statistics per split, the text vocabulary or None) from the raw sums."""
     summaries = {split: summarise(json.loads(storage.read_text(
                                       storage.join(sums_dir, f"{split}.json"))),
                                   class_names, config.histogram_bins, feature, channels,
-                                  target_names)
+                                  target_names, sample_rate)
                  for split in splits}
     words = None
     if feature == "text":

@@ -17,7 +17,7 @@ import json
 
 import numpy as np
 
-from edgepipe.components.statistics import objects, targets
+from edgepipe.components.statistics import audio, objects, targets
 
 
 def _histogram(values, counts, bins: int, low: float, high: float) -> dict:
@@ -81,7 +81,7 @@ def _summarise_text(sums: dict, bins: int) -> dict:
 
 
 def summarise(sums: dict, class_names: list[str], bins: int, feature: str = "image",
-              channels: int = 0, target_names: list[str] = ()) -> dict:
+              channels: int = 0, target_names: list[str] = (), sample_rate: int = 0) -> dict:
     """The readable statistics of one split (the statistics.json entry) from raw sums; with
     `target_names` (regression) the targets are described instead of a label distribution."""
     labels = {int(label): count for label, count in sums["labels"].items()}
@@ -91,7 +91,8 @@ def summarise(sums: dict, class_names: list[str], bins: int, feature: str = "ima
         distribution[name] = distribution.get(name, 0) + count
     value = {"image": lambda: _summarise_image(sums, bins),
              "sequence": lambda: _summarise_sequence(sums, bins, channels),
-             "text": lambda: _summarise_text(sums, bins)}[feature]()
+             "text": lambda: _summarise_text(sums, bins),
+             "audio": lambda: audio.summarise(sums, class_names, sample_rate)}[feature]()
     if sums.get("objects", {}).get("per_image"):  # detection: the boxes, not one label
         return {"num_examples": sums["count"], "features": {
             feature: value,
@@ -128,8 +129,10 @@ def to_proto(summaries: dict):
 
     Stats = statistics_pb2.FeatureNameStatistics
     kinds = {"image": Stats.INT, "sequence": Stats.FLOAT, "text": Stats.STRING,
+             "audio": Stats.FLOAT,
              "label": Stats.INT, "target": Stats.FLOAT, "objects": Stats.STRUCT}
     fillers = {"image": _image_proto, "sequence": _sequence_proto, "text": _text_proto,
+               "audio": audio.to_proto,
                "label": _label_proto, "target": targets.to_proto, "objects": objects.to_proto}
     result = statistics_pb2.DatasetFeatureStatisticsList()
     for split, summary in summaries.items():

@@ -47,13 +47,12 @@ class Config(StageConfig):
     # The loss: "crossentropy" (classification), "mse" or "huber" (regression, on targets
     # normalised by the train split's mean and standard deviation). Default: the task's first.
     loss: str | None = None
-    # A built-in builder of edgepipe.models (cnn, cnn_bn, lstm, text_lstm, mlp), or the user's
+    # A built-in builder of edgepipe.models (cnn, lstm, mlp, ...: models.MODULES), or the user's
     # own: "path/to/my_model.py:build" (relative to the config file) or "package.module:build".
     model: str = "cnn"
     # Keyword options passed to the builder, e.g. {"filters": [32, 64], "dropout": 0.3}.
     model_options: dict[str, Any] = pydantic.Field({}, validate_default=True)
-    # Number of passes over the training split.
-    epochs: int = pydantic.Field(10, ge=1, le=100_000)
+    epochs: int = pydantic.Field(10, ge=1, le=100_000)  # passes over the training split
     # Examples per replica per step; the global batch is this times the number of replicas.
     batch_size: int = pydantic.Field(64, ge=1, le=65_536)
     # Adam learning rate for one replica (before lr_scaling).
@@ -86,14 +85,17 @@ class Config(StageConfig):
     # Label smoothing of the cross-entropy loss: the target puts 1 - s on the true class and
     # spreads s over all classes (0: none; 0.1 measured +0.2-0.3 points on Fashion-MNIST).
     label_smoothing: float = pydantic.Field(0.0, ge=0.0, lt=1.0)
-    # Augmentation of the training batches in the tf.data pipeline (images only; validation,
-    # test and every later stage see the images unchanged): "none", or "translate": each image
-    # shifted by a random whole number of pixels, up to augment_pixels each way, zero fill.
-    augment: Literal["none", "translate"] = "none"
+    # Augmentation of the training batches in tf.data (validation, test and later stages see
+    # the examples unchanged): "none"; "translate" shifts each image by up to augment_pixels
+    # (zero fill); "audio": time shift and noise (components/shared/audio_augment.py).
+    augment: Literal["none", "translate", "audio"] = "none"
     augment_pixels: int = pydantic.Field(2, ge=1, le=1_000)
-    # Task detection: augment the training images with their boxes (random left-right flip,
-    # scale 0.75..1.25 and shift up to 10% each way; components/shared/detection.augment).
+    # Task detection: flip, scale (0.75..1.25) and shift (10%) images with their boxes.
     boxes_augment: bool = True
+    # augment = "audio": the largest time shift, the noise level and how often noise is mixed in.
+    augment_shift_ms: float = pydantic.Field(100.0, ge=0.0, le=10_000.0)
+    augment_noise_level: float = pydantic.Field(0.05, ge=0.0, le=1.0)
+    augment_noise_probability: float = pydantic.Field(0.8, ge=0.0, le=1.0)
     # [train.semi_supervised]: when present, self-training on the unlabeled split (see
     # components/train/semi_supervised.py); absent, supervised training on train only.
     semi_supervised: SemiSupervised | None = None
@@ -250,15 +252,12 @@ def _datasets(tf, examples, spec: dict, placement, config: Config, seed: int):
     validation split (None when it is empty)."""
     from edgepipe.components.train import distribute
 
-    if config.augment != "none" and spec["input_feature"] != "image":
-        raise ValueError(f"[train] augment = {config.augment!r} augments images, but the "
-                         f"examples hold {spec['input_feature']!r}; set augment = \"none\".")
+    augments = input_pipeline.training_augments(examples, spec, config)
     training = distribute.sharded_dataset(
         tf, placement.strategy,
         lambda context, batch: input_pipeline.dataset(
             tf, examples, "train", spec, batch, seed=seed, shuffle_buffer=config.shuffle_buffer,
-            repeat=True, input_context=context, augment=config.augment,
-            augment_pixels=config.augment_pixels, boxes_augment=config.boxes_augment),
+            repeat=True, input_context=context, **augments),
         placement.global_batch)
     if not examples_io.split_size(examples, "validation"):
         return training, None
@@ -270,8 +269,8 @@ def _datasets(tf, examples, spec: dict, placement, config: Config, seed: int):
 def _save(tf, model, spec: dict, fitted, placement, model_dir, context,
           exporter=None) -> pathlib.Path:
     """Save the model into the artifact (the chief) with `exporter` (default export.save) and
-    return its folder. Under multi-worker training every worker must save (the saves are collective); the others
-    save into their scratch folder and stop here with WorkerFinished."""
+    return its folder. Under multi-worker training every worker must save (the saves are
+    collective); the others save into their scratch folder and stop here with WorkerFinished."""
     from edgepipe.components.train import distribute, export
 
     model_dir = pathlib.Path(model_dir)

@@ -39,7 +39,9 @@ from edgepipe.contracts.artifacts.evaluation import (METRICS, CONFUSION, SINGLED
                                                      write_detection_evaluation,
                                                      write_regression_evaluation,
                                                      read_confusion, read_singled_out,
-                                                     write_blessing, read_blessing)  # noqa: F401
+                                                     write_blessing, read_blessing,
+                                                     STREAMING, write_streaming,
+                                                     read_streaming)  # noqa: F401
 from edgepipe.contracts.artifacts.tflite import (DEPLOYABLE, VARIANTS,  # noqa: F401
                                                  read_deployable, read_variants, variant_file,
                                                  write_deployable, write_variants)

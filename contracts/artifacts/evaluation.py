@@ -16,8 +16,11 @@ METRICS = "metrics.json"
 CONFUSION = "confusion.json"
 SINGLED_OUT = "singled_out.json"
 PREDICTIONS = "predictions.csv"
+# Keyword models (audio examples): misses and false accepts on a stream of test clips.
+STREAMING = "streaming.json"
 BLESSED, NOT_BLESSED = "BLESSED", "NOT_BLESSED"
-WRITERS.update(dict.fromkeys((METRICS, CONFUSION, SINGLED_OUT, PREDICTIONS), "evaluate"))
+WRITERS.update(dict.fromkeys((METRICS, CONFUSION, SINGLED_OUT, PREDICTIONS, STREAMING),
+                             "evaluate"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +68,16 @@ def read_confusion(evaluation_dir: PathLike) -> dict[str, Any]:
 
 def read_singled_out(evaluation_dir: PathLike) -> dict[str, list[dict[str, Any]]]:
     return read_json(pathlib.Path(evaluation_dir, SINGLED_OUT))
+
+
+def write_streaming(evaluation_dir: PathLike, streaming: dict[str, Any]) -> None:
+    write_json(pathlib.Path(evaluation_dir, STREAMING), streaming)
+
+
+def read_streaming(evaluation_dir: PathLike) -> dict[str, Any] | None:
+    """The streaming figures, or None for a model that is not a keyword spotter."""
+    path = pathlib.Path(evaluation_dir, STREAMING)
+    return read_json(path) if path.is_file() else None
 
 
 def write_blessing(evaluation_dir: PathLike, blessed: bool, reason: str,

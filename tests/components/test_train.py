@@ -290,8 +290,8 @@ def test_text_length_defaults_to_the_longest_training_text_in_tokens(
                        .read_text())
     longest = stats["splits"]["train"]["features"]["text"]["tokens"]["max"]
     assert spec["input_shape"] == [min(longest, input_spec.MAX_DEFAULT_TEXT_LENGTH)]
-    with pytest.raises(ValueError, match=r"takes 'sequence' inputs but the examples hold "
-                                         r"'text'.*\['text_lstm'\]"):
+    with pytest.raises(ValueError, match=r"takes 'sequence' or 'audio' inputs but the examples "
+                                         r"hold 'text'.*\['text_lstm'\]"):
         run_stage("train", inputs, {"model": "lstm", "epochs": 1})
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['mean'\]"):
         run_stage("train", inputs, {"model": "text_lstm", "epochs": 1,

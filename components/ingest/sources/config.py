@@ -17,30 +17,22 @@ import pydantic
 
 from edgepipe.contracts import tasks
 from edgepipe.pipeline.sections import ForecastSection
+from edgepipe.components.ingest.sources import task_fit
 from edgepipe.pipeline.stage import StageConfig, check_file_or_folder
 
 # What each source's path keys must name on disk: a file, a folder, or a glob of files.
 PATH_KINDS = {"idx": "file", "ts": "file", "csv": "file", "image_dir": "folder",
-              "text_dir": "folder", "tfrecord": "glob", "voc": "folder", "text_corpus": "glob"}
+              "text_dir": "folder", "tfrecord": "glob", "voc": "folder", "text_corpus": "glob",
+              "audio_dir": "folder"}
 COMMON = ("source", "fallback", "data_dir", "class_names", "validation_fraction", "test_fraction",
           "num_shards", "max_quarantine_fraction", "max_classes", "task", "forecast")
-# What task "forecasting" reads besides its source's keys, and the sources that read series.
-FORECASTING_FIELDS = ("series_column", "time_column", "covariate_columns", "format",
-                      "frequency", "fill")
-SERIES_SOURCES = ("csv",)
-# The sources that read a numeric target (regression, edgepipe.contracts.tasks).
-TARGET_SOURCES = ("csv", "tfrecord")
-# The sources that read boxes (detection).
-BOX_SOURCES = ("voc", "coco", "box_csv")
-# The source of the generation task's corpora (texts without labels).
-CORPUS_SOURCE = "text_corpus"
 PATH_FIELDS = ("train_images", "train_labels", "test_images", "test_labels", "train", "test",
                "unlabeled")
 
 
 class Config(StageConfig):
     source: Literal["idx", "ts", "image_dir", "csv", "text_dir", "tfrecord", "tfds", "voc", "coco",
-                    "box_csv", "text_corpus"] = (
+                    "box_csv", "text_corpus", "audio_dir"] = (
         pydantic.Field("idx", description="Raw format; see components/ingest/sources/<source>.py."))
     fallback: str | None = pydantic.Field(
         None, pattern=r"^tfds:[\w.:/-]+$",
@@ -92,6 +84,22 @@ class Config(StageConfig):
     resize: bool = pydantic.Field(
         False, description="image_dir: resize images of another size (bilinear) instead of "
         "quarantining them.")
+    # audio_dir
+    sample_rate: int = pydantic.Field(
+        16000, ge=1000, le=192000, description="audio_dir: every clip is resampled to this "
+        "rate (Hz); the model takes samples at this rate.")
+    clip_seconds: float = pydantic.Field(
+        1.0, gt=0.0, le=30.0, description="audio_dir: clips are padded with zeros or cut to "
+        "this length.")
+    keywords: tuple[str, ...] = pydantic.Field(
+        (), description="audio_dir: the words to spot; the other word folders become "
+        "'unknown' and background-noise clips 'silence'. Empty: one class per word folder.")
+    unknown_share: float = pydantic.Field(
+        0.1, ge=0.0, le=10.0, description="audio_dir with keywords: 'unknown' clips per "
+        "keyword clip of each split (chosen by a hash of the clip's id).")
+    silence_share: float = pydantic.Field(
+        0.1, ge=0.0, le=10.0, description="audio_dir with keywords: 'silence' clips cut from "
+        "_background_noise_/ per keyword clip of each split; 0: no silence class.")
     # set from [pipeline] task by the config loader: class labels or numeric targets
     task: str = tasks.CLASSIFICATION.name
     # csv
@@ -202,7 +210,7 @@ class Config(StageConfig):
             raise ValueError(
                 f"key(s) {', '.join(unused)} are not used by source {self.source!r}; it takes "
                 f"{', '.join(module.FIELDS)} besides {', '.join(COMMON[1:])}")
-        self._check_label_fits_task()
+        task_fit.check(self)
         missing = [key for key in module.REQUIRED if getattr(self, key) in (None, ())]
         if missing:
             raise ValueError(f"source {self.source!r} needs {', '.join(missing)}")
@@ -216,77 +224,6 @@ class Config(StageConfig):
             return ()
         return ((self.target_column,) if isinstance(self.target_column, str)
                 else tuple(self.target_column))
-
-    def _check_label_fits_task(self) -> None:
-        """Class labels for classification, numeric targets for regression, boxes for
-        detection, series for forecasting, a corpus without labels for generation: the keys
-        that say which must fit [pipeline] task."""
-        if tasks.get(self.task).label == "next_character" or self.source == CORPUS_SOURCE:
-            if self.source != CORPUS_SOURCE or tasks.get(self.task).label != "next_character":
-                raise ValueError(
-                    f"[pipeline] task = {self.task!r} with source {self.source!r}: a text "
-                    f"generator reads a corpus (source = {CORPUS_SOURCE!r}, task = "
-                    "\"generation\"), and the text_corpus source has no labels for other "
-                    "tasks.")
-            if "class_names" in self.model_fields_set:
-                raise ValueError("class_names: a generation corpus has no classes.")
-            return
-        if (tasks.get(self.task).label == "boxes") != (self.source in BOX_SOURCES):
-            raise ValueError(
-                f"source {self.source!r} does not fit [pipeline] task = {self.task!r}: boxes "
-                f"(task \"detection\") are read by the {list(BOX_SOURCES)} source(s) only, "
-                "and those read nothing else.")
-        if self.source in BOX_SOURCES:
-            return
-        if self.task == tasks.FORECASTING.name:
-            self._check_series_keys()
-            return
-        used = sorted(set(FORECASTING_FIELDS) & self.model_fields_set)
-        if used:
-            raise ValueError(f"{', '.join(used)}: series keys of [pipeline] task = "
-                             f"\"forecasting\"; the task is {self.task!r}.")
-        if tasks.get(self.task).label == "target":
-            if self.source not in TARGET_SOURCES:
-                raise ValueError(
-                    f"[pipeline] task = {self.task!r} needs numeric targets, which the "
-                    f"{self.source!r} source does not read; use one of {list(TARGET_SOURCES)}.")
-            if not self.target_columns:
-                raise ValueError(f"[pipeline] task = {self.task!r}: set target_column, the "
-                                 "numeric column(s) the model predicts.")
-            extra = [key for key in ("label_column", "class_names")
-                     if key in self.model_fields_set]
-            if extra:
-                raise ValueError(f"{', '.join(extra)}: class labels are not used by task "
-                                 f"{self.task!r}; its labels are target_column's values.")
-            if len(set(self.target_columns)) != len(self.target_columns):
-                raise ValueError(f"target_column {list(self.target_columns)} names a column "
-                                 "twice.")
-            return
-        if self.target_column is not None:
-            raise ValueError(f"target_column: numeric targets need [pipeline] task = "
-                             f"\"regression\" (the task is {self.task!r}); a classifier's "
-                             "labels are label_column (csv) or label_key (tfrecord).")
-        if self.source == "csv" and not self.label_column:
-            raise ValueError("source 'csv' needs label_column (or, for [pipeline] task = "
-                             "\"regression\", target_column)")
-
-    def _check_series_keys(self) -> None:
-        if self.source not in SERIES_SOURCES:
-            raise ValueError(f"[pipeline] task = \"forecasting\" reads series from "
-                             f"{list(SERIES_SOURCES)}, not source {self.source!r}.")
-        wrong = sorted({"label_column", "class_names", "feature_columns", "id_column",
-                        "columns_as"} & self.model_fields_set)
-        if wrong:
-            raise ValueError(f"{', '.join(wrong)}: not used by task \"forecasting\"; it reads "
-                             "series_column, time_column, target_column, covariate_columns.")
-        if len(self.target_columns) > 1:
-            raise ValueError(f"target_column {list(self.target_columns)}: forecasting predicts "
-                             "one column; name the others in covariate_columns.")
-        if self.format == "wide" and self.covariate_columns:
-            raise ValueError("covariate_columns: the wide format holds one value column per "
-                             "series and no covariates; use the long format for them.")
-        if self.forecast is None:
-            raise ValueError("task \"forecasting\" needs the [forecast] settings.")
 
     def _check_path_kinds(self) -> None:
         """A folder where a file is expected (or the reverse) is a config error naming the
