@@ -96,6 +96,13 @@ def input_spec(model_json: dict[str, Any], description: dict[str, Any]) -> tm.In
     tensor = description["input"]
     if feature == "text":
         return _text(model_json, description)
+    if feature == "audio":  # MediaPipe's AudioClassifier reads the rate and channels here
+        rate, samples = int(model_json["sample_rate"]), tensor["shape"][-1]
+        return tm.AudioInput(
+            sample_rate=rate, channels=1,
+            description=f"{samples} mono samples ({samples / rate:g} s at {rate} Hz) as float "
+                        "values in [-1, 1] (16-bit PCM / 32768); the model computes its "
+                        f"log-mel spectrogram inside ({_quantization(tensor)}).")
     if feature == "image" and tensor["shape"][-1] in (1, 3):
         rgb = tensor["shape"][-1] == 3
         height, width = tensor["shape"][1:3]

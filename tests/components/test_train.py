@@ -245,7 +245,7 @@ def test_sequence_length_and_padding_come_from_config(run_stage, vowels):
 
 def test_a_model_for_another_input_kind_is_rejected(run_stage, vowels):
     with pytest.raises(ValueError, match=r"model 'cnn' takes 'image' inputs but the examples "
-                                         r"hold 'sequence'.*\['lstm', 'mlp'\]"):
+                                         r"hold 'sequence'.*\['conv1d', 'lstm', 'mlp'\]"):
         run_stage("train", vowels, {"model": "cnn", "epochs": 1})
 
 
