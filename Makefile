@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= configs/quickstart.toml
+# pytest-xdist processes for `make test` (each test file runs whole in one of them; 1: serial)
+TEST_WORKERS ?= 2
 
 .PHONY: run test test-slow install clean
 
@@ -25,7 +27,7 @@ run: $(STAMP) $(DETECTION_SET)
 	$(BIN)/edgepipe run $(CONFIG)
 
 test: $(STAMP) $(DETECTION_SET)
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
