@@ -87,6 +87,18 @@ def detection_loss(keras, config, spec: dict[str, Any]):
     return detection.loss(keras, config, spec)
 
 
+def centroid_head(keras, model, spec: dict[str, Any]):
+    from edgepipe.components.shared import centroids
+
+    return centroids.head(keras, model, spec)
+
+
+def centroid_loss(keras, config, spec: dict[str, Any]):
+    from edgepipe.components.shared import centroids
+
+    return centroids.loss(keras, config, spec)
+
+
 def next_character_loss(keras, config, spec: dict[str, Any]):
     """(loss, metrics) of a generator: cross-entropy of every next character from the
     logits, and the same in bits per character (the loss / ln 2)."""
@@ -101,14 +113,17 @@ def next_character_loss(keras, config, spec: dict[str, Any]):
 
 
 HEADS = {"classification": classification_head, "regression": regression_head,
-         "detection": detection_head, "forecasting": forecast_head.head,
+         "detection": detection_head, "centroids": centroid_head,
+         "forecasting": forecast_head.head,
          "generation": classification_head}  # a generator's builder returns the logits
 LOSSES = {"classification": crossentropy, "regression": normalized_regression_loss,
-          "detection": detection_loss, "forecasting": forecast_head.loss,
+          "detection": detection_loss, "centroids": centroid_loss,
+          "forecasting": forecast_head.loss,
           "generation": next_character_loss}
 # The validation metric a search or a schedule follows, and whether higher is better.
 VALIDATION_METRIC = {"classification": ("val_accuracy", True), "regression": ("val_mae", False),
-                     "detection": ("val_loss", False), "forecasting": ("val_loss", False),
+                     "detection": ("val_loss", False), "centroids": ("val_loss", False),
+                     "forecasting": ("val_loss", False),
                      "generation": ("val_bits_per_char", False)}
 # Tasks whose model takes something other than what input_spec derives from the examples:
 # spec(examples, statistics_dir) gives the model.json fields that replace input_spec's.
@@ -130,7 +145,13 @@ def detector_spec(model, config) -> dict[str, Any]:
 
 # What a task adds to model.json once the model is built (the train stage asks before it
 # builds the input pipeline, which may need it).
-MODEL_SPEC = {"detection": detector_spec}
+def centroid_spec(model, config) -> dict[str, Any]:
+    from edgepipe.components.shared import centroids
+
+    return centroids.spec(model, config)
+
+
+MODEL_SPEC = {"detection": detector_spec, "centroids": centroid_spec}
 
 
 def detection_outputs(tf, output: str, raw, spec: dict[str, Any]) -> dict:
