@@ -155,11 +155,10 @@ def _train(inputs, outputs, config: Config, context) -> StageResult:
     from edgepipe.models.keras import keras
 
     config, tuned = _tuned(config, inputs, context.log)
-    examples = inputs["examples"].path
-    spec = input_spec.input_spec(examples, inputs["statistics"].path, config.sequence_length,
-                                 config.padding, config.input_color)
-    spec.update(input_spec.label_spec(examples, inputs["statistics"].path, config.task))
-    spec["task"] = tasks.for_model(config.task, config.model).name  # detection: or centroids
+    examples, statistics = inputs["examples"].path, inputs["statistics"].path
+    spec = input_spec.input_spec(examples, statistics, config.sequence_length, config.padding,
+                                 config.input_color)
+    spec.update(input_spec.label_spec(examples, statistics, config.task, config.model))
     class_names = spec["class_names"]
     outputs_count = len(class_names) or len(spec["target_names"])
     model_builder.check(config.model, config.model_options, spec["input_feature"])
