@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from edgepipe.components.report import detection, plots
+from edgepipe.components.report import detection
 from edgepipe.contracts import artifacts
 
 TEMPLATE = "centroids.html"
@@ -23,12 +23,8 @@ def sections_of(inputs, model_dir, evaluation_dir: pathlib.Path, model_info: dic
     names = list(model_info["class_names"])
     metrics = artifacts.read_metrics(evaluation_dir)
     predicted = _predictions(evaluation_dir, names)
-    position = {str(record_id): index for index, record_id in enumerate(test["id"])}
-    singled = artifacts.read_singled_out(evaluation_dir)
-    count = min(config.low_confidence_examples, detection.SHOWN_IMAGES)
-    misses = [row["id"] for row in singled.get("worst_misses", [])[:count]]
-    false_ids = list(dict.fromkeys(row["id"] for row in
-                                   singled.get("confident_false_centroids", [])[:count]))
+    position, singled, count, shown, misses, false_ids = detection.picks(
+        evaluation_dir, config, test, "confident_false_centroids")
     evaluation = {
         **{key: float(metrics[key]) for key in ("centroid_precision", "centroid_recall",
                                                 "centroid_f1")},
@@ -43,7 +39,7 @@ def sections_of(inputs, model_dir, evaluation_dir: pathlib.Path, model_info: dic
     return {
         "data": detection._data(inputs["examples"], inputs["statistics"].path, feature, names),
         "evaluation": evaluation,
-        "galleries": {"test_images": draw([str(i) for i in test["id"][:count]]),
+        "galleries": {"test_images": draw(shown),
                       "worst_misses": draw(misses), "false_centroids": draw(false_ids),
                       "misses_table": singled.get("worst_misses", [])[:count],
                       "false_table": singled.get("confident_false_centroids", [])[:count]},
@@ -74,18 +70,7 @@ def _centroids_figure(ids: list[str], position: dict, test: dict, predicted: dic
                       names: list[str]) -> str:
     """Test images with their true box centres (green circles) and predicted centroids (red
     crosses, with class and score)."""
-    if not ids:
-        return ""
-    columns = min(4, len(ids))
-    rows = (len(ids) + columns - 1) // columns
-    figure, axes = plots.grid_figure(3.0 * columns, 3.2 * rows, rows, columns, above=0.25)
-    for axis in np.ravel(axes):
-        axis.axis("off")
-    for axis, record_id in zip(np.ravel(axes), ids):
-        index = position[record_id]
-        image = test["image"][index]
-        height, width = image.shape[:2]
-        axis.imshow(image if image.shape[-1] == 3 else image[..., 0], cmap="gray")
+    def draw(axis, record_id: str, index: int, height: int, width: int) -> None:
         boxes = np.asarray(test["objects"][index]["bbox"], np.float64).reshape(-1, 4)
         axis.scatter((boxes[:, 1] + boxes[:, 3]) / 2 * width,
                      (boxes[:, 0] + boxes[:, 2]) / 2 * height, s=60, facecolors="none",
@@ -94,8 +79,8 @@ def _centroids_figure(ids: list[str], position: dict, test: dict, predicted: dic
             axis.plot(x * width, y * height, marker="x", color="#d50000", markersize=7)
             axis.text(x * width + 2, y * height - 2, f"{names[label]} {score:.2f}",
                       color="white", fontsize=6, backgroundcolor="#d50000")
-        axis.set_title(record_id, fontsize=8)
-    return plots._to_base64_png(figure)
+
+    return detection.images_figure(ids, position, test, draw)
 
 
 def summary(page: dict[str, Any]) -> dict[str, Any]:

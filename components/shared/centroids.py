@@ -48,14 +48,13 @@ def loss(keras, config, spec):
 def head(keras, model, spec: dict[str, Any]):
     """A centroid model (edgepipe.models.fomo) returns its heat map [batch, rows, columns,
     1 + classes] itself; anything else is refused here, before training."""
+    from edgepipe.components.shared.task_heads import require_output
+
     classes = len(spec["class_names"])
-    shape = tuple(model.output_shape) if not isinstance(model.output_shape, list) else ()
-    if len(shape) != 4 or shape[3] != 1 + classes:
-        raise ValueError(
-            f"model {model.name!r} returns {model.output_shape}; [train] model = \"fomo\" "
-            f"(centroid detection) needs a heat map [batch, rows, columns, 1 + {classes}]: "
-            "background and one probability per class for every cell.")
-    return model
+    return require_output(model, 4, 1 + classes,
+                          "[train] model = \"fomo\" (centroid detection) needs a heat map "
+                          f"[batch, rows, columns, 1 + {classes}]: background and one "
+                          "probability per class for every cell")
 
 
 def spec(model, config) -> dict[str, Any]:

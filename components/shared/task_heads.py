@@ -72,12 +72,18 @@ def detection_head(keras, model, spec: dict[str, Any]):
     """A detector's builder (edgepipe.models.ssd) returns its raw outputs [batch, anchors,
     4 + 1 + classes] itself; anything else is refused here, before training."""
     classes = len(spec["class_names"])
+    return require_output(model, 3, 5 + classes,
+                          f"task detection needs the raw detections [batch, anchors, 4 + 1 + "
+                          f"{classes}] of a detector: set [train] model = \"ssd\" (with your "
+                          "own backbone in [train.model_options] backbone)")
+
+
+def require_output(model, rank: int, depth: int, needed: str):
+    """The model, if its one output has `rank` dimensions and `depth` values along the last;
+    else ValueError naming the model, its output and `needed` (what it should be)."""
     shape = tuple(model.output_shape) if not isinstance(model.output_shape, list) else ()
-    if len(shape) != 3 or shape[2] != 5 + classes:
-        raise ValueError(
-            f"model {model.name!r} returns {model.output_shape}; task detection needs the raw "
-            f"detections [batch, anchors, 4 + 1 + {classes}] of a detector: set [train] "
-            "model = \"ssd\" (with your own backbone in [train.model_options] backbone).")
+    if len(shape) != rank or shape[-1] != depth:
+        raise ValueError(f"model {model.name!r} returns {model.output_shape}; {needed}.")
     return model
 
 
