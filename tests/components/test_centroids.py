@@ -133,6 +133,9 @@ def test_variants_are_scored_by_centroid_f1_with_heatmap_metadata_and_reported(
     assert files["labels.txt"].decode().split("\n") == ["background", *CLASSES]
     (output,) = metadata.subgraphMetadata[0].outputTensorMetadata
     assert output.name in ("heatmap", b"heatmap")
+    (image,) = metadata.subgraphMetadata[0].inputTensorMetadata
+    (normalization,) = image.processUnits  # raw pixels: the model normalises inside
+    assert list(normalization.options.mean) == [0.0] and list(normalization.options.std) == [1.0]
     report, made = run_stage("report", {
         "examples": voc_examples[1]["examples"], "statistics": voc_statistics[1]["statistics"],
         "model": centroid_model[1]["model"], "evaluation": centroid_evaluation[1]["evaluation"],
