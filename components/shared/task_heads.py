@@ -75,7 +75,8 @@ def detection_head(keras, model, spec: dict[str, Any]):
     return require_output(model, 3, 5 + classes,
                           f"task detection needs the raw detections [batch, anchors, 4 + 1 + "
                           f"{classes}] of a detector: set [train] model = \"ssd\" (with your "
-                          "own backbone in [train.model_options] backbone)")
+                          "own backbone in [train.model_options] backbone), or \"fomo\" for "
+                          "centroids")
 
 
 def require_output(model, rank: int, depth: int, needed: str):
