@@ -29,6 +29,20 @@ def test_a_model_that_cannot_learn_the_task_is_refused_naming_the_key(task, mode
     Config.model_validate({"task": "detection", "model": "fomo"})  # the fitting pair passes
 
 
+@pytest.mark.parametrize("task", ["detection", "centroids"])
+def test_a_user_classifier_for_detection_is_refused_before_training(task):
+    """A user's builder passes the config check (it is not imported then); the train stage
+    refuses its class probabilities when it puts the detection head on it."""
+    from edgepipe.components.shared import task_heads
+    from edgepipe.models.keras import keras
+
+    inputs = keras.Input((32, 32, 3))
+    classifier = keras.Model(inputs, keras.layers.Dense(len(CLASSES), activation="softmax")(
+        keras.layers.GlobalAveragePooling2D()(inputs)), name="mine")
+    with pytest.raises(ValueError, match=r"model 'mine' returns \(None, 5\).*\[train\] model"):
+        task_heads.HEADS[task](keras, classifier, {"class_names": CLASSES})
+
+
 def test_fomo_makes_detection_the_centroid_task():
     from edgepipe.contracts import tasks
 
