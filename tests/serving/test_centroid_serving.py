@@ -52,3 +52,6 @@ def test_the_server_answers_centroids_in_the_pixels_of_the_image_sent(
         assert all(0 <= item["x"] <= 150 and 0 <= item["y"] <= 90 for item in answer)
         status, metadata = call(base, "GET", "/v1/models/spots/versions/1/metadata")
         assert status == 200 and metadata["edgepipe"]["task"] == "centroids"
+        signature = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
+        assert [int(dim["size"]) for dim in signature["outputs"]["heatmap"]["tensor_shape"][
+            "dim"]] == [-1, 8, 8, 1 + len(CLASSES)]
