@@ -37,7 +37,8 @@ TASK_KEYS = {
     "classification": ("min_accuracy", "max_accuracy_drop", "top_k", "calibration_bins",
                        "confused_pairs", "labeling_queue", "labeling_queue_size"),
     "regression": ("max_mae", "max_mae_increase"),
-    "detection": centroids.BOX_GATES + centroids.CENTROID_GATES,  # per model: the pieces
+    "detection": centroids.BOX_GATES + centroids.CENTROID_GATES,  # the piece refuses the pair
+    # that does not fit the model (ssd: mAP, fomo: centroid F1), see evaluate/centroids.py
     "forecasting": ("max_smape", "max_smape_increase", "max_mase", "beat_baseline", "baselines"),
     "generation": ("max_bits_per_char", "max_bits_per_char_increase"),
 }
