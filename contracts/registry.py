@@ -81,6 +81,21 @@ def latest_version(registry: str | os.PathLike, name: str) -> int | None:
     return versions[-1] if versions else None
 
 
+def pushed_version(config, version: int | None = None) -> tuple[pathlib.Path, int]:
+    """(local folder, number) of a pipeline config's pushed model: `version`, or the newest.
+    ValueError, naming the config or registry and the fix, when there is none: the commands
+    that run a pushed model (generate, listen, forecast) say the same thing."""
+    if config.registry is None:
+        raise ValueError(f"{config.path}: no [registry] section: the command runs the model "
+                         "the pipeline pushed there; add one and run the pipeline.")
+    path, name = config.registry.path, config.registry.model_name
+    version = version or latest_version(path, name)
+    if version is None:
+        raise ValueError(f"{path}: no pushed version of {name!r}; run `edgepipe run "
+                         f"{config.path}` first (a blessed model is pushed).")
+    return local_version(path, name, version), int(version)
+
+
 def version_path(registry: str | os.PathLike, name: str, version: int) -> str:
     return join(registry, name, str(int(version)))
 

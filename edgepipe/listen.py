@@ -26,24 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="registry version (default: the newest)")
 
 
-def model_version(config, version: int | None) -> pathlib.Path:
-    if config.registry is None:
-        raise ValueError(f"{config.path}: no [registry] section: listen runs the model the "
-                         "pipeline pushed there; add one and run the pipeline.")
-    name = config.registry.model_name
-    version = version or registry.latest_version(config.registry.path, name)
-    if version is None:
-        raise ValueError(f"{config.registry.path}: no pushed version of {name!r}; run "
-                         "`edgepipe run` on the config first (a blessed model is pushed).")
-    return registry.local_version(config.registry.path, name, version)
-
-
 def listen(config, path: str, threshold: float | None = None,
            version: int | None = None) -> tuple[list[dict], dict]:
     """(detections, what was listened with) of one recording."""
     from ai_edge_litert.interpreter import Interpreter
 
-    folder = model_version(config, version)
+    folder, version = registry.pushed_version(config, version)
     info = artifacts.read_model_info(folder)
     if info.get("input_feature") != "audio":
         raise ValueError(f"{folder}: the model takes {info.get('input_feature')!r} inputs, "
@@ -67,7 +55,7 @@ def listen(config, path: str, threshold: float | None = None,
     names = list(info["class_names"])
     keywords = [name for name in names if name not in ("unknown", "silence")]
     detections = keyword_stream.recognize(scores, ends, rate, names, keywords, settings)
-    return detections, {"version": folder.name, "seconds": len(samples) / rate,
+    return detections, {"version": version, "seconds": len(samples) / rate,
                         "threshold": settings.threshold, "windows": len(scores)}
 
 

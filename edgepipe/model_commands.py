@@ -69,18 +69,15 @@ def generate(args: argparse.Namespace) -> int:
     from edgepipe.contracts.litert_step import Generator
 
     config = api.load_config(args.config)
-    if config.registry is None:
-        raise ModelCommandError(f"{args.config} has no [registry] section: generate runs the "
-                                "pushed model; add one and run the pipeline.")
-    path, name = config.registry.path, config.registry.model_name
-    version = args.model_version or registry.latest_version(path, name)
-    if version is None:
-        raise ModelCommandError(f"no version of {name!r} in the registry {path}: run "
-                                f"`edgepipe run {args.config}` first (push needs a blessed "
-                                "model).")
-    folder = registry.local_version(path, name, version)
+    try:
+        folder, version = registry.pushed_version(config, args.model_version)
+    except ValueError as error:
+        raise ModelCommandError(str(error)) from None
+    name = config.registry.model_name
     if registry.read_version_metadata(folder).get("task") != "generation":
-        raise ModelCommandError(f"{name} v{version} in {path} is not a text generator.")
+        raise ModelCommandError(f"{name} v{version} in {config.registry.path} is not a text "
+                                "generator; point --version or the config at a generation "
+                                "pipeline's model.")
     try:
         answer = Generator.of_version(folder).generate(args.prompt, args.length,
                                                        args.temperature, args.seed)

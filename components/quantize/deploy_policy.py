@@ -64,13 +64,8 @@ def choose(
     description = {"name": policy, "metric": "accuracy",
                    "max_accuracy_drop_points": max_accuracy_drop_points,
                    "latency": latency, "keras_accuracy": keras_accuracy, "target": target}
-    measured = [record for record in records if not record.get("skipped")
-                and (target == "any" or _mediapipe_ready(record))]
-    candidates = [
-        record for record in measured
-        if record.get("builtin_only", True)
-        and accuracy_drop_points(record, keras_accuracy) <= max_accuracy_drop_points + TOLERANCE
-    ]
+    _, candidates = _qualified(records, target, lambda record: accuracy_drop_points(
+        record, keras_accuracy) <= max_accuracy_drop_points + TOLERANCE)
     if not candidates:
         raise PolicyNotSatisfied(
             f"deploy policy {policy!r}: no variant{_TARGET_TEXT[target]} is within "
@@ -108,10 +103,8 @@ def choose_by_metric(records: Sequence[dict[str, Any]], metric: tasks.Metric,
     name = metric.name
     description = {"name": policy, "metric": name, "max_metric_increase": max_increase,
                    "latency": latency, f"keras_{name}": keras_value, "target": target}
-    measured = [record for record in records if not record.get("skipped")
-                and (target == "any" or _mediapipe_ready(record))]
-    candidates = [record for record in measured if record.get("builtin_only", True)
-                  and metric.worsening(record[name], keras_value) <= max_increase + TOLERANCE]
+    measured, candidates = _qualified(records, target, lambda record: metric.worsening(
+        record[name], keras_value) <= max_increase + TOLERANCE)
     if not candidates:
         raise PolicyNotSatisfied(
             f"deploy policy {policy!r}: no variant{_TARGET_TEXT[target]} has a {name} within "
@@ -132,6 +125,15 @@ def choose_by_metric(records: Sequence[dict[str, Any]], metric: tasks.Metric,
         f"{', '.join(refused) or 'none'}")
     return {"variant": chosen["name"], "path": chosen["path"], "reason": reason,
             "policy": description}
+
+
+def _qualified(records: Sequence[dict[str, Any]], target: str, within) -> tuple[list, list]:
+    """(the measured variants the target accepts, those of them with builtin ops only that
+    are `within` the policy's limit)."""
+    measured = [record for record in records if not record.get("skipped")
+                and (target == "any" or _mediapipe_ready(record))]
+    return measured, [record for record in measured
+                      if record.get("builtin_only", True) and within(record)]
 
 
 def _pick(candidates: list[dict[str, Any]], policy: str, latency: str):

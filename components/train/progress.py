@@ -17,8 +17,10 @@ import time
 from edgepipe.contracts import artifacts
 
 
-# What each epoch's line shows: classifiers log accuracy, regression models the MAE.
-LOGGED = ("loss", "accuracy", "mae", "val_loss", "val_accuracy", "val_mae")
+# What each epoch's line shows: classifiers log accuracy, regression and forecasting models the
+# MAE, generators bits per character.
+LOGGED = ("loss", "accuracy", "mae", "bits_per_char",
+          "val_loss", "val_accuracy", "val_mae", "val_bits_per_char")
 
 
 def progress_callback(keras, log, epochs: int, steps: int, history: dict,
@@ -69,7 +71,7 @@ def progress_callback(keras, log, epochs: int, steps: int, history: dict,
                 self.model.stop_training = True
             metrics = " ".join(f"{name} {logs[name]:.4f}" for name in LOGGED if name in logs)
             log.info("epoch %d/%d %s %.1f s%s", epoch + 1, self.total_epochs, metrics, seconds,
-                     f" ({rate:,.0f} images/s in training)" if rate else "")
+                     f" ({rate:,.0f} examples/s in training)" if rate else "")
             history[str(epoch)] = {**logs, "seconds": seconds,
                                    **({"images_per_second": rate} if rate else {})}
             artifacts.write_json(history_path, history)  # atomic: a kill leaves the old one

@@ -115,3 +115,30 @@ def test_an_empty_corpus_is_a_clear_error(run_stage, tmp_path):
     (blank / "empty.txt").write_text("\n%\n   \n%\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"2 of 2 records .* empty_text"):
         run_stage("ingest", {}, corpus_config(blank))
+
+
+def test_training_windows_start_anywhere_in_the_stream_and_repeat_with_the_seed():
+    import numpy as np
+    import tensorflow as tf
+
+    from edgepipe.components.train import generation
+
+    stream = np.arange(50, dtype=np.int32)  # each id its own position: a window shows its start
+    def draws(seed):
+        batches = generation.random_windows(tf, stream, 9, 4, seed).take(5)
+        return [(inputs.numpy(), targets.numpy()) for inputs, targets in batches]
+
+    first = draws(42)
+    starts = set()
+    for inputs, targets in first:
+        assert inputs.shape == targets.shape == (4, 9)
+        np.testing.assert_array_equal(targets, inputs + 1)  # the next id of a contiguous piece
+        np.testing.assert_array_equal(inputs, inputs[:, :1] + np.arange(9))
+        assert ((inputs[:, 0] >= 0) & (inputs[:, 0] <= 50 - 10)).all()
+        starts |= set(inputs[:, 0].tolist())
+    assert len(starts) > 5  # not the 5 fixed cuts of 9 + 1 ids: new windows every batch
+    again = draws(42)
+    assert all((a[0] == b[0]).all() for a, b in zip(first, again))
+    assert any((a[0] != b[0]).any() for a, b in zip(first, draws(43)))
+    with pytest.raises(ValueError, match="sequence_length"):
+        generation.random_windows(tf, stream[:5], 9, 4, 42)

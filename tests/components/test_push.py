@@ -212,3 +212,18 @@ def test_object_store_registry_through_the_file_layer(run_stage, push_inputs):
     assert "model.tflite" in json.loads(storage.read_text(f"{uri}/tests/1/checksums.json"))["files"]
     again, _ = run_stage("push", push_inputs, {"registry": {"path": uri, "model_name": "tests"}})
     assert again["created"] is False and registry.list_versions(uri, "tests") == [1]
+
+
+def test_the_pushed_version_a_command_runs_is_named_or_the_fix_is_said(tmp_path):
+    import types
+
+    config = types.SimpleNamespace(path=tmp_path / "p.toml", registry=None)
+    with pytest.raises(ValueError, match=r"p\.toml: no \[registry\] section"):
+        registry.pushed_version(config)
+    config.registry = RegistrySettings(path=str(tmp_path / "registry"), model_name="m")
+    with pytest.raises(ValueError, match=r"no pushed version of 'm'; run `edgepipe run .*p\.toml"):
+        registry.pushed_version(config)
+    for _ in range(2):
+        registry.publish(config.registry.path, "m", write_files, {"model_key": f"k{_}"})
+    assert registry.pushed_version(config) == (tmp_path / "registry" / "m" / "2", 2)
+    assert registry.pushed_version(config, 1) == (tmp_path / "registry" / "m" / "1", 1)
