@@ -125,7 +125,7 @@ def test_progress_is_logged_per_epoch_and_per_step(
     steps = math.ceil(examples_io.split_size(examples_artifact.path, "train") / 32)
     assert any(message.startswith(f"epoch 1/1 step {steps}/{steps} loss ") for message in messages)
     pattern = (r"epoch 1/1 loss [\d.]+ accuracy [\d.]+ val_loss [\d.]+ val_accuracy [\d.]+ "
-               r"[\d.]+ s \(([\d,]+) images/s in training\)")
+               r"[\d.]+ s \(([\d,]+) examples/s in training\)")
     matches = [re.fullmatch(pattern, message) for message in messages]
     assert any(matches), messages
     rate = next(match for match in matches if match).group(1)
