@@ -3,9 +3,10 @@
     rows (series_rows.py) -> GroupByKey(series) -> check / repair / quarantine each series
     (series_checks.py) -> windows, split by time -> TFRecord shards per split
 
-Splits are by time, never shuffled: each series' last `horizon` points are its test window,
-the `horizon` before them its validation window, and every window whose targets end before
-those is a train window. A window's input is the `lookback` steps before its first target
+Splits are by time, never shuffled: each series' last `horizon` points are its test window
+(with `backtest_windows` N, its last N x horizon points are N test windows, one per rolling
+origin), the `horizon` before them its validation window, and every window whose targets end
+before those is a train window. A window's input is the `lookback` steps before its first target
 (fewer at the start of a series: padding, marked by the mask channel, is added by
 contracts/model_inputs.py and the tf.data pipeline). The Examples artifact also holds
 forecast.json (the settings) and series/series.jsonl (each kept series, for the baselines
@@ -35,18 +36,22 @@ def describe(config, layouts: dict) -> dict[str, Any]:
             "class_names": [], "target_names": forecast_windows.horizon_names(forecast.horizon)}
 
 
-def windows(values: np.ndarray, horizon: int, lookback: int):
+def windows(values: np.ndarray, horizon: int, lookback: int, origins: int = 1):
     """(split, index of the first target step, input [steps, columns + 1], target [horizon])
-    of a series [n, columns]: test, validation, then every train window."""
+    of a series [n, columns]: the test windows of the `origins` rolling origins (the last
+    origins x horizon points, latest first), validation (the horizon before the earliest),
+    then every train window (targets ending before validation: no test point is trained on)."""
     length = len(values)
     marked = np.concatenate([values, np.ones((length, 1))], axis=1).astype(np.float32)
 
     def cut(start: int):
         return marked[max(0, start - lookback):start], values[start:start + horizon, 0]
 
-    yield ("test", length - horizon, *cut(length - horizon))
-    yield ("validation", length - 2 * horizon, *cut(length - 2 * horizon))
-    for start in range(1, length - 3 * horizon + 1):
+    for back in range(1, origins + 1):
+        yield ("test", length - back * horizon, *cut(length - back * horizon))
+    validation = length - (origins + 1) * horizon
+    yield ("validation", validation, *cut(validation))
+    for start in range(1, validation - horizon + 1):
         yield ("train", start, *cut(start))
 
 
@@ -79,7 +84,8 @@ def process_series(element, config, info: dict):
         **({"covariates": values[:, 1:].tolist()} if values.shape[1] > 1 else {})}))
     features = features_of(info)
     for split, start, window, target in windows(values, config.forecast.horizon,
-                                                config.forecast.lookback):
+                                                config.forecast.lookback,
+                                                config.forecast.backtest_windows):
         yield beam.pvalue.TaggedOutput(split, features.serialize_example({
             "id": forecast_windows.example_id(name, start), "sequence": window,
             "target": target.astype(np.float32)}))
@@ -146,8 +152,9 @@ def run(config, context, folder, scratch, write_metadata, shard_files, count_rec
                          "own end (the last horizon points); give all the data as train.")
     layouts = {path: series_rows.columns(config, path) for path in paths}
     info = describe(config, layouts)
-    context.log.info("ingest: forecasting series from %s (%s format), horizon %d, lookback %d",
-                     paths, config.format, config.forecast.horizon, config.forecast.lookback)
+    context.log.info("ingest: forecasting series from %s (%s format), horizon %d, lookback %d, "
+                     "%d backtest origin(s)", paths, config.format, config.forecast.horizon,
+                     config.forecast.lookback, config.forecast.backtest_windows)
     write(config, info, layouts, folder, scratch, context.runtime)
     storage.write_text(storage.join(folder, forecast_windows.SETTINGS_FILE), json.dumps({
         **config.forecast.model_dump(mode="json"),

@@ -165,8 +165,9 @@ def check_series(name: str, rows: list, config, columns: int) -> dict[str, Any]:
     values = fill(values, config.fill)
     if len(values) < config.forecast.required_history:
         raise Quarantined("too_short", f"series {name!r} has {len(values)} points, fewer than "
-                          f"min_history {config.forecast.required_history} (at least 3 x "
-                          "horizon + 1: a train, a validation and a test window)")
+                          f"min_history {config.forecast.required_history} (at least "
+                          "(backtest_windows + 2) x horizon + 1: a train, a validation and "
+                          "each backtest origin's test window)")
     return {"values": values, "timestamps": labels, "frequency": frequency,
             "repairs": problems}
 
