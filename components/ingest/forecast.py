@@ -1,6 +1,7 @@
 """Ingest for task "forecasting": series in, windows out, cut in Beam.
 
-    rows (series_rows.py) -> GroupByKey(series) -> check / repair / quarantine each series
+    rows (series_rows.py: CSV; series_tfrecord.py: a tf.train.Example per series)
+    -> GroupByKey(series) -> check / repair / quarantine each series
     (series_checks.py) -> windows, split by time -> TFRecord shards per split
 
 Splits are by time, never shuffled: each series' last `horizon` points are its test window
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edgepipe.components.ingest import series_checks, series_rows
+from edgepipe.components.ingest import series_checks, series_rows, series_tfrecord
 from edgepipe.components.ingest.records import SPLITS, features_of
 from edgepipe.contracts import artifacts, forecast_windows, storage
 
@@ -138,19 +139,32 @@ def write(config, info: dict, layouts: dict, folder, scratch, runtime) -> None:
 def _rows_of(path: str, config, layouts: dict):
     import apache_beam as beam
 
-    for tag, value in series_rows.read_rows(path, config, layouts[path]):
+    reader = series_tfrecord if config.source == "tfrecord" else series_rows
+    for tag, value in reader.read_rows(path, config, layouts[path]):
         yield beam.pvalue.TaggedOutput(tag, value)
+
+
+def _layouts(config) -> dict[str, dict]:
+    """{file: its layout}: a CSV's columns checked against its header; a TFRecord file's
+    feature keys are checked per record (series_tfrecord.py)."""
+    if config.source == "tfrecord":
+        from edgepipe.components.ingest.sources import tfrecord
+
+        target = config.target_columns[0] if config.target_columns else "value"
+        return {path: {"header": [], "target": target, "series": []}
+                for path in tfrecord.files(config)["all"]}
+    return {config.train: series_rows.columns(config, config.train)}
 
 
 def run(config, context, folder, scratch, write_metadata, shard_files, count_records,
         check_quarantine_fraction) -> dict[str, Any]:
     """The ingest stage for forecasting: its properties (series read, kept, quarantined and
     repaired by name, windows per split)."""
-    paths = [config.train] + ([config.test] if config.test else [])
     if config.test:
         raise ValueError("[ingest] test: forecasting cuts each series' test window from its "
                          "own end (the last horizon points); give all the data as train.")
-    layouts = {path: series_rows.columns(config, path) for path in paths}
+    layouts = _layouts(config)
+    paths = sorted(layouts)
     info = describe(config, layouts)
     context.log.info("ingest: forecasting series from %s (%s format), horizon %d, lookback %d, "
                      "%d backtest origin(s)", paths, config.format, config.forecast.horizon,
@@ -168,7 +182,10 @@ def run(config, context, folder, scratch, write_metadata, shard_files, count_rec
     read = int(storage.read_text(storage.join(scratch, "series_read.txt")).strip() or 0)
     repairs_text = storage.read_text(storage.join(folder, "quarantine", "repairs.jsonl"))
     repairs = [json.loads(line) for line in repairs_text.splitlines() if line.strip()]
-    series_rejected = [record for record in rejected if record.get("level") == "series"]
+    # a tfrecord record that cannot be used is a series lost before it could be named
+    read += sum(1 for record in rejected if record.get("level") == "record")
+    series_rejected = [record for record in rejected
+                       if record.get("level") in ("series", "record")]
     if not read:
         raise ValueError(f"{paths}: no series with any readable row; check the columns.")
     check_quarantine_fraction({"all": read}, series_rejected, config.max_quarantine_fraction)

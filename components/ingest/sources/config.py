@@ -211,7 +211,8 @@ class Config(StageConfig):
                 f"key(s) {', '.join(unused)} are not used by source {self.source!r}; it takes "
                 f"{', '.join(module.FIELDS)} besides {', '.join(COMMON[1:])}")
         task_fit.check(self)
-        missing = [key for key in module.REQUIRED if getattr(self, key) in (None, ())]
+        required = ("train",) if self.task == tasks.FORECASTING.name else module.REQUIRED
+        missing = [key for key in required if getattr(self, key) in (None, ())]
         if missing:
             raise ValueError(f"source {self.source!r} needs {', '.join(missing)}")
         self._check_path_kinds()

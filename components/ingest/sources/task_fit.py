@@ -10,7 +10,7 @@ from edgepipe.contracts import tasks
 # What task "forecasting" reads besides its source's keys, and the sources that read series.
 FORECASTING_FIELDS = ("series_column", "time_column", "covariate_columns", "format",
                       "frequency", "fill")
-SERIES_SOURCES = ("csv",)
+SERIES_SOURCES = ("csv", "tfrecord")
 # The sources that read a numeric target (regression, edgepipe.contracts.tasks).
 TARGET_SOURCES = ("csv", "tfrecord")
 # The sources that read boxes (detection).
@@ -77,7 +77,8 @@ def _check_series_keys(config) -> None:
         raise ValueError(f"[pipeline] task = \"forecasting\" reads series from "
                          f"{list(SERIES_SOURCES)}, not source {config.source!r}.")
     wrong = sorted({"label_column", "class_names", "feature_columns", "id_column",
-                    "columns_as"} & config.model_fields_set)
+                    "columns_as", "feature_key", "feature_kind", "channels", "label_key",
+                    "id_key"} & config.model_fields_set)
     if wrong:
         raise ValueError(f"{', '.join(wrong)}: not used by task \"forecasting\"; it reads "
                          "series_column, time_column, target_column, covariate_columns.")

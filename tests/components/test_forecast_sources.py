@@ -1,0 +1,121 @@
+"""Forecasting sources besides the long CSV: TFRecord files of tf.train.Example series (read
+without TensorFlow) and the wide CSV with covariates shared by every series."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO
+
+HORIZON, LOOKBACK, LENGTH = 3, 6, 30
+FORECAST = {"horizon": HORIZON, "lookback": LOOKBACK, "seasonality": 1}
+
+INGEST_IN_A_FRESH_PROCESS = """
+import json, sys
+from edgepipe.components.ingest import stage as ingest
+from edgepipe.pipeline.stage import Context, Runtime
+from edgepipe.pipeline.store import Store
+config = ingest.Config.model_validate(json.loads(sys.argv[1]))
+store = Store(sys.argv[2])
+context = Context(pipeline_name="fresh", run_id="fresh", seed=0, runtime=Runtime(),
+                  scratch_dir=store.scratch_dir("ingest", "fresh"))
+result, artifacts = store.execute(ingest.SPEC, "fresh", {}, config, context)
+print(json.dumps({"properties": result.properties, "folder": str(artifacts["examples"].path),
+                  "tensorflow": "tensorflow" in sys.modules}))
+"""
+
+
+def example(tf, name, times, values, promo=None):
+    feature = {"series_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[name]))}
+    if times and isinstance(times[0], bytes):
+        feature["timestamp"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=times))
+    elif times:
+        feature["timestamp"] = tf.train.Feature(int64_list=tf.train.Int64List(value=times))
+    if values is not None:
+        feature["value"] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
+    if promo is not None:
+        feature["promo"] = tf.train.Feature(float_list=tf.train.FloatList(value=promo))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def write_series(path):
+    """Written by TensorFlow's own writer: three good series (one with date strings), one
+    with a NaN (repaired), one whose covariate list is short, one without values, bytes that
+    are no Example, and a cut record at the end."""
+    import tensorflow as tf
+
+    steps = list(range(2000, 2000 + LENGTH))
+    line = [10.0 + 0.5 * i for i in range(LENGTH)]
+    promo = [float(i % 2) for i in range(LENGTH)]
+    dates = [f"{year}-01-01".encode() for year in steps]
+    holey = list(line)
+    holey[7] = float("nan")
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        writer.write(example(tf, b"up", steps, line, promo))
+        writer.write(example(tf, b"down", steps, line[::-1], promo))
+        writer.write(example(tf, b"dated", dates, [2 * v for v in line], promo))
+        writer.write(example(tf, b"holey", steps, holey, promo))
+        writer.write(example(tf, b"short_promo", steps, line, promo[:-2]))
+        writer.write(example(tf, b"no_values", steps, None, promo))
+        writer.write(b"\xff\xfe not a protocol buffer")
+    whole = path.read_bytes()
+    with tf.io.TFRecordWriter(str(path) + ".tail") as writer:
+        writer.write(example(tf, b"cut", steps, line, promo))
+    path.write_bytes(whole + (path.parent / (path.name + ".tail")).read_bytes()[:40])
+    return line
+
+
+def test_tfrecord_series_are_read_without_tensorflow_and_bad_records_quarantined(tmp_path):
+    path = tmp_path / "series.tfrecord"
+    line = write_series(path)
+    config = {"task": "forecasting", "source": "tfrecord", "train": str(path),
+              "covariate_columns": ["promo"], "fill": "interpolate",
+              "max_quarantine_fraction": 0.9, "forecast": FORECAST}
+    completed = subprocess.run(
+        [sys.executable, "-c", INGEST_IN_A_FRESH_PROCESS, json.dumps(config),
+         str(tmp_path / "store")], cwd=REPO, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    outcome = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert outcome["tensorflow"] is False
+    properties = outcome["properties"]
+    assert properties["series"] == {"read": 8, "kept": 4, "quarantined": 4, "repaired": 1}
+    assert properties["repaired"] == {"holey": {"non_numeric_value": 1}}
+    reasons = properties["quarantined"]["by_reason"]
+    assert reasons == {"wrong_length": 1, "missing_feature": 1, "unparseable_record": 1,
+                       "truncated_record": 1}
+    quarantine = [json.loads(text) for text in (
+        tmp_path / outcome["folder"] / "quarantine" / "records.jsonl").read_text().splitlines()]
+    by_reason = {record["reason"]: record for record in quarantine}
+    assert by_reason["wrong_length"]["source"] == f"{path}:4"
+    assert "'promo'" in by_reason["wrong_length"]["detail"]
+    assert "'value'" in by_reason["missing_feature"]["detail"]
+    assert by_reason["truncated_record"]["source"] == f"{path}:7"
+    assert properties["splits"]["test"] == 4
+    assert properties["input_shape"] == [LOOKBACK, 3]
+
+    from edgepipe.contracts import forecast_windows
+
+    series = forecast_windows.read_series(outcome["folder"])
+    assert np.allclose(series["up"]["values"], line)
+    assert series["up"]["covariates"][:2] == [[0.0], [1.0]]
+    assert np.allclose(series["dated"]["values"], [2 * v for v in line])
+    assert series["dated"]["timestamps"][0].startswith("2000-01-01")
+    assert series["holey"]["values"][7] == pytest.approx((line[6] + line[8]) / 2)
+
+
+def test_a_tfrecord_forecasting_config_takes_the_series_keys_only():
+    from edgepipe.components.ingest.sources.config import Config
+
+    path = str(REPO / "data" / "fertility" / "fertility.csv")  # any existing file
+    common = {"task": "forecasting", "source": "tfrecord", "train": path,
+              "forecast": FORECAST}
+    assert Config.model_validate({**common, "time_column": "year"}).time_column == "year"
+    with pytest.raises(ValueError, match="feature_key"):
+        Config.model_validate({**common, "feature_key": "x"})
+    with pytest.raises(ValueError, match="format"):
+        Config.model_validate({**common, "format": "wide"})
