@@ -119,3 +119,36 @@ def test_a_tfrecord_forecasting_config_takes_the_series_keys_only():
         Config.model_validate({**common, "feature_key": "x"})
     with pytest.raises(ValueError, match="format"):
         Config.model_validate({**common, "format": "wide"})
+
+
+def test_wide_covariate_columns_are_shared_by_every_series_not_series(run_stage, tmp_path):
+    from edgepipe.components.shared import examples_io
+    from edgepipe.contracts import forecast_windows
+
+    path = tmp_path / "wide.csv"
+    lines = ["year,north,holiday,south,temperature"]
+    for step in range(LENGTH):
+        lines.append(f"{2000 + step},{10 + step},{step % 2},{50 - step},{20 + step % 5}")
+    path.write_text("\n".join(lines) + "\n")
+    properties, outputs = run_stage("ingest", {}, {
+        "task": "forecasting", "source": "csv", "train": str(path), "format": "wide",
+        "time_column": "year", "covariate_columns": ["holiday", "temperature"],
+        "forecast": FORECAST})
+    assert properties["series"]["kept"] == 2 and properties["input_shape"] == [LOOKBACK, 4]
+    series = forecast_windows.read_series(outputs["examples"].path)
+    assert sorted(series) == ["north", "south"]
+    for name in ("north", "south"):
+        assert series[name]["covariates"] == [[float(step % 2), float(20 + step % 5)]
+                                              for step in range(LENGTH)]
+    assert series["south"]["values"][:2] == [50.0, 49.0]
+    test = examples_io.load_numpy(outputs["examples"].path, "test")
+    row = [forecast_windows.series_of(name) for name in test["id"]].index("north")
+    window = np.asarray(test["sequence"][row])   # value, holiday, temperature, mask
+    steps = np.arange(LENGTH - HORIZON - LOOKBACK, LENGTH - HORIZON)
+    assert np.allclose(window[:, 0], 10 + steps) and np.allclose(window[:, 1], steps % 2)
+    assert np.allclose(window[:, 2], 20 + steps % 5) and (window[:, 3] == 1).all()
+    # a named covariate the header lacks is an error naming it
+    with pytest.raises(ValueError, match="humidity"):
+        run_stage("ingest", {}, {
+            "task": "forecasting", "source": "csv", "train": str(path), "format": "wide",
+            "time_column": "year", "covariate_columns": ["humidity"], "forecast": FORECAST})

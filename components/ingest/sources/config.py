@@ -122,8 +122,9 @@ class Config(StageConfig):
         "timestamp", description="csv, forecasting: the time column (numbers, or dates in ISO "
         "8601).")
     covariate_columns: tuple[str, ...] = pydantic.Field(
-        (), description="csv, forecasting, long format: numeric columns the model also reads "
-        "(past covariates: known up to the forecast's origin).")
+        (), description="csv/tfrecord, forecasting: numeric columns (tfrecord: float lists) "
+        "the model also reads (past covariates: known up to the forecast's origin); in the "
+        "wide format, columns shared by every series.")
     format: Literal["long", "wide"] = pydantic.Field(
         "long", description="csv, forecasting: \"long\" (a row per series and timestamp) or "
         "\"wide\" (a row per timestamp, a column per series).")

@@ -85,8 +85,5 @@ def _check_series_keys(config) -> None:
     if len(config.target_columns) > 1:
         raise ValueError(f"target_column {list(config.target_columns)}: forecasting predicts "
                          "one column; name the others in covariate_columns.")
-    if config.format == "wide" and config.covariate_columns:
-        raise ValueError("covariate_columns: the wide format holds one value column per "
-                         "series and no covariates; use the long format for them.")
     if config.forecast is None:
         raise ValueError("task \"forecasting\" needs the [forecast] settings.")
