@@ -122,3 +122,20 @@ def test_the_evaluate_setting_reaches_ingest_and_its_cache_key(tmp_path):
     assert moved["ingest"] != base["ingest"]
     with pytest.raises(config.ConfigError, match="backtest_windows"):
         plan("evaluate.backtest_windows=3", "forecast.backtest_windows=2")
+
+
+def test_the_statsmodels_fits_log_their_progress(caplog):
+    import logging
+
+    from edgepipe.components.evaluate import forecasting
+
+    rng = np.random.default_rng(0)
+    histories = [20 + np.cumsum(rng.normal(size=24)) for _ in range(20)]
+    actuals = np.stack([history[-1] + np.arange(1, 4) for history in histories])
+    with caplog.at_level(logging.INFO, logger="edgepipe.evaluate"):
+        forecasts, scores = forecasting.score_baselines(
+            ["naive", "theta"], histories, actuals, 3, 1, [1.0] * 20)
+    progress = [record.getMessage() for record in caplog.records]
+    assert len(progress) == 10 and all("baseline theta" in text for text in progress)
+    assert "2 / 20 windows" in progress[0] and "20 / 20 windows" in progress[-1]
+    assert forecasts["theta"].shape == (20, 3) and scores["theta"]["fell_back_to_naive"] == 0
