@@ -11,23 +11,10 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
+from tests.fresh_process import INGEST_IN_A_FRESH_PROCESS
 
 HORIZON, LOOKBACK, LENGTH = 3, 6, 30
 FORECAST = {"horizon": HORIZON, "lookback": LOOKBACK, "seasonality": 1}
-
-INGEST_IN_A_FRESH_PROCESS = """
-import json, sys
-from edgepipe.components.ingest import stage as ingest
-from edgepipe.pipeline.stage import Context, Runtime
-from edgepipe.pipeline.store import Store
-config = ingest.Config.model_validate(json.loads(sys.argv[1]))
-store = Store(sys.argv[2])
-context = Context(pipeline_name="fresh", run_id="fresh", seed=0, runtime=Runtime(),
-                  scratch_dir=store.scratch_dir("ingest", "fresh"))
-result, artifacts = store.execute(ingest.SPEC, "fresh", {}, config, context)
-print(json.dumps({"properties": result.properties, "folder": str(artifacts["examples"].path),
-                  "tensorflow": "tensorflow" in sys.modules}))
-"""
 
 
 def example(tf, name, times, values, promo=None):
