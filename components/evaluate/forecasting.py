@@ -24,7 +24,7 @@ import numpy as np
 
 from edgepipe.components.evaluate import baselines, regression
 from edgepipe.components.shared import forecast_metrics
-from edgepipe.contracts import artifacts, forecast_windows
+from edgepipe.contracts import artifacts, forecast_windows, registry
 
 log = logging.getLogger("edgepipe.evaluate")
 METRICS = ("smape", "mase", "mae", "rmse")
@@ -66,7 +66,8 @@ def evaluate(test: dict, values: np.ndarray, examples, feature: str, config,
              for name, start in zip(names, starts)]
     metrics["backtest"] = backtest(backs, origins, horizon, actuals, forecasts,
                                    baseline_forecasts, scales)
-    metrics["blessing"] = blessing(bless(metrics["smape"]), metrics, config)
+    metrics["blessing"] = blessing(comparable(bless(metrics["smape"]), config, origins),
+                                   metrics, config)
     rows = regression.prediction_rows(ids, actuals, forecasts, target_names)
     worst = sorted(metrics["per_series"].items(), key=lambda item: -item[1]["smape"])
     artifacts.write_regression_evaluation(
@@ -95,6 +96,29 @@ def check_origins(settings: dict, config, examples_dir) -> int:
                          "ingest), or re-run ingest with [forecast] backtest_windows = "
                          f"{config.backtest_windows}.")
     return origins
+
+
+def comparable(base: dict[str, Any], config, origins: int) -> dict[str, Any]:
+    """The relative gate re-runs the registry's version on this run's test windows. A version
+    trained with fewer backtest origins trained on this run's earlier test windows: its figure
+    there is not an out-of-sample one, so the gate is not applied, and says why."""
+    gates = []
+    for gate in base["gates"]:
+        baseline = gate.get("baseline") or {}
+        if gate["name"] == "relative" and gate["applied"] and \
+                baseline.get("source") == "re-evaluated":
+            version_dir = registry.version_path(config.registry.path,
+                                                config.registry.model_name, baseline["version"])
+            trained = int(artifacts.read_model_info(version_dir).get("forecast", {}).get(
+                "backtest_windows", 1))
+            if trained < origins:
+                gate = {**gate, "applied": False, "passed": True, "reason": (
+                    f"not applied: {baseline['model_name']} v{baseline['version']} was trained "
+                    f"with backtest_windows = {trained}, on windows that are test windows of "
+                    f"this run's {origins} origins; its sMAPE here ({baseline['smape']:.3f}) "
+                    "is not out of sample")}
+        gates.append(gate)
+    return {**base, "gates": gates, "reason": "; ".join(gate["reason"] for gate in gates)}
 
 
 def backtest(backs, origins: int, horizon: int, actuals, forecasts, baseline_forecasts,

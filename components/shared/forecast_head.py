@@ -45,8 +45,10 @@ def spec(examples, statistics_dir) -> dict[str, Any]:
             "padding_value": 0.0,
             "normalization": {"mean": [0.0, *covariate_means, 0.0],
                               "variance": [1.0, *covariate_variances, 1.0]},
-            "forecast": {key: settings[key] for key in (
-                "horizon", "lookback", "seasonality", "quantiles", "covariates", "target")}}
+            "forecast": {**{key: settings[key] for key in (
+                "horizon", "lookback", "seasonality", "quantiles", "covariates", "target")},
+                # the evaluate's relative gate: what the model was trained without
+                "backtest_windows": settings.get("backtest_windows", 1)}}
 
 
 # Floor of the window scale: an all-zero window stays zero instead of dividing by zero.

@@ -66,12 +66,18 @@ def test_the_windows_of_every_origin_exist_and_train_holds_no_test_point(backtes
                        series[name]["values"][start:start + HORIZON], rtol=1e-5)
 
 
-def test_evaluate_scores_each_origin_for_the_model_and_every_baseline(
-        run_stage, backtest_examples, forecast_statistics):
-    properties, examples = backtest_examples
-    _, trained = run_stage("train", {"examples": examples, **forecast_statistics}, {
+@pytest.fixture(scope="module")
+def backtest_model(run_stage, backtest_examples, forecast_statistics):
+    _, trained = run_stage("train", {"examples": backtest_examples[1], **forecast_statistics}, {
         "task": "forecasting", "model": "mlp", "epochs": 3, "batch_size": 32,
         "learning_rate": 0.01, "model_options": {"hidden_units": [16], "dropout": 0.0}})
+    return trained
+
+
+def test_evaluate_scores_each_origin_for_the_model_and_every_baseline(
+        run_stage, backtest_examples, backtest_model):
+    properties, examples = backtest_examples
+    trained = backtest_model
     scored, outputs = run_stage("evaluate", {"examples": examples, "model": trained["model"]}, {
         "task": "forecasting", "baselines": ["naive", "seasonal_naive"],
         "backtest_windows": ORIGINS, "beat_baseline": "naive"})
@@ -104,6 +110,29 @@ def test_evaluate_scores_each_origin_for_the_model_and_every_baseline(
     with pytest.raises(ValueError, match="backtest_windows = 3"):
         run_stage("evaluate", {"examples": examples, "model": trained["model"]}, {
             "task": "forecasting", "baselines": ["naive"], "backtest_windows": 3})
+
+
+@pytest.mark.slow  # the fixtures' model is evaluated, quantized and pushed first (~20 s)
+def test_the_relative_gate_skips_a_version_trained_on_this_runs_test_windows(
+        tmp_path, run_stage, backtest_examples, backtest_model, forecast_examples,
+        forecast_model, forecast_evaluation, forecast_tflite):
+    """The pushed version was trained with one origin: its train windows hold the earlier
+    origin's test windows, so re-running it there is no out-of-sample figure to compare."""
+    registry = {"path": str(tmp_path / "registry"), "model_name": "sales"}
+    pushed, _ = run_stage("push", {
+        "examples": forecast_examples[1], "model": forecast_model[1],
+        "evaluation": forecast_evaluation[1], "tflite": forecast_tflite[1]},
+        {"registry": registry})
+    assert pushed["pushed"]
+    scored, outputs = run_stage("evaluate", {
+        "examples": backtest_examples[1], "model": backtest_model["model"]}, {
+        "task": "forecasting", "baselines": ["naive"], "registry": registry})
+    gates = {gate["name"]: gate for gate in artifacts.read_metrics(
+        outputs["evaluation"].path)["blessing"]["gates"]}
+    relative = gates["relative"]
+    assert not relative["applied"] and relative["baseline"]["version"] == 1
+    assert "trained with backtest_windows = 1" in relative["reason"]
+    assert "not out of sample" in relative["reason"]
 
 
 def test_the_evaluate_setting_reaches_ingest_and_its_cache_key(tmp_path):
