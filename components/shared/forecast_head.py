@@ -79,6 +79,18 @@ def head(keras, model, spec: dict[str, Any]):
     return keras.Model(window, outputs * scale, name=model.name)
 
 
+def scaling_layers(model) -> list[str]:
+    """The layers of `head` around the builder's network and the output Dense (the window's
+    scale, the scaled window, the forecasts multiplied back: TensorFlow ops in the model), or
+    [] for a model without the head. Full int8 keeps them float (quantize/convert.py): one
+    input scale for series of every level would leave small series a few steps; scaled, the
+    network's int8 input has one range for all."""
+    if "values_scaled" not in [layer.name for layer in model.layers]:
+        return []
+    return [layer.name for layer in model.layers
+            if type(layer).__name__ in ("TFOpLambda", "SlicingOpLambda")]
+
+
 def loss(keras, config, spec: dict[str, Any]):
     """(loss, metrics): MAE or MSE (`[train] loss`) relative to each window's target level,
     or the pinball loss over the quantiles; the metric is the point forecast's MAE in the
