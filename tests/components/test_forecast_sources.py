@@ -139,3 +139,36 @@ def test_wide_covariate_columns_are_shared_by_every_series_not_series(run_stage,
         run_stage("ingest", {}, {
             "task": "forecasting", "source": "csv", "train": str(path), "format": "wide",
             "time_column": "year", "covariate_columns": ["humidity"], "forecast": FORECAST})
+
+
+def test_tfrecord_rows_of_a_gzip_file_and_a_record_failing_its_crc(tmp_path):
+    import types
+
+    import tensorflow as tf
+
+    from edgepipe.components.ingest import series_tfrecord
+
+    path = tmp_path / "series.tfrecord.gz"
+    steps = [1, 2, 3]
+    with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
+        for name in (b"a", b"b", b"c"):
+            writer.write(example(tf, name, steps, [1.0, 2.5, 4.0]))
+    config = types.SimpleNamespace(series_column="series_id", time_column="timestamp",
+                                   covariate_columns=())
+    layout = {"target": "value"}
+    rows = list(series_tfrecord.read_rows(str(path), config, layout))
+    assert [tag for tag, _ in rows] == ["row"] * 9
+    assert rows[4] == ("row", ("b", (f"{path}:1:1", "2", ["2.5"])))
+    # the second record's data corrupted: it alone is rejected, the third is still read
+    import gzip
+
+    data = bytearray(gzip.decompress(path.read_bytes()))
+    first = 12 + int.from_bytes(data[:8], "little") + 4
+    data[first + 12 + 5] ^= 0xFF
+    plain = tmp_path / "corrupt.tfrecord"
+    plain.write_bytes(bytes(data))
+    rows = list(series_tfrecord.read_rows(str(plain), config, layout))
+    rejected = [value for tag, value in rows if tag == "rejected"]
+    assert len(rejected) == 1 and rejected[0]["reason"] == "corrupt_record"
+    assert rejected[0]["source"] == f"{plain}:1" and "CRC" in rejected[0]["detail"]
+    assert {value[0] for tag, value in rows if tag == "row"} == {"a", "c"}
