@@ -43,6 +43,7 @@ def evaluate(test: dict, values: np.ndarray, examples, feature: str, config,
     settings = forecast_windows.read_settings(examples.path)
     horizon, quantiles, season = (settings["horizon"], list(settings["quantiles"]),
                                   settings["seasonality"])
+    origins = check_origins(settings, config, examples.path)  # before the minutes of fits
     actuals = np.asarray(test["target"], np.float64)
     forecasts = forecast_windows.point_forecast(values, horizon, quantiles)
     regression.check_shape(forecasts, actuals, target_names, model_dir, examples.path)
@@ -61,7 +62,6 @@ def evaluate(test: dict, values: np.ndarray, examples, feature: str, config,
             actuals, forecast_windows.quantile_forecasts(values, horizon, quantiles), quantiles)
     baseline_forecasts, metrics["baselines"] = score_baselines(
         config.baselines, histories, actuals, horizon, season, scales)
-    origins = check_origins(settings, config, examples.path)
     backs = [(len(series[name]["values"]) - start) // horizon
              for name, start in zip(names, starts)]
     metrics["backtest"] = backtest(backs, origins, horizon, actuals, forecasts,
