@@ -92,9 +92,13 @@ def process_series(element, config, info: dict):
             "target": target.astype(np.float32)}))
 
 
-def _line_order(location: str) -> tuple[str, int]:
-    path, _, line = location.rpartition(":")
-    return path, int(line)
+def _line_order(location: str) -> tuple[str, int, int]:
+    """A CSV row's "path:line", a TFRecord step's "path:record:step", in file order."""
+    head, _, line = location.rpartition(":")
+    path, _, record = head.rpartition(":")
+    if record.isdigit():
+        return path, int(record), int(line)
+    return head, -1, int(line)
 
 
 def write(config, info: dict, layouts: dict, folder, scratch, runtime) -> None:
