@@ -39,7 +39,8 @@ TASK_KEYS = {
     "regression": ("max_mae", "max_mae_increase"),
     "detection": centroids.BOX_GATES + centroids.CENTROID_GATES,  # the piece refuses the pair
     # that does not fit the model (ssd: mAP, fomo: centroid F1), see evaluate/centroids.py
-    "forecasting": ("max_smape", "max_smape_increase", "max_mase", "beat_baseline", "baselines"),
+    "forecasting": ("max_smape", "max_smape_increase", "max_mase", "beat_baseline", "baselines",
+                    "backtest_windows"),
     "generation": ("max_bits_per_char", "max_bits_per_char_increase"),
 }
 # Keys no other task has that a task does not read either (generation has no slices).
@@ -84,6 +85,10 @@ class Config(StageConfig):
     # The classical forecasts fitted per series and scored beside the model
     # (components/evaluate/baselines.py).
     baselines: tuple[Literal["naive", "seasonal_naive", "theta", "ets"], ...] = baselines.NAMES
+    # Rolling-origin evaluation: each series' last N horizons are N test windows; the config
+    # loader hands it to ingest through [forecast] (the windows are cut there). None: as ingest
+    # cut them (1 by default).
+    backtest_windows: int | None = pydantic.Field(None, ge=1, le=1_000)
     # Generation. Absolute gate: BLESSED only when the test bits per character are at most
     # this; None applies no absolute gate.
     max_bits_per_char: float | None = pydantic.Field(None, gt=0.0)
