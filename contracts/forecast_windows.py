@@ -96,3 +96,27 @@ def read_series(examples_dir) -> dict[str, dict[str, Any]]:
     text = storage.read_text(storage.join(examples_dir, SERIES_FILE))
     records = (json.loads(line) for line in text.splitlines() if line.strip())
     return {record["series"]: record for record in records}
+
+
+def fill_missing(values, how: str) -> np.ndarray:
+    """[steps, columns] with missing steps (NaN) filled per column: "previous" carries the
+    last value forward (the first values back), "interpolate" draws lines between known
+    values (the ends held flat), "none" leaves them. ValueError for a column with no number."""
+    values = np.asarray(values, np.float64)
+    if how == "none" or not np.isnan(values).any():
+        return values
+    filled = values.copy()
+    steps = np.arange(len(values))
+    for column in range(values.shape[1]):
+        known = ~np.isnan(values[:, column])
+        if not known.any():
+            raise ValueError(f"column {column} has no numeric value")
+        if how == "interpolate":
+            filled[:, column] = np.interp(steps, steps[known], values[known, column])
+            continue
+        last = np.where(known, steps, 0)
+        np.maximum.accumulate(last, out=last)
+        first = int(np.argmax(known))
+        last[:first] = first
+        filled[:, column] = values[last, column]
+    return filled

@@ -101,6 +101,24 @@ DETECTION = Task(
     losses=("detection",), primary=MAP_50, metrics=(MAP_50, MAP_50_95),
     metadata_output="detections")
 
+CENTROID_F1 = Metric("centroid_f1", True, "F1 of centroid precision and recall: a predicted "
+                     "centroid is right when it lies within one grid cell of the centre of a "
+                     "true box of its class (each box matched once)", ".3f")
+CENTROID_PRECISION = Metric("centroid_precision", True, "share of predicted centroids that "
+                            "match a true box centre of their class", ".3f")
+CENTROID_RECALL = Metric("centroid_recall", True, "share of true boxes whose centre a predicted "
+                         "centroid of their class matches", ".3f")
+
+# Detection by centroids (`[train] model = "fomo"`): the detection task's data (boxes), but a
+# model that answers where objects are, not their extent: a heat map of background + class
+# probabilities per cell of a coarse grid. mAP is not defined for it. Not a [pipeline] task of
+# its own: the train stage makes "detection" into it for a centroid model (for_model), and
+# model.json then names it, so every later stage and the server ask it, not "detection".
+CENTROIDS = Task(
+    name="centroids", label="boxes", label_feature="objects", output="heatmap",
+    losses=("centroids",), primary=CENTROID_F1,
+    metrics=(CENTROID_F1, CENTROID_PRECISION, CENTROID_RECALL), metadata_output="heatmap")
+
 SMAPE = Metric("smape", False, "symmetric mean absolute percentage error, 0..200 (%), the M4 "
                "definition: 200 |F - A| / (|A| + |F|), averaged over series and horizon steps",
                ".3f")
@@ -133,6 +151,10 @@ GENERATION = Task(
 TASKS: dict[str, Task] = {task.name: task for task in (CLASSIFICATION, REGRESSION, DETECTION,
                                                        FORECASTING, GENERATION)}
 NAMES = tuple(TASKS)
+# The tasks a [pipeline] task becomes for some built-in models ((task, model) -> task).
+BY_MODEL: dict[tuple[str, str], Task] = {(DETECTION.name, "fomo"): CENTROIDS}
+# The models that a task needs one of ([train] model), and those only it can train.
+MODELS_OF = {DETECTION.name: ("ssd", "fomo")}
 
 
 def get(name: str) -> Task:
@@ -143,7 +165,36 @@ def get(name: str) -> Task:
                          "([pipeline] task).") from None
 
 
+def for_model(task_name: str, model: str) -> Task:
+    """The task a [pipeline] task is for this [train] model (detection with "fomo" is
+    CENTROIDS); the task itself for every other model."""
+    return BY_MODEL.get((task_name, model)) or get(task_name)
+
+
+def of_name(name: str) -> Task:
+    """A task by the name model.json records: a [pipeline] task or one for_model gives."""
+    found = {task.name: task for task in BY_MODEL.values()}.get(name)
+    return found or get(name)
+
+
+def check_model(task_name: str, model: str, user_builder: bool) -> None:
+    """A [train] model that cannot learn this task: ValueError naming the key, what fits and
+    how to fix it (a user's builder is checked when it is built)."""
+    needed = MODELS_OF.get(task_name)
+    if needed and not user_builder and model not in needed:
+        raise ValueError(
+            f"[train] model = {model!r} cannot learn [pipeline] task = {task_name!r}: it "
+            f"returns class probabilities, while the task needs one of {list(needed)} "
+            f"(boxes or centroids); set [train] model to one of them.")
+    owners = [task for task, models in MODELS_OF.items() if model in models]
+    if owners and task_name not in owners:
+        raise ValueError(
+            f"[train] model = {model!r} is a detector: it learns [pipeline] task = "
+            f"{owners[0]!r} only, not {task_name!r}; set [pipeline] task = {owners[0]!r} with "
+            "box annotations, or a model of this task in [train] model (cnn, mlp, ...).")
+
+
 def of_model(model_info: dict) -> Task:
     """The task a model.json (or a registry version's metadata) was trained for; models
     written before tasks existed are classifiers."""
-    return get(model_info.get("task", CLASSIFICATION.name))
+    return of_name(model_info.get("task", CLASSIFICATION.name))

@@ -22,7 +22,9 @@ def add_forecast(commands) -> None:
     parser.add_argument("config", help="the forecasting pipeline's config (its [registry] and "
                         "[ingest] column names)")
     parser.add_argument("--csv", required=True, type=pathlib.Path,
-                        help="long-format CSV of the series' recent values")
+                        help="long-format CSV of the series' recent values (empty values "
+                        "are repaired by the config's [ingest] fill, or refused with fill = "
+                        "\"none\")")
     parser.add_argument("-o", "--output", required=True, type=pathlib.Path,
                         help="where to write the forecasts (CSV)")
 
@@ -41,9 +43,17 @@ def forecast(args: argparse.Namespace) -> int:
                "covariates": list(ingest.covariate_columns)}
     try:
         done = forecast_file.forecast(config.registry.path, config.registry.model_name,
-                                      args.csv, args.output, columns)
+                                      args.csv, args.output, columns, ingest.fill)
     except (ValueError, FileNotFoundError) as error:
         raise ModelCommandError(str(error)) from None
+    repaired = done["repaired"]
+    if repaired["values"]:
+        shown = ", ".join(str(line) for line in repaired["lines"][:8])
+        how = {"previous": "with the previous value", "interpolate": "by interpolation"}
+        print(f"{args.csv}: {repaired['values']} empty or non-numeric value(s) in "
+              f"{repaired['series']} series filled {how[repaired['fill']]} ([ingest] fill = "
+              f"\"{repaired['fill']}\"), line(s) {shown}"
+              f"{', ...' if len(repaired['lines']) > 8 else ''}", file=sys.stderr)
     print(f"wrote {done['output']}: {done['series']} series x {done['horizon']} steps, "
           f"{done['model']} v{done['version']} on LiteRT")
     return 0

@@ -158,7 +158,15 @@ def _forecast_section(path, data: dict, task: str, context) -> ForecastSection |
             raise ConfigError(f"{path}: [forecast] is used by [pipeline] task = \"forecasting\" "
                               f"only; the task is {task!r}.")
         return None
-    return _validate(path, "forecast", ForecastSection, data.get("forecast", {}), context)
+    forecast = dict(data.get("forecast", {}))
+    backtest = data.get("evaluate", {}).get("backtest_windows")
+    if backtest is not None:  # ingest cuts the windows: it reads the setting from [forecast]
+        if forecast.get("backtest_windows", backtest) != backtest:
+            raise ConfigError(f"{path}: [evaluate] backtest_windows = {backtest} but [forecast] "
+                              f"backtest_windows = {forecast['backtest_windows']}; set it once, "
+                              "in [evaluate].")
+        forecast["backtest_windows"] = backtest
+    return _validate(path, "forecast", ForecastSection, forecast, context)
 
 
 def _apply_overrides(data: dict, overrides, path: pathlib.Path) -> None:

@@ -84,7 +84,11 @@ class ForecastSection(StageConfig):
     min_history: int | None = pydantic.Field(
         None, ge=1, description="a series with fewer points (after repairs) is quarantined by "
         "name; default and minimum 3 x horizon + 1 (one train, one validation and one test "
-        "window)")
+        "window); with backtest_windows N, (N + 2) x horizon + 1")
+    backtest_windows: int = pydantic.Field(
+        1, ge=1, le=1_000, description="set from [evaluate] backtest_windows: each series' "
+        "last N x horizon points are N test windows (rolling origins, a horizon apart), the "
+        "horizon before the earliest its validation window, training uses what precedes")
     quantiles: tuple[float, ...] = pydantic.Field(
         (), description="quantiles the model also forecasts, e.g. [0.1, 0.5, 0.9] (pinball "
         "loss; intervals between the outer ones); must include 0.5, the point forecast")
@@ -99,7 +103,7 @@ class ForecastSection(StageConfig):
 
     @property
     def required_history(self) -> int:
-        return max(self.min_history or 0, 3 * self.horizon + 1)
+        return max(self.min_history or 0, (self.backtest_windows + 2) * self.horizon + 1)
 
 
 # Sections every pipeline has besides its stages, with their models.

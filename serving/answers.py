@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgepipe.contracts import centroids as read_out
+
 
 def classification(outputs: np.ndarray, names: list[str], key: str) -> dict:
     """Class probabilities, and the most probable class with its probability."""
@@ -40,6 +42,29 @@ def detection(outputs: dict, names: list[str], key: str, letterboxes=()) -> dict
             for row, (label, score) in enumerate(zip(outputs["classes"][index][:count],
                                                      outputs["scores"][index][:count]))])
     return {key: found}
+
+
+def centroids(outputs: np.ndarray, names: list[str], key: str, letterboxes=()) -> dict:
+    """Per image its centroids (a centroid detector's heat map read out as evaluate reads it,
+    edgepipe.contracts.centroids), most confident first: class name, score, and x, y in
+    pixels of the image sent (the letterbox undone) for an encoded image, or as fractions of
+    the model input for a pixel array."""
+    found = []
+    for index, heatmap in enumerate(np.asarray(outputs, np.float32)):
+        points = sorted(read_out.centroids(heatmap), key=lambda item: -item[3])
+        where = letterboxes[index] if index < len(letterboxes) else None
+        if where is not None:
+            placed = [{"x": round(x, 2), "y": round(y, 2),
+                       "coordinates": "pixels of the image sent"}
+                      for x, y in read_out.in_pixels(points, where)]
+        else:
+            placed = [{"x": x, "y": y, "coordinates": "fractions of the model input"}
+                      for y, x, _, _ in points]
+        found.append([{"class": names[label], "score": score, **place}
+                      for (_, _, label, score), place in zip(points, placed)])
+    return {key: found}
+
+
 def forecasting(outputs: np.ndarray, names: list[str], key: str) -> dict:
     """The next horizon values of each series, in its own units; with quantile outputs
     (names "t+1 q0.1", ...), the point forecasts are the 0.5 quantile's and "quantiles"
@@ -60,12 +85,12 @@ def forecasting(outputs: np.ndarray, names: list[str], key: str) -> dict:
 
 
 ANSWERS = {"classification": classification, "regression": regression, "detection": detection,
-           "forecasting": forecasting}
+           "centroids": centroids, "forecasting": forecasting}
 
 
 # The answers that place their result in the image sent: they take the letterboxes of the
 # request's encoded images (serving/images.py).
-IN_THE_IMAGE_SENT = ("detection",)
+IN_THE_IMAGE_SENT = ("detection", "centroids")
 
 
 def answer(task_name: str, outputs, names: list[str], columnar: bool,

@@ -6,9 +6,10 @@ time_column, target_column, covariate_columns). Each series' rows are ordered by
 (numbers numerically, other timestamps as ISO 8601 text), its last `lookback` values (and
 covariates) become the window, padded when shorter (contracts/forecast_windows.py), and the
 output CSV has one row per series and horizon step: series, step, forecast, and with
-quantiles one column per quantile. A row that cannot be used (a value that is not a finite
-number, a duplicate timestamp) is an error naming the file and line: this command forecasts,
-it does not repair; the pipeline's ingest does.
+quantiles one column per quantile. An empty or non-numeric value is repaired by the config's
+`[ingest] fill` ("previous" or "interpolate", as ingest repairs it; the command says how many
+on stderr) or, with fill = "none", refused naming its line; a duplicate timestamp is always an
+error naming the file and line.
 """
 
 from __future__ import annotations
@@ -23,10 +24,15 @@ import numpy as np
 from edgepipe.contracts import artifacts, forecast_windows, litert, model_inputs, registry
 
 
-def read_series(path: pathlib.Path, columns: dict[str, Any]) -> dict[str, np.ndarray]:
-    """{series: [steps, 1 + covariates] in time order} of a long-format CSV file."""
+def read_series(path: pathlib.Path, columns: dict[str, Any],
+                fill: str = "none") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """({series: [steps, 1 + covariates] in time order}, what was repaired) of a long-format
+    CSV file. An empty or non-numeric value is repaired by the config's [ingest] fill
+    ("previous", "interpolate": forecast_windows.fill_missing, as ingest does) and counted,
+    or with fill = "none" refused, naming its line."""
     wanted = [columns["target"], *columns["covariates"]]
     rows: dict[str, list] = {}
+    missing: dict[str, list[int]] = {}
     with open(path, newline="", encoding="utf-8-sig") as stream:
         reader = csv.DictReader(stream)
         absent = [name for name in (columns["series"], columns["time"], *wanted)
@@ -37,27 +43,43 @@ def read_series(path: pathlib.Path, columns: dict[str, Any]) -> dict[str, np.nda
                              "names (series_column, time_column, target_column, "
                              "covariate_columns).")
         for row in reader:
-            values = []
-            for name in wanted:
-                try:
-                    value = float(row[name])
-                except (TypeError, ValueError):
-                    value = math.nan
-                if not math.isfinite(value):
-                    raise ValueError(f"{path}:{reader.line_num}: column {name!r} holds "
-                                     f"{str(row[name])[:40]!r}, not a finite number.")
-                values.append(value)
+            values = [_number(row[name]) for name in wanted]
+            for name, value in zip(wanted, values):
+                if math.isnan(value) and fill == "none":
+                    raise ValueError(
+                        f"{path}:{reader.line_num}: column {name!r} holds "
+                        f"{str(row[name])[:40]!r}, not a finite number. Fill in the value or "
+                        "remove the line, or set [ingest] fill = \"previous\" or "
+                        "\"interpolate\" in the config to repair it as ingest does.")
+                if math.isnan(value):
+                    missing.setdefault(row[columns["series"]], []).append(reader.line_num)
             rows.setdefault(row[columns["series"]], []).append(
                 (_time_key(row[columns["time"]]), reader.line_num, values))
     series = {}
     for name, entries in rows.items():
-        entries.sort()
+        entries.sort(key=lambda entry: entry[:2])
         for before, after in zip(entries, entries[1:]):
             if before[0] == after[0]:
                 raise ValueError(f"{path}:{after[1]}: series {name!r} has timestamp "
                                  f"{after[0][1]!r} twice (also line {before[1]}).")
-        series[name] = np.asarray([values for _, _, values in entries], np.float32)
-    return series
+        values = np.asarray([values for _, _, values in entries], np.float64)
+        try:
+            values = forecast_windows.fill_missing(values, fill)
+        except ValueError as error:
+            raise ValueError(f"{path}: series {name!r}: {error}, nothing to fill its empty "
+                             "values from; give it values or leave the series out.") from None
+        series[name] = values.astype(np.float32)
+    lines = sorted(line for found in missing.values() for line in found)
+    return series, {"fill": fill, "values": len(lines), "series": len(missing),
+                    "lines": lines}
+
+
+def _number(text) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return math.nan
+    return value if math.isfinite(value) else math.nan
 
 
 def _time_key(text: str) -> tuple:
@@ -68,7 +90,8 @@ def _time_key(text: str) -> tuple:
 
 
 def forecast(registry_path: str, model_name: str, csv_path: pathlib.Path,
-             output_path: pathlib.Path, columns: dict[str, Any]) -> dict[str, Any]:
+             output_path: pathlib.Path, columns: dict[str, Any],
+             fill: str = "none") -> dict[str, Any]:
     """Write the forecasts of every series to `output_path`; returns what was done."""
     from ai_edge_litert.interpreter import Interpreter
 
@@ -82,7 +105,7 @@ def forecast(registry_path: str, model_name: str, csv_path: pathlib.Path,
     if not settings:
         raise ValueError(f"{model_name} v{version} is a {model_json.get('task')} model, not "
                          "a forecasting one.")
-    series = read_series(csv_path, columns)
+    series, repaired = read_series(csv_path, columns, fill)
     names = sorted(series)
     batch = model_inputs.prepare(model_json, [series[name] for name in names])
     interpreter = Interpreter(model_content=(folder / registry.TFLITE_MODEL).read_bytes())
@@ -101,4 +124,4 @@ def forecast(registry_path: str, model_name: str, csv_path: pathlib.Path,
                 writer.writerow([name, step + 1, f"{points[row, step]:.9g}",
                                  *(f"{grid[row, step, i]:.9g}" for i in range(len(quantiles)))])
     return {"model": model_name, "version": version, "series": len(names),
-            "horizon": horizon, "output": str(output_path)}
+            "horizon": horizon, "output": str(output_path), "repaired": repaired}

@@ -17,7 +17,10 @@ def metadata(model) -> dict:
     }
     signature = {
         "inputs": {spec.name: tensor(spec.dtype, dims, f"{SIGNATURE}_{spec.name}:0")},
-        "outputs": {model.task.output: tensor("float32", [-1, len(model.class_names)],
+        "outputs": {model.task.output: tensor("float32", [-1, len(model.class_names)] if
+                                              "grid" not in model.model_json else  # a heat map
+                                              [-1, *model.model_json["grid"],
+                                               1 + len(model.class_names)],
                                               "StatefulPartitionedCall:0")},
         "method_name": "tensorflow/serving/predict",
     }

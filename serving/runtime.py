@@ -168,6 +168,8 @@ def warm_up(model: ModelVersion) -> None:
         outputs = np.concatenate([np.ravel(outputs[key]) for key in
                                   ("boxes", "classes", "scores", "count")])[None]
         expected = outputs.shape
+    elif outputs.ndim == 4:  # a heat map (centroids): background + a probability per class
+        expected = (1, *outputs.shape[1:3], 1 + len(model.class_names))
     if outputs.shape != expected:
         what = "probability per class" if model.task.label == "class" else "value per target"
         raise ValueError(

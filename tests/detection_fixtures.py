@@ -89,3 +89,31 @@ def detection_tflite(run_stage, voc_examples, detection_model):
                                   "model": detection_model[1]["model"]},
                      {"task": "detection", "variants": ["float32"], "benchmark_tool": False,
                       "representative_examples": 8})
+
+
+# The centroid detector (`[train] model = "fomo"`): small filters, one epoch of two steps.
+FOMO_OPTIONS = {"filters": [8, 16, 16], "head_units": 16}
+
+
+@pytest.fixture(scope="session")
+def centroid_model(run_stage, voc_examples, voc_statistics):
+    return run_stage("train", {"examples": voc_examples[1]["examples"],
+                               "statistics": voc_statistics[1]["statistics"]},
+                     {"task": "detection", "model": "fomo", "epochs": 1, "batch_size": 8,
+                      "precision": "float32", "learning_rate": 0.01,
+                      "model_options": FOMO_OPTIONS})
+
+
+@pytest.fixture(scope="session")
+def centroid_evaluation(run_stage, voc_examples, centroid_model):
+    return run_stage("evaluate", {"examples": voc_examples[1]["examples"],
+                                  "model": centroid_model[1]["model"]},
+                     {"task": "detection", "min_centroid_f1": 0.0})
+
+
+@pytest.fixture(scope="session")
+def centroid_tflite(run_stage, voc_examples, centroid_model):
+    return run_stage("quantize", {"examples": voc_examples[1]["examples"],
+                                  "model": centroid_model[1]["model"]},
+                     {"task": "detection", "variants": ["float32", "int8"],
+                      "benchmark_tool": False, "representative_examples": 8})

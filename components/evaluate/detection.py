@@ -75,6 +75,10 @@ def properties(metrics: dict[str, Any]) -> dict[str, Any]:
 def gate_thresholds(config) -> tuple[float | None, float]:
     """(the absolute gate's minimum mAP@.5 or None, the relative gate's allowed drop in
     points)."""
+    from edgepipe.components.evaluate import centroids
+
+    centroids.refuse_gates(config, centroids.CENTROID_GATES, "a box detector",
+                           centroids.BOX_GATES)
     return config.min_map_50, config.max_map_50_drop
 
 

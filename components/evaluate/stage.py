@@ -18,8 +18,8 @@ from typing import Any, Literal
 import numpy as np
 import pydantic
 
-from edgepipe.components.evaluate import (baselines, classification, detection, forecasting,
-                                          gates, generation, regression)
+from edgepipe.components.evaluate import (baselines, centroids, classification, detection,
+                                          forecasting, gates, generation, regression)
 from edgepipe.components.shared import examples_io
 from edgepipe.contracts import artifacts, model_inputs, registry, tasks
 from edgepipe.pipeline.stage import RegistrySettings, StageConfig
@@ -30,15 +30,17 @@ BATCH_SIZE = 256  # examples per call of the serving signature; does not change 
 # What differs per task (edgepipe.contracts.tasks): metrics, artifacts, gate thresholds.
 # generation scores texts its own way: its piece has its own `run`.
 PIECES = {"classification": classification, "regression": regression, "detection": detection,
-          "forecasting": forecasting, "generation": generation}
+          "centroids": centroids, "forecasting": forecasting, "generation": generation}
 # The keys of Config that only one task reads: setting one under another task is a config
 # error (a gate that would silently never apply).
 TASK_KEYS = {
     "classification": ("min_accuracy", "max_accuracy_drop", "top_k", "calibration_bins",
                        "confused_pairs", "labeling_queue", "labeling_queue_size"),
     "regression": ("max_mae", "max_mae_increase"),
-    "detection": ("min_map_50", "max_map_50_drop"),
-    "forecasting": ("max_smape", "max_smape_increase", "max_mase", "beat_baseline", "baselines"),
+    "detection": centroids.BOX_GATES + centroids.CENTROID_GATES,  # the piece refuses the pair
+    # that does not fit the model (ssd: mAP, fomo: centroid F1), see evaluate/centroids.py
+    "forecasting": ("max_smape", "max_smape_increase", "max_mase", "beat_baseline", "baselines",
+                    "backtest_windows"),
     "generation": ("max_bits_per_char", "max_bits_per_char_increase"),
 }
 # Keys no other task has that a task does not read either (generation has no slices).
@@ -68,6 +70,9 @@ class Config(StageConfig):
     # Relative gate: NOT_BLESSED when mAP@.5 is more than this many points below that of the
     # last pushed model of the same name, on this run's test split.
     max_map_50_drop: float = pydantic.Field(1.0, ge=0.0, le=100.0)
+    # Centroid detection ([train] model = "fomo"): the same two gates on the centroid F1.
+    min_centroid_f1: float | None = pydantic.Field(None, ge=0.0, le=1.0)
+    max_centroid_f1_drop: float = pydantic.Field(1.0, ge=0.0, le=100.0)
     # Forecasting. Absolute gate: BLESSED only when the test sMAPE (percent, 0..200) is at
     # most this; None applies none. Relative gate: the allowed sMAPE increase as a fraction.
     max_smape: float | None = pydantic.Field(None, ge=0.0, le=200.0)
@@ -80,6 +85,10 @@ class Config(StageConfig):
     # The classical forecasts fitted per series and scored beside the model
     # (components/evaluate/baselines.py).
     baselines: tuple[Literal["naive", "seasonal_naive", "theta", "ets"], ...] = baselines.NAMES
+    # Rolling-origin evaluation: each series' last N horizons are N test windows; the config
+    # loader hands it to ingest through [forecast] (the windows are cut there). None: as ingest
+    # cut them (1 by default).
+    backtest_windows: int | None = pydantic.Field(None, ge=1, le=1_000)
     # Generation. Absolute gate: BLESSED only when the test bits per character are at most
     # this; None applies no absolute gate.
     max_bits_per_char: float | None = pydantic.Field(None, gt=0.0)
@@ -159,12 +168,13 @@ def fingerprint(config: Config, inputs) -> str:
 
 
 def run(inputs, outputs, config: Config, context) -> dict[str, Any]:
-    task = tasks.get(config.task)
-    piece = PIECES[task.name]
-    if hasattr(piece, "run"):  # a task whose examples are not (input, label) pairs
-        return piece.run(inputs, outputs, config, context)
+    if hasattr(PIECES[config.task], "run"):  # a task whose examples are not (input, label)
+        return PIECES[config.task].run(inputs, outputs, config, context)
     examples = inputs["examples"].path
     model_dir = pathlib.Path(inputs["model"].path)
+    # The model may make the task another of its kinds (detection by centroids: fomo).
+    task = tasks.for_model(config.task, artifacts.read_model_info(model_dir).get("model", ""))
+    piece = PIECES[task.name]
     names = examples_io.class_names(examples) or examples_io.target_names(examples)
     feature = examples_io.input_feature(examples)
     test = examples_io.load_numpy(examples, "test")

@@ -1,11 +1,13 @@
 """Ingest for task "forecasting": series in, windows out, cut in Beam.
 
-    rows (series_rows.py) -> GroupByKey(series) -> check / repair / quarantine each series
+    rows (series_rows.py: CSV; series_tfrecord.py: a tf.train.Example per series)
+    -> GroupByKey(series) -> check / repair / quarantine each series
     (series_checks.py) -> windows, split by time -> TFRecord shards per split
 
-Splits are by time, never shuffled: each series' last `horizon` points are its test window,
-the `horizon` before them its validation window, and every window whose targets end before
-those is a train window. A window's input is the `lookback` steps before its first target
+Splits are by time, never shuffled: each series' last `horizon` points are its test window
+(with `backtest_windows` N, its last N x horizon points are N test windows, one per rolling
+origin), the `horizon` before them its validation window, and every window whose targets end
+before those is a train window. A window's input is the `lookback` steps before its first target
 (fewer at the start of a series: padding, marked by the mask channel, is added by
 contracts/model_inputs.py and the tf.data pipeline). The Examples artifact also holds
 forecast.json (the settings) and series/series.jsonl (each kept series, for the baselines
@@ -21,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edgepipe.components.ingest import series_checks, series_rows
+from edgepipe.components.ingest import series_checks, series_rows, series_tfrecord
 from edgepipe.components.ingest.records import SPLITS, features_of
 from edgepipe.contracts import artifacts, forecast_windows, storage
 
@@ -35,18 +37,22 @@ def describe(config, layouts: dict) -> dict[str, Any]:
             "class_names": [], "target_names": forecast_windows.horizon_names(forecast.horizon)}
 
 
-def windows(values: np.ndarray, horizon: int, lookback: int):
+def windows(values: np.ndarray, horizon: int, lookback: int, origins: int = 1):
     """(split, index of the first target step, input [steps, columns + 1], target [horizon])
-    of a series [n, columns]: test, validation, then every train window."""
+    of a series [n, columns]: the test windows of the `origins` rolling origins (the last
+    origins x horizon points, latest first), validation (the horizon before the earliest),
+    then every train window (targets ending before validation: no test point is trained on)."""
     length = len(values)
     marked = np.concatenate([values, np.ones((length, 1))], axis=1).astype(np.float32)
 
     def cut(start: int):
         return marked[max(0, start - lookback):start], values[start:start + horizon, 0]
 
-    yield ("test", length - horizon, *cut(length - horizon))
-    yield ("validation", length - 2 * horizon, *cut(length - 2 * horizon))
-    for start in range(1, length - 3 * horizon + 1):
+    for back in range(1, origins + 1):
+        yield ("test", length - back * horizon, *cut(length - back * horizon))
+    validation = length - (origins + 1) * horizon
+    yield ("validation", validation, *cut(validation))
+    for start in range(1, validation - horizon + 1):
         yield ("train", start, *cut(start))
 
 
@@ -79,15 +85,20 @@ def process_series(element, config, info: dict):
         **({"covariates": values[:, 1:].tolist()} if values.shape[1] > 1 else {})}))
     features = features_of(info)
     for split, start, window, target in windows(values, config.forecast.horizon,
-                                                config.forecast.lookback):
+                                                config.forecast.lookback,
+                                                config.forecast.backtest_windows):
         yield beam.pvalue.TaggedOutput(split, features.serialize_example({
             "id": forecast_windows.example_id(name, start), "sequence": window,
             "target": target.astype(np.float32)}))
 
 
-def _line_order(location: str) -> tuple[str, int]:
-    path, _, line = location.rpartition(":")
-    return path, int(line)
+def _line_order(location: str) -> tuple[str, int, int]:
+    """A CSV row's "path:line", a TFRecord step's "path:record:step", in file order."""
+    head, _, line = location.rpartition(":")
+    path, _, record = head.rpartition(":")
+    if record.isdigit():
+        return path, int(record), int(line)
+    return head, -1, int(line)
 
 
 def write(config, info: dict, layouts: dict, folder, scratch, runtime) -> None:
@@ -132,22 +143,36 @@ def write(config, info: dict, layouts: dict, folder, scratch, runtime) -> None:
 def _rows_of(path: str, config, layouts: dict):
     import apache_beam as beam
 
-    for tag, value in series_rows.read_rows(path, config, layouts[path]):
+    reader = series_tfrecord if config.source == "tfrecord" else series_rows
+    for tag, value in reader.read_rows(path, config, layouts[path]):
         yield beam.pvalue.TaggedOutput(tag, value)
+
+
+def _layouts(config) -> dict[str, dict]:
+    """{file: its layout}: a CSV's columns checked against its header; a TFRecord file's
+    feature keys are checked per record (series_tfrecord.py)."""
+    if config.source == "tfrecord":
+        from edgepipe.components.ingest.sources import tfrecord
+
+        target = config.target_columns[0] if config.target_columns else "value"
+        return {path: {"header": [], "target": target, "series": []}
+                for path in tfrecord.files(config)["all"]}
+    return {config.train: series_rows.columns(config, config.train)}
 
 
 def run(config, context, folder, scratch, write_metadata, shard_files, count_records,
         check_quarantine_fraction) -> dict[str, Any]:
     """The ingest stage for forecasting: its properties (series read, kept, quarantined and
     repaired by name, windows per split)."""
-    paths = [config.train] + ([config.test] if config.test else [])
     if config.test:
         raise ValueError("[ingest] test: forecasting cuts each series' test window from its "
                          "own end (the last horizon points); give all the data as train.")
-    layouts = {path: series_rows.columns(config, path) for path in paths}
+    layouts = _layouts(config)
+    paths = sorted(layouts)
     info = describe(config, layouts)
-    context.log.info("ingest: forecasting series from %s (%s format), horizon %d, lookback %d",
-                     paths, config.format, config.forecast.horizon, config.forecast.lookback)
+    context.log.info("ingest: forecasting series from %s (%s format), horizon %d, lookback %d, "
+                     "%d backtest origin(s)", paths, config.format, config.forecast.horizon,
+                     config.forecast.lookback, config.forecast.backtest_windows)
     write(config, info, layouts, folder, scratch, context.runtime)
     storage.write_text(storage.join(folder, forecast_windows.SETTINGS_FILE), json.dumps({
         **config.forecast.model_dump(mode="json"),
@@ -161,7 +186,10 @@ def run(config, context, folder, scratch, write_metadata, shard_files, count_rec
     read = int(storage.read_text(storage.join(scratch, "series_read.txt")).strip() or 0)
     repairs_text = storage.read_text(storage.join(folder, "quarantine", "repairs.jsonl"))
     repairs = [json.loads(line) for line in repairs_text.splitlines() if line.strip()]
-    series_rejected = [record for record in rejected if record.get("level") == "series"]
+    # a tfrecord record that cannot be used is a series lost before it could be named
+    read += sum(1 for record in rejected if record.get("level") == "record")
+    series_rejected = [record for record in rejected
+                       if record.get("level") in ("series", "record")]
     if not read:
         raise ValueError(f"{paths}: no series with any readable row; check the columns.")
     check_quarantine_fraction({"all": read}, series_rejected, config.max_quarantine_fraction)

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from edgepipe.contracts import forecast_windows
+
 # A grid far longer than the rows (a year typed 9999 in hourly data) is refused, not built:
 # memory follows the rows that exist.
 MAX_GRID_GROWTH = 10
@@ -165,29 +167,17 @@ def check_series(name: str, rows: list, config, columns: int) -> dict[str, Any]:
     values = fill(values, config.fill)
     if len(values) < config.forecast.required_history:
         raise Quarantined("too_short", f"series {name!r} has {len(values)} points, fewer than "
-                          f"min_history {config.forecast.required_history} (at least 3 x "
-                          "horizon + 1: a train, a validation and a test window)")
+                          f"min_history {config.forecast.required_history} (at least "
+                          "(backtest_windows + 2) x horizon + 1: a train, a validation and "
+                          "each backtest origin's test window)")
     return {"values": values, "timestamps": labels, "frequency": frequency,
             "repairs": problems}
 
 
 def fill(values: np.ndarray, how: str) -> np.ndarray:
-    """Missing steps (NaN) filled per column: "previous" carries the last value forward (the
-    first values back), "interpolate" draws lines between known values."""
-    if how == "none" or not np.isnan(values).any():
-        return values
-    filled = values.copy()
-    steps = np.arange(len(values))
-    for column in range(values.shape[1]):
-        known = ~np.isnan(values[:, column])
-        if not known.any():
-            raise Quarantined("non_numeric_value", f"column {column} has no numeric value")
-        if how == "interpolate":
-            filled[:, column] = np.interp(steps, steps[known], values[known, column])
-            continue
-        last = np.where(known, steps, 0)
-        np.maximum.accumulate(last, out=last)
-        first = int(np.argmax(known))
-        last[:first] = first
-        filled[:, column] = values[last, column]
-    return filled
+    """Missing steps (NaN) filled per column (forecast_windows.fill_missing, which
+    `edgepipe forecast` applies too); a column without any number quarantines the series."""
+    try:
+        return forecast_windows.fill_missing(values, how)
+    except ValueError as error:
+        raise Quarantined("non_numeric_value", str(error)) from None

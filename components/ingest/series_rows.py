@@ -3,7 +3,8 @@
 Long format (`format = "long"`, the default): one row per (series, timestamp), with
 `series_column`, `time_column`, `target_column` and optional `covariate_columns`. Wide format
 (`format = "wide"`): one row per timestamp, `time_column` and one column per series (the
-column name is the series name). Each row becomes (series, (location, time text, [value text,
+column name is the series name); `covariate_columns` there are past covariates shared by every
+series (a holiday flag, a temperature), read into each series' rows, not series themselves. Each row becomes (series, (location, time text, [value text,
 covariate texts...])); a row that cannot be read (wrong number of fields, no series name) is
 a rejection of its own, quarantined with its line. Reads one file at a time, as the csv source does.
 """
@@ -29,12 +30,15 @@ def columns(config, path: str) -> dict:
     """The column names the config asks for, checked against the file's header."""
     names = header(path, config.encoding)
     target = config.target_columns[0] if config.target_columns else "value"
-    if config.format == "wide":
-        needed = [config.time_column]
-        series = [name for name in names if name != config.time_column]
+    if config.format == "wide":  # the covariate columns are shared by every series
+        needed = [config.time_column, *config.covariate_columns]
+        series = [name for name in names
+                  if name != config.time_column and name not in config.covariate_columns]
         if not series:
             raise ValueError(f"{path}: format = \"wide\" needs one column per series beside "
-                             f"the time column {config.time_column!r}; the header is {names}.")
+                             f"the time column {config.time_column!r} and the covariate "
+                             f"columns {list(config.covariate_columns)}; the header is "
+                             f"{names}.")
     else:
         needed = [config.series_column, config.time_column, target,
                   *config.covariate_columns]
@@ -68,8 +72,9 @@ def read_rows(path: str, config, layout: dict):
             continue
         time = fields[index[config.time_column]]
         if config.format == "wide":
+            shared = [fields[index[name]] for name in config.covariate_columns]
             for name in layout["series"]:
-                yield "row", (name, (location, time, [fields[index[name]]]))
+                yield "row", (name, (location, time, [fields[index[name]], *shared]))
             continue
         series = fields[index[config.series_column]].strip()
         if not series:

@@ -22,6 +22,8 @@ import warnings
 
 import numpy as np
 
+from edgepipe.components.shared import forecast_head
+
 # The converter recipe of each variant; fine-tuned variants convert like full int8.
 # uint8 is the int8 recipe with uint8 input and output (the caller passes int8_io="uint8").
 RECIPES = {"qat_int8": "int8", "pruned_int8": "int8", "uint8": "int8"}
@@ -113,12 +115,13 @@ def _convert(convert_function, variant: str) -> bytes:
 
 def _input_normalizations(model) -> list[str]:
     """Names of the layers that stay float in the int8 variants with float32 input: the
-    Normalization layers that read the model's input directly, and every layer that asks for
-    it with `keep_float = True` (an audio front end: models/audio_frontend.py)."""
+    Normalization layers that read the model's input directly, every layer that asks for
+    it with `keep_float = True` (an audio front end: models/audio_frontend.py), and a
+    forecasting model's per-window scaling (components/shared/forecast_head.py)."""
     return [layer.name for layer in model.layers if getattr(layer, "keep_float", False)
             or type(layer).__name__ == "Normalization"
             and any(node.inbound_layers and type(node.inbound_layers).__name__ == "InputLayer"
-                    for node in layer.inbound_nodes)]
+                    for node in layer.inbound_nodes)] + forecast_head.scaling_layers(model)
 
 
 def _float_normalization_int8(tf, converter, model, function, variant: str,

@@ -112,6 +112,49 @@ def detector_outputs(raw, model_info: dict) -> dict[str, np.ndarray]:
     return {key: value.numpy() for key, value in decoded.items()}
 
 
+class Centroids:
+    """centroid_f1, centroid_precision and centroid_recall of the variant's heat maps
+    (edgepipe.contracts.centroids), and agreement: the share of Keras's centroids that the
+    variant finds too (same class, within one grid cell)."""
+
+    SUMMARY = ("centroid_f1", "centroid_precision", "centroid_recall", "agreement")
+
+    def __init__(self, truths, keras_outputs):
+        from edgepipe.contracts import centroids
+
+        self.truths = list(truths)
+        self.keras_outputs = np.asarray(keras_outputs)
+        self.keras_centroids = [centroids.centroids(heatmap) for heatmap in self.keras_outputs]
+
+    def _scores(self, heatmaps) -> dict[str, float]:
+        from edgepipe.contracts import centroids
+
+        found = centroids.scores(self.truths, heatmaps)
+        return {key: found[key] for key in self.SUMMARY[:3]}
+
+    def keras(self) -> float:
+        return self._scores(self.keras_outputs)["centroid_f1"]
+
+    def __call__(self, outputs) -> dict[str, Any]:
+        from edgepipe.contracts import centroids
+
+        heatmaps = np.asarray(outputs, np.float32).reshape(self.keras_outputs.shape)
+        rows, columns = heatmaps.shape[1:3]
+        agreed = total = 0
+        for reference, heatmap in zip(self.keras_centroids, heatmaps):
+            as_truth = {"bbox": np.array([[y, x, y, x] for y, x, _, _ in reference]).reshape(
+                -1, 4), "label": np.array([label for _, _, label, _ in reference], np.int64)}
+            agreed += centroids.match(as_truth, centroids.centroids(heatmap), rows, columns)
+            total += len(reference)
+        return {**self._scores(heatmaps), "agreement": agreed / total if total else 1.0}
+
+    @staticmethod
+    def describe(scores: dict[str, Any]) -> str:
+        return (f"centroid F1 {scores['centroid_f1']:.4f}  precision "
+                f"{scores['centroid_precision']:.4f}  recall {scores['centroid_recall']:.4f}  "
+                f"agreement {scores['agreement']:.4f}")
+
+
 class Forecasting:
     """smape and mase of the point forecasts (as evaluate computes them: M4's definitions,
     MASE over each series' in-sample seasonal-naive MAE), and mean_abs_difference from
@@ -164,6 +207,6 @@ class Forecasting:
 
 
 SCORERS = {"classification": Classification, "regression": Regression, "detection": Detection,
-           "forecasting": Forecasting}
+           "centroids": Centroids, "forecasting": Forecasting}
 # Keras outputs that need decoding before their scorer reads them (a detector's raw outputs).
 DECODERS = {"detection": detector_outputs}

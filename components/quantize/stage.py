@@ -72,7 +72,7 @@ def run(
     model = keras.models.load_model(model_dir / artifacts.KERAS_MODEL)
     model_info = artifacts.read_model_info(model_dir)
     examples = inputs["examples"].path
-    task = tasks.get(config.task)
+    task = tasks.for_model(config.task, model_info.get("model", ""))  # detection: centroids?
     representative, test_inputs, test_labels = _measurement_data(
         model, model_info, examples, config, context.seed, task)
     cpu = measure.cpu_description()

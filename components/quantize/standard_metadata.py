@@ -10,6 +10,7 @@ from typing import Any
 
 from edgepipe.components import tflite_metadata as tm
 from edgepipe.contracts import tasks
+from edgepipe.contracts.centroids import THRESHOLD
 
 
 def standard(description: dict[str, Any], model_json: dict[str, Any], config,
@@ -67,7 +68,24 @@ def _detections(model_json: dict[str, Any], description: dict[str, Any]):
                          for role in description["output_roles"]]
 
 
-# The output's standard metadata per task (edgepipe.contracts.tasks).
+def _heatmap(model_json: dict[str, Any], description: dict[str, Any]):
+    """(model kind, what it does, the output's metadata) of a centroid detector: a heat map
+    of background + class probabilities per grid cell, labelled along its last axis
+    (MediaPipe has no centroid task: this is the plain standard description)."""
+    classes = list(model_json["class_names"])
+    rows, columns = model_json["grid"]
+    kind = f"{model_json.get('model', 'keras')} centroid detector"
+    about = (f"{kind} of {len(classes)} classes ({', '.join(classes[:6])}"
+             f"{', ...' if len(classes) > 6 else ''}) on a {rows}x{columns} grid")
+    return kind, about, tm.ClassScores(
+        ["background", *classes], name="heatmap",
+        description=f"Heat map [1, {rows}, {columns}, {1 + len(classes)}]: per grid cell the "
+                    "probabilities of background and of each class, in the order of "
+                    "labels.txt (softmax). An object's centroid: neighbouring cells whose most "
+                    f"probable label is the same class with probability >= {THRESHOLD:g}, merged "
+                    f"({_quantization(description['output'])}).")
+
+
 def _forecasts(model_json: dict[str, Any], description: dict[str, Any]):
     """(model kind, what it does, the output's metadata) of a forecasting model: the next
     horizon values (x quantiles), in the series' own units."""
@@ -88,7 +106,7 @@ def _forecasts(model_json: dict[str, Any], description: dict[str, Any]):
 
 # The output's standard metadata per task (edgepipe.contracts.tasks).
 OUTPUTS = {"classification": _class_scores, "regression": _values, "detection": _detections,
-           "forecasting": _forecasts}
+           "centroids": _heatmap, "forecasting": _forecasts}
 
 
 def input_spec(model_json: dict[str, Any], description: dict[str, Any]) -> tm.Input:

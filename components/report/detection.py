@@ -23,13 +23,8 @@ def sections_of(inputs, model_dir, evaluation_dir: pathlib.Path, model_info: dic
     names = list(model_info["class_names"])
     metrics = artifacts.read_metrics(evaluation_dir)
     predicted = _predictions(evaluation_dir, names)
-    position = {str(record_id): index for index, record_id in enumerate(test["id"])}
-    singled = artifacts.read_singled_out(evaluation_dir)
-    count = min(config.low_confidence_examples, SHOWN_IMAGES)
-    shown = [str(record_id) for record_id in test["id"][:count]]
-    misses = [row["id"] for row in singled.get("worst_misses", [])[:count]]
-    false_ids = list(dict.fromkeys(row["id"] for row in
-                                   singled.get("confident_false_boxes", [])[:count]))
+    position, singled, count, shown, misses, false_ids = picks(
+        evaluation_dir, config, test, "confident_false_boxes")
     evaluation = {
         "map_50": float(metrics["map_50"]), "map_50_95": float(metrics["map_50_95"]),
         "num_examples": int(metrics["num_examples"]), "num_boxes": int(metrics["num_boxes"]),
@@ -54,6 +49,19 @@ def sections_of(inputs, model_dir, evaluation_dir: pathlib.Path, model_info: dic
              "note": "averaged over IoU 0.5, 0.55, ..., 0.95"},
         ],
     }
+
+
+def picks(evaluation_dir, config, test: dict, false_key: str):
+    """What the galleries show: (each test id's index, singled_out.json, how many images per
+    gallery, the first test ids, the ids of the worst misses, of the most confident false
+    predictions (singled_out's `false_key`))."""
+    position = {str(record_id): index for index, record_id in enumerate(test["id"])}
+    singled = artifacts.read_singled_out(evaluation_dir)
+    count = min(config.low_confidence_examples, SHOWN_IMAGES)
+    shown = [str(record_id) for record_id in test["id"][:count]]
+    misses = [row["id"] for row in singled.get("worst_misses", [])[:count]]
+    false_ids = list(dict.fromkeys(row["id"] for row in singled.get(false_key, [])[:count]))
+    return position, singled, count, shown, misses, false_ids
 
 
 def _data(examples, statistics_dir, feature: str, names: list[str]) -> dict:
@@ -93,20 +101,9 @@ def _boxes_figure(ids: list[str], position: dict, test: dict, predicted: dict,
                   names: list[str], min_score: float = 0.5) -> str:
     """Test images with their true boxes (green) and predicted boxes scoring >= min_score
     (red, with class and score)."""
-    if not ids:
-        return ""
     import matplotlib.patches as patches
 
-    columns = min(4, len(ids))
-    rows = (len(ids) + columns - 1) // columns
-    figure, axes = plots.grid_figure(3.0 * columns, 3.2 * rows, rows, columns, above=0.25)
-    for axis in np.ravel(axes):
-        axis.axis("off")
-    for axis, record_id in zip(np.ravel(axes), ids):
-        index = position[record_id]
-        image = test["image"][index]
-        height, width = image.shape[:2]
-        axis.imshow(image if image.shape[-1] == 3 else image[..., 0], cmap="gray")
+    def draw(axis, record_id: str, index: int, height: int, width: int) -> None:
         truth = test["objects"][index]
         for box, label in zip(truth["bbox"], truth["label"]):
             axis.add_patch(patches.Rectangle((box[1] * width, box[0] * height),
@@ -123,6 +120,25 @@ def _boxes_figure(ids: list[str], position: dict, test: dict, predicted: dict,
                                              linestyle="--"))
             axis.text(box[1] * width, box[0] * height, f"{names[label]} {score:.2f}",
                       color="white", fontsize=6, backgroundcolor="#d50000")
+
+    return images_figure(ids, position, test, draw)
+
+
+def images_figure(ids: list[str], position: dict, test: dict, draw) -> str:
+    """Test images `ids` in a grid of up to four columns, each titled by its id and marked by
+    draw(axis, record id, index in test, height, width); "" for no ids."""
+    if not ids:
+        return ""
+    columns = min(4, len(ids))
+    rows = (len(ids) + columns - 1) // columns
+    figure, axes = plots.grid_figure(3.0 * columns, 3.2 * rows, rows, columns, above=0.25)
+    for axis in np.ravel(axes):
+        axis.axis("off")
+    for axis, record_id in zip(np.ravel(axes), ids):
+        index = position[record_id]
+        image = test["image"][index]
+        axis.imshow(image if image.shape[-1] == 3 else image[..., 0], cmap="gray")
+        draw(axis, record_id, index, *image.shape[:2])
         axis.set_title(record_id, fontsize=8)
     return plots._to_base64_png(figure)
 

@@ -70,7 +70,7 @@ def _evaluation(metrics: dict, examples_dir, evaluation_dir) -> dict[str, Any]:
         **{key: metrics[key] for key in (*METRICS, "num_examples", "num_series", "horizon",
                                          "seasonality")},
         "table": rows, "gates": metrics["blessing"]["gates"],
-        "intervals": metrics.get("intervals"),
+        "intervals": metrics.get("intervals"), "backtest": metrics.get("backtest", []),
         "step_figure": plots_forecasting.error_by_step(per_step, "sMAPE"),
         "series_figure": plots_forecasting.per_series_histogram(
             [scores["smape"] for scores in per_series.values()], "sMAPE"),
@@ -104,5 +104,6 @@ def _panels(per_series: dict, examples_dir, evaluation_dir) -> str:
 def summary(page: dict[str, Any]) -> dict[str, Any]:
     evaluation = page["evaluation"]
     return {**{key: evaluation[key] for key in (*METRICS, "num_series", "horizon")},
+            "backtest_origins": max(1, len(evaluation["backtest"])),
             "baselines": {row["name"]: {key: row[key] for key in METRICS}
                           for row in evaluation["table"][1:]}}

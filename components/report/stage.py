@@ -21,8 +21,9 @@ from typing import Any
 
 import pydantic
 
-from edgepipe.components.report import (classification, detection, forecasting, generation,
-                                        network, quantization, regression, sections, tuning)
+from edgepipe.components.report import (centroids, classification, detection, forecasting,
+                                        generation, network, quantization, regression, sections,
+                                        tuning)
 from edgepipe.components.shared import examples_io
 from edgepipe.contracts import artifacts, tasks
 from edgepipe.pipeline.stage import Artifact, Context, ExistingPath, StageConfig
@@ -32,7 +33,7 @@ TEMPLATE = "template.html"
 # What differs per task (edgepipe.contracts.tasks): sections, headline cards, summary fields.
 # generation builds its own page: its piece has its own `run`.
 PIECES = {"classification": classification, "regression": regression, "detection": detection,
-          "forecasting": forecasting, "generation": generation}
+          "centroids": centroids, "forecasting": forecasting, "generation": generation}
 
 
 class Config(StageConfig):
@@ -83,7 +84,7 @@ def run(inputs: dict[str, Artifact], outputs: dict[str, pathlib.Path], config: C
     context.log.info("report: %d KB, %s, deploy %s", len(html) // 1024,
                      "BLESSED" if page["blessed"] else "NOT BLESSED",
                      summary["deployable_variant"]["name"])
-    primary = tasks.get(page["task"]).primary.name
+    primary = tasks.of_name(page["task"]).primary.name
     return {
         "blessed": page["blessed"],
         primary: page["evaluation"][primary],

@@ -2,7 +2,8 @@
 its coarse grid, and centroid precision / recall / F1 (task detection, `[train] model =
 "fomo"`).
 
-A cell is labelled with the class of the true box whose centre falls in it (1 + class; 0
+The labels and loss are here (TensorFlow); the read-out and the matching rule, which the
+server shares, in edgepipe/contracts/centroids.py (numpy only). A cell is labelled with the class of the true box whose centre falls in it (1 + class; 0
 background). The loss is cross-entropy weighted OBJECT_WEIGHT times on object cells (Edge
 Impulse's FOMO weights them alike: they are a few cells among hundreds). Read-out: cells whose
 most probable class is an object with probability >= threshold; neighbouring cells of one
@@ -12,10 +13,13 @@ matches the unmatched true box of its class whose centre is nearest, if within o
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
+
+# The read-out and the matching rule live in the neutral contracts (the server reads
+# centroids too); re-exported here beside the labels they read.
+from edgepipe.contracts.centroids import THRESHOLD, centroids, match, scores  # noqa: F401
 
 OBJECT_WEIGHT = 10.0
-THRESHOLD = 0.5
 
 
 def cell_labels(tf, boxes, labels, rows: int, columns: int):
@@ -41,62 +45,18 @@ def loss(keras, config, spec):
     return weighted_crossentropy, []
 
 
-def centroids(heatmap: np.ndarray, threshold: float = THRESHOLD) -> list[tuple]:
-    """[(y, x, class, score)] of one image's heatmap [rows, columns, 1 + classes], y and x as
-    fractions of the image."""
-    rows, columns = heatmap.shape[:2]
-    best = heatmap[..., 1:].argmax(-1)
-    score = heatmap[..., 1:].max(-1)
-    wanted = (score >= threshold) & (heatmap.argmax(-1) > 0)
-    seen = np.zeros_like(wanted)
-    found = []
-    for row, column in zip(*np.nonzero(wanted)):
-        if seen[row, column]:
-            continue
-        label, stack, cells = best[row, column], [(row, column)], []
-        seen[row, column] = True
-        while stack:  # the connected cells of this class (4-neighbours)
-            r, c = stack.pop()
-            cells.append((r, c))
-            for nr, nc in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)):
-                if (0 <= nr < rows and 0 <= nc < columns and wanted[nr, nc]
-                        and not seen[nr, nc] and best[nr, nc] == label):
-                    seen[nr, nc] = True
-                    stack.append((nr, nc))
-        weights = np.array([score[r, c] for r, c in cells])
-        y = float(np.average([(r + 0.5) / rows for r, _ in cells], weights=weights))
-        x = float(np.average([(c + 0.5) / columns for _, c in cells], weights=weights))
-        found.append((y, x, int(label), float(weights.max())))
-    return found
+def head(keras, model, spec: dict[str, Any]):
+    """A centroid model (edgepipe.models.fomo) returns its heat map [batch, rows, columns,
+    1 + classes] itself; anything else is refused here, before training."""
+    from edgepipe.components.shared.task_heads import require_output
+
+    classes = len(spec["class_names"])
+    return require_output(model, 4, 1 + classes,
+                          "[train] model = \"fomo\" (centroid detection) needs a heat map "
+                          f"[batch, rows, columns, 1 + {classes}]: background and one "
+                          "probability per class for every cell")
 
 
-def match(truth: dict, found: list[tuple], rows: int, columns: int) -> int:
-    """How many predicted centroids hit an unmatched true box of their class within a cell."""
-    centres = np.stack([(truth["bbox"][:, 0] + truth["bbox"][:, 2]) / 2,
-                        (truth["bbox"][:, 1] + truth["bbox"][:, 3]) / 2], 1) if len(
-        truth["label"]) else np.zeros((0, 2))
-    used = np.zeros(len(truth["label"]), bool)
-    hits = 0
-    for y, x, label, _ in sorted(found, key=lambda item: -item[3]):
-        distance = np.hypot((centres[:, 0] - y) * rows, (centres[:, 1] - x) * columns)
-        distance = np.where((truth["label"] == label) & ~used, distance, np.inf)
-        if len(distance) and distance.min() <= 1.0:
-            used[distance.argmin()] = True
-            hits += 1
-    return hits
-
-
-def scores(truths: list[dict], heatmaps: np.ndarray, threshold: float = THRESHOLD) -> dict:
-    """Centroid precision, recall and F1 over a split."""
-    rows, columns = heatmaps.shape[1:3]
-    hits = predicted = 0
-    for truth, heatmap in zip(truths, heatmaps):
-        found = centroids(heatmap, threshold)
-        hits += match(truth, found, rows, columns)
-        predicted += len(found)
-    actual = sum(len(truth["label"]) for truth in truths)
-    precision = hits / predicted if predicted else 0.0
-    recall = hits / actual if actual else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"centroid_precision": precision, "centroid_recall": recall, "centroid_f1": f1,
-            "true_objects": actual, "predicted_centroids": predicted}
+def spec(model, config) -> dict[str, Any]:
+    """model.json's "grid": the heat map's rows and columns (the read-out's cell size)."""
+    return {"grid": [int(size) for size in model.output_shape[1:3]]}

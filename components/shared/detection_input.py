@@ -1,6 +1,8 @@
-"""The tf.data input of a detector (task detection): (float32 image, anchor targets [N, 5])
-batches of one split, the targets computed per image after its augmentation, so flipped,
-scaled and shifted boxes are matched to the anchors afresh (components/shared/detection.py).
+"""The tf.data input of a detector (task detection): (float32 image, targets) batches of one
+split, the targets computed per image after its augmentation, so flipped, scaled and shifted
+boxes are matched afresh: a box detector's anchor targets [N, 5]
+(components/shared/detection.py), a centroid detector's cell classes [rows, columns]
+(components/shared/centroids.py; model.json's task "centroids").
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def dataset(tf, examples, split: str, model_info: dict[str, Any], batch_size: in
     if repeat:
         elements = elements.repeat()
         drop_remainder = True
-    anchors = detection.anchors_of(model_info)
+    encode = TARGETS[model_info.get("task", "detection")](tf, model_info)
 
     def targets(image, image_boxes, image_labels):
         image = tf.cast(image, tf.float32)
@@ -48,7 +50,23 @@ def dataset(tf, examples, split: str, model_info: dict[str, Any], batch_size: in
                                                                  image_labels)
         image_boxes = image_boxes[:detection.MAX_BOXES]
         image_labels = image_labels[:detection.MAX_BOXES]
-        return image, detection.encode(tf, anchors, image_boxes, image_labels)
+        return image, encode(image_boxes, image_labels)
 
     elements = elements.map(targets, num_parallel_calls=tf.data.AUTOTUNE)
     return elements.batch(batch_size, drop_remainder=drop_remainder)
+
+
+def _anchor_targets(tf, model_info: dict[str, Any]):
+    anchors = detection.anchors_of(model_info)
+    return lambda boxes, labels: detection.encode(tf, anchors, boxes, labels)
+
+
+def _cell_targets(tf, model_info: dict[str, Any]):
+    from edgepipe.components.shared import centroids
+
+    rows, columns = model_info["grid"]
+    return lambda boxes, labels: centroids.cell_labels(tf, boxes, labels, rows, columns)
+
+
+# The targets of each detection task's model (edgepipe.contracts.tasks), from its model.json.
+TARGETS = {"detection": _anchor_targets, "centroids": _cell_targets}

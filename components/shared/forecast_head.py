@@ -45,8 +45,10 @@ def spec(examples, statistics_dir) -> dict[str, Any]:
             "padding_value": 0.0,
             "normalization": {"mean": [0.0, *covariate_means, 0.0],
                               "variance": [1.0, *covariate_variances, 1.0]},
-            "forecast": {key: settings[key] for key in (
-                "horizon", "lookback", "seasonality", "quantiles", "covariates", "target")}}
+            "forecast": {**{key: settings[key] for key in (
+                "horizon", "lookback", "seasonality", "quantiles", "covariates", "target")},
+                # the evaluate's relative gate: what the model was trained without
+                "backtest_windows": settings.get("backtest_windows", 1)}}
 
 
 # Floor of the window scale: an all-zero window stays zero instead of dividing by zero.
@@ -75,6 +77,18 @@ def head(keras, model, spec: dict[str, Any]):
     scaled = tf.concat([tf.expand_dims(values / scale, -1), window[:, :, 1:]], axis=-1)
     outputs = keras.layers.Dense(count, dtype="float32", name="values_scaled")(body(scaled))
     return keras.Model(window, outputs * scale, name=model.name)
+
+
+def scaling_layers(model) -> list[str]:
+    """The layers of `head` around the builder's network and the output Dense (the window's
+    scale, the scaled window, the forecasts multiplied back: TensorFlow ops in the model), or
+    [] for a model without the head. Full int8 keeps them float (quantize/convert.py): one
+    input scale for series of every level would leave small series a few steps; scaled, the
+    network's int8 input has one range for all."""
+    if "values_scaled" not in [layer.name for layer in model.layers]:
+        return []
+    return [layer.name for layer in model.layers
+            if type(layer).__name__ in ("TFOpLambda", "SlicingOpLambda")]
 
 
 def loss(keras, config, spec: dict[str, Any]):

@@ -118,10 +118,11 @@ def _finite(path, feature: str, stats: dict, convert) -> tuple:
     return mean, (stds if isinstance(std, list) else stds[0])
 
 
-def label_spec(examples, statistics_dir, task_name: str) -> dict[str, Any]:
-    """The model.json fields that say what the model returns: the task, and its class names
-    (classification) or its target names and their normalisation (regression; the model
-    returns values in the data's units, see components/shared/task_heads.py)."""
+def label_spec(examples, statistics_dir, task_name: str, model: str = "") -> dict[str, Any]:
+    """The model.json fields that say what the model returns: the task (the one `model`
+    makes of it: detection with fomo is centroids), and its class names (classification,
+    detection) or its target names and their normalisation (regression; the model returns
+    values in the data's units, see components/shared/task_heads.py)."""
     from edgepipe.components.shared import task_heads
     from edgepipe.contracts import tasks
 
@@ -134,7 +135,8 @@ def label_spec(examples, statistics_dir, task_name: str) -> dict[str, Any]:
             f"{examples}: the examples hold {label!r} labels but [pipeline] task = "
             f"{task.name!r} learns {task.label_feature!r}; re-run ingest with this task.")
     if task.label in ("class", "boxes"):  # boxes: each box has a class of class_names
-        return {"task": task.name, "class_names": examples_io.class_names(examples)}
+        return {"task": tasks.for_model(task.name, model).name,
+                "class_names": examples_io.class_names(examples)}
     names = examples_io.target_names(examples)
     path = pathlib.Path(statistics_dir) / artifacts.STATISTICS
     return {"task": task.name, "class_names": [], "target_names": names,

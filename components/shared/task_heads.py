@@ -72,12 +72,19 @@ def detection_head(keras, model, spec: dict[str, Any]):
     """A detector's builder (edgepipe.models.ssd) returns its raw outputs [batch, anchors,
     4 + 1 + classes] itself; anything else is refused here, before training."""
     classes = len(spec["class_names"])
+    return require_output(model, 3, 5 + classes,
+                          f"task detection needs the raw detections [batch, anchors, 4 + 1 + "
+                          f"{classes}] of a detector: set [train] model = \"ssd\" (with your "
+                          "own backbone in [train.model_options] backbone), or \"fomo\" for "
+                          "centroids")
+
+
+def require_output(model, rank: int, depth: int, needed: str):
+    """The model, if its one output has `rank` dimensions and `depth` values along the last;
+    else ValueError naming the model, its output and `needed` (what it should be)."""
     shape = tuple(model.output_shape) if not isinstance(model.output_shape, list) else ()
-    if len(shape) != 3 or shape[2] != 5 + classes:
-        raise ValueError(
-            f"model {model.name!r} returns {model.output_shape}; task detection needs the raw "
-            f"detections [batch, anchors, 4 + 1 + {classes}] of a detector: set [train] "
-            "model = \"ssd\" (with your own backbone in [train.model_options] backbone).")
+    if len(shape) != rank or shape[-1] != depth:
+        raise ValueError(f"model {model.name!r} returns {model.output_shape}; {needed}.")
     return model
 
 
@@ -85,6 +92,18 @@ def detection_loss(keras, config, spec: dict[str, Any]):
     from edgepipe.components.shared import detection
 
     return detection.loss(keras, config, spec)
+
+
+def centroid_head(keras, model, spec: dict[str, Any]):
+    from edgepipe.components.shared import centroids
+
+    return centroids.head(keras, model, spec)
+
+
+def centroid_loss(keras, config, spec: dict[str, Any]):
+    from edgepipe.components.shared import centroids
+
+    return centroids.loss(keras, config, spec)
 
 
 def next_character_loss(keras, config, spec: dict[str, Any]):
@@ -101,14 +120,17 @@ def next_character_loss(keras, config, spec: dict[str, Any]):
 
 
 HEADS = {"classification": classification_head, "regression": regression_head,
-         "detection": detection_head, "forecasting": forecast_head.head,
+         "detection": detection_head, "centroids": centroid_head,
+         "forecasting": forecast_head.head,
          "generation": classification_head}  # a generator's builder returns the logits
 LOSSES = {"classification": crossentropy, "regression": normalized_regression_loss,
-          "detection": detection_loss, "forecasting": forecast_head.loss,
+          "detection": detection_loss, "centroids": centroid_loss,
+          "forecasting": forecast_head.loss,
           "generation": next_character_loss}
 # The validation metric a search or a schedule follows, and whether higher is better.
 VALIDATION_METRIC = {"classification": ("val_accuracy", True), "regression": ("val_mae", False),
-                     "detection": ("val_loss", False), "forecasting": ("val_loss", False),
+                     "detection": ("val_loss", False), "centroids": ("val_loss", False),
+                     "forecasting": ("val_loss", False),
                      "generation": ("val_bits_per_char", False)}
 # Tasks whose model takes something other than what input_spec derives from the examples:
 # spec(examples, statistics_dir) gives the model.json fields that replace input_spec's.
@@ -130,7 +152,13 @@ def detector_spec(model, config) -> dict[str, Any]:
 
 # What a task adds to model.json once the model is built (the train stage asks before it
 # builds the input pipeline, which may need it).
-MODEL_SPEC = {"detection": detector_spec}
+def centroid_spec(model, config) -> dict[str, Any]:
+    from edgepipe.components.shared import centroids
+
+    return centroids.spec(model, config)
+
+
+MODEL_SPEC = {"detection": detector_spec, "centroids": centroid_spec}
 
 
 def detection_outputs(tf, output: str, raw, spec: dict[str, Any]) -> dict:

@@ -53,7 +53,7 @@ def export_serving(tf, model, spec: dict[str, Any], path: pathlib.Path) -> None:
     signature = tf.TensorSpec([None, *spec["input_shape"]], tf.as_dtype(spec["input_dtype"]),
                               name="tokens" if text else feature)
 
-    task = tasks.get(spec.get("task", tasks.CLASSIFICATION.name))
+    task = tasks.of_name(spec.get("task", tasks.CLASSIFICATION.name))
 
     @tf.function(input_signature=[signature])
     def serve(values):
@@ -72,7 +72,7 @@ def model_info(config, spec: dict, params: int, placement, fitted) -> dict[str, 
         "model": config.model,
         "model_options": config.model_options,
         **{key: value for key, value in spec.items() if key != "normalization"},
-        "loss": config.loss or tasks.get(config.task).default_loss,
+        "loss": config.loss or tasks.for_model(config.task, config.model).default_loss,
         "normalization": spec.get("normalization"),
         "params": params,
         "strategy": placement.description,

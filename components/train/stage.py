@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import pydantic
 
+from edgepipe import models  # the registry only: no Keras import
 from edgepipe.components.shared import (examples_io, input_pipeline, input_spec,
                                         model_builder, task_heads, tuned_config)
 from edgepipe.components.train import generation, precision as precision_choice
@@ -38,7 +39,6 @@ from edgepipe.components.train.semi_supervised import Settings as SemiSupervised
 from edgepipe.contracts import artifacts, tasks, unlabeled_artifacts
 from edgepipe.pipeline.stage import StageConfig, WorkerFinished
 from edgepipe.pipeline.spec import StageResult, StageSpec
-
 
 
 class Config(StageConfig):
@@ -102,7 +102,8 @@ class Config(StageConfig):
 
     @pydantic.model_validator(mode="after")
     def _fits_task(self):
-        task = tasks.get(self.task)
+        tasks.check_model(self.task, self.model, models.user.is_reference(self.model))
+        task = tasks.for_model(self.task, self.model)
         if self.loss is not None and self.loss not in task.losses:
             raise ValueError(f"loss = {self.loss!r} does not fit task {task.name!r}; expected "
                              f"one of {list(task.losses)}.")
@@ -120,15 +121,11 @@ class Config(StageConfig):
     @pydantic.field_validator("model")
     @classmethod
     def _known_model(cls, model: str, info: pydantic.ValidationInfo) -> str:
-        from edgepipe import models  # the registry only: no Keras import
-
         return models.resolve(model, (info.context or {}).get("base_dir", "."))
 
     @pydantic.field_validator("model_options")
     @classmethod
     def _known_options(cls, options: dict[str, Any], info: pydantic.ValidationInfo):
-        from edgepipe import models
-
         if "model" in info.data:  # else the model's own error is reported
             models.check_options(info.data["model"], options)
         return options
@@ -137,8 +134,6 @@ class Config(StageConfig):
 def fingerprint(config: Config, inputs) -> str | None:
     """A user model's source file (editing it re-runs training); None for a built-in, whose
     source is part of the stage's code (SPEC.code)."""
-    from edgepipe import models
-
     if not models.user.is_reference(config.model):
         return None
     return f"user model sha256 {models.user.fingerprint(config.model)}"
@@ -160,10 +155,10 @@ def _train(inputs, outputs, config: Config, context) -> StageResult:
     from edgepipe.models.keras import keras
 
     config, tuned = _tuned(config, inputs, context.log)
-    examples = inputs["examples"].path
-    spec = input_spec.input_spec(examples, inputs["statistics"].path, config.sequence_length,
-                                 config.padding, config.input_color)
-    spec.update(input_spec.label_spec(examples, inputs["statistics"].path, config.task))
+    examples, statistics = inputs["examples"].path, inputs["statistics"].path
+    spec = input_spec.input_spec(examples, statistics, config.sequence_length, config.padding,
+                                 config.input_color)
+    spec.update(input_spec.label_spec(examples, statistics, config.task, config.model))
     class_names = spec["class_names"]
     outputs_count = len(class_names) or len(spec["target_names"])
     model_builder.check(config.model, config.model_options, spec["input_feature"])
@@ -200,7 +195,7 @@ def _train(inputs, outputs, config: Config, context) -> StageResult:
         semi = run_properties(outcome.summary)
     return StageResult({
         **semi,
-        "task": config.task, "loss": info["loss"],
+        "task": spec["task"], "loss": info["loss"],
         "params": info["params"], "epochs": len(fitted.history.get("loss", [])),
         "strategy": placement.description,
         "replicas": placement.replicas, "global_batch_size": placement.global_batch,
@@ -225,8 +220,8 @@ def _fit(tf, keras, examples, spec: dict, placement, config: Config, context,
         model = model_builder.build_and_compile(keras, config, spec,
                                                 len(class_names) or len(spec["target_names"]),
                                                 placement.learning_rate, config.epochs * steps)
-    if config.task in task_heads.MODEL_SPEC:  # a detector's anchors, for its targets
-        spec.update(task_heads.MODEL_SPEC[config.task](model, config))
+    if spec["task"] in task_heads.MODEL_SPEC:  # a detector's anchors (grid), for its targets
+        spec.update(task_heads.MODEL_SPEC[spec["task"]](model, config))
     if config.semi_supervised:
         outcome = semi_supervised.train(tf, keras, model, examples, spec, placement, config,
                                         context, class_names)

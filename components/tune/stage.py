@@ -107,7 +107,7 @@ def run(inputs, outputs, config: Config, context) -> StageResult:
     train = config.train
     spec = input_spec.input_spec(examples, statistics, train.sequence_length, train.padding,
                                  train.input_color)
-    spec.update(input_spec.label_spec(examples, statistics, train.task))
+    spec.update(input_spec.label_spec(examples, statistics, train.task, train.model))
     num_classes = len(spec["class_names"]) or len(spec["target_names"])
     model_builder.check(train.model, train.model_options, spec["input_feature"])
     model_builder.preflight(tf, keras, train, spec, num_classes)

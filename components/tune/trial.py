@@ -39,7 +39,7 @@ def train(tf, keras, config, examples, statistics, num_classes: int, epochs: int
     keras.utils.set_random_seed(seed)
     spec = input_spec.input_spec(examples, statistics, config.sequence_length, config.padding,
                                  config.input_color)
-    spec.update(input_spec.label_spec(examples, statistics, config.task))
+    spec.update(input_spec.label_spec(examples, statistics, config.task, config.model))
     steps = max(1, math.ceil(examples_io.split_size(examples, "train") / config.batch_size))
     training = input_pipeline.dataset(tf, examples, "train", spec, config.batch_size, seed=seed,
                                       shuffle_buffer=config.shuffle_buffer, repeat=True)

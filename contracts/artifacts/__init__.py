@@ -37,6 +37,7 @@ from edgepipe.contracts.artifacts.evaluation import (METRICS, CONFUSION, SINGLED
                                                      BLESSED, NOT_BLESSED, Blessing,
                                                      write_evaluation, read_metrics,
                                                      write_detection_evaluation,
+                                                     write_centroid_evaluation,
                                                      write_regression_evaluation,
                                                      read_confusion, read_singled_out,
                                                      write_blessing, read_blessing,

@@ -110,3 +110,16 @@ def write_detection_evaluation(evaluation_dir: PathLike, metrics: dict, singled_
               ([row["id"], row["class"], f"{row['score']:.6f}",
                 *(f"{value:.5f}" for value in row["box"]), int(row["matched"])]
                for row in prediction_rows))
+
+
+def write_centroid_evaluation(evaluation_dir: PathLike, metrics: dict, singled_out: dict,
+                              prediction_rows: Iterable[dict]) -> None:
+    """A centroid detector's evaluation: predictions.csv has one row per predicted centroid
+    (y, x as fractions of the model input; whether it matched a true box centre of its class
+    within one grid cell, contracts/centroids.py)."""
+    write_json(pathlib.Path(evaluation_dir, METRICS), metrics)
+    write_json(pathlib.Path(evaluation_dir, SINGLED_OUT), singled_out)
+    write_csv(pathlib.Path(evaluation_dir, PREDICTIONS), ("id", "class", "score", "y", "x",
+                                                          "matched"),
+              ([row["id"], row["class"], f"{row['score']:.6f}", f"{row['y']:.5f}",
+                f"{row['x']:.5f}", int(row["matched"])] for row in prediction_rows))

@@ -32,6 +32,7 @@ def read_variants(tflite_dir: PathLike) -> list[dict[str, Any]]:
                 "builtin_only"}
     scores = ({"accuracy", "agreement"}, {"mae", "mean_abs_difference"},
               {"map_50", "agreement"},  # classification, regression, detection
+              {"centroid_f1", "agreement"},  # detection by centroids
               {"bits_per_char", "bits_per_char_difference"})  # generation
     for index, record in enumerate(records):
         missing = required - set(record) if "skipped" not in record else set()

@@ -208,3 +208,19 @@ def test_the_centroid_detector_labels_box_centres_and_reads_them_back():
     assert len(centroids.centroids(heatmap)) == 3
     scores = centroids.scores([truth], heatmap[None])
     assert scores["centroid_recall"] == 1.0 and scores["centroid_precision"] == pytest.approx(2 / 3)
+
+
+@pytest.mark.slow  # trains a detector through the stages
+def test_the_report_shows_map_per_class_and_the_worst_misses(run_stage, voc_examples,
+                                                              voc_statistics, detection_model,
+                                                              detection_evaluation,
+                                                              detection_tflite):
+    properties, made = run_stage("report", {
+        "examples": voc_examples[1]["examples"], "statistics": voc_statistics[1]["statistics"],
+        "model": detection_model[1]["model"], "evaluation": detection_evaluation[1]["evaluation"],
+        "tflite": detection_tflite[1]["tflite"]}, {})
+    html = (made["report"].path / "report.html").read_text(encoding="utf-8")
+    assert properties["map_50"] == pytest.approx(detection_evaluation[0]["map_50"])
+    for anchor in ('id="box-statistics"', 'id="per-class-ap"', 'id="worst-misses-table"',
+                   "true boxes</th>", "fig-pr-curves"):
+        assert anchor in html

@@ -194,11 +194,11 @@ def test_every_variant_is_scored_by_smape_and_mase_on_litert(forecast_examples, 
     assert keras_smape == pytest.approx(forecast_evaluation[0]["smape"], rel=1e-3)
     assert variants["float32"]["smape"] == pytest.approx(keras_smape, rel=1e-3)
     assert variants["float32"]["mase"] == pytest.approx(forecast_evaluation[0]["mase"], rel=1e-3)
-    # full int8 quantizes the raw window with one scale for every series (levels 10..800):
-    # small series lose their values, so the policy deploys another variant and says why
-    assert variants["int8"]["smape"] > 1.01 * keras_smape
-    assert deployable["variant"] != "int8" and "smape" in deployable["reason"].lower()
-    print(deployable["reason"])
+    # full int8 keeps the per-window scaling float (forecast_head.scaling_layers): one int8
+    # scale of raw windows for every level (10..800) cost ~10x the sMAPE, scaled ones do not
+    assert keras_smape < variants["int8"]["smape"] < 3 * keras_smape
+    if variants["int8"]["smape"] > 1.01 * keras_smape:  # the policy says why it chose another
+        assert deployable["variant"] != "int8" and "int8 (" in deployable["reason"]
     described = metadata.read_embedded((tflite.path / "float32.tflite").read_bytes())
     assert described is not None
 

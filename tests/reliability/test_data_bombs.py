@@ -19,6 +19,7 @@ from edgepipe.components.report import sections
 from edgepipe.components.shared import input_spec, png
 from edgepipe.contracts import artifacts
 from tests.conftest import ingest_config
+from tests.fresh_process import INGEST_IN_A_FRESH_PROCESS
 
 
 def idx_header(count: int) -> bytes:
@@ -200,24 +201,6 @@ def test_a_constant_column_is_named_and_normalised_harmlessly(run_stage, tmp_pat
     spec = input_spec.input_spec(ingested["examples"].path, statistics["statistics"].path)
     assert spec["normalization"]["variance"][2] == 1.0
     assert all(value > 0 for value in spec["normalization"]["variance"])
-
-
-INGEST_IN_A_FRESH_PROCESS = """
-import json, re, sys
-from edgepipe.components.ingest import stage as ingest
-from edgepipe.pipeline.stage import Context, Runtime
-from edgepipe.pipeline.store import Store
-config = ingest.Config.model_validate(json.loads(sys.argv[1]))
-store = Store(sys.argv[2])
-context = Context(pipeline_name="fresh", run_id="fresh", seed=0, runtime=Runtime(),
-                  scratch_dir=store.scratch_dir("ingest", "fresh"))
-result, _ = store.execute(ingest.SPEC, "fresh", {}, config, context)
-print(json.dumps({"splits": result.properties["splits"],
-                  "tensorflow": "tensorflow" in sys.modules,
-                  # VmHWM, not ru_maxrss: that one keeps the parent's peak across exec
-                  "peak_mb": int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status")
-                                           .read())[1]) / 1024}))
-"""
 
 
 def test_ingest_never_imports_tensorflow(tiny_fashion_mnist, tmp_path):

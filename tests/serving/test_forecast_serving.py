@@ -13,7 +13,7 @@ from tests.forecast_fixtures import HORIZON, LOOKBACK, month
 from tests.serving.conftest import call, serve
 
 
-def test_server_and_cli_forecasts_equal_litert(tmp_path, run_stage, forecast_examples,
+def test_server_and_cli_forecasts_equal_litert(tmp_path, capsys, run_stage, forecast_examples,
                                                forecast_model, forecast_evaluation,
                                                forecast_tflite, forecast_csv):
     from ai_edge_litert.interpreter import Interpreter
@@ -56,8 +56,9 @@ def test_server_and_cli_forecasts_equal_litert(tmp_path, run_stage, forecast_exa
             for index in reversed(range(len(rows))):  # out of order: the CLI sorts by time
                 writer.writerow([name, month(index), repr(float(rows[index, 0])),
                                  int(rows[index, 1])])
-    config = tmp_path / "forecast.toml"
-    config.write_text(f"""
+    def config(fill):
+        path = tmp_path / f"forecast-{fill}.toml"
+        path.write_text(f"""
 [pipeline]
 name = "sales"
 task = "forecasting"
@@ -65,15 +66,53 @@ task = "forecasting"
 source = "csv"
 train = "{forecast_csv}"
 covariate_columns = ["promo"]
+fill = "{fill}"
 [forecast]
 horizon = {HORIZON}
 lookback = {LOOKBACK}
 [registry]
 path = "{registry}"
 """)
-    assert cli.main(["forecast", str(config), "--csv", str(series_csv), "-o", str(output)]) == 0
-    with open(output, newline="") as stream:
-        rows = list(csv.DictReader(stream))
-    assert [row["series"] for row in rows] == ["long"] * HORIZON + ["short"] * HORIZON
-    written = np.array([float(row["forecast"]) for row in rows]).reshape(2, HORIZON)
-    np.testing.assert_allclose(written, expected, rtol=1e-6)
+        return str(path)
+
+    assert cli.main(["forecast", config("none"), "--csv", str(series_csv), "-o",
+                     str(output)]) == 0
+    np.testing.assert_allclose(written(output), expected, rtol=1e-6)
+    assert [row["series"] for row in read(output)] == ["long"] * HORIZON + ["short"] * HORIZON
+    # empty values: repaired by the config's [ingest] fill and said on stderr, or refused
+    lines = series_csv.read_text().splitlines()
+    holes = [2, 5]  # file lines 3 and 6: "long" at months LOOKBACK + 3 and LOOKBACK
+    for index in holes:
+        fields = lines[index].split(",")
+        fields[2] = ""
+        lines[index] = ",".join(fields)
+    holey = tmp_path / "holey.csv"
+    holey.write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    assert cli.main(["forecast", config("none"), "--csv", str(holey), "-o", str(output)]) == 2
+    refused = capsys.readouterr().err
+    assert f"{holey}:3" in refused and "'value'" in refused and 'fill = "previous"' in refused
+    assert cli.main(["forecast", config("interpolate"), "--csv", str(holey), "-o",
+                     str(output)]) == 0
+    said = capsys.readouterr().err
+    assert "2 empty or non-numeric value(s) in 1 series" in said and "3, 6" in said
+    repaired = long.copy()
+    for month_index in (LOOKBACK + 3, LOOKBACK):  # the rows were written newest first
+        repaired[month_index, 0] = (long[month_index - 1, 0] + long[month_index + 1, 0]) / 2
+    assert not np.allclose(repaired, long)
+    interpolated = litert.invoke_each(interpreter, model_inputs.prepare(model_json,
+                                                                        [repaired, short]))
+    np.testing.assert_allclose(written(output), interpolated, rtol=1e-6)
+    assert cli.main(["forecast", config("previous"), "--csv", str(holey), "-o",
+                     str(output)]) == 0
+    assert "with the previous value" in capsys.readouterr().err
+
+
+def read(path):
+    with open(path, newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def written(path) -> np.ndarray:
+    rows = read(path)
+    return np.array([float(row["forecast"]) for row in rows]).reshape(-1, HORIZON)

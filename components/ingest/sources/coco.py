@@ -7,9 +7,10 @@ file_name, "annotations" with image_id, category_id and bbox [x, y, width, heigh
 (default: the JSON file's folder). The id is the image's file name. Class names:
 `class_names`, or every category name, in category-id order; an annotation whose category is
 not among them quarantines its image (unknown_label), like a box outside the image or of no
-area (components/ingest/sources/boxes.py). Crowd annotations (iscrowd 1) are kept as boxes of
-their class. An image listed without annotations is a background image. The file is read
-whole: its cost is its size.
+area (components/ingest/sources/boxes.py). A crowd annotation (iscrowd 1: one box around many
+objects, which COCO's own evaluation ignores) is quarantined by itself with reason "crowd",
+naming its annotation; its image is kept with its other boxes. An image listed without
+annotations is a background image. The file is read whole: its cost is its size.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 
 from edgepipe.components.ingest.sources import boxes
-from edgepipe.components.ingest.sources.common import read_bytes
+from edgepipe.components.ingest.sources.common import read_bytes, rejection
 
 KIND = "coco"
 FIELDS = ("train", "test", "train_images", "test_images", "image_shape")
@@ -49,11 +50,13 @@ def describe(config) -> dict:
     return boxes.describe(config, names, config.train)
 
 
-def _objects(document: dict, path: str) -> dict:
-    """{image id: [(label name, [xmin, ymin, xmax, ymax])]} of the annotations."""
+def _objects(document: dict, path: str) -> tuple[dict, dict]:
+    """({image id: [(label name, [xmin, ymin, xmax, ymax])]} of the annotations, {image id:
+    [the crowd annotations' (annotation id, label name, bbox)]})."""
     names = {category.get("id"): str(category.get("name"))
              for category in document["categories"]}
     objects: dict = {image.get("id"): [] for image in document["images"]}
+    crowds: dict = {image_id: [] for image_id in objects}
     for index, annotation in enumerate(document["annotations"]):
         image_id = annotation.get("image_id")
         if image_id not in objects:
@@ -70,15 +73,18 @@ def _objects(document: dict, path: str) -> dict:
                 corners = list(box)
         name = names.get(annotation.get("category_id"),
                          f"category id {annotation.get('category_id')!r}")
+        if annotation.get("iscrowd") in (1, True):
+            crowds[image_id].append((annotation.get("id", index), name, box))
+            continue
         objects[image_id].append((name, corners))
-    return objects
+    return objects, crowds
 
 
 def read_units(config, origin: str) -> list:
     path, folder = boxes.origins(config)[origin]
     document = load(path)
-    objects = _objects(document, path)
-    items = [(str(image.get("file_name", "")), objects[image.get("id")])
+    objects, crowds = _objects(document, path)
+    items = [(str(image.get("file_name", "")), objects[image.get("id")], crowds[image.get("id")])
              for image in document["images"]]
     return boxes.chunks(origin, path, folder, items)
 
@@ -88,4 +94,13 @@ def read_unit(unit, config, info):
 
 
 def expand(chunk, info):
-    return boxes.expand_items(chunk, info)
+    """The crowd annotations' rejections (one each), then the images' records."""
+    origin, path, folder, items = chunk
+    for filename, _, crowds in items:
+        for annotation_id, name, box in crowds:
+            yield rejection(f"{filename} annotation {annotation_id}", path, origin, "crowd",
+                            f"annotation {annotation_id} ({name!r}, bbox {box}) of image "
+                            f"{filename} is a crowd region (iscrowd 1): not one object, so not "
+                            "a box to learn; the image is kept with its other boxes. Set "
+                            "iscrowd 0 and draw a box per object to train on them.")
+    yield from boxes.expand_items((origin, path, folder, [item[:2] for item in items]), info)

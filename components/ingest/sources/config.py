@@ -122,8 +122,9 @@ class Config(StageConfig):
         "timestamp", description="csv, forecasting: the time column (numbers, or dates in ISO "
         "8601).")
     covariate_columns: tuple[str, ...] = pydantic.Field(
-        (), description="csv, forecasting, long format: numeric columns the model also reads "
-        "(past covariates: known up to the forecast's origin).")
+        (), description="csv/tfrecord, forecasting: numeric columns (tfrecord: float lists) "
+        "the model also reads (past covariates: known up to the forecast's origin); in the "
+        "wide format, columns shared by every series.")
     format: Literal["long", "wide"] = pydantic.Field(
         "long", description="csv, forecasting: \"long\" (a row per series and timestamp) or "
         "\"wide\" (a row per timestamp, a column per series).")
@@ -211,7 +212,8 @@ class Config(StageConfig):
                 f"key(s) {', '.join(unused)} are not used by source {self.source!r}; it takes "
                 f"{', '.join(module.FIELDS)} besides {', '.join(COMMON[1:])}")
         task_fit.check(self)
-        missing = [key for key in module.REQUIRED if getattr(self, key) in (None, ())]
+        required = ("train",) if self.task == tasks.FORECASTING.name else module.REQUIRED
+        missing = [key for key in required if getattr(self, key) in (None, ())]
         if missing:
             raise ValueError(f"source {self.source!r} needs {', '.join(missing)}")
         self._check_path_kinds()

@@ -10,7 +10,7 @@ from edgepipe.contracts import tasks
 # What task "forecasting" reads besides its source's keys, and the sources that read series.
 FORECASTING_FIELDS = ("series_column", "time_column", "covariate_columns", "format",
                       "frequency", "fill")
-SERIES_SOURCES = ("csv",)
+SERIES_SOURCES = ("csv", "tfrecord")
 # The sources that read a numeric target (regression, edgepipe.contracts.tasks).
 TARGET_SOURCES = ("csv", "tfrecord")
 # The sources that read boxes (detection).
@@ -77,15 +77,13 @@ def _check_series_keys(config) -> None:
         raise ValueError(f"[pipeline] task = \"forecasting\" reads series from "
                          f"{list(SERIES_SOURCES)}, not source {config.source!r}.")
     wrong = sorted({"label_column", "class_names", "feature_columns", "id_column",
-                    "columns_as"} & config.model_fields_set)
+                    "columns_as", "feature_key", "feature_kind", "channels", "label_key",
+                    "id_key"} & config.model_fields_set)
     if wrong:
         raise ValueError(f"{', '.join(wrong)}: not used by task \"forecasting\"; it reads "
                          "series_column, time_column, target_column, covariate_columns.")
     if len(config.target_columns) > 1:
         raise ValueError(f"target_column {list(config.target_columns)}: forecasting predicts "
                          "one column; name the others in covariate_columns.")
-    if config.format == "wide" and config.covariate_columns:
-        raise ValueError("covariate_columns: the wide format holds one value column per "
-                         "series and no covariates; use the long format for them.")
     if config.forecast is None:
         raise ValueError("task \"forecasting\" needs the [forecast] settings.")

@@ -23,8 +23,10 @@ from edgepipe.components.ingest.sources.common import match, parse_targets, reje
 
 KIND = "tfrecord"
 FIELDS = ("train", "test", "unlabeled", "feature_key", "feature_kind", "channels", "label_key",
-          "target_column", "id_key")
-REQUIRED = ("train", "feature_key", "feature_kind")
+          "target_column", "id_key",
+          # task "forecasting": a tf.train.Example per series (ingest/series_tfrecord.py)
+          "series_column", "time_column", "covariate_columns", "frequency", "fill")
+REQUIRED = ("train", "feature_key", "feature_kind")  # task "forecasting": train only
 CHUNK_RECORDS = 2000
 
 

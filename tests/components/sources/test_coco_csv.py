@@ -79,3 +79,20 @@ def test_csv_boxes(images):
         ["Bag", "Trouser", "Unicorn"]  # every label, sorted, when class_names is not set
     found = read_all("box_csv", {"train": "boxes.csv", "class_names": NAMES}, images)
     check(found, "boxes.csv")
+
+
+def test_a_coco_crowd_box_is_quarantined_and_its_image_kept(images):
+    """iscrowd 1: the crowd box is rejected by itself (reason "crowd", naming its annotation);
+    the image keeps its other box."""
+    document = {
+        "categories": [{"id": 3, "name": "Bag"}, {"id": 7, "name": "Trouser"}],
+        "images": [{"id": 0, "file_name": "good.png"}],
+        "annotations": [
+            {"id": 1, "image_id": 0, "category_id": 3, "bbox": [4, 2, 16, 10]},
+            {"id": 5, "image_id": 0, "category_id": 7, "bbox": [0, 0, 40, 20], "iscrowd": 1}]}
+    (images / "crowd.json").write_text(json.dumps(document))
+    found = read_all("coco", {"train": "crowd.json", "class_names": NAMES}, images)
+    crowd = found["good.png annotation 5"]
+    assert crowd["reason"] == "crowd" and "'Trouser'" in crowd["detail"]
+    assert crowd["source"].endswith("crowd.json")
+    assert list(found["good.png"]["objects"]["label"]) == [0]  # kept, with its Bag only
