@@ -34,16 +34,12 @@ def forecast(args: argparse.Namespace) -> int:
     from edgepipe.serving import forecast_file
 
     config = api.load_config(args.config)
-    if config.registry is None:
-        raise ModelCommandError(f"{args.config} has no [registry] section: the forecast uses "
-                                "the model pushed there.")
     ingest = config.stages["ingest"]
     columns = {"series": ingest.series_column, "time": ingest.time_column,
                "target": (ingest.target_columns or ("value",))[0],
                "covariates": list(ingest.covariate_columns)}
     try:
-        done = forecast_file.forecast(config.registry.path, config.registry.model_name,
-                                      args.csv, args.output, columns, ingest.fill)
+        done = forecast_file.forecast(config, args.csv, args.output, columns, ingest.fill)
     except (ValueError, FileNotFoundError) as error:
         raise ModelCommandError(str(error)) from None
     repaired = done["repaired"]

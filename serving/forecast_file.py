@@ -89,17 +89,14 @@ def _time_key(text: str) -> tuple:
         return (1, text.strip())
 
 
-def forecast(registry_path: str, model_name: str, csv_path: pathlib.Path,
-             output_path: pathlib.Path, columns: dict[str, Any],
-             fill: str = "none") -> dict[str, Any]:
-    """Write the forecasts of every series to `output_path`; returns what was done."""
+def forecast(config, csv_path: pathlib.Path, output_path: pathlib.Path,
+             columns: dict[str, Any], fill: str = "none") -> dict[str, Any]:
+    """Write the forecasts of every series to `output_path` with the config's newest pushed
+    model; returns what was done."""
     from ai_edge_litert.interpreter import Interpreter
 
-    version = registry.latest_version(registry_path, model_name)
-    if version is None:
-        raise ValueError(f"{registry_path}: no pushed version of {model_name!r}; run the "
-                         "pipeline until push succeeds (the model must be BLESSED).")
-    folder = pathlib.Path(registry.version_path(registry_path, model_name, version))
+    folder, version = registry.pushed_version(config)
+    model_name = config.registry.model_name
     model_json = artifacts.read_model_info(folder)
     settings = model_json.get("forecast")
     if not settings:
