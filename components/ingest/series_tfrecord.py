@@ -9,62 +9,13 @@ rows as a CSV series (series_rows.py): (series, (location "path:record:step", ti
 record that cannot be used (it does not parse, lacks a feature, its lists differ in length,
 its CRC is wrong, the file is cut) is a rejection of its own with the reason, never dropped.
 
-Ingest never imports TensorFlow: the frames are read here with their CRCs checked (crcmod,
-which Beam's tfrecord extra installs) and the Example is parsed with TFDS's TF-free copy of
-the proto (tensorflow_datasets.proto, which TFDS's NumPy parser in check_readable uses).
+Ingest never imports TensorFlow: the frames are read by ingest/tfrecord_frames.py and the
+Example is parsed with TFDS's TF-free copy of the proto (tensorflow_datasets.proto).
 """
 
 from __future__ import annotations
 
-import functools
-import gzip
-import struct
-
-from edgepipe.components.ingest.sources.common import read_bytes
-
-HEADER, FOOTER = 12, 4  # uint64 length + uint32 masked CRC of it; uint32 masked CRC of data
-
-
-@functools.lru_cache(maxsize=1)
-def _crc32c():
-    import crcmod.predefined
-
-    return crcmod.predefined.mkPredefinedCrcFun("crc-32c")
-
-
-def _masked_crc(data: bytes) -> int:
-    value = _crc32c()(data)
-    return (((value >> 15) | (value << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def frames(data: bytes):
-    """(index, record bytes) of each record of TFRecord bytes, or (index, (reason, detail))
-    for a record whose data fails its CRC (reading goes on) and, last, for a cut or corrupt
-    rest of the file (reading stops: where the next record starts is unknown)."""
-    offset, index = 0, 0
-    while offset < len(data):
-        header = data[offset:offset + HEADER]
-        if len(header) < HEADER:
-            yield index, ("truncated_record", f"the file ends inside a record header at byte "
-                          f"{offset}; the rest of the file cannot be read")
-            return
-        (length,), (crc,) = struct.unpack("<Q", header[:8]), struct.unpack("<I", header[8:])
-        if _masked_crc(header[:8]) != crc:
-            yield index, ("truncated_record", f"the length of the record at byte {offset} "
-                          "fails its CRC; the rest of the file cannot be read")
-            return
-        end = offset + HEADER + length
-        body, footer = data[offset + HEADER:end], data[end:end + FOOTER]
-        if len(body) < length or len(footer) < FOOTER:
-            yield index, ("truncated_record", f"the file ends inside the record at byte "
-                          f"{offset} (a cut copy?)")
-            return
-        if _masked_crc(body) != struct.unpack("<I", footer)[0]:
-            yield index, ("corrupt_record", f"the data of the record at byte {offset} fails "
-                          "its CRC")
-        else:
-            yield index, body
-        offset, index = end + FOOTER, index + 1
+from edgepipe.components.ingest import tfrecord_frames
 
 
 def _rejection(location: str, reason: str, detail: str) -> dict:
@@ -75,18 +26,15 @@ def _rejection(location: str, reason: str, detail: str) -> dict:
 def read_rows(path: str, config, layout: dict):
     """Tagged elements, as series_rows.read_rows: ("row", (series, (location, time,
     [texts]))) per step of each usable record, ("rejected", JSON fields) per unusable one."""
+    with tfrecord_frames.opened(path) as stream:
+        yield from _rows(path, tfrecord_frames.frames(stream), config, layout["target"])
+
+
+def _rows(path: str, records, config, target: str):
     from google.protobuf.message import DecodeError
     from tensorflow_datasets.proto import tf_example_pb2
 
-    data = read_bytes(path)
-    if path.endswith(".gz"):
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as error:
-            yield "rejected", _rejection(f"{path}:0", "truncated_record",
-                                         f"the GZIP file cannot be read: {error}")
-            return
-    for index, record in frames(data):
+    for index, record in records:
         location = f"{path}:{index}"
         if isinstance(record, tuple):
             yield "rejected", _rejection(location, *record)
@@ -97,7 +45,7 @@ def read_rows(path: str, config, layout: dict):
             yield "rejected", _rejection(location, "unparseable_record",
                                          f"not a tf.train.Example ({error})")
             continue
-        parsed = _series(feature, config, layout["target"])
+        parsed = _series(feature, config, target)
         if len(parsed) == 2:
             yield "rejected", _rejection(location, *parsed)
             continue

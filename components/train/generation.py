@@ -95,18 +95,18 @@ def run(inputs, outputs, config, context) -> StageResult:
     length = config.sequence_length or DEFAULT_SEQUENCE_LENGTH
     check_model(models, config.model)
     train_ids = split_stream(examples, "train", index)
-    train_rows = windows(train_ids, length)  # an epoch: as many random windows as these
+    train_windows = max(0, (len(train_ids) - 1) // length)  # random ones an epoch
     validation_rows = windows(split_stream(examples, "validation", index), length)
     placement = distribute.place(context.runtime, config.batch_size, config.learning_rate,
                                  config.lr_scaling)
-    if len(train_rows) < placement.global_batch:
+    if train_windows < placement.global_batch:
         raise ValueError(
-            f"{examples}: the train split gives {len(train_rows)} windows of "
+            f"{examples}: the train split gives {train_windows} windows of "
             f"{length + 1} characters, fewer than one global batch ({placement.global_batch}); "
             "lower [train] sequence_length or batch_size, or use a larger corpus.")
-    steps = max(1, len(train_rows) // placement.global_batch)
+    steps = max(1, train_windows // placement.global_batch)
     context.log.info("training %s on %d windows of %d characters (%s), %d replica(s), "
-                     "global batch %d", config.model, len(train_rows), length,
+                     "global batch %d", config.model, train_windows, length,
                      placement.description, placement.replicas, placement.global_batch)
     keras.utils.set_random_seed(context.seed)
     spec = {"task": config.task, "input_feature": "text", "input_shape": [length],
@@ -125,7 +125,7 @@ def run(inputs, outputs, config, context) -> StageResult:
     model_dir = stage._save(tf, model, spec, fitted, placement, outputs["model"], context,
                             exporter=lambda tf, model, spec, folder: save(
                                 tf, model, folder, pathlib.Path(inputs["statistics"].path)))
-    info = model_info(model, config, spec, placement, fitted, len(train_rows),
+    info = model_info(model, config, spec, placement, fitted, train_windows,
                       len(validation_rows))
     artifacts.write_model_info(model_dir, info)
     artifacts.write_history(model_dir, fitted.history)
@@ -138,7 +138,7 @@ def run(inputs, outputs, config, context) -> StageResult:
         "final": {metric: values[-1] for metric, values in fitted.history.items()},
         "resumed_from_epoch": fitted.resumed_from_epoch,
         "seconds_per_epoch": fitted.mean_epoch_seconds,
-        "training_windows": len(train_rows),
+        "training_windows": train_windows,
         **({"budget": fitted.budget} if fitted.budget else {}),
     }, resumed=fitted.resumed_from_epoch is not None)
 

@@ -18,6 +18,7 @@ import pathlib
 
 import numpy as np
 
+from edgepipe.components.ingest import tfrecord_frames
 from edgepipe.components.ingest.sources import image_dir
 from edgepipe.components.ingest.sources.common import match, parse_targets, rejection
 
@@ -62,7 +63,7 @@ def describe(config) -> dict:
 
 def _first_image_shape(found: dict, key: str) -> tuple[int, int, int]:
     """Shape of the first decodable image: every example must have it."""
-    from tensorflow.core.example import example_pb2
+    from tensorflow_datasets.proto import tf_example_pb2 as example_pb2
 
     for paths in found.values():
         for path in paths:
@@ -78,22 +79,19 @@ def _first_image_shape(found: dict, key: str) -> tuple[int, int, int]:
 
 def _records(path: str):
     """(start index, list of serialized records) chunks; a final (index, str message) if the
-    file ends in a truncated or corrupt record."""
-    import tensorflow as tf
-
-    compression = "GZIP" if path.endswith(".gz") else ""
+    file ends in a truncated or corrupt record (read without TensorFlow: ingest/tfrecord_frames)."""
     chunk, start = [], 0
-    try:
-        for record in tf.data.TFRecordDataset(path, compression_type=compression):
-            chunk.append(record.numpy())
+    with tfrecord_frames.opened(path) as stream:
+        for index, record in tfrecord_frames.frames(stream):
+            if isinstance(record, tuple):  # reading stops at the first unreadable record
+                if chunk:
+                    yield start, chunk
+                yield index, f"{record[0]}: {record[1]}"
+                return
+            chunk.append(record)
             if len(chunk) == CHUNK_RECORDS:
                 yield start, chunk
                 start, chunk = start + len(chunk), []
-    except (tf.errors.DataLossError, tf.errors.OutOfRangeError, OSError) as error:
-        if chunk:
-            yield start, chunk
-        yield start + len(chunk), f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
-        return
     if chunk:
         yield start, chunk
 
@@ -111,7 +109,7 @@ def read_unit(unit, config, info):
 def parse(serialized: bytes, record_id: str, source: str, origin: str, info: dict) -> dict:
     """One serialized tf.train.Example -> a record, or a rejection naming the problem."""
     from google.protobuf.message import DecodeError
-    from tensorflow.core.example import example_pb2
+    from tensorflow_datasets.proto import tf_example_pb2 as example_pb2
 
     try:
         feature = example_pb2.Example.FromString(serialized).features.feature
